@@ -1,0 +1,62 @@
+"""The command line: `pager-emulator serve` / `python -m pager serve`."""
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from pager.app import Emulator
+from pager.config import ConfigError, load
+from pager.store import StoreError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pager-emulator",
+                                description="Emulated T7470 pager transmitter over CoAP")
+    sub = p.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the emulator")
+    serve.add_argument("--host", help="address to bind (default :: = all addresses)")
+    serve.add_argument("--port", type=int, help="UDP port (default 5683; 0 = any free port)")
+    serve.add_argument("--db", help="SQLite store path (default pager.db)")
+    serve.add_argument("--config", help="TOML configuration file")
+    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    return p
+
+
+async def _serve(emulator: Emulator) -> None:
+    await emulator.start()
+    host = emulator.config.host
+    shown = f"[{host}]" if ":" in host else host
+    print(f"pager-emulator listening on udp {shown}:{emulator.port}, store {emulator.db_path}",
+          flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await emulator.stop()
+        print("pager-emulator stopped", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load(args.config, host=args.host, port=args.port, db=args.db,
+                      log_level=args.log_level)
+    except ConfigError as e:
+        print(f"pager-emulator: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(_serve(Emulator(config)))
+    except StoreError as e:
+        print(f"pager-emulator: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"pager-emulator: cannot listen: {e}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,1 @@
+"""Thin aiocoap resources: decode, call the core through the engine, encode."""

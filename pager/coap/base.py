@@ -1,0 +1,185 @@
+"""What every API resource shares: formats, size limits, queries and error bodies.
+
+aiocoap raises its own errors (4.05 for a missing render method, Block1 trouble) without a
+body; the spec wants a JSON error body on every 4.xx but the 4.04 of an unknown path, so
+`ApiResource` catches them on the way out and renders them like our own refusals.
+"""
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiocoap import Message, error, resource
+from aiocoap.numbers.codes import Code
+
+from pager import wire
+from pager.domain import rules
+from pager.domain.errors import Invalid, NoActiveSession, Refused
+from pager.domain.statistics import figures
+from pager.engine import Engine
+
+log = logging.getLogger("pager.coap")
+
+CODE_2_00 = Code(0x40)  # not registered in CoAP; the vendor's clients test for '2.00'
+
+
+class ApiError(Exception):
+    def __init__(self, code: Code, message: str, field: str | None = None):
+        super().__init__(message)
+        self.code, self.message, self.field = code, message, field
+
+
+@dataclass(frozen=True)
+class Identity:
+    device_name: str = "T7470"
+    firmware_version: str = "8.4.100.43"
+
+
+class Api:
+    """The context every resource works in: the engine, identity and request rules."""
+
+    def __init__(self, engine: Engine, identity: Identity, strict: bool):
+        self.engine = engine
+        self.identity = identity
+        self.strict = strict
+        self.limits = engine.config.limits
+
+    def respond(self, request: Message, code: Code | None = None, **sections: Any) -> Message:
+        state = self.engine.state
+        body = wire.envelope(
+            state.device.global_sequence, wire.fmt(self.engine.clock.now()),
+            self.identity.device_name, self.identity.firmware_version, **sections,
+        )
+        ct = response_format(request)
+        return Message(code=code, payload=body.encode(ct), content_format=ct)
+
+    def statistics(self) -> wire.StatisticsOut:
+        return wire.statistics_out(figures(self.engine.state.device.counters))
+
+    def error(self, request: Message, code: Code, message: str, field: str | None) -> Message:
+        ct = response_format(request) if request.opt.accept in wire.FORMATS else wire.JSON
+        body = wire.envelope(
+            self.engine.state.device.global_sequence, wire.fmt(self.engine.clock.now()),
+            self.identity.device_name, self.identity.firmware_version,
+            error=wire.error_out(code.dotted, message, field),
+        )
+        return Message(code=code, payload=body.encode(ct), content_format=ct)
+
+    def body(self, request: Message, model: type[wire._Body], required: tuple[str, ...] = ()):
+        """Decode a request body, applying the compact-JSON and unknown-field rules."""
+        ct = request.opt.content_format
+        if ct == wire.JSON or ct is None:
+            if not wire.is_compact(request.payload):
+                self._lenient("body is not compact JSON (tabs or newlines)", None)
+        body = wire.decode(model, request.payload, ct, self.limits, required)
+        for name in body.model_extra or {}:
+            self._lenient(f"unknown field {name}", name)
+        return body
+
+    def query(self, request: Message, known: tuple[str, ...]) -> dict[str, str]:
+        items: dict[str, str] = {}
+        for q in request.opt.uri_query:
+            name, sep, value = q.partition("=")
+            if not sep or not name:
+                raise Invalid(f"malformed query {q!r}: expected name=value")
+            if name in items:
+                raise Invalid(f"query {name} given twice", name)
+            if name not in known:
+                self._lenient(f"unknown query {name}", name)
+                continue
+            items[name] = value
+        return items
+
+    def query_int(self, query: dict[str, str], name: str, lo: int, hi: int) -> int | None:
+        text = query.get(name)
+        if text is None:
+            return None
+        if not text.isascii() or not text.isdigit() or int(text) < lo or int(text) > hi:
+            raise Invalid(rules.requirement(name, self.limits), name)
+        return int(text)
+
+    def number(self, request: Message, required: bool = True) -> int | None:
+        query = self.query(request, ("number",))
+        number = self.query_int(query, "number", self.limits.number_min, self.limits.number_max)
+        if number is None and required:
+            raise Invalid("number is required in the query (number=<integer>)", "number")
+        return number
+
+    def _lenient(self, what: str, field: str | None) -> None:
+        if self.strict:
+            raise Invalid(what, field)
+        log.warning("accepted a request with %s", what)
+
+
+def response_format(request: Message) -> int:
+    return wire.CBOR if request.opt.accept == wire.CBOR else wire.JSON
+
+
+class ApiResource(resource.Resource):
+    """Base of every /v1 resource."""
+
+    ct = "50 60"
+
+    def __init__(self, api: Api):
+        super().__init__()
+        self.api = api
+
+    async def render_to_pipe(self, pipe) -> None:
+        request = pipe.request
+        block1 = request.opt.block1
+        if block1 is not None and block1.start + block1.size > rules.BODY_MAX:
+            pipe.add_response(self._too_large(request), is_last=True)
+            return
+        try:
+            await super().render_to_pipe(pipe)
+        except error.RenderableError as e:
+            raw = e.to_message()
+            if raw.code.is_successful() or raw.code == Code.CONTINUE:
+                raise
+            pipe.add_response(
+                self.api.error(request, raw.code, _AIOCOAP_TEXT.get(raw.code, str(raw.code)),
+                               None),
+                is_last=True,
+            )
+
+    async def render(self, request: Message) -> Message:
+        try:
+            self._check_formats(request)
+            if len(request.payload) > rules.BODY_MAX:
+                return self._too_large(request)
+            return await super().render(request)
+        except ApiError as e:
+            return self.api.error(request, e.code, e.message, e.field)
+        except NoActiveSession as e:
+            return self.api.error(request, Code.NOT_FOUND, e.message, e.field)
+        except Refused as e:
+            return self.api.error(request, Code.BAD_REQUEST, e.message, e.field)
+        except error.UnallowedMethod:
+            return self.api.error(request, Code.METHOD_NOT_ALLOWED,
+                                  f"method {request.code} is not allowed on this resource", None)
+
+    def _check_formats(self, request: Message) -> None:
+        if request.opt.content_format not in (None, *wire.FORMATS):
+            raise ApiError(Code.UNSUPPORTED_CONTENT_FORMAT,
+                           "request Content-Format must be 50 (application/json) or 60 "
+                           "(application/cbor)")
+        if request.opt.accept not in (None, *wire.FORMATS):
+            raise ApiError(Code.NOT_ACCEPTABLE,
+                           "Accept must be 50 (application/json) or 60 (application/cbor)")
+
+    def _too_large(self, request: Message) -> Message:
+        response = self.api.error(
+            request, Code.REQUEST_ENTITY_TOO_LARGE,
+            f"request body must be at most {rules.BODY_MAX} bytes", None,
+        )
+        response.opt.size1 = rules.BODY_MAX
+        return response
+
+
+_AIOCOAP_TEXT = {
+    Code.BAD_REQUEST: "bad request",
+    Code.METHOD_NOT_ALLOWED: "method not allowed on this resource",
+    Code.REQUEST_ENTITY_INCOMPLETE: "block-wise request body incomplete",
+    Code.REQUEST_ENTITY_TOO_LARGE: f"request body must be at most {rules.BODY_MAX} bytes",
+    Code.UNSUPPORTED_CONTENT_FORMAT: "unsupported Content-Format",
+}

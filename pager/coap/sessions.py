@@ -1,0 +1,108 @@
+"""/v1/sessions and its history and statistics sub-resources (spec §4)."""
+
+import struct
+import uuid
+import zlib
+
+from aiocoap import Message
+from aiocoap.numbers.codes import Code
+
+from pager import wire
+from pager.coap.base import CODE_2_00, ApiResource
+from pager.domain import operations as ops
+from pager.domain import rules
+from pager.domain.errors import NoActiveSession
+
+
+class Sessions(ApiResource):
+    rt = "t7470.sessions"
+
+    async def render_get(self, request: Message) -> Message:
+        api = self.api
+        number = api.number(request, required=False)
+        await api.engine.catch_up()
+        state = api.engine.state
+        if number is not None:
+            session = state.active.get(number)
+            if session is None:
+                raise NoActiveSession(number)
+            return api.respond(request, sessions=[wire.session_out(session)])
+        etag = self._etag(request)
+        if etag in request.opt.etags:
+            return Message(code=Code.VALID, etag=etag)
+        sessions = sorted(state.active.values(), key=lambda s: s.id)
+        response = api.respond(request, sessions=[wire.session_out(s) for s in sessions],
+                               statistics=api.statistics())
+        response.opt.etag = etag
+        return response
+
+    def _etag(self, request: Message) -> bytes:
+        """Changes with every session change and statistics clear, never with the time alone."""
+        device = self.api.engine.state.device
+        identity = zlib.crc32(repr(self.api.identity).encode()) & 0xFF
+        return struct.pack(">IHBB", device.global_sequence & 0xFFFFFFFF,
+                           device.statistics_generation & 0xFFFF, identity,
+                           request.opt.accept or 0)
+
+    async def render_post(self, request: Message) -> Message:
+        api = self.api
+        body = api.body(request, wire.SessionBody, required=("number",))
+        outcome = await api.engine.run(
+            lambda state, now: ops.create_or_update(state, body.number, body.patch(), now,
+                                                    str(uuid.uuid4()), api.engine.config)
+        )
+        code = Code.CREATED if outcome.created else CODE_2_00
+        return api.respond(request, code, sessions=[wire.session_out(outcome.session)],
+                           statistics=api.statistics())
+
+    async def render_put(self, request: Message) -> Message:
+        api = self.api
+        number = api.number(request)
+        body = api.body(request, wire.SessionBody)
+        if "number" in body.model_fields_set and body.number != number:
+            raise ops.Invalid("number in the body must match the query", "number")
+        outcome = await api.engine.run(
+            lambda state, now: ops.update(state, number, body.patch(), now, api.engine.config)
+        )
+        return api.respond(request, Code.CHANGED, sessions=[wire.session_out(outcome.session)],
+                           statistics=api.statistics())
+
+    async def render_delete(self, request: Message) -> Message:
+        api = self.api
+        number = api.number(request, required=False)
+        if number is None:
+            await api.engine.run(lambda state, now: ops.remove_all(state, now))
+        else:
+            await api.engine.run(lambda state, now: ops.remove(state, number, now,
+                                                               api.engine.config))
+        return Message(code=Code.DELETED)
+
+
+class History(ApiResource):
+    rt = "t7470.session_history"
+
+    async def render_get(self, request: Message) -> Message:
+        api = self.api
+        query = api.query(request, ("limit", "after"))
+        limit = api.query_int(query, "limit", *rules.HISTORY_LIMIT)
+        after = api.query_int(query, "after", 0, 2**63 - 1)
+        await api.engine.catch_up()
+        archived = await api.engine.store.history(after, limit)
+        return api.respond(request,
+                           session_history=[wire.session_out(a, history=True) for a in archived])
+
+    async def render_delete(self, request: Message) -> Message:
+        await self.api.engine.store.delete_history()
+        return Message(code=Code.DELETED)
+
+
+class Statistics(ApiResource):
+    rt = "t7470.statistics"
+
+    async def render_get(self, request: Message) -> Message:
+        await self.api.engine.catch_up()
+        return self.api.respond(request, statistics=self.api.statistics())
+
+    async def render_delete(self, request: Message) -> Message:
+        await self.api.engine.run(lambda state, now: ops.clear_statistics(state, now))
+        return Message(code=Code.DELETED)

@@ -1,0 +1,45 @@
+"""/v1/settings and /v1/page (spec §4.6, §9)."""
+
+from aiocoap import Message
+from aiocoap.numbers.codes import Code
+
+from pager import wire
+from pager.coap.base import ApiResource
+from pager.domain import operations as ops
+from pager.domain.timefmt import fmt
+
+
+class Settings(ApiResource):
+    rt = "t7470.settings"
+
+    def _settings(self) -> wire.SettingsOut:
+        engine = self.api.engine
+        s = engine.state.device.settings
+        return wire.SettingsOut.model_construct(
+            datetime=fmt(engine.clock.now()), systemId=s.system_id,
+            defaultTargetGoal=s.default_goal, statisticsClearMark=s.clear_mark,
+        )
+
+    async def render_get(self, request: Message) -> Message:
+        await self.api.engine.catch_up()
+        return self.api.respond(request, settings=self._settings())
+
+    async def render_post(self, request: Message) -> Message:
+        api = self.api
+        patch = api.body(request, wire.SettingsBody).patch(api.limits)
+        await api.engine.run(
+            lambda state, now: ops.update_settings(state, patch, now, api.engine.config)
+        )
+        return api.respond(request, Code.CHANGED, settings=self._settings())
+
+
+class Page(ApiResource):
+    rt = "t7470.page"
+
+    async def render_post(self, request: Message) -> Message:
+        api = self.api
+        page = api.body(request, wire.PageBody, required=("number",)).request()
+        outcome = await api.engine.run(
+            lambda state, now: ops.page(state, page, now, api.engine.config)
+        )
+        return api.respond(request, Code.CHANGED, page=wire.page_out(outcome.transmission))

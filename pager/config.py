@@ -1,0 +1,55 @@
+"""Configuration: defaults, the TOML file, then command-line flags (spec §1, §7, §9).
+
+`config.example.toml` at the top of the repository documents every key with its default.
+"""
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(Exception):
+    pass
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    host: str = "::"
+    port: int = Field(5683, ge=0, le=65535)
+    db: str = "pager.db"
+    device_name: str = "T7470"
+    firmware_version: str = "8.4.100.43"
+    number_min: int = Field(0, ge=0)
+    number_max: int = Field(4095, ge=0)
+    staff_pagers: list[int] = []
+    history_limit: int = Field(100_000, ge=1)
+    strict: bool = False
+    auto_page_at_goal: bool = False
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "Config":
+        if self.number_min > self.number_max:
+            raise ValueError("number_min must not exceed number_max")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
+        return self
+
+
+def load(path: str | Path | None = None, **overrides) -> Config:
+    """Defaults, then the TOML file at `path`, then the non-None `overrides`."""
+    values: dict = {}
+    if path is not None:
+        try:
+            values.update(tomllib.loads(Path(path).read_text()))
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"cannot read config {path}: {e}") from e
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Config(**values)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'config'}: {err['msg']}"
+                             for err in e.errors())
+        raise ConfigError(f"invalid configuration: {problems}") from e

@@ -1,0 +1,22 @@
+"""Domain refusals. The CoAP layer maps them to response codes; the core never knows codes."""
+
+
+class Refused(Exception):
+    """A request the device refuses; nothing has changed."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class Invalid(Refused):
+    """The request is malformed or a value is out of range (4.00)."""
+
+
+class NoActiveSession(Refused):
+    """The request needs an active session for a number that has none (4.04)."""
+
+    def __init__(self, number: int):
+        super().__init__(f"no active session for number {number}", "number")
+        self.number = number

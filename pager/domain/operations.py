@@ -1,0 +1,295 @@
+"""Every way the transmitter's state can change, as pure functions of (state, input, now).
+
+Each returns an `Outcome`: the `Change` to commit (None when nothing changes) and what the
+answer shows. Nothing here mutates the state; the shell applies the change after the commit.
+"""
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from pager.domain import rules
+from pager.domain.errors import Invalid, NoActiveSession
+from pager.domain.model import REMOVED, STOP, Archived, Change, Device, Session, Settings, State
+from pager.domain.pagemodes import Transmission, default_mode, parse_message
+from pager.domain.statistics import Counters, clear_due
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    limits: rules.Limits = rules.Limits()
+    staff_pagers: frozenset[int] = frozenset()
+    auto_page_at_goal: bool = False
+
+
+@dataclass(frozen=True)
+class SessionPatch:
+    """The fields of a session request; UNSET means 'not given' (partial update)."""
+
+    goal: Any = UNSET
+    label: Any = UNSET  # str, None (clears it) or UNSET
+    party_size: Any = UNSET
+    action: str | None = None
+    page_mode: str | None = None
+    message: str | None = None
+
+    def check(self, limits: rules.Limits) -> None:
+        if self.goal is not UNSET:
+            rules.check_int("goal", self.goal, *rules.GOAL, limits)
+        if self.label is not UNSET:
+            rules.check_label(self.label, limits)
+        if self.party_size is not UNSET:
+            rules.check_int("partySize", self.party_size, *rules.PARTY_SIZE, limits)
+        if self.action is not None:
+            rules.check_action(self.action, limits)
+        check_page_fields(self.page_mode, self.message, limits)
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    number: int
+    page_mode: str | None = None
+    message: str | None = None
+    system_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SettingsPatch:
+    datetime: Any = UNSET
+    system_id: Any = UNSET
+    default_goal: Any = UNSET
+    clear_mark: Any = UNSET
+
+
+@dataclass(frozen=True)
+class Outcome:
+    change: Change | None
+    session: Session | Archived | None = None
+    created: bool = False
+    transmission: Transmission | None = None
+
+
+def check_page_fields(page_mode: str | None, message: str | None, limits: rules.Limits) -> None:
+    if page_mode is not None:
+        rules.check_page_mode(page_mode, limits)
+    if message is not None:
+        rules.check_message(message, limits)
+        parse_message(message)
+
+
+@dataclass
+class _Draft:
+    """Accumulates one change: hands out sequence numbers and ids in order."""
+
+    device: Device
+    saved: list[Session] = field(default_factory=list)
+    archived: list[Archived] = field(default_factory=list)
+    transmissions: list[Transmission] = field(default_factory=list)
+    settings_changed: bool = False
+    statistics_cleared: bool = False
+
+    def __post_init__(self) -> None:
+        self.origin = self.device
+
+    def _next_sequence(self) -> int:
+        self.device = replace(self.device, global_sequence=self.device.global_sequence + 1)
+        return self.device.global_sequence
+
+    def save(self, session: Session) -> Session:
+        session = replace(session, sequence=self._next_sequence())
+        self.saved.append(session)
+        return session
+
+    def archive(self, session: Session, now: datetime, clear_type: str) -> Archived:
+        archived = Archived(replace(session, sequence=self._next_sequence()), now, clear_type)
+        self.archived.append(archived)
+        return archived
+
+    def new_session_id(self) -> int:
+        sid = self.device.next_session_id
+        self.device = replace(self.device, next_session_id=sid + 1)
+        return sid
+
+    def count(self, counters: Counters) -> None:
+        self.device = replace(self.device, counters=counters)
+
+    def transmit(self, number: int, mode: str, message: str | None, system_id: int,
+                 session_id: int | None, now: datetime) -> Transmission:
+        text, codes = parse_message(message) if message is not None else (None, ())
+        tx = Transmission(self.device.next_transmission_id, now, number, system_id, mode, text,
+                          codes, session_id)
+        self.device = replace(self.device, next_transmission_id=tx.id + 1)
+        self.transmissions.append(tx)
+        return tx
+
+    def clear_statistics(self, now: datetime) -> None:
+        self.device = replace(
+            self.device,
+            counters=Counters(),
+            statistics_generation=self.device.statistics_generation + 1,
+            clear_mark_since=now,
+        )
+        self.statistics_cleared = True
+
+    def change(self) -> Change:
+        return Change(self.device, tuple(self.saved), tuple(self.archived),
+                      tuple(self.transmissions), self.settings_changed, self.statistics_cleared)
+
+    def outcome(self, **kw: Any) -> Outcome:
+        changed = self.device != self.origin or self.archived or self.settings_changed
+        return Outcome(self.change() if changed else None, **kw)
+
+
+def _page(d: _Draft, s: Session, when: datetime, page_mode: str | None, message: str | None,
+          cfg: DeviceConfig) -> Session:
+    """Transmit to a session's pager; the first page marks it paged and feeds the statistics."""
+    mode = page_mode or default_mode(s.number, cfg.staff_pagers)
+    d.transmit(s.number, mode, message, d.device.settings.system_id, s.id, when)
+    if s.notified is None:
+        d.count(d.device.counters.first_page(s.created, when, s.goal))
+        s = replace(s, notified=when)
+    return s
+
+
+def _apply_fields(s: Session, p: SessionPatch) -> Session:
+    changes = {}
+    if p.goal is not UNSET:
+        changes["goal"] = p.goal
+    if p.label is not UNSET:
+        changes["label"] = p.label
+    if p.party_size is not UNSET:
+        changes["party_size"] = p.party_size
+    return replace(s, **changes)
+
+
+def _finish(d: _Draft, before: Session | None, s: Session, p: SessionPatch, now: datetime,
+            cfg: DeviceConfig, created: bool) -> Outcome:
+    if p.action == "clear" or p.action == "remove":
+        return d.outcome(session=d.archive(s, now, STOP if p.action == "clear" else REMOVED),
+                         created=created)
+    if p.action == "page":
+        s = _page(d, s, now, p.page_mode, p.message, cfg)
+    if s != before:
+        s = d.save(s)
+    return d.outcome(session=s, created=created)
+
+
+def create_or_update(state: State, number: int, p: SessionPatch, now: datetime, uuid: str,
+                     cfg: DeviceConfig) -> Outcome:
+    """POST /v1/sessions: create a session for `number`, or update the active one."""
+    rules.check_number(number, cfg.limits)
+    p.check(cfg.limits)
+    d = _Draft(state.device)
+    existing = state.active.get(number)
+    if existing is not None:
+        return _finish(d, existing, _apply_fields(existing, p), p, now, cfg, created=False)
+    if p.action in ("clear", "remove"):
+        raise NoActiveSession(number)
+    s = Session(
+        id=d.new_session_id(), sequence=0, uuid=uuid, number=number,
+        party_size=1, goal=state.device.settings.default_goal, created=now, notified=None,
+        label=None,
+    )
+    d.count(d.device.counters.created())
+    return _finish(d, None, _apply_fields(s, p), p, now, cfg, created=True)
+
+
+def update(state: State, number: int, p: SessionPatch, now: datetime, cfg: DeviceConfig) -> Outcome:
+    """PUT /v1/sessions?number=N: partial update and action on an active session."""
+    rules.check_number(number, cfg.limits)
+    p.check(cfg.limits)
+    existing = state.active.get(number)
+    if existing is None:
+        raise NoActiveSession(number)
+    return _finish(_Draft(state.device), existing, _apply_fields(existing, p), p, now, cfg,
+                   created=False)
+
+
+def remove(state: State, number: int, now: datetime, cfg: DeviceConfig) -> Outcome:
+    """DELETE /v1/sessions?number=N."""
+    rules.check_number(number, cfg.limits)
+    existing = state.active.get(number)
+    if existing is None:
+        raise NoActiveSession(number)
+    d = _Draft(state.device)
+    return d.outcome(session=d.archive(existing, now, REMOVED))
+
+
+def remove_all(state: State, now: datetime) -> Outcome:
+    """DELETE /v1/sessions: every active session is removed, one sequence step each, by id."""
+    d = _Draft(state.device)
+    for s in sorted(state.active.values(), key=lambda s: s.id):
+        d.archive(s, now, REMOVED)
+    return d.outcome()
+
+
+def clear_statistics(state: State, now: datetime) -> Outcome:
+    d = _Draft(state.device)
+    d.clear_statistics(now)
+    return d.outcome()
+
+
+def page(state: State, req: PageRequest, now: datetime, cfg: DeviceConfig) -> Outcome:
+    """POST /v1/page: a standalone transmission; no session, statistics or sequence change."""
+    rules.check_number(req.number, cfg.limits)
+    check_page_fields(req.page_mode, req.message, cfg.limits)
+    if req.system_id is not None:
+        rules.check_int("systemId", req.system_id, *rules.SYSTEM_ID, cfg.limits)
+    d = _Draft(state.device)
+    system_id = state.device.settings.system_id if req.system_id is None else req.system_id
+    mode = req.page_mode or default_mode(req.number, cfg.staff_pagers)
+    tx = d.transmit(req.number, mode, req.message, system_id, None, now)
+    return d.outcome(transmission=tx)
+
+
+def update_settings(state: State, p: SettingsPatch, now: datetime, cfg: DeviceConfig) -> Outcome:
+    """POST /v1/settings: partial update. Setting `datetime` moves the transmitter's clock."""
+    limits = cfg.limits
+    if p.system_id is not UNSET:
+        rules.check_int("systemId", p.system_id, *rules.SYSTEM_ID, limits)
+    if p.default_goal is not UNSET:
+        rules.check_int("defaultTargetGoal", p.default_goal, *rules.GOAL, limits)
+    if p.clear_mark is not UNSET:
+        rules.check_int("statisticsClearMark", p.clear_mark, *rules.CLEAR_MARK, limits)
+    if p.datetime is not UNSET and not isinstance(p.datetime, datetime):
+        raise Invalid(rules.requirement("datetime", limits), "datetime")
+    dev, old = state.device, state.device.settings
+    settings = Settings(
+        system_id=old.system_id if p.system_id is UNSET else p.system_id,
+        default_goal=old.default_goal if p.default_goal is UNSET else p.default_goal,
+        clear_mark=old.clear_mark if p.clear_mark is UNSET else p.clear_mark,
+    )
+    since = dev.clear_mark_since
+    offset = dev.clock_offset
+    if p.datetime is not UNSET:
+        offset += int((p.datetime - now).total_seconds())
+        since = p.datetime
+    elif settings.clear_mark != old.clear_mark:
+        since = now
+    d = _Draft(replace(dev, settings=settings, clock_offset=offset, clear_mark_since=since))
+    d.settings_changed = True
+    return d.outcome()
+
+
+def maintenance(state: State, now: datetime, cfg: DeviceConfig) -> Change | None:
+    """What time alone changes: the daily statistics clear and, if enabled, paging at the goal."""
+    d = _Draft(state.device)
+    since = state.device.clear_mark_since
+    if since is None:  # a new store: the clear mark counts from the first start
+        d.device = replace(d.device, clear_mark_since=now)
+    elif clear_due(since, now, state.device.settings.clear_mark):
+        d.clear_statistics(now)
+    if cfg.auto_page_at_goal:
+        due = [s for s in state.active.values()
+               if s.notified is None and s.created + timedelta(seconds=s.goal) <= now]
+        for s in sorted(due, key=lambda s: (s.created + timedelta(seconds=s.goal), s.id)):
+            d.save(_page(d, s, s.created + timedelta(seconds=s.goal), None, None, cfg))
+    return d.outcome().change

@@ -1,0 +1,16 @@
+"""The transmitter's timestamp format: local time, no offset, whole seconds."""
+
+from datetime import datetime
+
+FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+def fmt(t: datetime) -> str:
+    return t.strftime(FORMAT)
+
+
+def parse(text: str) -> datetime:
+    """Parse exactly `YYYY-MM-DDTHH:MM:SS`; raises ValueError for anything else."""
+    if len(text) != 19:
+        raise ValueError(text)
+    return datetime.strptime(text, FORMAT)

@@ -1,0 +1,293 @@
+"""The SQLite store: the only module that speaks SQL.
+
+One file holds everything the transmitter must not forget (spec §10). The live state is
+loaded once at start and mirrored in memory by the engine; every change is written here in
+one transaction, and the request is answered only after that transaction commits. WAL with
+synchronous=NORMAL makes a commit survive a crash or `kill -9` of the process.
+"""
+
+import asyncio
+import json
+import sqlite3
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import AsyncIterator, Iterable
+
+import aiosqlite
+
+from pager.domain.model import Archived, Change, Device, Session, Settings, State
+from pager.domain.pagemodes import AlertCode, Transmission
+from pager.domain.statistics import Counters
+from pager.domain.timefmt import fmt, parse
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used as it is (corrupt, newer schema, unwritable)."""
+
+
+# Schema migrations by version number: MIGRATIONS[n] takes a store from version n to n + 1.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE device (
+        singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+        global_sequence INTEGER NOT NULL,
+        next_session_id INTEGER NOT NULL,
+        next_transmission_id INTEGER NOT NULL,
+        num_sessions INTEGER NOT NULL,
+        guests_served INTEGER NOT NULL,
+        on_time INTEGER NOT NULL,
+        total_wait INTEGER NOT NULL,
+        statistics_generation INTEGER NOT NULL,
+        clear_mark_since TEXT,
+        system_id INTEGER NOT NULL,
+        default_goal INTEGER NOT NULL,
+        clear_mark INTEGER NOT NULL,
+        clock_offset INTEGER NOT NULL,
+        history_count INTEGER NOT NULL,
+        transmission_count INTEGER NOT NULL
+    );
+    INSERT INTO device VALUES (1, 0, 1, 1, 0, 0, 0, 0, 0, NULL, 0, 300, 24, 0, 0, 0);
+    CREATE TABLE session (
+        id INTEGER PRIMARY KEY,
+        sequence INTEGER NOT NULL,
+        uuid TEXT NOT NULL,
+        number INTEGER NOT NULL UNIQUE,
+        party_size INTEGER NOT NULL,
+        goal INTEGER NOT NULL,
+        created TEXT NOT NULL,
+        notified TEXT,
+        label TEXT
+    );
+    CREATE TABLE history (
+        id INTEGER PRIMARY KEY,
+        sequence INTEGER NOT NULL,
+        uuid TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        party_size INTEGER NOT NULL,
+        goal INTEGER NOT NULL,
+        created TEXT NOT NULL,
+        notified TEXT,
+        label TEXT,
+        cleared TEXT NOT NULL,
+        clear_type TEXT NOT NULL
+    );
+    CREATE TABLE transmission (
+        id INTEGER PRIMARY KEY,
+        time TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        system_id INTEGER NOT NULL,
+        page_mode TEXT NOT NULL,
+        message TEXT,
+        codes TEXT NOT NULL,
+        session_id INTEGER
+    );
+    CREATE INDEX transmission_by_number ON transmission (number, id);
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_DEVICE_COLUMNS = (
+    "global_sequence, next_session_id, next_transmission_id, num_sessions, guests_served, "
+    "on_time, total_wait, statistics_generation, clear_mark_since, system_id, default_goal, "
+    "clear_mark, clock_offset"
+)
+_SESSION_COLUMNS = "id, sequence, uuid, number, party_size, goal, created, notified, label"
+
+
+def _ts(t: datetime | None) -> str | None:
+    return None if t is None else fmt(t)
+
+
+def _dt(text: str | None) -> datetime | None:
+    return None if text is None else parse(text)
+
+
+def _session_row(s: Session) -> tuple:
+    return (s.id, s.sequence, s.uuid, s.number, s.party_size, s.goal, fmt(s.created),
+            _ts(s.notified), s.label)
+
+
+def _session(row: tuple) -> Session:
+    return Session(row[0], row[1], row[2], row[3], row[4], row[5], parse(row[6]), _dt(row[7]),
+                   row[8])
+
+
+def _archived_row(a: Archived) -> tuple:
+    return (*_session_row(a.session), fmt(a.cleared), a.clear_type)
+
+
+def _archived(row: tuple) -> Archived:
+    return Archived(_session(row[:9]), parse(row[9]), row[10])
+
+
+def _device_row(d: Device) -> tuple:
+    c, s = d.counters, d.settings
+    return (d.global_sequence, d.next_session_id, d.next_transmission_id, c.num_sessions,
+            c.guests_served, c.on_time, c.total_wait, d.statistics_generation,
+            _ts(d.clear_mark_since), s.system_id, s.default_goal, s.clear_mark, d.clock_offset)
+
+
+def _device(row: tuple) -> Device:
+    return Device(
+        global_sequence=row[0], next_session_id=row[1], next_transmission_id=row[2],
+        counters=Counters(row[3], row[4], row[5], row[6]), statistics_generation=row[7],
+        clear_mark_since=_dt(row[8]), settings=Settings(row[9], row[10], row[11]),
+        clock_offset=row[12],
+    )
+
+
+def _transmission_row(t: Transmission) -> tuple:
+    codes = json.dumps([[c.letter, c.value] for c in t.codes], separators=(",", ":"))
+    return (t.id, fmt(t.time), t.number, t.system_id, t.page_mode, t.message, codes,
+            t.session_id)
+
+
+def _transmission(row: tuple) -> Transmission:
+    codes = tuple(AlertCode(letter, value) for letter, value in json.loads(row[6]))
+    return Transmission(row[0], parse(row[1]), row[2], row[3], row[4], row[5], codes, row[7])
+
+
+class Store:
+    def __init__(self, conn: aiosqlite.Connection, path: Path, history_limit: int):
+        self._conn = conn
+        self.path = path
+        self.history_limit = history_limit
+        # One connection, so statements of concurrent callers must not interleave: a read
+        # between another caller's BEGIN and COMMIT would see uncommitted rows.
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str | Path, history_limit: int = 100_000) -> "Store":
+        path = Path(path)
+        try:
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open store {path}: {e}") from e
+        store = cls(conn, path, history_limit)
+        try:
+            await store._migrate()
+        except sqlite3.DatabaseError as e:
+            await conn.close()
+            raise StoreError(f"store {path} is not a usable pager store: {e}") from e
+        except StoreError:
+            await conn.close()
+            raise
+        return store
+
+    async def _migrate(self) -> None:
+        await self._conn.execute("PRAGMA journal_mode=WAL")
+        await self._conn.execute("PRAGMA synchronous=NORMAL")
+        (version,) = await (await self._conn.execute("PRAGMA user_version")).fetchone()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.path} has schema version {version}, newer than this emulator's "
+                f"{SCHEMA_VERSION}; refusing to touch it"
+            )
+        for v in range(version, SCHEMA_VERSION):
+            await self._conn.executescript(
+                f"BEGIN; {MIGRATIONS[v]}; PRAGMA user_version = {v + 1}; COMMIT;"
+            )
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def load(self) -> State:
+        (device,) = await self._query(f"SELECT {_DEVICE_COLUMNS} FROM device")
+        sessions = await self._query(f"SELECT {_SESSION_COLUMNS} FROM session")
+        return State(_device(device), {s.number: s for s in map(_session, sessions)})
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                await self._conn.commit()
+            except BaseException:
+                await self._conn.rollback()
+                raise
+
+    async def _query(self, sql: str, args: Iterable = ()) -> list[tuple]:
+        async with self._lock:
+            cur = await self._conn.execute(sql, tuple(args))
+            return list(await cur.fetchall())
+
+    async def commit(self, change: Change) -> None:
+        """Write one change in one transaction; returns only once it is committed."""
+        async with self._transaction() as c:
+            await c.execute(
+                f"UPDATE device SET ({_DEVICE_COLUMNS}) = ({','.join('?' * 13)})",
+                _device_row(change.device),
+            )
+            if change.archived:
+                await c.executemany("DELETE FROM session WHERE id = ?",
+                                    [(a.session.id,) for a in change.archived])
+                await self._append("history", "history_count", 11,
+                                   [_archived_row(a) for a in change.archived])
+            if change.saved:
+                await c.executemany(
+                    f"INSERT OR REPLACE INTO session ({_SESSION_COLUMNS}) VALUES "
+                    f"({','.join('?' * 9)})",
+                    [_session_row(s) for s in change.saved],
+                )
+            if change.transmissions:
+                await self._append("transmission", "transmission_count", 8,
+                                   [_transmission_row(t) for t in change.transmissions])
+
+    async def _append(self, table: str, count_column: str, width: int, rows: list[tuple]) -> None:
+        """Insert rows into a capped table, dropping its oldest rows beyond the limit."""
+        c = self._conn
+        await c.executemany(f"INSERT INTO {table} VALUES ({','.join('?' * width)})", rows)
+        cur = await c.execute(
+            f"UPDATE device SET {count_column} = {count_column} + ? RETURNING {count_column}",
+            (len(rows),),
+        )
+        (count,) = await cur.fetchone()
+        excess = count - self.history_limit
+        if excess > 0:
+            await c.execute(
+                f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id LIMIT ?)",
+                (excess,),
+            )
+            await c.execute(f"UPDATE device SET {count_column} = ?", (self.history_limit,))
+
+    async def history(self, after: int | None = None, limit: int | None = None) -> list[Archived]:
+        rows = await self._query(
+            f"SELECT {_SESSION_COLUMNS}, cleared, clear_type FROM history WHERE id > ? "
+            "ORDER BY id LIMIT ?",
+            (-1 if after is None else after, -1 if limit is None else limit),
+        )
+        return [_archived(r) for r in rows]
+
+    async def delete_history(self) -> None:
+        async with self._transaction() as c:
+            await c.execute("DELETE FROM history")
+            await c.execute("UPDATE device SET history_count = 0")
+
+    async def transmissions(self, number: int | None = None,
+                            after_id: int | None = None) -> list[Transmission]:
+        where, args = ["id > ?"], [-1 if after_id is None else after_id]
+        if number is not None:
+            where.append("number = ?")
+            args.append(number)
+        rows = await self._query(
+            f"SELECT * FROM transmission WHERE {' AND '.join(where)} ORDER BY id", args
+        )
+        return [_transmission(r) for r in rows]
+
+    async def bulk_archive(self, archived: Iterable[Archived]) -> None:
+        """Load archived sessions directly (benchmarks and fixtures), bypassing CoAP.
+
+        Call it on a store no engine is running on; it keeps ids unique by moving the
+        next session id past the largest one loaded.
+        """
+        rows = [_archived_row(a) for a in archived]
+        if not rows:
+            return
+        async with self._transaction() as c:
+            await self._append("history", "history_count", 11, rows)
+            await c.execute(
+                "UPDATE device SET next_session_id = max(next_session_id, ?)",
+                (max(r[0] for r in rows) + 1,),
+            )

@@ -1,0 +1,250 @@
+"""Request and response bodies as pydantic models; JSON and CBOR encoding; the envelope.
+
+Decoding checks types strictly (a number is a JSON integer, never "66", 66.5 or true) and
+turns every failure into `domain.errors.Invalid` carrying the same sentence the range check
+would use, so each field has one message whatever was wrong with it.
+"""
+
+import json
+from typing import Any
+
+import cbor2
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pager.domain import rules
+from pager.domain.errors import Invalid
+from pager.domain.model import Archived, Session
+from pager.domain.operations import UNSET, PageRequest, SessionPatch, SettingsPatch
+from pager.domain.pagemodes import Transmission
+from pager.domain.statistics import Figures
+from pager.domain.timefmt import fmt, parse
+
+JSON = 50
+CBOR = 60
+FORMATS = (JSON, CBOR)
+
+
+# ---- requests ---------------------------------------------------------------------------
+
+class _Body(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    def given(self, name: str) -> Any:
+        return getattr(self, name) if name in self.model_fields_set else UNSET
+
+
+class SessionBody(_Body):
+    number: int = 0  # required for POST /v1/sessions, ignored by PUT (number is in the query)
+    goal: int = 0
+    label: str | None = None
+    partySize: int = 0
+    action: str | None = None
+    pageMode: str | None = None
+    message: str | None = None
+
+    def patch(self) -> SessionPatch:
+        return SessionPatch(goal=self.given("goal"), label=self.given("label"),
+                            party_size=self.given("partySize"), action=self.action,
+                            page_mode=self.pageMode, message=self.message)
+
+
+class PageBody(_Body):
+    number: int
+    pageMode: str | None = None
+    message: str | None = None
+    systemId: int | None = None
+
+    def request(self) -> PageRequest:
+        return PageRequest(self.number, self.pageMode, self.message, self.systemId)
+
+
+class SettingsBody(_Body):
+    datetime: str = ""
+    systemId: int = 0
+    defaultTargetGoal: int = 0
+    statisticsClearMark: int = 0
+
+    def patch(self, limits: rules.Limits) -> SettingsPatch:
+        when = self.given("datetime")
+        if when is not UNSET:
+            try:
+                when = parse(when)
+            except ValueError:
+                raise Invalid(rules.requirement("datetime", limits), "datetime") from None
+        return SettingsPatch(datetime=when, system_id=self.given("systemId"),
+                             default_goal=self.given("defaultTargetGoal"),
+                             clear_mark=self.given("statisticsClearMark"))
+
+
+def decode(model: type[_Body], payload: bytes, content_format: int | None,
+           limits: rules.Limits, required: tuple[str, ...] = ()) -> _Body:
+    """Parse a request body of `model`; raises Invalid naming the field at fault."""
+    try:
+        if content_format == CBOR:
+            try:
+                data = cbor2.loads(payload)
+            except Exception as e:  # cbor2 raises several types for malformed input
+                raise Invalid(f"body is not valid CBOR: {e}") from None
+            body = model.model_validate(data)
+        else:
+            body = model.model_validate_json(payload or b"{}")
+    except ValidationError as e:
+        raise _invalid(e, limits) from None
+    for name in required:
+        if name not in body.model_fields_set:
+            raise Invalid(f"{name} is required", name)
+    return body
+
+
+def _invalid(e: ValidationError, limits: rules.Limits) -> Invalid:
+    err = e.errors(include_url=False)[0]
+    loc = err["loc"]
+    if err["type"] == "json_invalid":
+        return Invalid(f"body is not valid JSON: {err['ctx']['error']}")
+    if not loc or not isinstance(loc[0], str):
+        return Invalid("body must be a JSON object")
+    name = loc[0]
+    if err["type"] == "missing":
+        return Invalid(f"{name} is required", name)
+    return Invalid(rules.requirement(name, limits), name)
+
+
+def is_compact(payload: bytes) -> bool:
+    """The vendor warns against tabs and newlines; raw ones can only sit outside strings."""
+    return not any(c in payload for c in (b"\t", b"\n", b"\r"))
+
+
+# ---- responses --------------------------------------------------------------------------
+
+class SessionOut(BaseModel):
+    id: int
+    sessionSequence: int | None = None
+    uuid: str
+    number: int
+    partySize: int
+    goalInSeconds: int
+    created: str
+    started: str
+    notified: str | None = None
+    cleared: str | None = None
+    label: str | None
+    state: str
+    clearType: str | None = None
+
+
+class StatisticsOut(BaseModel):
+    guestsServed: int
+    percentLate: int
+    percentOnTime: int
+    averageTimeServed: int
+    numSessions: int
+
+
+class SettingsOut(BaseModel):
+    datetime: str
+    systemId: int
+    defaultTargetGoal: int
+    statisticsClearMark: int
+
+
+class AlertCodeOut(BaseModel):
+    code: str
+    value: int | None
+
+
+class PageOut(BaseModel):
+    id: int
+    time: str
+    number: int
+    systemId: int
+    pageMode: str
+    message: str | None
+    overrideCodes: list[AlertCodeOut]
+    sessionId: int | None
+    alertUntil: str
+
+
+class ErrorOut(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class Envelope(BaseModel):
+    """The response body: the envelope members first, then the sections it names in order."""
+
+    responseTypes: list[str]
+    globalSessionSequence: int
+    timestamp: str
+    deviceName: str
+    firmwareVersion: str
+    sessions: list[SessionOut] | None = None
+    statistics: StatisticsOut | None = None
+    session_history: list[SessionOut] | None = None
+    settings: SettingsOut | None = None
+    ping: dict | None = None
+    page: PageOut | None = None
+    error: ErrorOut | None = None
+
+    def encode(self, content_format: int) -> bytes:
+        if content_format == CBOR:
+            return cbor2.dumps(self.model_dump(mode="json", exclude_unset=True))
+        return self.model_dump_json(exclude_unset=True).encode()
+
+
+SECTION_ORDER = ("sessions", "statistics", "session_history", "settings", "ping", "page", "error")
+
+
+def envelope(sequence: int, timestamp: str, device_name: str, firmware: str,
+             **sections: Any) -> Envelope:
+    names = [n for n in SECTION_ORDER if n in sections]
+    return Envelope.model_construct(
+        responseTypes=names, globalSessionSequence=sequence, timestamp=timestamp,
+        deviceName=device_name, firmwareVersion=firmware, **sections,
+    )
+
+
+def session_out(item: Session | Archived, history: bool = False) -> SessionOut:
+    s = item.session if isinstance(item, Archived) else item
+    fields: dict[str, Any] = {"id": s.id}
+    if not history:
+        fields["sessionSequence"] = s.sequence
+    created = fmt(s.created)
+    fields.update(uuid=s.uuid, number=s.number, partySize=s.party_size, goalInSeconds=s.goal,
+                  created=created, started=created)
+    if s.notified is not None:
+        fields["notified"] = fmt(s.notified)
+    if isinstance(item, Archived):
+        fields["cleared"] = fmt(item.cleared)
+    fields.update(label=s.label, state=item.state)
+    if history and isinstance(item, Archived):
+        fields["clearType"] = item.clear_type
+    return SessionOut.model_construct(**fields)
+
+
+def statistics_out(f: Figures) -> StatisticsOut:
+    return StatisticsOut.model_construct(
+        guestsServed=f.guests_served, percentLate=f.percent_late,
+        percentOnTime=f.percent_on_time, averageTimeServed=f.average_time_served,
+        numSessions=f.num_sessions,
+    )
+
+
+def page_out(t: Transmission) -> PageOut:
+    return PageOut.model_construct(
+        id=t.id, time=fmt(t.time), number=t.number, systemId=t.system_id,
+        pageMode=t.page_mode, message=t.message,
+        overrideCodes=[AlertCodeOut.model_construct(code=c.letter, value=c.value)
+                       for c in t.codes],
+        sessionId=t.session_id, alertUntil=fmt(t.alert_until),
+    )
+
+
+def error_out(code: str, message: str, field: str | None) -> ErrorOut:
+    if field is None:
+        return ErrorOut.model_construct(code=code, message=message)
+    return ErrorOut.model_construct(code=code, message=message, field=field)
+
+
+def compact_json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
