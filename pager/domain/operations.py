@@ -175,9 +175,9 @@ def _finish(d: _Draft, before: Session | None, s: Session, p: SessionPatch, now:
     if p.action == "clear" or p.action == "remove":
         return d.outcome(session=d.archive(s, now, STOP if p.action == "clear" else REMOVED),
                          created=created)
-    if p.action == "page":
-        s = _page(d, s, now, p.page_mode, p.message, cfg)
-    if s != before:
+    if p.action == "page":  # a re-page changes only the sequence, but it is a change
+        s = d.save(_page(d, s, now, p.page_mode, p.message, cfg))
+    elif s != before:
         s = d.save(s)
     return d.outcome(session=s, created=created)
 
