@@ -81,7 +81,7 @@ class Api:
         for q in request.opt.uri_query:
             name, sep, value = q.partition("=")
             if not sep or not name:
-                raise Invalid(f"malformed query {q!r}: expected name=value")
+                raise Invalid(f"malformed query {q!r}: expected name=value", name or None)
             if name in items:
                 raise Invalid(f"query {name} given twice", name)
             if name not in known:

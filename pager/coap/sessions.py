@@ -11,7 +11,7 @@ from pager import wire
 from pager.coap.base import CODE_2_00, ApiResource
 from pager.domain import operations as ops
 from pager.domain import rules
-from pager.domain.errors import NoActiveSession
+from pager.domain.errors import Invalid, NoActiveSession
 
 
 class Sessions(ApiResource):
@@ -60,7 +60,7 @@ class Sessions(ApiResource):
         number = api.number(request)
         body = api.body(request, wire.SessionBody)
         if "number" in body.model_fields_set and body.number != number:
-            raise ops.Invalid("number in the body must match the query", "number")
+            raise Invalid("number in the body must match the query", "number")
         outcome = await api.engine.run(
             lambda state, now: ops.update(state, number, body.patch(), now, api.engine.config)
         )

@@ -1,0 +1,18 @@
+# Developer / CI entry points. The README's two commands:
+#   make serve   [ARGS="..."]         run the emulator
+#   make test    [PYTEST_ARGS="..."]  run the test suite (incl. interop clients)
+
+.PHONY: serve test
+
+.DEFAULT_GOAL := test
+
+ARGS ?=
+PYTEST_ARGS ?=
+
+serve:
+	bash scripts/bootstrap.sh
+	exec .venv/bin/pager-emulator serve $(ARGS)
+
+test:
+	bash scripts/bootstrap.sh --test
+	.venv/bin/python -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Prepare a checkout for development / CI.
+#
+#   scripts/bootstrap.sh          .venv with the package installed editable (+ test extra)
+#   scripts/bootstrap.sh --test   ... plus the third-party interop clients:
+#                                 libcoap's coap-client-notls and node-coap (tests/interop)
+#
+# Idempotent and fast when everything is already in place:
+#   * .venv is created with python3.11 only when missing (or broken);
+#   * `pip install -e '.[test]'` runs only when pyproject.toml changed since the
+#     last successful install (sha256 stamp kept in .venv/.bootstrap-pyproject.sha256);
+#   * apt-get runs only when coap-client-notls is not on PATH;
+#   * `npm ci` runs only when tests/interop/node_modules is missing or older than
+#     package.json / package-lock.json.
+#
+# With CI=true, failing to install an interop client is an error (exit 1);
+# otherwise it is a warning and the script carries on.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+VENV="$ROOT/.venv"
+STAMP="$VENV/.bootstrap-pyproject.sha256"
+INTEROP_DIR="$ROOT/tests/interop"
+NPM_STAMP="$INTEROP_DIR/node_modules/.bootstrap-stamp"
+PYTHON="${PYTHON:-python3.11}"
+
+WITH_TEST=0
+for arg in "$@"; do
+    case "$arg" in
+        --test) WITH_TEST=1 ;;
+        -h|--help)
+            sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            exit 0
+            ;;
+        *)
+            echo "bootstrap: unknown argument: $arg (expected --test)" >&2
+            exit 64
+            ;;
+    esac
+done
+
+log()  { echo "bootstrap: $*" >&2; }
+warn() { echo "bootstrap: WARNING: $*" >&2; }
+die()  { echo "bootstrap: ERROR: $*" >&2; exit 1; }
+
+is_ci() { [ "${CI:-}" = "true" ] || [ "${CI:-}" = "1" ]; }
+
+# An interop client could not be installed: fatal under CI, a warning otherwise.
+client_problem() {
+    if is_ci; then
+        die "$* (CI=true: the interop tests need this client)"
+    fi
+    warn "$* -- the interop tests that need it will fail or be skipped"
+}
+
+# ---------------------------------------------------------------- Python venv
+if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    log ".venv is broken (its python does not run); recreating it"
+    rm -rf "$VENV"
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found on PATH"
+    log "creating .venv with $("$PYTHON" --version 2>&1)"
+    "$PYTHON" -m venv "$VENV"
+fi
+
+want_hash="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+have_hash="$(cat "$STAMP" 2>/dev/null || true)"
+if [ "$want_hash" != "$have_hash" ] || [ ! -x "$VENV/bin/pager-emulator" ]; then
+    log "installing the package: pip install -e '.[test]'"
+    rm -f "$STAMP"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet -e '.[test]'
+    echo "$want_hash" > "$STAMP"
+fi
+
+[ "$WITH_TEST" -eq 1 ] || exit 0
+
+# ------------------------------------------------ interop client: libcoap CLI
+install_libcoap() {
+    local -a sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
+            sudo=(sudo -n)
+        else
+            client_problem "coap-client-notls is missing and we are neither root nor allowed 'sudo -n'; install it with: apt-get install libcoap3-bin"
+            return 0
+        fi
+    fi
+    log "installing libcoap3-bin (coap-client-notls) with apt-get"
+    if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+        || ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcoap3-bin; then
+        client_problem "apt-get update / apt-get install libcoap3-bin failed"
+        return 0
+    fi
+    hash -r
+    command -v coap-client-notls >/dev/null 2>&1 \
+        || client_problem "libcoap3-bin installed but coap-client-notls is still not on PATH"
+}
+
+if ! command -v coap-client-notls >/dev/null 2>&1; then
+    install_libcoap
+fi
+
+# ------------------------------------------------ interop client: node-coap
+install_node_coap() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        client_problem "node/npm not found on PATH; cannot install node-coap in tests/interop"
+        return 0
+    fi
+    log "installing node-coap: npm ci in tests/interop"
+    if ! (cd "$INTEROP_DIR" && npm ci --no-audit --no-fund); then
+        client_problem "npm ci in tests/interop failed"
+        return 0
+    fi
+    touch "$NPM_STAMP"
+}
+
+if [ ! -f "$INTEROP_DIR/package-lock.json" ]; then
+    client_problem "tests/interop/package-lock.json is missing; cannot install node-coap"
+elif [ ! -d "$INTEROP_DIR/node_modules" ] || [ ! -f "$NPM_STAMP" ] \
+    || [ "$INTEROP_DIR/package-lock.json" -nt "$NPM_STAMP" ] \
+    || [ "$INTEROP_DIR/package.json" -nt "$NPM_STAMP" ]; then
+    install_node_coap
+fi
