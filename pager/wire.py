@@ -5,7 +5,7 @@ turns every failure into `domain.errors.Invalid` carrying the same sentence the 
 would use, so each field has one message whatever was wrong with it.
 """
 
-import json
+import io
 from typing import Any
 
 import cbor2
@@ -32,30 +32,36 @@ class _Body(BaseModel):
     def given(self, name: str) -> Any:
         return getattr(self, name) if name in self.model_fields_set else UNSET
 
+    def optional(self, name: str) -> Any:
+        return getattr(self, name) if name in self.model_fields_set else None
+
+
+# Defaults below only stand for "not given" (see `given`); only `label` may be null.
 
 class SessionBody(_Body):
-    number: int = 0  # required for POST /v1/sessions, ignored by PUT (number is in the query)
+    number: int = 0  # required for POST /v1/sessions; in PUT the query names the session
     goal: int = 0
     label: str | None = None
     partySize: int = 0
-    action: str | None = None
-    pageMode: str | None = None
-    message: str | None = None
+    action: str = ""
+    pageMode: str = ""
+    message: str = ""
 
     def patch(self) -> SessionPatch:
         return SessionPatch(goal=self.given("goal"), label=self.given("label"),
-                            party_size=self.given("partySize"), action=self.action,
-                            page_mode=self.pageMode, message=self.message)
+                            party_size=self.given("partySize"), action=self.optional("action"),
+                            page_mode=self.optional("pageMode"), message=self.optional("message"))
 
 
 class PageBody(_Body):
     number: int
-    pageMode: str | None = None
-    message: str | None = None
-    systemId: int | None = None
+    pageMode: str = ""
+    message: str = ""
+    systemId: int = 0
 
     def request(self) -> PageRequest:
-        return PageRequest(self.number, self.pageMode, self.message, self.systemId)
+        return PageRequest(self.number, self.optional("pageMode"), self.optional("message"),
+                           self.optional("systemId"))
 
 
 class SettingsBody(_Body):
@@ -81,11 +87,7 @@ def decode(model: type[_Body], payload: bytes, content_format: int | None,
     """Parse a request body of `model`; raises Invalid naming the field at fault."""
     try:
         if content_format == CBOR:
-            try:
-                data = cbor2.loads(payload)
-            except Exception as e:  # cbor2 raises several types for malformed input
-                raise Invalid(f"body is not valid CBOR: {e}") from None
-            body = model.model_validate(data)
+            body = model.model_validate(_cbor_map(payload))
         else:
             body = model.model_validate_json(payload or b"{}")
     except ValidationError as e:
@@ -94,6 +96,20 @@ def decode(model: type[_Body], payload: bytes, content_format: int | None,
         if name not in body.model_fields_set:
             raise Invalid(f"{name} is required", name)
     return body
+
+
+def _cbor_map(payload: bytes) -> dict:
+    """Exactly one CBOR data item, a map with text keys (the shape of a JSON object)."""
+    stream = io.BytesIO(payload)
+    try:
+        data = cbor2.CBORDecoder(stream).decode()
+    except Exception as e:  # cbor2 raises several types for malformed input
+        raise Invalid(f"body is not valid CBOR: {e}") from None
+    if stream.tell() != len(payload):
+        raise Invalid("body is not valid CBOR: data after the first item")
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise Invalid("body must be a CBOR map with text keys")
+    return data
 
 
 def _invalid(e: ValidationError, limits: rules.Limits) -> Invalid:
@@ -245,6 +261,3 @@ def error_out(code: str, message: str, field: str | None) -> ErrorOut:
         return ErrorOut.model_construct(code=code, message=message)
     return ErrorOut.model_construct(code=code, message=message, field=field)
 
-
-def compact_json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()

@@ -76,19 +76,11 @@ class Api:
             self._lenient(f"unknown field {name}", name)
         return body
 
-    def query(self, request: Message, known: tuple[str, ...]) -> dict[str, str]:
-        items: dict[str, str] = {}
-        for q in request.opt.uri_query:
-            name, sep, value = q.partition("=")
-            if not sep or not name:
-                raise Invalid(f"malformed query {q!r}: expected name=value", name or None)
-            if name in items:
-                raise Invalid(f"query {name} given twice", name)
+    def check_query(self, request: Message, known: tuple[str, ...]) -> None:
+        """Refuse a malformed query; unknown names follow the unknown-field rule."""
+        for name in query(request):
             if name not in known:
                 self._lenient(f"unknown query {name}", name)
-                continue
-            items[name] = value
-        return items
 
     def query_int(self, query: dict[str, str], name: str, lo: int, hi: int) -> int | None:
         text = query.get(name)
@@ -99,8 +91,8 @@ class Api:
         return int(text)
 
     def number(self, request: Message, required: bool = True) -> int | None:
-        query = self.query(request, ("number",))
-        number = self.query_int(query, "number", self.limits.number_min, self.limits.number_max)
+        number = self.query_int(query(request), "number", self.limits.number_min,
+                                self.limits.number_max)
         if number is None and required:
             raise Invalid("number is required in the query (number=<integer>)", "number")
         return number
@@ -111,14 +103,30 @@ class Api:
         log.warning("accepted a request with %s", what)
 
 
+def query(request: Message) -> dict[str, str]:
+    items: dict[str, str] = {}
+    for q in request.opt.uri_query:
+        name, sep, value = q.partition("=")
+        if not sep or not name:
+            raise Invalid(f"malformed query {q!r}: expected name=value", name or None)
+        if name in items:
+            raise Invalid(f"query {name} given twice", name)
+        items[name] = value
+    return items
+
+
 def response_format(request: Message) -> int:
     return wire.CBOR if request.opt.accept == wire.CBOR else wire.JSON
 
 
 class ApiResource(resource.Resource):
-    """Base of every /v1 resource."""
+    """Base of every /v1 resource.
+
+    `queries` names the query parameters each method reads; any other is unknown.
+    """
 
     ct = "50 60"
+    queries: dict[str, tuple[str, ...]] = {}
 
     def __init__(self, api: Api):
         super().__init__()
@@ -127,9 +135,15 @@ class ApiResource(resource.Resource):
     async def render_to_pipe(self, pipe) -> None:
         request = pipe.request
         block1 = request.opt.block1
-        if block1 is not None and block1.start + block1.size > rules.BODY_MAX:
-            pipe.add_response(self._too_large(request), is_last=True)
-            return
+        if block1 is not None:  # refuse a block-wise upload at its first block, not its last
+            try:
+                self._check_formats(request)
+            except ApiError as e:
+                pipe.add_response(self.api.error(request, e.code, e.message, e.field), True)
+                return
+            if block1.start + block1.size > rules.BODY_MAX:
+                pipe.add_response(self._too_large(request), is_last=True)
+                return
         try:
             await super().render_to_pipe(pipe)
         except error.RenderableError as e:
@@ -147,6 +161,7 @@ class ApiResource(resource.Resource):
             self._check_formats(request)
             if len(request.payload) > rules.BODY_MAX:
                 return self._too_large(request)
+            self.api.check_query(request, self.queries.get(str(request.code), ()))
             return await super().render(request)
         except ApiError as e:
             return self.api.error(request, e.code, e.message, e.field)

@@ -8,7 +8,7 @@ from aiocoap import Message
 from aiocoap.numbers.codes import Code
 
 from pager import wire
-from pager.coap.base import CODE_2_00, ApiResource
+from pager.coap.base import CODE_2_00, ApiResource, query
 from pager.domain import operations as ops
 from pager.domain import rules
 from pager.domain.errors import Invalid, NoActiveSession
@@ -16,6 +16,7 @@ from pager.domain.errors import Invalid, NoActiveSession
 
 class Sessions(ApiResource):
     rt = "t7470.sessions"
+    queries = {"GET": ("number",), "PUT": ("number",), "DELETE": ("number",)}
 
     async def render_get(self, request: Message) -> Message:
         api = self.api
@@ -80,12 +81,13 @@ class Sessions(ApiResource):
 
 class History(ApiResource):
     rt = "t7470.session_history"
+    queries = {"GET": ("limit", "after")}
 
     async def render_get(self, request: Message) -> Message:
         api = self.api
-        query = api.query(request, ("limit", "after"))
-        limit = api.query_int(query, "limit", *rules.HISTORY_LIMIT)
-        after = api.query_int(query, "after", 0, 2**63 - 1)
+        params = query(request)
+        limit = api.query_int(params, "limit", *rules.HISTORY_LIMIT)
+        after = api.query_int(params, "after", 0, 2**63 - 1)
         await api.engine.catch_up()
         archived = await api.engine.store.history(after, limit)
         return api.respond(request,
