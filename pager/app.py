@@ -7,8 +7,9 @@ from pathlib import Path
 
 import aiocoap
 
+from pager import wire
 from pager.clock import Clock
-from pager.coap.base import Api, Identity
+from pager.coap.base import Api
 from pager.coap.site import build_site
 from pager.config import Config
 from pager.domain.operations import DeviceConfig
@@ -43,7 +44,7 @@ class Emulator:
             device = DeviceConfig(Limits(c.number_min, c.number_max), frozenset(c.staff_pagers),
                                   c.auto_page_at_goal)
             self.engine = await Engine.load(store, self.clock, device)
-            api = Api(self.engine, Identity(c.device_name, c.firmware_version), c.strict)
+            api = Api(self.engine, wire.Identity(c.device_name, c.firmware_version), c.strict)
             self._context = await aiocoap.Context.create_server_context(
                 build_site(api), bind=(c.host, c.port), transports=["udp6"]
             )

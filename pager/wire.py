@@ -6,6 +6,8 @@ would use, so each field has one message whatever was wrong with it.
 """
 
 import io
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import cbor2
@@ -13,10 +15,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pager.domain import rules
 from pager.domain.errors import Invalid
-from pager.domain.model import Archived, Session
+from pager.domain.model import Archived, Session, Settings
 from pager.domain.operations import UNSET, PageRequest, SessionPatch, SettingsPatch
 from pager.domain.pagemodes import Transmission
-from pager.domain.statistics import Figures
+from pager.domain.statistics import Counters, figures
 from pager.domain.timefmt import fmt, parse
 
 JSON = 50
@@ -208,15 +210,22 @@ class Envelope(BaseModel):
         return self.model_dump_json(exclude_unset=True).encode()
 
 
+@dataclass(frozen=True)
+class Identity:
+    """What the transmitter calls itself in every envelope."""
+
+    device_name: str = "T7470"
+    firmware_version: str = "8.4.100.43"
+
+
 SECTION_ORDER = ("sessions", "statistics", "session_history", "settings", "ping", "page", "error")
 
 
-def envelope(sequence: int, timestamp: str, device_name: str, firmware: str,
-             **sections: Any) -> Envelope:
+def envelope(identity: Identity, sequence: int, now: datetime, **sections: Any) -> Envelope:
     names = [n for n in SECTION_ORDER if n in sections]
     return Envelope.model_construct(
-        responseTypes=names, globalSessionSequence=sequence, timestamp=timestamp,
-        deviceName=device_name, firmwareVersion=firmware, **sections,
+        responseTypes=names, globalSessionSequence=sequence, timestamp=fmt(now),
+        deviceName=identity.device_name, firmwareVersion=identity.firmware_version, **sections,
     )
 
 
@@ -238,11 +247,19 @@ def session_out(item: Session | Archived, history: bool = False) -> SessionOut:
     return SessionOut.model_construct(**fields)
 
 
-def statistics_out(f: Figures) -> StatisticsOut:
+def statistics_out(counters: Counters) -> StatisticsOut:
+    f = figures(counters)
     return StatisticsOut.model_construct(
         guestsServed=f.guests_served, percentLate=f.percent_late,
         percentOnTime=f.percent_on_time, averageTimeServed=f.average_time_served,
         numSessions=f.num_sessions,
+    )
+
+
+def settings_out(settings: Settings, now: datetime) -> SettingsOut:
+    return SettingsOut.model_construct(
+        datetime=fmt(now), systemId=settings.system_id, defaultTargetGoal=settings.default_goal,
+        statisticsClearMark=settings.clear_mark,
     )
 
 

@@ -6,7 +6,6 @@ body; the spec wants a JSON error body on every 4.xx but the 4.04 of an unknown 
 """
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from aiocoap import Message, error, resource
@@ -15,7 +14,6 @@ from aiocoap.numbers.codes import Code
 from pager import wire
 from pager.domain import rules
 from pager.domain.errors import Invalid, NoActiveSession, Refused
-from pager.domain.statistics import figures
 from pager.engine import Engine
 
 log = logging.getLogger("pager.coap")
@@ -29,40 +27,33 @@ class ApiError(Exception):
         self.code, self.message, self.field = code, message, field
 
 
-@dataclass(frozen=True)
-class Identity:
-    device_name: str = "T7470"
-    firmware_version: str = "8.4.100.43"
-
-
 class Api:
     """The context every resource works in: the engine, identity and request rules."""
 
-    def __init__(self, engine: Engine, identity: Identity, strict: bool):
+    def __init__(self, engine: Engine, identity: wire.Identity, strict: bool):
         self.engine = engine
         self.identity = identity
         self.strict = strict
         self.limits = engine.config.limits
 
+    def envelope(self, **sections: Any) -> wire.Envelope:
+        """An envelope on the current state; reads the clock once."""
+        return wire.envelope(self.identity, self.engine.state.device.global_sequence,
+                             self.engine.clock.now(), **sections)
+
     def respond(self, request: Message, code: Code | None = None, **sections: Any) -> Message:
-        state = self.engine.state
-        body = wire.envelope(
-            state.device.global_sequence, wire.fmt(self.engine.clock.now()),
-            self.identity.device_name, self.identity.firmware_version, **sections,
-        )
         ct = response_format(request)
-        return Message(code=code, payload=body.encode(ct), content_format=ct)
+        return Message(code=code, payload=self.envelope(**sections).encode(ct), content_format=ct)
 
     def statistics(self) -> wire.StatisticsOut:
-        return wire.statistics_out(figures(self.engine.state.device.counters))
+        return wire.statistics_out(self.engine.state.device.counters)
+
+    def settings(self) -> wire.SettingsOut:
+        return wire.settings_out(self.engine.state.device.settings, self.engine.clock.now())
 
     def error(self, request: Message, code: Code, message: str, field: str | None) -> Message:
         ct = response_format(request) if request.opt.accept in wire.FORMATS else wire.JSON
-        body = wire.envelope(
-            self.engine.state.device.global_sequence, wire.fmt(self.engine.clock.now()),
-            self.identity.device_name, self.identity.firmware_version,
-            error=wire.error_out(code.dotted, message, field),
-        )
+        body = self.envelope(error=wire.error_out(code.dotted, message, field))
         return Message(code=code, payload=body.encode(ct), content_format=ct)
 
     def body(self, request: Message, model: type[wire._Body], required: tuple[str, ...] = ()):

@@ -18,6 +18,11 @@ class Sessions(ApiResource):
     rt = "t7470.sessions"
     queries = {"GET": ("number",), "PUT": ("number",), "DELETE": ("number",)}
 
+    def __init__(self, api):
+        super().__init__(api)
+        # The envelope's identity is part of the answer, so part of the ETag too.
+        self._identity_tag = zlib.crc32(repr(api.identity).encode()) & 0xFF
+
     async def render_get(self, request: Message) -> Message:
         api = self.api
         number = api.number(request, required=False)
@@ -40,9 +45,8 @@ class Sessions(ApiResource):
     def _etag(self, request: Message) -> bytes:
         """Changes with every session change and statistics clear, never with the time alone."""
         device = self.api.engine.state.device
-        identity = zlib.crc32(repr(self.api.identity).encode()) & 0xFF
         return struct.pack(">IHBB", device.global_sequence & 0xFFFFFFFF,
-                           device.statistics_generation & 0xFFFF, identity,
+                           device.statistics_generation & 0xFFFF, self._identity_tag,
                            request.opt.accept or 0)
 
     async def render_post(self, request: Message) -> Message:

@@ -6,23 +6,14 @@ from aiocoap.numbers.codes import Code
 from pager import wire
 from pager.coap.base import ApiResource
 from pager.domain import operations as ops
-from pager.domain.timefmt import fmt
 
 
 class Settings(ApiResource):
     rt = "t7470.settings"
 
-    def _settings(self) -> wire.SettingsOut:
-        engine = self.api.engine
-        s = engine.state.device.settings
-        return wire.SettingsOut.model_construct(
-            datetime=fmt(engine.clock.now()), systemId=s.system_id,
-            defaultTargetGoal=s.default_goal, statisticsClearMark=s.clear_mark,
-        )
-
     async def render_get(self, request: Message) -> Message:
         await self.api.engine.catch_up()
-        return self.api.respond(request, settings=self._settings())
+        return self.api.respond(request, settings=self.api.settings())
 
     async def render_post(self, request: Message) -> Message:
         api = self.api
@@ -30,7 +21,7 @@ class Settings(ApiResource):
         await api.engine.run(
             lambda state, now: ops.update_settings(state, patch, now, api.engine.config)
         )
-        return api.respond(request, Code.CHANGED, settings=self._settings())
+        return api.respond(request, Code.CHANGED, settings=self.api.settings())
 
 
 class Page(ApiResource):
