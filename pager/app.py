@@ -15,6 +15,7 @@ from pager.config import Config
 from pager.domain.operations import DeviceConfig
 from pager.domain.rules import Limits
 from pager.engine import Engine
+from pager.notify import Hub
 from pager.store import Store
 
 log = logging.getLogger("pager")
@@ -31,7 +32,8 @@ class Emulator:
         self.engine: Engine | None = None
         self.port: int | None = None
         self._context: aiocoap.Context | None = None
-        self._ticker: asyncio.Task | None = None
+        self.hub: Hub | None = None
+        self._tasks: list[asyncio.Task] = []
 
     @property
     def db_path(self) -> Path:
@@ -44,22 +46,24 @@ class Emulator:
             device = DeviceConfig(Limits(c.number_min, c.number_max), frozenset(c.staff_pagers),
                                   c.auto_page_at_goal)
             self.engine = await Engine.load(store, self.clock, device)
-            api = Api(self.engine, wire.Identity(c.device_name, c.firmware_version), c.strict)
+            identity = wire.Identity(c.device_name, c.firmware_version)
+            self.hub = Hub(self.engine, identity, c.ping_interval)
             self._context = await aiocoap.Context.create_server_context(
-                build_site(api), bind=(c.host, c.port), transports=["udp6"]
+                build_site(Api(self.engine, identity, c.strict), self.hub),
+                bind=(c.host, c.port), transports=["udp6"],
             )
         except BaseException:
             await store.close()
             raise
         self.port = _bound_port(self._context) or c.port
-        self._ticker = asyncio.create_task(self._tick())
+        self._tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self.hub.run_pings())]
         return self
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+                await task
         if self._context is not None:
             await self._context.shutdown()
         if self.engine is not None:

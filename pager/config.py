@@ -27,6 +27,7 @@ class Config(BaseModel):
     history_limit: int = Field(100_000, ge=1)
     strict: bool = False
     auto_page_at_goal: bool = False
+    ping_interval: float = Field(30.0, gt=0)
     log_level: str = "INFO"
 
     @model_validator(mode="after")

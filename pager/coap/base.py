@@ -45,6 +45,10 @@ class Api:
         ct = response_format(request)
         return Message(code=code, payload=self.envelope(**sections).encode(ct), content_format=ct)
 
+    def active_sessions(self) -> list[wire.SessionOut]:
+        return [wire.session_out(s)
+                for s in sorted(self.engine.state.active.values(), key=lambda s: s.id)]
+
     def statistics(self) -> wire.StatisticsOut:
         return wire.statistics_out(self.engine.state.device.counters)
 

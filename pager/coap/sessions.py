@@ -36,8 +36,7 @@ class Sessions(ApiResource):
         etag = self._etag(request)
         if etag in request.opt.etags:
             return Message(code=Code.VALID, etag=etag)
-        sessions = sorted(state.active.values(), key=lambda s: s.id)
-        response = api.respond(request, sessions=[wire.session_out(s) for s in sessions],
+        response = api.respond(request, sessions=api.active_sessions(),
                                statistics=api.statistics())
         response.opt.etag = etag
         return response

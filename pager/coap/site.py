@@ -3,11 +3,13 @@
 from aiocoap import resource
 
 from pager.coap.base import Api
+from pager.coap.notify import Notify
 from pager.coap.sessions import History, Sessions, Statistics
 from pager.coap.settings import Page, Settings
+from pager.notify import Hub
 
 
-def build_site(api: Api) -> resource.Site:
+def build_site(api: Api, hub: Hub) -> resource.Site:
     site = resource.Site()
     site.add_resource([".well-known", "core"],
                       resource.WKCResource(site.get_resources_as_linkheader, impl_info=None))
@@ -16,5 +18,5 @@ def build_site(api: Api) -> resource.Site:
     site.add_resource(["v1", "sessions", "statistics"], Statistics(api))
     site.add_resource(["v1", "settings"], Settings(api))
     site.add_resource(["v1", "page"], Page(api))
-    # /v1/notify (spec §8) is added here by the notification hub.
+    site.add_resource(["v1", "notify"], Notify(api, hub))
     return site

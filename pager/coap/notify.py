@@ -1,0 +1,92 @@
+"""OBSERVE /v1/notify (spec §8): one observer task per registration, fed by the hub.
+
+Each notification is handed to aiocoap as a Confirmable response on the observation's pipe.
+aiocoap keeps at most one Confirmable message in flight per peer and queues the rest in
+order (NSTART = 1), so a healthy observer gets every notification, in order, without loss.
+
+There is no public way to learn that a particular notification was acknowledged (aiocoap
+issue #281), so "three pings in a row unacknowledged" is expressed through the
+notifications' retransmission schedule: a notification that stays unacknowledged is given up
+`LIVENESS_PINGS - 0.5` ping intervals after it was sent, that is once the third ping is due
+behind it; aiocoap then drops the peer's exchanges and ends the observation.
+"""
+
+from aiocoap import Message, numbers
+from aiocoap.numbers.codes import Code
+
+from pager.coap.base import ApiError, ApiResource, query, response_format
+from pager.domain.errors import Invalid, Refused
+from pager.notify import Hub
+
+LIVENESS_PINGS = 3
+OBSERVE_MODULO = 1 << 24
+
+
+def notification_tuning(ping_interval: float) -> numbers.TransportTuning:
+    """Retransmit for (LIVENESS_PINGS - 0.5) ping intervals in all, then give up."""
+
+    class NotificationTuning(numbers.TransportTuning):
+        reliability = True
+        ACK_RANDOM_FACTOR = 1.0
+        MAX_RETRANSMIT = 4
+        # The retransmission span is ACK_TIMEOUT * (2 ** (MAX_RETRANSMIT + 1) - 1).
+        ACK_TIMEOUT = (LIVENESS_PINGS - 0.5) * ping_interval / (2 ** (MAX_RETRANSMIT + 1) - 1)
+
+    return NotificationTuning()
+
+
+class Notify(ApiResource):
+    rt = "t7470.notify"
+    queries = {"GET": ("action",)}
+
+    def __init__(self, api, hub: Hub):
+        super().__init__(api)
+        self.hub = hub
+        self.tuning = notification_tuning(hub.ping_interval)
+
+    def get_link_description(self):
+        return {**super().get_link_description(), "obs": None}
+
+    def _with_sessions(self, request: Message) -> bool:
+        action = query(request).get("action")
+        if action not in (None, "get_sessions"):
+            raise Invalid("action must be get_sessions", "action")
+        return action == "get_sessions"
+
+    async def render_get(self, request: Message) -> Message:
+        """A plain GET (no Observe) answers what a registration would get first."""
+        if self._with_sessions(request):
+            await self.api.engine.catch_up()
+            return self.api.respond(request, sessions=self.api.active_sessions(),
+                                    statistics=self.api.statistics())
+        return self.api.respond(request, ping={})
+
+    async def render_to_pipe(self, pipe) -> None:
+        request = pipe.request
+        if request.opt.observe != 0:
+            return await super().render_to_pipe(pipe)
+        try:
+            self._check_formats(request)
+            self.api.check_query(request, self.queries["GET"])
+            with_sessions = self._with_sessions(request)
+        except ApiError as e:
+            pipe.add_response(self.api.error(request, e.code, e.message, e.field), True)
+            return
+        except Refused as e:
+            pipe.add_response(self.api.error(request, Code.BAD_REQUEST, e.message, e.field), True)
+            return
+        await self.api.engine.catch_up()
+        ct = response_format(request)
+        observer = self.hub.subscribe(str(request.remote.hostinfo), ct, with_sessions)
+        why = "ended (deregistered, reset, or its notifications went unacknowledged)"
+        try:
+            sequence = 0
+            while True:
+                note = await observer.queue.get()
+                response = Message(code=Code.CONTENT, payload=note.payload(ct), content_format=ct,
+                                   observe=sequence, transport_tuning=self.tuning)
+                pipe.add_response(response, is_last=False)
+                observer.sent += 1
+                sequence = (sequence + 1) % OBSERVE_MODULO
+        finally:
+            self.hub.unsubscribe(observer, why)

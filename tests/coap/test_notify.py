@@ -1,0 +1,318 @@
+"""OBSERVE /v1/notify end to end over real UDP (spec §8)."""
+
+import asyncio
+import json
+import logging
+import time
+
+import aiocoap
+import cbor2
+import pytest
+from aiocoap.numbers.types import Type
+
+
+
+class Watch:
+    """One observer on its own client context (its own UDP port), collecting notifications."""
+
+    def __init__(self, port: int, query: str | None = None):
+        self.uri = f"coap://127.0.0.1:{port}/v1/notify" + (f"?{query}" if query else "")
+        self.notes: list[dict] = []
+        self.times: list[float] = []
+        self._changed = asyncio.Event()
+
+    async def start(self) -> "Watch":
+        self.context = await aiocoap.Context.create_client_context()
+        self.request = self.context.request(
+            aiocoap.Message(code=aiocoap.GET, uri=self.uri, observe=0))
+        first = await asyncio.wait_for(self.request.response, 10)
+        assert first.code == aiocoap.CONTENT and first.opt.observe is not None
+        self._add(first)
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    def _add(self, message: aiocoap.Message) -> None:
+        assert len(message.payload) <= 1024  # every notification fits one datagram
+        self.notes.append(json.loads(message.payload))
+        self.times.append(time.monotonic())
+        self._changed.set()
+
+    async def _read(self) -> None:
+        async for message in self.request.observation:
+            self._add(message)
+
+    def of(self, kind: str) -> list[dict]:
+        return [n for n in self.notes if n["responseTypes"][0] == kind]
+
+    async def until(self, predicate, timeout: float = 10) -> None:
+        async def wait():
+            while not predicate(self):
+                self._changed.clear()
+                await self._changed.wait()
+        await asyncio.wait_for(wait(), timeout)
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        await self.context.shutdown()
+
+
+@pytest.fixture
+async def watches(emulator):
+    started: list[Watch] = []
+
+    async def start(query: str | None = None) -> Watch:
+        started.append(await Watch(emulator.port, query).start())
+        return started[-1]
+
+    yield start
+    for w in started:
+        await w.stop()
+
+
+async def test_first_answer_is_a_ping_or_the_session_list(client, watches):
+    await client.post("/v1/sessions", {"number": 4})
+    ping = (await watches()).notes[0]
+    assert ping["responseTypes"] == ["ping"] and ping["ping"] == {}
+    assert list(ping)[:5] == ["responseTypes", "globalSessionSequence", "timestamp",
+                              "deviceName", "firmwareVersion"]
+    listing = (await watches("action=get_sessions")).notes[0]
+    assert listing["responseTypes"] == ["sessions", "statistics"]
+    assert [s["number"] for s in listing["sessions"]] == [4]
+    assert listing == (await client.get("/v1/sessions")).json
+
+
+async def test_fifty_changes_reach_three_observers_in_order(client, watches, emulator):
+    observers = [await watches() for _ in range(3)]
+    expected: list[tuple[int, str]] = []  # (number, state) per session notification
+
+    async def change(method, query=None, body=None, path="/v1/sessions"):
+        reply = await client.request(method, path, body, query=query)
+        assert reply.code.startswith("2.")
+        return reply
+
+    for n in range(1, 11):
+        await change("POST", body={"number": n})
+        expected.append((n, "started"))
+    for n in range(1, 6):
+        await change("PUT", f"number={n}", {"label": f"party {n}"})
+        expected.append((n, "started"))
+    await change("POST", body={"systemId": 12}, path="/v1/settings")
+    for n in range(1, 11):
+        await change("PUT", f"number={n}", {"action": "page"})
+        expected.append((n, "paged"))
+    for n in range(1, 6):
+        await change("POST", body={"number": n, "action": "page"})  # re-page
+        expected.append((n, "paged"))
+    for n in range(1, 6):
+        await change("PUT", f"number={n}", {"action": "clear"})
+        expected.append((n, "cleared"))
+    for n in range(6, 9):
+        await change("POST", body={"number": n, "action": "remove"})
+        expected.append((n, "cleared"))
+    for n in range(11, 21):
+        await change("POST", body={"number": n})
+        expected.append((n, "started"))
+    await change("DELETE")  # clear all: one notification per session, in id order
+    expected += [(n, "cleared") for n in [9, 10, *range(11, 21)]]
+    assert len(expected) == 60
+
+    for w in observers:
+        await w.until(lambda w: len(w.of("sessions")) == 60 and w.of("settings"))
+        notes = w.of("sessions")
+        assert [(n["sessions"][0]["number"], n["sessions"][0]["state"]) for n in notes] == expected
+        assert [n["globalSessionSequence"] for n in notes] == list(range(1, 61))  # no gaps
+        assert all(n["sessions"][0]["sessionSequence"] == n["globalSessionSequence"]
+                   for n in notes)
+        assert all(n["responseTypes"] == ["sessions", "statistics"] for n in notes)
+        assert all("cleared" in n["sessions"][0] for n in notes
+                   if n["sessions"][0]["state"] == "cleared")
+        # the settings notification sits between the updates and the pages, as it happened
+        kinds = [n["responseTypes"][0] for n in w.notes if n["responseTypes"][0] != "ping"]
+        assert kinds.index("settings") == 15
+        assert w.of("settings")[0]["settings"]["systemId"] == 12
+        assert w.of("settings")[0]["globalSessionSequence"] == 15
+    final = (await client.get("/v1/sessions/statistics")).json["statistics"]
+    assert observers[0].of("sessions")[-1]["statistics"] == final
+
+
+@pytest.mark.parametrize("config_overrides", [{"ping_interval": 0.3}])
+async def test_ping_cadence(watches):
+    w = await watches()
+    await w.until(lambda w: len(w.of("ping")) >= 5, timeout=10)
+    gaps = [b - a for a, b in zip(w.times[1:], w.times[2:])]
+    assert all(0.15 < g < 1.0 for g in gaps), gaps
+    assert sum(gaps) / len(gaps) == pytest.approx(0.3, abs=0.1)
+
+
+class RawObserver(asyncio.DatagramProtocol):
+    """A hand-driven observer: it registers, then acknowledges nothing unless told to."""
+
+    def __init__(self):
+        self.datagrams: asyncio.Queue[aiocoap.Message] = asyncio.Queue()
+
+    def datagram_received(self, data, addr):
+        self.datagrams.put_nowait(aiocoap.Message.decode(data))
+
+    @classmethod
+    async def open(cls, port: int):
+        transport, proto = await asyncio.get_running_loop().create_datagram_endpoint(
+            cls, remote_addr=("127.0.0.1", port))
+        proto.transport = transport
+        return proto
+
+    def send(self, message: aiocoap.Message, mtype: Type, mid: int, token: bytes = b"") -> None:
+        message.mtype, message.mid, message.token = mtype, mid, token
+        self.transport.sendto(message.encode())
+
+    def register(self, observe: int = 0, mid: int = 1) -> None:
+        self.send(aiocoap.Message(code=aiocoap.GET, uri_path=("v1", "notify"), observe=observe),
+                  Type.CON, mid, b"obs1")
+
+    async def next(self, timeout: float = 5) -> aiocoap.Message:
+        return await asyncio.wait_for(self.datagrams.get(), timeout)
+
+
+@pytest.mark.parametrize("config_overrides", [{"ping_interval": 0.4}])
+async def test_dead_observer_dropped_after_three_pings(client, watches, emulator, caplog):
+    caplog.set_level(logging.INFO, logger="pager.notify")
+    healthy = await watches()
+    dead = await RawObserver.open(emulator.port)
+    dead.register()
+    first = await dead.next()
+    assert first.code == aiocoap.CONTENT and first.mtype == Type.ACK
+    assert len(emulator.hub.observers) == 2
+    ping = await dead.next()  # a CON ping that will never be acknowledged
+    assert ping.mtype == Type.CON and b'"ping"' in ping.payload
+    unacked_since = time.monotonic()
+    # retransmitting to the dead observer does not hold up anyone else
+    r = await client.post("/v1/sessions", {"number": 1})
+    assert r.code == "2.01"
+    await healthy.until(lambda w: len(w.of("sessions")) == 1)
+    await asyncio.sleep(max(0.0, unacked_since + 1.5 * 0.4 - time.monotonic()))
+    assert len(emulator.hub.observers) == 2  # one or two unanswered pings are not enough
+    deadline = unacked_since + 2.5 * 0.4 + 3
+    while len(emulator.hub.observers) == 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert len(emulator.hub.observers) == 1
+    assert any("ended" in rec.getMessage() and "unacknowledged" in rec.getMessage()
+               for rec in caplog.records)
+    retransmissions = [m for m in _drain(dead) if m.mid == ping.mid]
+    assert retransmissions  # it really was retransmitted before being given up
+    await client.post("/v1/sessions", {"number": 2})
+    await healthy.until(lambda w: len(w.of("sessions")) == 2)
+    dead.transport.close()
+
+
+def _drain(raw: RawObserver) -> list[aiocoap.Message]:
+    out = []
+    while not raw.datagrams.empty():
+        out.append(raw.datagrams.get_nowait())
+    return out
+
+
+async def test_deregister_with_observe_1(client, emulator):
+    raw = await RawObserver.open(emulator.port)
+    raw.register()
+    await raw.next()
+    await client.post("/v1/sessions", {"number": 1})
+    note = await raw.next()
+    raw.send(aiocoap.Message(code=aiocoap.EMPTY), Type.ACK, note.mid)
+    raw.register(observe=1, mid=2)
+    answer = await raw.next()
+    assert answer.code == aiocoap.CONTENT and answer.opt.observe is None
+    await _until(lambda: not emulator.hub.observers)
+    await client.post("/v1/sessions", {"number": 2})
+    await asyncio.sleep(0.3)
+    assert _drain(raw) == []
+    raw.transport.close()
+
+
+async def test_reset_ends_the_observation(client, emulator):
+    raw = await RawObserver.open(emulator.port)
+    raw.register()
+    await raw.next()
+    await client.post("/v1/sessions", {"number": 1})
+    note = await raw.next()
+    assert note.mtype == Type.CON
+    raw.send(aiocoap.Message(code=aiocoap.EMPTY), Type.RST, note.mid)
+    await _until(lambda: not emulator.hub.observers)
+    await client.post("/v1/sessions", {"number": 2})
+    await asyncio.sleep(0.3)
+    assert _drain(raw) == []
+    raw.transport.close()
+
+
+async def _until(predicate, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.02)
+
+
+async def test_get_sessions_delivers_300_active_sessions(client, watches):
+    for n in range(300):
+        await client.post("/v1/sessions", {"number": n, "label": f"guest {n:03d}"})
+    w = await watches("action=get_sessions")
+    await w.until(lambda w: sum(len(n["sessions"]) for n in w.of("sessions")) >= 300)
+    notes = w.of("sessions")
+    assert len(notes) > 1  # it did not fit one datagram
+    ids = [s["id"] for n in notes for s in n["sessions"]]
+    assert ids == list(range(1, 301))
+    assert all(n["globalSessionSequence"] == 300 for n in notes)
+    assert notes[0]["statistics"]["numSessions"] == 300
+    await client.put("/v1/sessions", {"action": "page"}, query="number=7")
+    await w.until(lambda w: w.notes[-1]["globalSessionSequence"] == 301)
+    assert w.notes[-1]["sessions"][0]["number"] == 7
+
+
+async def test_cbor_observer(client, emulator):
+    context = await aiocoap.Context.create_client_context()
+    try:
+        request = context.request(aiocoap.Message(
+            code=aiocoap.GET, uri=f"coap://127.0.0.1:{emulator.port}/v1/notify", observe=0,
+            accept=60))
+        first = await request.response
+        assert first.opt.content_format == 60
+        assert cbor2.loads(first.payload)["responseTypes"] == ["ping"]
+        await client.post("/v1/sessions", {"number": 3})
+        note = await asyncio.wait_for(request.observation.__aiter__().__anext__(), 5)
+        assert cbor2.loads(note.payload)["sessions"][0]["number"] == 3
+    finally:
+        await context.shutdown()
+
+
+@pytest.mark.parametrize("config_overrides", [{"auto_page_at_goal": True}])
+async def test_time_driven_changes_notify(client, watches, manual_time):
+    w = await watches()
+    await client.post("/v1/settings", {"statisticsClearMark": 12,
+                                       "datetime": "2026-03-15T11:59:50"})
+    await client.post("/v1/sessions", {"number": 5, "goal": 5})
+    manual_time.advance(5)  # the goal passes: the ticker pages it
+    await w.until(lambda w: any(n["sessions"][0]["state"] == "paged" for n in w.of("sessions")))
+    paged = [n for n in w.of("sessions") if n["sessions"][0]["state"] == "paged"]
+    assert len(paged) == 1
+    assert paged[0]["sessions"][0]["notified"] == "2026-03-15T11:59:55"
+    assert paged[0]["statistics"]["percentOnTime"] == 100
+    manual_time.advance(5)  # 12:00:00, the clear mark
+    await w.until(lambda w: w.of("statistics"))
+    (cleared,) = w.of("statistics")
+    assert cleared["statistics"]["numSessions"] == 0 and cleared["responseTypes"] == ["statistics"]
+
+
+async def test_statistics_reset_notifies(client, watches):
+    w = await watches()
+    await client.delete("/v1/sessions/statistics")
+    await w.until(lambda w: w.of("statistics"))
+
+
+async def test_bad_registration_is_refused(client):
+    r = await client.get("/v1/notify", query="action=dance")
+    assert r.code == "4.00" and r.json["error"]["field"] == "action"
+    r = await client.post("/v1/notify")
+    assert r.code == "4.05"
+
+
+async def test_well_known_core_marks_notify_observable(client):
+    links = (await client.get("/.well-known/core")).payload.decode()
+    assert '</v1/notify>;ct="50 60";rt="t7470.notify";obs' in links
+
