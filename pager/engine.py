@@ -13,7 +13,7 @@ from typing import Callable
 
 from pager.clock import Clock
 from pager.domain.model import Change, State
-from pager.domain.operations import DeviceConfig, Outcome, maintenance
+from pager.domain.operations import DeviceConfig, Outcome, maintenance, next_due
 from pager.store import Store
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ class Engine:
         self.listeners: list[Listener] = []
         self._lock = asyncio.Lock()
         clock.offset = state.device.clock_offset
+        self._due = next_due(state, config)
 
     @classmethod
     async def load(cls, store: Store, clock: Clock, config: DeviceConfig) -> "Engine":
@@ -53,22 +54,24 @@ class Engine:
         Readers call this first; the lock is taken only when time has changed something.
         """
         now = self.clock.now()
-        if maintenance(self.state, now, self.config) is None:
+        if self._due is None or now < self._due:
             return now
         async with self._lock:
             return await self._maintain()
 
     async def _maintain(self) -> datetime:
         now = self.clock.now()
-        change = maintenance(self.state, now, self.config)
-        if change is not None:
-            await self._commit(change)
+        if self._due is not None and now >= self._due:
+            change = maintenance(self.state, now, self.config)
+            if change is not None:
+                await self._commit(change)
         return now
 
     async def _commit(self, change: Change) -> None:
         await self.store.commit(change)
         change.apply(self.state)
         self.clock.offset = self.state.device.clock_offset
+        self._due = next_due(self.state, self.config)
         for listener in self.listeners:
             try:
                 listener(change)

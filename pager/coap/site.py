@@ -9,8 +9,33 @@ from pager.coap.settings import Page, Settings
 from pager.notify import Hub
 
 
+class LeafSite(resource.Site):
+    """aiocoap's Site, without a deep copy of every request on the way to a leaf resource.
+
+    Site hands each resource a copy of the request with the matched path stripped, so that
+    nested sites see relative paths. Our resources are leaves that never read the path, and
+    under load that copy was a third of the server's CPU (py-spy). Exact paths of leaves are
+    dispatched directly; anything else takes Site's usual way.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._leaves: dict[tuple[str, ...], resource.Resource] = {}
+
+    def add_resource(self, path, resource_):
+        super().add_resource(path, resource_)
+        self._leaves[tuple(path)] = resource_
+
+    async def render_to_pipe(self, pipe) -> None:
+        request = pipe.request
+        leaf = self._leaves.get(request.opt.uri_path)
+        if leaf is not None and request.opt.uri_path_abbrev is None:
+            return await leaf.render_to_pipe(pipe)
+        return await super().render_to_pipe(pipe)
+
+
 def build_site(api: Api, hub: Hub) -> resource.Site:
-    site = resource.Site()
+    site = LeafSite()
     site.add_resource([".well-known", "core"],
                       resource.WKCResource(site.get_resources_as_linkheader, impl_info=None))
     site.add_resource(["v1", "sessions"], Sessions(api))

@@ -12,7 +12,7 @@ from pager.domain import rules
 from pager.domain.errors import Invalid, NoActiveSession
 from pager.domain.model import REMOVED, STOP, Archived, Change, Device, Session, Settings, State
 from pager.domain.pagemodes import Transmission, default_mode, parse_message
-from pager.domain.statistics import Counters, clear_due
+from pager.domain.statistics import Counters, clear_due, next_clear
 
 
 class _Unset:
@@ -293,3 +293,18 @@ def maintenance(state: State, now: datetime, cfg: DeviceConfig) -> Change | None
         for s in sorted(due, key=lambda s: (s.created + timedelta(seconds=s.goal), s.id)):
             d.save(_page(d, s, s.created + timedelta(seconds=s.goal), None, None, cfg))
     return d.outcome().change
+
+
+def next_due(state: State, cfg: DeviceConfig) -> datetime | None:
+    """The earliest time at which `maintenance` could change anything, None for never.
+
+    Valid until the next change; lets readers skip `maintenance` until then.
+    """
+    since = state.device.clear_mark_since
+    if since is None:
+        return datetime.min
+    times = [next_clear(since, state.device.settings.clear_mark)]
+    if cfg.auto_page_at_goal:
+        times += [s.created + timedelta(seconds=s.goal)
+                  for s in state.active.values() if s.notified is None]
+    return min((t for t in times if t is not None), default=None)

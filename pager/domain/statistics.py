@@ -72,3 +72,13 @@ def clear_due(since: datetime, now: datetime, mark: int) -> bool:
     if boundary > now:
         boundary -= timedelta(days=1)
     return boundary > since
+
+
+def next_clear(since: datetime, mark: int) -> datetime | None:
+    """The first moment after `since` at which `clear_due` becomes true, or None for never."""
+    if mark == NEVER:
+        return None
+    boundary = since.replace(hour=mark, minute=0, second=0, microsecond=0)
+    if boundary <= since:
+        boundary += timedelta(days=1)
+    return boundary

@@ -400,3 +400,36 @@ def test_manual_clear_moves_the_mark_origin():
     state = state_with_counters(5, hms(D1, 0))
     apply(state, ops.clear_statistics(state, hms(D1, 6)))
     assert ops.maintenance(state, hms(D1, 7), CFG) is None
+
+
+class TestNextDue:
+    """operations.next_due: the first moment maintenance could act, so readers may skip it."""
+
+    def test_never_without_mark_or_auto_page(self):
+        state = State(Device(clear_mark_since=T0))
+        assert ops.next_due(state, CFG) is None
+
+    def test_fresh_store_is_due_at_once(self):
+        assert ops.next_due(State(Device()), CFG) == datetime.min
+
+    @pytest.mark.parametrize("since,mark,expected", [
+        (datetime(2024, 3, 15, 4, 59, 59), 5, datetime(2024, 3, 15, 5, 0, 0)),
+        (datetime(2024, 3, 15, 5, 0, 0), 5, datetime(2024, 3, 16, 5, 0, 0)),
+        (datetime(2024, 3, 15, 23, 0, 0), 0, datetime(2024, 3, 16, 0, 0, 0)),
+    ])
+    def test_next_clear_mark(self, since, mark, expected):
+        state = State(Device(clear_mark_since=since, settings=Settings(clear_mark=mark)))
+        assert ops.next_due(state, CFG) == expected
+        # consistent with clear_due: not due just before, due exactly then
+        assert not clear_due(since, expected - timedelta(seconds=1), mark)
+        assert clear_due(since, expected, mark)
+
+    def test_earliest_auto_page_goal(self):
+        cfg = DeviceConfig(auto_page_at_goal=True)
+        state = State(Device(clear_mark_since=T0))
+        ops.create_or_update(state, 1, SessionPatch(goal=90), T0, "u1", cfg).change.apply(state)
+        ops.create_or_update(state, 2, SessionPatch(goal=30), at(10), "u2", cfg).change.apply(state)
+        assert ops.next_due(state, cfg) == at(40)
+        assert ops.next_due(state, CFG) is None  # auto-page off: goals are not due dates
+        assert ops.maintenance(state, at(39), cfg) is None
+        assert ops.maintenance(state, at(40), cfg) is not None
