@@ -67,6 +67,7 @@ class Emulator:
         if self._context is not None:
             await self._context.shutdown()
         if self.engine is not None:
+            await self.engine.close()
             await self.engine.store.close()
 
     async def __aenter__(self) -> "Emulator":

@@ -1,9 +1,12 @@
-"""The imperative shell around the core: serialises changes, commits them, then applies them.
+"""The imperative shell around the core: orders changes, commits them in groups, applies them.
 
-Every change to the transmitter goes through `Engine.run`: ask the core what the request
-would change, commit that through the store, and only after the commit apply it to the
-in-memory state and tell the listeners (the notification hub). Reads are served from the
-in-memory state, which is exactly what the store holds.
+Every change goes through `Engine.run`: the core computes it against the *pending* state (the
+committed state plus every change still waiting for its commit), so changes follow each other
+exactly as if applied one by one. One committer task writes whatever has queued up in a single
+transaction (group commit) and only then applies the changes to the *committed* state, which
+every read is served from, tells the listeners (the notification hub) and lets the requests
+answer. A request is therefore never answered before its change is on disk, and a reader never
+sees a change that is not.
 """
 
 import asyncio
@@ -22,16 +25,23 @@ Operation = Callable[[State, datetime], Outcome]
 Listener = Callable[[Change], None]
 
 
+def _copy(state: State) -> State:
+    return State(state.device, dict(state.active))  # sessions themselves are immutable
+
+
 class Engine:
     def __init__(self, store: Store, state: State, clock: Clock, config: DeviceConfig):
         self.store = store
-        self.state = state
+        self.state = state  # committed: what readers see
+        self._pending = _copy(state)  # committed + queued: what writers compute against
         self.clock = clock
         self.config = config
         self.listeners: list[Listener] = []
-        self._lock = asyncio.Lock()
+        self._queue: list[tuple[Change, asyncio.Future]] = []
+        self._wake = asyncio.Event()
         clock.offset = state.device.clock_offset
         self._due = next_due(state, config)
+        self._committer = asyncio.create_task(self._commit_loop())
 
     @classmethod
     async def load(cls, store: Store, clock: Clock, config: DeviceConfig) -> "Engine":
@@ -39,41 +49,87 @@ class Engine:
         await engine.catch_up()
         return engine
 
+    async def close(self) -> None:
+        """Commit what is queued, then stop the committer."""
+        while self._queue:
+            await asyncio.sleep(0.001)
+        self._committer.cancel()
+        try:
+            await self._committer
+        except asyncio.CancelledError:
+            pass
+
     async def run(self, operation: Operation) -> Outcome:
         """Apply one request's operation; returns after its change is committed."""
-        async with self._lock:
-            now = await self._maintain()
-            outcome = operation(self.state, now)
-            if outcome.change is not None:
-                await self._commit(outcome.change)
-            return outcome
+        now = self.clock.now()
+        maintained = self._maintain(now)
+        try:
+            # No await between computing a change and queueing it: the next request's change
+            # must be computed on top of this one.
+            outcome = operation(self._pending, now)
+            committed = None if outcome.change is None else self._enqueue(outcome.change)
+        finally:
+            if maintained is not None:  # time's own change commits whatever the request does
+                await maintained
+        if committed is not None:
+            await committed
+        return outcome
 
     async def catch_up(self) -> datetime:
         """Bring the state up to date with the clock (daily clear, auto-page); returns now.
 
-        Readers call this first; the lock is taken only when time has changed something.
+        Readers call this first; it waits only when time has changed something.
         """
         now = self.clock.now()
-        if self._due is None or now < self._due:
-            return now
-        async with self._lock:
-            return await self._maintain()
-
-    async def _maintain(self) -> datetime:
-        now = self.clock.now()
-        if self._due is not None and now >= self._due:
-            change = maintenance(self.state, now, self.config)
-            if change is not None:
-                await self._commit(change)
+        fut = self._maintain(now)
+        if fut is not None:
+            await fut
         return now
 
-    async def _commit(self, change: Change) -> None:
-        await self.store.commit(change)
-        change.apply(self.state)
-        self.clock.offset = self.state.device.clock_offset
-        self._due = next_due(self.state, self.config)
-        for listener in self.listeners:
+    def _maintain(self, now: datetime) -> asyncio.Future | None:
+        if self._due is None or now < self._due:
+            return None
+        change = maintenance(self._pending, now, self.config)
+        return None if change is None else self._enqueue(change)
+
+    def _enqueue(self, change: Change) -> asyncio.Future:
+        change.apply(self._pending)
+        self.clock.offset = self._pending.device.clock_offset
+        self._due = next_due(self._pending, self.config)
+        fut = asyncio.get_running_loop().create_future()
+        self._queue.append((change, fut))
+        self._wake.set()
+        return fut
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._queue = self._queue, []
+            if not batch:
+                continue
             try:
-                listener(change)
-            except Exception:  # a broken listener must not undo or fail a committed change
-                log.exception("change listener failed")
+                await self.store.commit([change for change, _ in batch])
+            except Exception as e:
+                self._abandon(batch, e)
+                continue
+            for change, fut in batch:
+                change.apply(self.state)
+                for listener in self.listeners:
+                    try:
+                        listener(change)
+                    except Exception:  # a broken listener must not fail a committed change
+                        log.exception("change listener failed")
+                if not fut.done():
+                    fut.set_result(None)
+
+    def _abandon(self, batch: list, error: Exception) -> None:
+        """A commit failed: it and everything computed on top of it fail; back to committed."""
+        log.error("commit of %d change(s) failed: %s", len(batch), error)
+        failed, self._queue = batch + self._queue, []
+        self._pending = _copy(self.state)
+        self.clock.offset = self.state.device.clock_offset
+        self._due = next_due(self._pending, self.config)
+        for _, fut in failed:
+            if not fut.done():
+                fut.set_exception(error)

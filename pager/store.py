@@ -12,7 +12,7 @@ import sqlite3
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import AsyncIterator, Iterable
+from typing import AsyncIterator, Iterable, Sequence
 
 import aiosqlite
 
@@ -156,12 +156,15 @@ class Store:
         # One connection, so statements of concurrent callers must not interleave: a read
         # between another caller's BEGIN and COMMIT would see uncommitted rows.
         self._lock = asyncio.Lock()
+        self._counts = {"history": 0, "transmission": 0}  # rows in the capped tables
 
     @classmethod
     async def open(cls, path: str | Path, history_limit: int = 100_000) -> "Store":
         path = Path(path)
         try:
-            conn = await aiosqlite.connect(path, isolation_level=None)
+            # sqlite3 opens the transaction itself at a transaction's first write, which
+            # saves a round trip to aiosqlite's thread on every commit.
+            conn = await aiosqlite.connect(path, isolation_level="IMMEDIATE")
         except sqlite3.Error as e:
             raise StoreError(f"cannot open store {path}: {e}") from e
         store = cls(conn, path, history_limit)
@@ -188,6 +191,8 @@ class Store:
             await self._conn.executescript(
                 f"BEGIN; {MIGRATIONS[v]}; PRAGMA user_version = {v + 1}; COMMIT;"
             )
+        cur = await self._conn.execute("SELECT history_count, transmission_count FROM device")
+        self._counts["history"], self._counts["transmission"] = await cur.fetchone()
 
     async def close(self) -> None:
         await self._conn.close()
@@ -200,11 +205,12 @@ class Store:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
+            counts = dict(self._counts)
             try:
                 yield self._conn
                 await self._conn.commit()
             except BaseException:
+                self._counts = counts
                 await self._conn.rollback()
                 raise
 
@@ -213,44 +219,57 @@ class Store:
             cur = await self._conn.execute(sql, tuple(args))
             return list(await cur.fetchall())
 
-    async def commit(self, change: Change) -> None:
-        """Write one change in one transaction; returns only once it is committed."""
+    async def commit(self, changes: Sequence[Change]) -> None:
+        """Write a batch of changes, in order, in one transaction; returns once committed.
+
+        Only each session's final fate in the batch is written (a session created and
+        cleared in the same batch goes straight to history), and the device row once.
+        """
+        archived: dict[int, Archived] = {}
+        saved: dict[int, Session] = {}
+        transmissions: list[Transmission] = []
+        for change in changes:
+            for s in change.saved:
+                saved[s.id] = s
+            for a in change.archived:
+                archived[a.session.id] = a
+                saved.pop(a.session.id, None)
+            transmissions.extend(change.transmissions)
         async with self._transaction() as c:
-            await c.execute(
-                f"UPDATE device SET ({_DEVICE_COLUMNS}) = ({','.join('?' * 13)})",
-                _device_row(change.device),
-            )
-            if change.archived:
-                await c.executemany("DELETE FROM session WHERE id = ?",
-                                    [(a.session.id,) for a in change.archived])
-                await self._append("history", "history_count", 11,
-                                   [_archived_row(a) for a in change.archived])
-            if change.saved:
+            if archived:
+                await c.executemany("DELETE FROM session WHERE id = ?", [(i,) for i in archived])
+                await self._append("history", [_archived_row(a) for a in archived.values()])
+            if saved:
                 await c.executemany(
                     f"INSERT OR REPLACE INTO session ({_SESSION_COLUMNS}) VALUES "
                     f"({','.join('?' * 9)})",
-                    [_session_row(s) for s in change.saved],
+                    [_session_row(s) for s in saved.values()],
                 )
-            if change.transmissions:
-                await self._append("transmission", "transmission_count", 8,
-                                   [_transmission_row(t) for t in change.transmissions])
+            if transmissions:
+                await self._append("transmission", [_transmission_row(t) for t in transmissions])
+            await c.execute(
+                f"UPDATE device SET ({_DEVICE_COLUMNS}, history_count, transmission_count) = "
+                f"({','.join('?' * 15)})",
+                (*_device_row(changes[-1].device), self._counts["history"],
+                 self._counts["transmission"]),
+            )
 
-    async def _append(self, table: str, count_column: str, width: int, rows: list[tuple]) -> None:
-        """Insert rows into a capped table, dropping its oldest rows beyond the limit."""
+    async def _append(self, table: str, rows: list[tuple]) -> None:
+        """Insert rows into a capped table, dropping its oldest rows beyond the limit.
+
+        The row counts live in memory (loaded at open) and are written with the device row,
+        so that capping costs no query unless rows must go.
+        """
         c = self._conn
-        await c.executemany(f"INSERT INTO {table} VALUES ({','.join('?' * width)})", rows)
-        cur = await c.execute(
-            f"UPDATE device SET {count_column} = {count_column} + ? RETURNING {count_column}",
-            (len(rows),),
-        )
-        (count,) = await cur.fetchone()
-        excess = count - self.history_limit
+        await c.executemany(f"INSERT INTO {table} VALUES ({','.join('?' * len(rows[0]))})", rows)
+        self._counts[table] += len(rows)
+        excess = self._counts[table] - self.history_limit
         if excess > 0:
             await c.execute(
                 f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id LIMIT ?)",
                 (excess,),
             )
-            await c.execute(f"UPDATE device SET {count_column} = ?", (self.history_limit,))
+            self._counts[table] = self.history_limit
 
     async def history(self, after: int | None = None, limit: int | None = None) -> list[Archived]:
         rows = await self._query(
@@ -264,6 +283,7 @@ class Store:
         async with self._transaction() as c:
             await c.execute("DELETE FROM history")
             await c.execute("UPDATE device SET history_count = 0")
+            self._counts["history"] = 0
 
     async def transmissions(self, number: int | None = None,
                             after_id: int | None = None) -> list[Transmission]:
@@ -286,8 +306,8 @@ class Store:
         if not rows:
             return
         async with self._transaction() as c:
-            await self._append("history", "history_count", 11, rows)
+            await self._append("history", rows)
             await c.execute(
-                "UPDATE device SET next_session_id = max(next_session_id, ?)",
-                (max(r[0] for r in rows) + 1,),
+                "UPDATE device SET next_session_id = max(next_session_id, ?), history_count = ?",
+                (max(r[0] for r in rows) + 1, self._counts["history"]),
             )
