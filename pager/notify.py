@@ -73,8 +73,8 @@ class Hub:
 
     def unsubscribe(self, observer: Observer, why: str) -> None:
         self.observers.discard(observer)
-        log.info("observer %s %s after %d notifications (%d observing)", observer.remote, why,
-                 observer.sent, len(self.observers))
+        log.info("observer %s %s after %d notifications handed out (%d observing)",
+                 observer.remote, why, observer.sent, len(self.observers))
 
     def publish(self, change: Change) -> None:
         for note in self._notifications(change):

@@ -9,10 +9,9 @@ synchronous=NORMAL makes a commit survive a crash or `kill -9` of the process.
 import asyncio
 import json
 import sqlite3
-from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import AsyncIterator, Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import aiosqlite
 
@@ -202,17 +201,28 @@ class Store:
         sessions = await self._query(f"SELECT {_SESSION_COLUMNS} FROM session")
         return State(_device(device), {s.number: s for s in map(_session, sessions)})
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            counts = dict(self._counts)
+    async def _write(self, work: Callable[[sqlite3.Connection, dict[str, int]], None]) -> None:
+        """Run `work(db, counts)` as one transaction in aiosqlite's thread, in one round trip.
+
+        aiosqlite has no public call that runs several statements in one trip to its thread,
+        and with one trip per statement a commit cost four to seven; `Connection._execute`
+        is that call (aiosqlite is pinned below 1.0 for it). `counts` are the capped tables'
+        row counts, kept only if the transaction commits.
+        """
+        counts = dict(self._counts)
+
+        def transaction() -> None:
+            db = self._conn._conn
             try:
-                yield self._conn
-                await self._conn.commit()
+                work(db, counts)
+                db.commit()
             except BaseException:
-                self._counts = counts
-                await self._conn.rollback()
+                db.rollback()
                 raise
+
+        async with self._lock:
+            await self._conn._execute(transaction)
+            self._counts = counts
 
     async def _query(self, sql: str, args: Iterable = ()) -> list[tuple]:
         async with self._lock:
@@ -235,41 +245,40 @@ class Store:
                 archived[a.session.id] = a
                 saved.pop(a.session.id, None)
             transmissions.extend(change.transmissions)
-        async with self._transaction() as c:
-            if archived:
-                await c.executemany("DELETE FROM session WHERE id = ?", [(i,) for i in archived])
-                await self._append("history", [_archived_row(a) for a in archived.values()])
-            if saved:
-                await c.executemany(
-                    f"INSERT OR REPLACE INTO session ({_SESSION_COLUMNS}) VALUES "
-                    f"({','.join('?' * 9)})",
-                    [_session_row(s) for s in saved.values()],
-                )
-            if transmissions:
-                await self._append("transmission", [_transmission_row(t) for t in transmissions])
-            await c.execute(
-                f"UPDATE device SET ({_DEVICE_COLUMNS}, history_count, transmission_count) = "
-                f"({','.join('?' * 15)})",
-                (*_device_row(changes[-1].device), self._counts["history"],
-                 self._counts["transmission"]),
-            )
+        archived_rows = [_archived_row(a) for a in archived.values()]
+        saved_rows = [_session_row(s) for s in saved.values()]
+        transmission_rows = [_transmission_row(t) for t in transmissions]
+        device_row = _device_row(changes[-1].device)
 
-    async def _append(self, table: str, rows: list[tuple]) -> None:
+        def work(db: sqlite3.Connection, counts: dict[str, int]) -> None:
+            if archived_rows:
+                db.executemany("DELETE FROM session WHERE id = ?", [(r[0],) for r in archived_rows])
+                self._append(db, counts, "history", archived_rows)
+            if saved_rows:
+                db.executemany(f"INSERT OR REPLACE INTO session ({_SESSION_COLUMNS}) VALUES "
+                               f"({','.join('?' * 9)})", saved_rows)
+            if transmission_rows:
+                self._append(db, counts, "transmission", transmission_rows)
+            db.execute(f"UPDATE device SET ({_DEVICE_COLUMNS}, history_count, transmission_count)"
+                       f" = ({','.join('?' * 15)})",
+                       (*device_row, counts["history"], counts["transmission"]))
+
+        await self._write(work)
+
+    def _append(self, db: sqlite3.Connection, counts: dict[str, int], table: str,
+                rows: list[tuple]) -> None:
         """Insert rows into a capped table, dropping its oldest rows beyond the limit.
 
         The row counts live in memory (loaded at open) and are written with the device row,
         so that capping costs no query unless rows must go.
         """
-        c = self._conn
-        await c.executemany(f"INSERT INTO {table} VALUES ({','.join('?' * len(rows[0]))})", rows)
-        self._counts[table] += len(rows)
-        excess = self._counts[table] - self.history_limit
+        db.executemany(f"INSERT INTO {table} VALUES ({','.join('?' * len(rows[0]))})", rows)
+        counts[table] += len(rows)
+        excess = counts[table] - self.history_limit
         if excess > 0:
-            await c.execute(
-                f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id LIMIT ?)",
-                (excess,),
-            )
-            self._counts[table] = self.history_limit
+            db.execute(f"DELETE FROM {table} WHERE id IN "
+                       f"(SELECT id FROM {table} ORDER BY id LIMIT ?)", (excess,))
+            counts[table] = self.history_limit
 
     async def history(self, after: int | None = None, limit: int | None = None) -> list[Archived]:
         rows = await self._query(
@@ -280,10 +289,12 @@ class Store:
         return [_archived(r) for r in rows]
 
     async def delete_history(self) -> None:
-        async with self._transaction() as c:
-            await c.execute("DELETE FROM history")
-            await c.execute("UPDATE device SET history_count = 0")
-            self._counts["history"] = 0
+        def work(db: sqlite3.Connection, counts: dict[str, int]) -> None:
+            db.execute("DELETE FROM history")
+            db.execute("UPDATE device SET history_count = 0")
+            counts["history"] = 0
+
+        await self._write(work)
 
     async def transmissions(self, number: int | None = None,
                             after_id: int | None = None) -> list[Transmission]:
@@ -305,9 +316,10 @@ class Store:
         rows = [_archived_row(a) for a in archived]
         if not rows:
             return
-        async with self._transaction() as c:
-            await self._append("history", rows)
-            await c.execute(
-                "UPDATE device SET next_session_id = max(next_session_id, ?), history_count = ?",
-                (max(r[0] for r in rows) + 1, self._counts["history"]),
-            )
+
+        def work(db: sqlite3.Connection, counts: dict[str, int]) -> None:
+            self._append(db, counts, "history", rows)
+            db.execute("UPDATE device SET next_session_id = max(next_session_id, ?), "
+                       "history_count = ?", (max(r[0] for r in rows) + 1, counts["history"]))
+
+        await self._write(work)

@@ -28,6 +28,7 @@ stderr, with non-printable bytes replaced by '.'. Neither is enough, so the clie
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import re
@@ -159,6 +160,18 @@ class NodeCoap:
         out = json.loads(lines[0])
         return NodeReply(out["code"], out["payload"], out["contentFormat"], out["etag"])
 
+    def observe(self, *, query: str | None = None, count: int | None = None,
+                timeout: float = CLIENT_TIMEOUT - 5) -> NodeObservation:
+        """`node observe.js`: `async with node.observe(...) as obs:`, then `await obs.next()`
+        for each notification as it arrives and `await obs.finish()` (see NodeObservation)."""
+        argv = [self.node, str(INTEROP / "observe.js"), "--host", self.host,
+                "--port", str(self.port), "--timeout-ms", str(int(timeout * 1000))]
+        if query is not None:
+            argv += ["--query", query]
+        if count is not None:
+            argv += ["--count", str(count)]
+        return NodeObservation(argv, timeout)
+
     async def vendor(self, script: str, *args: Any) -> str:
         """Run vendor_create.js / vendor_get.js; return its one line of output."""
         argv = [self.node, str(INTEROP / script), self.host, str(self.port),
@@ -174,8 +187,8 @@ class NodeCoap:
 
 # One PDU logged by libcoap at -v 6 (coap_show_pdu): "v:1 t:ACK c:2.05 i:5b00 {01} [ ... ]".
 PDU_LINE = re.compile(
-    r"^v:1 t:(?P<type>CON|NON|ACK|RST) c:(?P<code>\S+) i:[0-9a-f]+ \{[0-9a-f]*\} "
-    r"\[ ?(?P<options>.*?) ?\]")
+    r"^v:1 t:(?P<type>CON|NON|ACK|RST) c:(?P<code>\S+) i:(?P<mid>[0-9a-f]+) "
+    r"\{(?P<token>[0-9a-f]*)\} \[ ?(?P<options>.*?) ?\]")
 RESPONSE_CODE = re.compile(r"^[0-7]\.\d\d$")
 
 
@@ -264,6 +277,17 @@ class CoapClient:
             return parse_libcoap(done, body_file)
 
 
+    def observe(self, seconds: int, *, query: str | None = None,
+                accept: str | None = None) -> LibcoapObservation:
+        """`coap-client-notls -s SECONDS` (whole seconds: libcoap reads the value with atoi, so
+        "2.5" means 2): `async with coap.observe(...) as obs:`, then
+        `await obs.wait_for(n)` to sync with the n-th notification and `await obs.finish()`
+        for all of them (see LibcoapObservation)."""
+        uri = f"coap://{self.host}:{self.port}/v1/notify" + (f"?{query}" if query else "")
+        options = ("-A", accept) if accept is not None else ()
+        return LibcoapObservation(self.binary, uri, seconds, options)
+
+
 # ------------------------------------------------------------------------------ shared
 
 ENVELOPE = ["responseTypes", "globalSessionSequence", "timestamp", "deviceName",
@@ -283,3 +307,279 @@ async def fill_sessions(client, count: int, first: int = 100) -> None:
         r = await client.post("/v1/sessions", {"number": n, "label": f"Guest party {n:04d}",
                                                "partySize": 4, "goal": 600})
         assert r.code == "2.01", r.payload
+
+
+# ------------------------------------------------------------------------------- observe
+#
+# An observing client runs for a while: its process is started, its stdout is read while it
+# runs (so the test can act once the first notification is in), and it is waited for at the
+# end. The `async with` block kills a client still running when the test fails.
+#
+# node-coap: tests/interop/observe.js prints one JSON line per notification,
+#     {"payload": "<utf8>", "observe": N}, and, after deregistering, {"deregistered": "2.05"}.
+#
+# coap-client-notls: `-s SECONDS` observes for SECONDS, then deregisters (GET + Observe 1).
+# Its notifications are read from two places, cross-checked:
+# * `-v 7` (LOG_DEBUG) logs every PDU on stdout as it goes, each PDU line right after a line
+#   "... : received N bytes" or "... : sent N bytes" (or "PDU presented by app" for a request
+#   before it is sent). This gives, live, each notification's type, message ID, options and a
+#   printable rendering of its payload (`:: '<text>'`, non-printable bytes as \xNN, a
+#   backslash not escaped), and the client's own empty ACKs, which only -v 7 shows
+#   (-v 6 logs received PDUs and requests but not the ACKs).
+# * `-o FILE` appends every 2.xx notification body, byte-exact, to FILE with nothing between
+#   them (without -o the bodies go to stdout, glued to the next log line). JSON bodies are
+#   split again with JSONDecoder.raw_decode, CBOR ones by decoding one item after another.
+# -B bounds the client's whole run, observing included, so it is set above -s.
+
+OBSERVE_WAIT = 5.0  # seconds to wait for any one notification
+
+
+@dataclass
+class Notification:
+    payload: bytes
+    observe: int | None
+    type: str | None = None  # CON / NON / ACK where the client shows it (libcoap)
+    mid: int | None = None
+    code: str = "2.05"
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.payload)
+
+    @property
+    def cbor(self) -> Any:
+        return cbor2.loads(self.payload)
+
+
+class _ObserverProcess:
+    def __init__(self, argv: list[str], timeout: float):
+        self.argv = argv
+        self.timeout = timeout  # how long the client may run in all
+        self.proc: asyncio.subprocess.Process | None = None
+        self.stdout_lines: list[str] = []
+
+    async def __aenter__(self):
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, cwd=INTEROP)
+        return self
+
+    async def __aexit__(self, *exc):
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.communicate()
+
+    async def _readline(self, timeout: float) -> str | None:
+        """The next stdout line, or None at end of output."""
+        try:
+            raw = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            pytest.fail(f"no output from the observer within {timeout} s\n"
+                        f"{await self._kill_and_describe()}", pytrace=False)
+        if not raw:
+            return None
+        line = raw.decode(errors="replace").rstrip("\n")
+        self.stdout_lines.append(line)
+        return line
+
+    async def _finish(self) -> Completed:
+        try:
+            rest, err = await asyncio.wait_for(self.proc.communicate(), self.timeout + COAP_WAIT)
+        except (asyncio.TimeoutError, TimeoutError):
+            pytest.fail(f"observer still running after {self.timeout + COAP_WAIT} s\n"
+                        f"{await self._kill_and_describe()}", pytrace=False)
+        self.stdout_lines += rest.decode(errors="replace").splitlines()
+        return Completed(self.argv, self.proc.returncode,
+                         "\n".join(self.stdout_lines).encode(), err)
+
+    async def _kill_and_describe(self) -> str:
+        if self.proc.returncode is None:
+            self.proc.kill()
+        rest, err = await self.proc.communicate()
+        self.stdout_lines += rest.decode(errors="replace").splitlines()
+        return Completed(self.argv, self.proc.returncode,
+                         "\n".join(self.stdout_lines).encode(), err).describe()
+
+
+class NodeObservation(_ObserverProcess):
+    """One `node observe.js` run (NodeCoap.observe)."""
+
+    def __init__(self, argv: list[str], timeout: float):
+        super().__init__(argv, timeout)
+        self.notifications: list[Notification] = []
+
+    @staticmethod
+    def _parse(line: str) -> dict:
+        try:
+            return json.loads(line)
+        except ValueError:
+            pytest.fail(f"observe.js printed a line that is not JSON: {line!r}", pytrace=False)
+
+    async def next(self, timeout: float = OBSERVE_WAIT) -> Notification:
+        """The next notification, as soon as node-coap delivered it."""
+        line = await self._readline(timeout)
+        out = self._parse(line) if line is not None else {}
+        if "payload" not in out or "code" in out:
+            pytest.fail(f"observation over before the next notification\n"
+                        f"{await self._kill_and_describe()}", pytrace=False)
+        note = Notification(out["payload"].encode(), out["observe"])
+        self.notifications.append(note)
+        return note
+
+    async def finish(self) -> tuple[list[Notification], str | None]:
+        """Wait for observe.js to end (after --count notifications, or its timeout).
+
+        Returns the notifications not yet taken with next() and the code that answered the
+        deregistration (None when none did). A non-zero exit fails the test."""
+        done = await self._finish()
+        assert done.returncode == 0, done.describe()
+        rest: list[Notification] = []
+        deregistered: Any = "missing"
+        for line in self.stdout_lines[len(self.notifications):]:
+            out = self._parse(line)
+            if "payload" in out:
+                rest.append(Notification(out["payload"].encode(), out["observe"]))
+            elif "deregistered" in out:
+                deregistered = out["deregistered"]
+        assert deregistered != "missing", done.describe()
+        self.notifications += rest
+        return rest, deregistered
+
+
+# A "-v 7" line that says which way the PDU logged on the next line went.
+LIBCOAP_DIRECTION = re.compile(r" : (?P<dir>received|sent) \d+ bytes$|PDU presented by app$")
+
+
+@dataclass
+class LoggedPdu:
+    direction: str  # "received", "sent" or "presented" (a request not yet sent)
+    type: str
+    code: str
+    mid: int
+    token: str
+    options: list[str]
+    data: str | None  # the logged rendering of the payload (after " :: ")
+
+    def option(self, name: str) -> str | None:
+        for opt in self.options:
+            key, _, value = opt.partition(":")
+            if key == name:
+                return value
+        return None
+
+
+class LibcoapObservation(_ObserverProcess):
+    """One `coap-client-notls -s SECONDS` run (CoapClient.observe)."""
+
+    def __init__(self, binary: str, uri: str, seconds: int, options: tuple[str, ...]):
+        assert isinstance(seconds, int) and seconds > 0, "coap-client -s takes whole seconds"
+        self._tmp = tempfile.TemporaryDirectory(prefix="coap-observe-")
+        self.body_file = Path(self._tmp.name) / "bodies"
+        argv = [binary, "-v", "7", "-B", str(int(seconds + COAP_WAIT)), "-s", str(seconds),
+                "-o", str(self.body_file), *options, uri]
+        super().__init__(argv, seconds)
+        self.pdus: list[LoggedPdu] = []
+        self._direction: str | None = None
+        self.completed: Completed | None = None
+
+    async def __aexit__(self, *exc):
+        try:
+            await super().__aexit__(*exc)
+        finally:
+            self._tmp.cleanup()
+
+    def _feed(self, line: str) -> None:
+        m = PDU_LINE.match(line)
+        if m is None:
+            d = LIBCOAP_DIRECTION.search(line)
+            if d is not None:
+                self._direction = d["dir"] or "presented"
+            return
+        tail = line[m.end():]
+        data = tail[len(" :: "):] if tail.startswith(" :: ") else None
+        options = [o.strip() for o in m["options"].split(", ")] if m["options"] else []
+        direction = self._direction
+        if direction is None:  # not expected at -v 7; a response can only be received
+            direction = "received" if re.match(r"^[2-5]\.\d\d$", m["code"]) else "sent"
+        self.pdus.append(LoggedPdu(direction, m["type"], m["code"], int(m["mid"], 16),
+                                   m["token"], options, data))
+        self._direction = None
+
+    def received(self) -> list[LoggedPdu]:
+        """The responses received (registration answer and notifications), duplicates of
+        a retransmitted CON dropped."""
+        seen: set[tuple[str, int]] = set()
+        out = []
+        for pdu in self.pdus:
+            if pdu.direction != "received" or pdu.code == "0.00":
+                continue
+            if (pdu.type, pdu.mid) in seen and pdu.type != "ACK":
+                continue
+            seen.add((pdu.type, pdu.mid))
+            out.append(pdu)
+        return out
+
+    def sent(self, type_: str | None = None) -> list[LoggedPdu]:
+        return [p for p in self.pdus if p.direction == "sent"
+                and (type_ is None or p.type == type_)]
+
+    async def wait_for(self, count: int, timeout: float = OBSERVE_WAIT) -> None:
+        """Return once `count` notifications (the registration's answer included) arrived."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(self.received()) < count:
+            line = await self._readline(max(0.0, deadline - loop.time()))
+            if line is None:
+                pytest.fail(f"coap-client ended after {len(self.received())} of {count} "
+                            f"notifications\n{await self._kill_and_describe()}", pytrace=False)
+            self._feed(line)
+
+    async def finish(self) -> list[Notification]:
+        """Wait for the client to end (-s), then return every notification it received."""
+        before = len(self.stdout_lines)
+        done = self.completed = await self._finish()
+        for line in self.stdout_lines[before:]:
+            self._feed(line)
+        assert done.returncode == 0, done.describe()
+        received = self.received()
+        assert received, f"nothing received:\n{done.describe()}"
+        bodies = self._bodies(received)
+        good = [p for p in received if p.code.startswith("2.")]
+        assert len(bodies) == len(good), (
+            f"{len(good)} 2.xx notifications logged but {len(bodies)} bodies in -o file\n"
+            f"{done.describe()}")
+        notes, it = [], iter(bodies)
+        for pdu in received:
+            payload = next(it) if pdu.code.startswith("2.") else b""
+            if payload and pdu.data is not None and re.fullmatch(rb"[ -\[\]-~]*", payload):
+                # printable ASCII without a backslash is logged verbatim
+                assert pdu.data == f"'{payload.decode()}'", (pdu, payload)
+            observe = pdu.option("Observe")
+            notes.append(Notification(payload, None if observe is None else int(observe),
+                                      pdu.type, pdu.mid, pdu.code))
+        return notes
+
+    def _bodies(self, received: list[LoggedPdu]) -> list[bytes]:
+        data = self.body_file.read_bytes() if self.body_file.exists() else b""
+        formats = {p.option("Content-Format") for p in received if p.code.startswith("2.")}
+        bodies: list[bytes] = []
+        if formats == {"application/cbor"}:
+            stream = io.BytesIO(data)
+            decoder = cbor2.CBORDecoder(stream)
+            while stream.tell() < len(data):
+                start = stream.tell()
+                decoder.decode()
+                bodies.append(data[start:stream.tell()])
+        else:
+            assert formats <= {"application/json"}, formats
+            text, pos = data.decode(), 0
+            decoder = json.JSONDecoder()
+            while pos < len(text):
+                _, end = decoder.raw_decode(text, pos)
+                bodies.append(text[pos:end].encode())
+                pos = end
+        return bodies
+
+    def acked(self) -> set[int]:
+        """Message IDs of the empty ACKs the client sent."""
+        return {p.mid for p in self.sent("ACK") if p.code == "0.00"}
