@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import logging
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import aiocoap
 from pager import wire
 from pager.clock import Clock
 from pager.coap.base import Api
+from pager.coap.dedup import bound_deduplication
 from pager.coap.site import build_site
 from pager.config import Config
 from pager.domain.operations import DeviceConfig
@@ -55,6 +57,11 @@ class Emulator:
         except BaseException:
             await store.close()
             raise
+        bound_deduplication(self._context, c.dedup_max_entries)
+        # What exists now (modules, classes, the loaded state) lives as long as the process:
+        # keep it out of every later full garbage collection (their pauses stall answers).
+        gc.collect()
+        gc.freeze()
         self.port = _bound_port(self._context) or c.port
         self._tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self.hub.run_pings())]
         return self

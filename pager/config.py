@@ -28,6 +28,7 @@ class Config(BaseModel):
     strict: bool = False
     auto_page_at_goal: bool = False
     ping_interval: float = Field(30.0, gt=0)
+    dedup_max_entries: int = Field(20_000, ge=100)
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -1,0 +1,97 @@
+"""Bounded duplicate detection for aiocoap's message layer.
+
+aiocoap remembers every incoming request (and its response) for EXCHANGE_LIFETIME, 247 s with
+RFC 7252's defaults, so that a retransmitted CON is answered from memory instead of being
+processed twice, and it schedules one timer per request to forget it. At full speed that is
+hundreds of thousands of messages and timers: gigabytes, and garbage-collector passes that
+grew past half a second and stalled every answer (measured with gc.callbacks).
+
+aiocoap's duplicate detection stays in charge: it still looks every request up in its table
+of recent messages and answers duplicates from it. What changes is how that table forgets:
+
+- by age: a request is remembered for `WINDOW` = 49 s. That is RFC 7252's EXCHANGE_LIFETIME
+  with MAX_LATENCY set for a LAN (1 s instead of the Internet's 100 s), and longer than the
+  45 s over which a standard client retransmits a request;
+- by count: at most `max_entries` requests are remembered, the oldest forgotten first. Below
+  max_entries / 49 s requests per second the count never binds; above it a retransmission is
+  still recognised while it is among the latest `max_entries` requests.
+
+The table expires entries itself as new ones arrive, so aiocoap's per-request timers are not
+needed to forget anything: EXCHANGE_LIFETIME, which aiocoap reads only to schedule them, is
+shortened to one second and their pops are ignored. And it keeps each response as a `Replay`
+(the encoded datagram and the peer's address, all aiocoap uses to re-send it) rather than the
+response message, which holds the whole request too: about 4 objects for the garbage
+collector to walk per remembered request instead of about 24.
+
+aiocoap has no public setting for any of this; this module is the one place that reaches
+into it (`_recent_messages`).
+"""
+
+import time
+
+import aiocoap
+from aiocoap.numbers import constants
+from aiocoap.numbers.types import CON
+
+WINDOW = 49.0
+TIMER_SECONDS = 1.0
+
+
+class Replay:
+    """A sent response as aiocoap's message layer needs it to send it again."""
+
+    __slots__ = ("remote", "mid", "mtype", "transport_tuning", "_datagram")
+
+    def __init__(self, message: aiocoap.Message):
+        self.remote = message.remote
+        self.mid = message.mid
+        self.mtype = message.mtype
+        # read only when a Confirmable response is re-sent; usually it is a piggybacked ACK
+        self.transport_tuning = message.transport_tuning if message.mtype == CON else None
+        self._datagram = message.encode()
+
+    def encode(self) -> bytes:
+        return self._datagram
+
+    def __repr__(self) -> str:
+        return f"<Replay of {self.mtype} MID {self.mid} to {self.remote}>"
+
+
+class RecentMessages(dict):
+    """aiocoap's table of recent requests, expiring by age and by count as it grows."""
+
+    def __init__(self, max_entries: int, window: float = WINDOW, clock=time.monotonic):
+        super().__init__()
+        self.max_entries = max_entries
+        self.window = window
+        self.clock = clock
+        self._born: dict = {}
+
+    def __setitem__(self, key, value) -> None:
+        if key not in self:
+            self._forget_old()
+            self._born[key] = self.clock()
+        if isinstance(value, aiocoap.Message):
+            value = Replay(value)
+        super().__setitem__(key, value)
+
+    def _forget_old(self) -> None:
+        cutoff = self.clock() - self.window
+        while self:
+            oldest = next(iter(self))  # dicts keep insertion order
+            if self._born[oldest] >= cutoff and len(self) < self.max_entries:
+                break
+            del self[oldest]
+            del self._born[oldest]
+
+    def pop(self, key, default=None):
+        """Called only by aiocoap's expiry timers, which fire too early now: ignored."""
+        return self.get(key, default)
+
+
+def bound_deduplication(context: aiocoap.Context, max_entries: int) -> None:
+    constants.TransportTuning.EXCHANGE_LIFETIME = TIMER_SECONDS
+    for interface in context.request_interfaces:
+        manager = getattr(interface, "token_interface", None)
+        if manager is not None and hasattr(manager, "_recent_messages"):
+            manager._recent_messages = RecentMessages(max_entries)

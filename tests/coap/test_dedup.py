@@ -1,0 +1,86 @@
+"""Bounded duplicate detection (pager.coap.dedup)."""
+
+import asyncio
+
+import aiocoap
+import pytest
+from aiocoap.numbers.types import Type
+
+from pager.coap.dedup import WINDOW, RecentMessages
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_forgets_oldest_beyond_the_count():
+    recent = RecentMessages(3, clock=FakeClock())
+    for key in "abcd":
+        recent[key] = None
+    assert list(recent) == ["b", "c", "d"]
+    recent["c"] = "response"  # storing the response does not reorder or evict
+    assert list(recent) == ["b", "c", "d"] and recent["c"] == "response"
+
+
+def test_forgets_by_age_as_new_requests_arrive():
+    clock = FakeClock()
+    recent = RecentMessages(100, window=49, clock=clock)
+    recent["a"] = None
+    clock.now += 20
+    recent["b"] = None
+    clock.now += 29  # "a" is exactly 49 s old: a retransmission at 45 s was still caught
+    recent["c"] = None
+    assert list(recent) == ["a", "b", "c"]
+    clock.now += 1
+    recent["d"] = None
+    assert list(recent) == ["b", "c", "d"]
+
+
+def test_aiocoaps_early_expiry_timers_are_ignored():
+    recent = RecentMessages(10, clock=FakeClock())
+    recent["a"] = "response"
+    assert recent.pop("a") == "response" and "a" in recent
+    assert recent.pop("zz") is None
+
+
+def test_window_covers_a_clients_retransmissions(emulator):
+    assert WINDOW > aiocoap.numbers.constants.TransportTuning().MAX_TRANSMIT_SPAN  # 45 s
+
+
+class Datagrams(asyncio.DatagramProtocol):
+    def __init__(self):
+        self.received: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def datagram_received(self, data, addr):
+        self.received.put_nowait(data)
+
+
+@pytest.mark.parametrize("config_overrides", [{"dedup_max_entries": 100}])
+async def test_duplicate_recognised_within_bound_and_forgotten_beyond(emulator, client):
+    loop = asyncio.get_running_loop()
+    transport, proto = await loop.create_datagram_endpoint(
+        Datagrams, remote_addr=("127.0.0.1", emulator.port))
+
+    async def send(mid: int, body: bytes) -> bytes:
+        m = aiocoap.Message(code=aiocoap.POST, payload=body, content_format=50,
+                            uri_path=("v1", "sessions"))
+        m.mtype, m.mid, m.token = Type.CON, mid, b"t"
+        transport.sendto(m.encode())
+        return await asyncio.wait_for(proto.received.get(), 5)
+
+    try:
+        first = await send(1, b'{"number":1}')
+        for mid in range(2, 50):  # 48 more requests: still within the bound of 100
+            await send(mid, b'{"number":1,"partySize":2}')
+        assert await send(1, b'{"number":1}') == first  # answered from the cache
+        for mid in range(50, 160):  # push mid 1 out of the 100 remembered
+            await send(mid, b'{"number":1,"partySize":2}')
+        again = aiocoap.Message.decode(await send(1, b'{"number":1}'))
+        assert again.code.dotted == "2.00"  # processed anew: an update of session 1
+    finally:
+        transport.close()
+    assert (await client.get("/v1/sessions/statistics")).json["statistics"]["numSessions"] == 1
