@@ -77,6 +77,8 @@ class Hub:
                  observer.remote, why, observer.sent, len(self.observers))
 
     def publish(self, change: Change) -> None:
+        if not self.observers:
+            return
         for note in self._notifications(change):
             self._broadcast(note)
 
