@@ -115,13 +115,16 @@ class Engine:
                 continue
             for change, fut in batch:
                 change.apply(self.state)
+                if not fut.done():
+                    fut.set_result(None)
+            # Answers first: asyncio runs callbacks in the order they were scheduled, so the
+            # waiting requests answer before any observer task sends a notification.
+            for change, _ in batch:
                 for listener in self.listeners:
                     try:
                         listener(change)
                     except Exception:  # a broken listener must not fail a committed change
                         log.exception("change listener failed")
-                if not fut.done():
-                    fut.set_result(None)
 
     def _abandon(self, batch: list, error: Exception) -> None:
         """A commit failed: it and everything computed on top of it fail; back to committed."""
