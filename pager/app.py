@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import gc
 import logging
 from pathlib import Path
 
@@ -58,10 +57,6 @@ class Emulator:
             await store.close()
             raise
         bound_deduplication(self._context, c.dedup_max_entries)
-        # What exists now (modules, classes, the loaded state) lives as long as the process:
-        # keep it out of every later full garbage collection (their pauses stall answers).
-        gc.collect()
-        gc.freeze()
         self.port = _bound_port(self._context) or c.port
         self._tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self.hub.run_pings())]
         return self
