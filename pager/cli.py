@@ -25,6 +25,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _loop_factory(kind: str):
+    """uvloop when asked for, or when installed and `auto`; asyncio's own loop otherwise."""
+    if kind == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if kind == "uvloop":
+            raise SystemExit("pager-emulator: event_loop = 'uvloop' but uvloop is not installed"
+                             " (pip install 'pager-emulator[fast]')")
+        return None
+    return uvloop.new_event_loop
+
+
 def _tune_garbage_collector() -> None:
     """Fewer, shorter collection pauses for a long-running server process.
 
@@ -71,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        asyncio.run(_serve(Emulator(config)))
+        with asyncio.Runner(loop_factory=_loop_factory(config.event_loop)) as runner:
+            runner.run(_serve(Emulator(config)))
     except StoreError as e:
         print(f"pager-emulator: {e}", file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@
 
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -30,6 +31,7 @@ class Config(BaseModel):
     ping_interval: float = Field(30.0, gt=0)
     dedup_max_entries: int = Field(20_000, ge=100)
     log_level: str = "INFO"
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
 
     @model_validator(mode="after")
     def _ranges(self) -> "Config":

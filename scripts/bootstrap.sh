@@ -7,7 +7,7 @@
 #
 # Idempotent and fast when everything is already in place:
 #   * .venv is created with python3.11 only when missing (or broken);
-#   * `pip install -e '.[test]'` runs only when pyproject.toml changed since the
+#   * `pip install -e '.[test,fast]'` runs only when pyproject.toml changed since the
 #     last successful install (sha256 stamp kept in .venv/.bootstrap-pyproject.sha256);
 #   * apt-get runs only when coap-client-notls is not on PATH;
 #   * `npm ci` runs only when tests/interop/node_modules is missing or older than
@@ -70,7 +70,7 @@ fi
 want_hash="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 have_hash="$(cat "$STAMP" 2>/dev/null || true)"
 if [ "$want_hash" != "$have_hash" ] || [ ! -x "$VENV/bin/pager-emulator" ]; then
-    log "installing the package: pip install -e '.[test]'"
+    log "installing the package: pip install -e '.[test,fast]'"
     rm -f "$STAMP"
     "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet -e '.[test]'
     echo "$want_hash" > "$STAMP"
