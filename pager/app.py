@@ -3,9 +3,11 @@
 import asyncio
 import contextlib
 import logging
+import tempfile
 from pathlib import Path
 
 import aiocoap
+from aiohttp import web
 
 from pager import wire
 from pager.clock import Clock
@@ -13,7 +15,10 @@ from pager.coap.base import Api
 from pager.coap.dedup import bound_deduplication
 from pager.coap.site import build_site
 from pager.config import Config
-from pager.domain.operations import DeviceConfig
+from pager.control.faults import FaultInjector
+from pager.control.http import build_app as build_control_app
+from pager.control.rig import PagerBoard, RigControls
+from pager.domain.operations import DeviceConfig, SettingsPatch, update_settings
 from pager.domain.rules import Limits
 from pager.engine import Engine
 from pager.notify import Hub
@@ -24,21 +29,44 @@ log = logging.getLogger("pager")
 TICK_SECONDS = 1.0  # how often time-driven changes (auto-page, daily clear) are looked for
 
 
-class Emulator:
-    """One emulated transmitter: `async with Emulator(config) as emu:` or start()/stop()."""
+class Emulator(RigControls):
+    """One emulated transmitter with its test-rig controls.
 
-    def __init__(self, config: Config, clock: Clock | None = None):
+    `async with Emulator() as emu:` starts one for a test: 127.0.0.1, an ephemeral port, a
+    store in a temporary directory, no HTTP control server (the controls are methods here);
+    keyword arguments override those settings. Pass a `Config` for anything else, and a
+    `Clock` to control time from the test.
+    """
+
+    def __init__(self, config: Config | None = None, clock: Clock | None = None,
+                 **overrides):
+        self._tempdir: tempfile.TemporaryDirectory | None = None
+        if config is None:
+            if "db" not in overrides:
+                self._tempdir = tempfile.TemporaryDirectory(prefix="pager-emulator-")
+                overrides["db"] = str(Path(self._tempdir.name) / "pager.db")
+            config = Config(**{"host": "127.0.0.1", "port": 0, "control": False, **overrides})
+        elif overrides:
+            config = config.model_copy(update=overrides)
         self.config = config
         self.clock = clock or Clock()
         self.engine: Engine | None = None
-        self.port: int | None = None
-        self._context: aiocoap.Context | None = None
         self.hub: Hub | None = None
+        self.faults = FaultInjector()
+        self.pagers = PagerBoard({})
+        self.port: int | None = None
+        self.control_port: int | None = None
+        self._context: aiocoap.Context | None = None
+        self._control: web.AppRunner | None = None
         self._tasks: list[asyncio.Task] = []
 
     @property
     def db_path(self) -> Path:
         return Path(self.config.db).resolve()
+
+    @property
+    def uri(self) -> str:
+        return f"coap://{self.config.host}:{self.port}"
 
     async def start(self) -> "Emulator":
         c = self.config
@@ -47,21 +75,38 @@ class Emulator:
             device = DeviceConfig(Limits(c.number_min, c.number_max), frozenset(c.staff_pagers),
                                   c.auto_page_at_goal)
             self.engine = await Engine.load(store, self.clock, device)
+            if store.created and c.system_id is not None:
+                patch = SettingsPatch(system_id=c.system_id)
+                await self.engine.run(lambda st, now: update_settings(st, patch, now, device))
+            self.pagers.latest.update(await store.latest_transmissions())
+            self.engine.listeners.append(self.pagers.on_change)
             identity = wire.Identity(c.device_name, c.firmware_version)
             self.hub = Hub(self.engine, identity, c.ping_interval)
             self._context = await aiocoap.Context.create_server_context(
-                build_site(Api(self.engine, identity, c.strict), self.hub),
+                build_site(Api(self.engine, identity, c.strict, self.faults), self.hub),
                 bind=(c.host, c.port), transports=["udp6"],
             )
         except BaseException:
             await store.close()
             raise
         bound_deduplication(self._context, c.dedup_max_entries)
+        self.faults.install(self._context)
         self.port = _bound_port(self._context) or c.port
         self._tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self.hub.run_pings())]
+        if c.control:
+            await self._start_control()
         return self
 
+    async def _start_control(self) -> None:
+        self._control = web.AppRunner(build_control_app(self), access_log=None)
+        await self._control.setup()
+        site = web.TCPSite(self._control, self.config.control_host, self.config.control_port)
+        await site.start()
+        self.control_port = self._control.addresses[0][1]
+
     async def stop(self) -> None:
+        if self._control is not None:
+            await self._control.cleanup()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -71,6 +116,8 @@ class Emulator:
         if self.engine is not None:
             await self.engine.close()
             await self.engine.store.close()
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
 
     async def __aenter__(self) -> "Emulator":
         return await self.start()

@@ -9,6 +9,7 @@ import sys
 
 from pager.app import Emulator
 from pager.config import ConfigError, load
+from pager.fleet import fleet_configs
 from pager.store import StoreError
 
 
@@ -22,6 +23,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--db", help="SQLite store path (default pager.db)")
     serve.add_argument("--config", help="TOML configuration file")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    serve.add_argument("--control-port", type=int,
+                       help="HTTP control API port (default 7470; 0 = any free port)")
+    serve.add_argument("--no-control", action="store_true", help="no HTTP control API")
+    serve.add_argument("--fleet", type=int, metavar="N",
+                       help="run N independent transmitters on consecutive ports")
     return p
 
 
@@ -56,21 +62,30 @@ def _tune_garbage_collector() -> None:
     gc.freeze()
 
 
-async def _serve(emulator: Emulator) -> None:
-    await emulator.start()
-    _tune_garbage_collector()
+def _banner(emulator: Emulator) -> str:
     host = emulator.config.host
     shown = f"[{host}]" if ":" in host else host
-    print(f"pager-emulator listening on udp {shown}:{emulator.port}, store {emulator.db_path}",
-          flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    line = f"pager-emulator listening on udp {shown}:{emulator.port}, store {emulator.db_path}"
+    if emulator.control_port is not None:
+        line += f", control http://{emulator.config.control_host}:{emulator.control_port}"
+    return line
+
+
+async def _serve(emulators: list[Emulator]) -> None:
+    started: list[Emulator] = []
     try:
+        for emulator in emulators:
+            started.append(await emulator.start())
+            print(_banner(emulator), flush=True)
+        _tune_garbage_collector()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
     finally:
-        await emulator.stop()
+        for emulator in started:
+            await emulator.stop()
         print("pager-emulator stopped", flush=True)
 
 
@@ -78,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         config = load(args.config, host=args.host, port=args.port, db=args.db,
-                      log_level=args.log_level)
+                      log_level=args.log_level, control_port=args.control_port,
+                      control=False if args.no_control else None)
+        configs = fleet_configs(config, args.fleet)
     except ConfigError as e:
         print(f"pager-emulator: {e}", file=sys.stderr)
         return 2
@@ -86,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         with asyncio.Runner(loop_factory=_loop_factory(config.event_loop)) as runner:
-            runner.run(_serve(Emulator(config)))
+            runner.run(_serve([Emulator(c) for c in configs]))
     except StoreError as e:
         print(f"pager-emulator: {e}", file=sys.stderr)
         return 1

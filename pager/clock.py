@@ -1,7 +1,10 @@
 """The transmitter's clock: the one place the emulator reads the time.
 
-Transmitter time is system local time plus an offset that the `datetime` setting moves and
-the store persists. Tests replace `system` to control time.
+Transmitter time runs on a virtual timeline anchored to the system clock:
+`now = anchor + speed × (system_now − system_anchor)`, or `anchor` while frozen. The
+`datetime` setting moves it (`shift`, persisted by the store as an offset); test rigs can
+also set, advance, freeze or speed it up through the control API (runtime only). Tests
+replace `system` to control time without sleeping.
 """
 
 from datetime import datetime, timedelta
@@ -10,8 +13,46 @@ from typing import Callable
 
 class Clock:
     def __init__(self, offset: int = 0, system: Callable[[], datetime] = datetime.now):
-        self.offset = offset
         self.system = system
+        self.speed = 1.0
+        self.frozen = False
+        self._anchor_system = system()
+        self._anchor = self._anchor_system + timedelta(seconds=offset)
+
+    def exact(self) -> datetime:
+        if self.frozen:
+            return self._anchor
+        return self._anchor + (self.system() - self._anchor_system) * self.speed
 
     def now(self) -> datetime:
-        return (self.system() + timedelta(seconds=self.offset)).replace(microsecond=0)
+        return self.exact().replace(microsecond=0)
+
+    def _reanchor(self, when: datetime) -> None:
+        self._anchor_system = self.system()
+        self._anchor = when
+
+    def set(self, when: datetime) -> None:
+        self._reanchor(when)
+
+    def shift(self, seconds: float) -> None:
+        """Move the clock by `seconds` (negative: back), whatever its speed."""
+        self._reanchor(self.exact() + timedelta(seconds=seconds))
+
+    def set_offset(self, seconds: int) -> None:
+        """Transmitter time = system time + `seconds`, at normal speed (as after a start)."""
+        self.speed, self.frozen = 1.0, False
+        self._reanchor(self.system() + timedelta(seconds=seconds))
+
+    def freeze(self) -> None:
+        self._reanchor(self.exact())
+        self.frozen = True
+
+    def unfreeze(self) -> None:
+        self._reanchor(self.exact())
+        self.frozen = False
+
+    def set_speed(self, speed: float) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive; freeze the clock to stop it")
+        self._reanchor(self.exact())
+        self.speed = speed

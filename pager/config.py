@@ -32,6 +32,11 @@ class Config(BaseModel):
     dedup_max_entries: int = Field(20_000, ge=100)
     log_level: str = "INFO"
     event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    system_id: int | None = Field(None, ge=0, le=255)
+    control: bool = True
+    control_host: str = "127.0.0.1"
+    control_port: int = Field(7470, ge=0, le=65535)
+    transmitter: list[dict] = []  # [[transmitter]] tables: one emulated transmitter each
 
     @model_validator(mode="after")
     def _ranges(self) -> "Config":

@@ -39,7 +39,7 @@ class Engine:
         self.listeners: list[Listener] = []
         self._queue: list[tuple[Change, asyncio.Future]] = []
         self._wake = asyncio.Event()
-        clock.offset = state.device.clock_offset
+        clock.set_offset(state.device.clock_offset)
         self._due = next_due(state, config)
         self._committer = asyncio.create_task(self._commit_loop())
 
@@ -49,10 +49,23 @@ class Engine:
         await engine.catch_up()
         return engine
 
-    async def close(self) -> None:
-        """Commit what is queued, then stop the committer."""
+    async def reset(self) -> None:
+        """Back to factory: the store emptied, the state reloaded, the clock at system time."""
+        await self._drain()
+        await self.store.reset()
+        self.state = await self.store.load()
+        self._pending = _copy(self.state)
+        self.clock.set_offset(self.state.device.clock_offset)
+        self._due = next_due(self.state, self.config)
+        await self.catch_up()
+
+    async def _drain(self) -> None:
         while self._queue:
             await asyncio.sleep(0.001)
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop the committer."""
+        await self._drain()
         self._committer.cancel()
         try:
             await self._committer
@@ -93,8 +106,10 @@ class Engine:
         return None if change is None else self._enqueue(change)
 
     def _enqueue(self, change: Change) -> asyncio.Future:
+        moved = change.device.clock_offset - self._pending.device.clock_offset
         change.apply(self._pending)
-        self.clock.offset = self._pending.device.clock_offset
+        if moved:  # the datetime setting: move the clock now, for the changes that follow
+            self.clock.shift(moved)
         self._due = next_due(self._pending, self.config)
         fut = asyncio.get_running_loop().create_future()
         self._queue.append((change, fut))
@@ -130,8 +145,8 @@ class Engine:
         """A commit failed: it and everything computed on top of it fail; back to committed."""
         log.error("commit of %d change(s) failed: %s", len(batch), error)
         failed, self._queue = batch + self._queue, []
+        self.clock.shift(self.state.device.clock_offset - self._pending.device.clock_offset)
         self._pending = _copy(self.state)
-        self.clock.offset = self.state.device.clock_offset
         self._due = next_due(self._pending, self.config)
         for _, fut in failed:
             if not fut.done():

@@ -41,7 +41,7 @@ class Observer:
     def __init__(self, remote: str, content_format: int):
         self.remote = remote
         self.content_format = content_format
-        self.queue: asyncio.Queue[Notification] = asyncio.Queue()
+        self.queue: asyncio.Queue[Notification | None] = asyncio.Queue()  # None: forget me
         self.sent = 0
 
 
@@ -75,6 +75,13 @@ class Hub:
         self.observers.discard(observer)
         log.info("observer %s %s after %d notifications handed out (%d observing)",
                  observer.remote, why, observer.sent, len(self.observers))
+
+    def drop_all(self) -> None:
+        """Forget every observer without a word, as a transmitter losing power does."""
+        for observer in self.observers:
+            observer.queue.put_nowait(None)
+        self.observers.clear()
+        log.info("all observers dropped")
 
     def publish(self, change: Change) -> None:
         if not self.observers:

@@ -186,6 +186,7 @@ class Store:
                 f"store {self.path} has schema version {version}, newer than this emulator's "
                 f"{SCHEMA_VERSION}; refusing to touch it"
             )
+        self.created = version == 0
         for v in range(version, SCHEMA_VERSION):
             await self._conn.executescript(
                 f"BEGIN; {MIGRATIONS[v]}; PRAGMA user_version = {v + 1}; COMMIT;"
@@ -306,6 +307,25 @@ class Store:
             f"SELECT * FROM transmission WHERE {' AND '.join(where)} ORDER BY id", args
         )
         return [_transmission(r) for r in rows]
+
+    async def latest_transmissions(self) -> dict[int, Transmission]:
+        """Each pager's latest transmission, by number."""
+        rows = await self._query(
+            "SELECT * FROM transmission WHERE id IN "
+            "(SELECT max(id) FROM transmission GROUP BY number)")
+        return {t.number: t for t in map(_transmission, rows)}
+
+    async def reset(self) -> None:
+        """Back to a new store: no sessions, history or transmissions, default settings."""
+        def work(db: sqlite3.Connection, counts: dict[str, int]) -> None:
+            for table in ("session", "history", "transmission"):
+                db.execute(f"DELETE FROM {table}")
+            db.execute(f"UPDATE device SET ({_DEVICE_COLUMNS}, history_count, "
+                       f"transmission_count) = ({','.join('?' * 15)})",
+                       (*_device_row(Device()), 0, 0))
+            counts.update(history=0, transmission=0)
+
+        await self._write(work)
 
     async def bulk_archive(self, archived: Iterable[Archived]) -> None:
         """Load archived sessions directly (benchmarks and fixtures), bypassing CoAP.

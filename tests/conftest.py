@@ -102,7 +102,8 @@ def db_path(tmp_path: Path) -> Path:
 
 
 def make_config(db_path: Path, **overrides) -> Config:
-    return Config(host="127.0.0.1", port=0, db=str(db_path), **overrides)
+    return Config(**{"host": "127.0.0.1", "port": 0, "db": str(db_path), "control": False,
+                     **overrides})
 
 
 @pytest.fixture
@@ -142,7 +143,7 @@ class ServerProcess:
     async def start(self) -> "ServerProcess":
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "pager", "serve", "--host", "127.0.0.1", "--port", "0",
-            "--db", str(self.db_path), *self.extra,
+            "--db", str(self.db_path), "--control-port", "0", *self.extra,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )

@@ -53,7 +53,8 @@ async def test_kill_9_loses_nothing_acknowledged(db_path, coap_context):
 
 async def _run_failing(*args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pager", "serve", "--host", "127.0.0.1", "--port", "0", *args,
+        sys.executable, "-m", "pager", "serve", "--host", "127.0.0.1", "--port", "0",
+        "--control-port", "0", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO)
     out, err = await asyncio.wait_for(proc.communicate(), 20)
     return proc.returncode, (out + err).decode()
@@ -85,7 +86,7 @@ async def test_console_script_serves(db_path, coap_context):
     exe = REPO / ".venv" / "bin" / "pager-emulator"
     proc = await asyncio.create_subprocess_exec(
         str(exe), "serve", "--host", "127.0.0.1", "--port", "0", "--db", str(db_path),
-        stdout=asyncio.subprocess.PIPE, cwd=REPO)
+        "--no-control", stdout=asyncio.subprocess.PIPE, cwd=REPO)
     line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
     port = int(line.split(":")[1].split(",")[0])
     r = await Client(coap_context, port).get("/v1/sessions/statistics")

@@ -14,6 +14,7 @@ from aiocoap.numbers.codes import Code
 from pager import wire
 from pager.domain import rules
 from pager.domain.errors import Invalid, NoActiveSession, Refused
+from pager.control.faults import FaultInjector, request_path
 from pager.engine import Engine
 
 log = logging.getLogger("pager.coap")
@@ -30,10 +31,12 @@ class ApiError(Exception):
 class Api:
     """The context every resource works in: the engine, identity and request rules."""
 
-    def __init__(self, engine: Engine, identity: wire.Identity, strict: bool):
+    def __init__(self, engine: Engine, identity: wire.Identity, strict: bool,
+                 faults: FaultInjector):
         self.engine = engine
         self.identity = identity
         self.strict = strict
+        self.faults = faults
         self.limits = engine.config.limits
 
     def envelope(self, **sections: Any) -> wire.Envelope:
@@ -127,7 +130,18 @@ class ApiResource(resource.Resource):
         super().__init__()
         self.api = api
 
+    def answered_by_fault(self, pipe) -> bool:
+        """Answer with an injected error code (control API), if one is set for this path."""
+        injected = self.api.faults.error_for(request_path(pipe.request))
+        if injected is None:
+            return False
+        code = Code(int(injected[0]) << 5 | int(injected[2:]))
+        pipe.add_response(self.api.error(pipe.request, code, "injected fault", None), True)
+        return True
+
     async def render_to_pipe(self, pipe) -> None:
+        if self.answered_by_fault(pipe):
+            return
         request = pipe.request
         block1 = request.opt.block1
         if block1 is not None:  # refuse a block-wise upload at its first block, not its last

@@ -65,6 +65,8 @@ class Notify(ApiResource):
         request = pipe.request
         if request.opt.observe != 0:
             return await super().render_to_pipe(pipe)
+        if self.answered_by_fault(pipe):
+            return
         try:
             self._check_formats(request)
             self.api.check_query(request, self.queries["GET"])
@@ -83,6 +85,9 @@ class Notify(ApiResource):
             sequence = 0
             while True:
                 note = await observer.queue.get()
+                if note is None:  # the hub dropped every observer (a power cycle)
+                    why = "dropped in a power cycle"
+                    return
                 response = Message(code=Code.CONTENT, payload=note.payload(ct), content_format=ct,
                                    observe=sequence, transport_tuning=self.tuning)
                 pipe.add_response(response, is_last=False)

@@ -1,0 +1,1 @@
+"""Test-rig control beside the device API: virtual clock, virtual pagers, faults, reset."""

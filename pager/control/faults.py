@@ -1,0 +1,159 @@
+"""Fault injection for test rigs: drop requests, delay answers, answer errors, power cycle.
+
+Drops and delays must act on datagrams, below aiocoap's message layer: a request dropped
+any higher would still be acknowledged (an empty ACK after 0.1 s) and its retransmission
+would then be swallowed as a duplicate, which is not what a lost datagram does. aiocoap
+offers no hook there, so `FaultInjector.install` wraps the two methods of its UDP
+interface that receive and send datagrams; with no fault set they cost one attribute test.
+Error answers are given by the resources (`ApiResource`), which can write the JSON body.
+"""
+
+import asyncio
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field
+
+import aiocoap
+
+log = logging.getLogger("pager.faults")
+
+KINDS = ("drop", "delay", "error")
+
+
+@dataclass
+class Fault:
+    """One fault: applies to requests on `path` (all paths if None), `remaining` more times
+    (until cleared if None)."""
+
+    id: int
+    kind: str
+    path: str | None = None
+    remaining: int | None = None
+    seconds: float = 0.0  # delay
+    code: str = "5.03"  # error
+    hits: int = field(default=0)
+
+    def matches(self, path: str) -> bool:
+        return self.path is None or self.path == path
+
+    def take(self) -> None:
+        self.hits += 1
+        if self.remaining is not None:
+            self.remaining -= 1
+
+    @property
+    def spent(self) -> bool:
+        return self.remaining is not None and self.remaining <= 0
+
+
+def request_path(message: aiocoap.Message) -> str:
+    return "/" + "/".join(message.opt.uri_path)
+
+
+class FaultInjector:
+    def __init__(self) -> None:
+        self.faults: list[Fault] = []
+        self.unreachable_until = 0.0  # time.monotonic() until which nothing gets through
+        self._ids = itertools.count(1)
+        self.active = False  # any fault set, or unreachable: the datagram hooks look closer
+
+    # -- the controls -----------------------------------------------------------------------
+
+    def add(self, kind: str, path: str | None = None, count: int | None = None,
+            seconds: float = 0.0, code: str = "5.03") -> Fault:
+        fault = Fault(next(self._ids), kind, path, count, seconds, code)
+        self.faults.append(fault)
+        self._update()
+        log.info("fault %d set: %s", fault.id, fault)
+        return fault
+
+    def remove(self, fault_id: int) -> bool:
+        before = len(self.faults)
+        self.faults = [f for f in self.faults if f.id != fault_id]
+        self._update()
+        return len(self.faults) != before
+
+    def clear(self) -> None:
+        self.faults = []
+        self.unreachable_until = 0.0
+        self._update()
+
+    def power_off(self, seconds: float) -> None:
+        self.unreachable_until = time.monotonic() + seconds
+        self.active = True
+
+    @property
+    def unreachable(self) -> bool:
+        return time.monotonic() < self.unreachable_until
+
+    def _update(self) -> None:
+        self.faults = [f for f in self.faults if not f.spent]
+        self.active = bool(self.faults) or self.unreachable
+
+    def _take(self, kind: str, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.kind == kind and fault.matches(path):
+                fault.take()
+                self._update()
+                return fault
+        return None
+
+    def error_for(self, path: str) -> str | None:
+        """The error code a request on `path` is to be answered with, if any (and count it)."""
+        if not self.active:
+            return None
+        fault = self._take("error", path)
+        return None if fault is None else fault.code
+
+    # -- the datagram hooks -----------------------------------------------------------------
+
+    def install(self, context: aiocoap.Context) -> None:
+        for interface in context.request_interfaces:
+            udp = getattr(getattr(interface, "token_interface", None), "message_interface", None)
+            if udp is None or not hasattr(udp, "datagram_msg_received"):
+                continue
+            receive, send = udp.datagram_msg_received, udp.send
+
+            def received(data, ancdata, flags, address, receive=receive):
+                if not self.active or self._deliver(data):
+                    receive(data, ancdata, flags, address)
+
+            def sending(message, send=send):
+                delay = self._outgoing(message) if self.active else 0.0
+                if delay is None:
+                    return
+                if delay:
+                    asyncio.get_running_loop().call_later(delay, send, message)
+                else:
+                    send(message)
+
+            udp.datagram_msg_received, udp.send = received, sending
+
+    def _deliver(self, data: bytes) -> bool:
+        if self.unreachable:
+            return False
+        self._update()
+        if not any(f.kind == "drop" for f in self.faults):
+            return True
+        try:
+            message = aiocoap.Message.decode(data)
+        except aiocoap.error.UnparsableMessage:
+            return True
+        if not message.code.is_request():
+            return True
+        fault = self._take("drop", request_path(message))
+        if fault is not None:
+            log.info("fault %d: dropped a %s request to %s", fault.id, message.code,
+                     request_path(message))
+        return fault is None
+
+    def _outgoing(self, message: aiocoap.Message) -> float | None:
+        """Seconds to hold an outgoing datagram back, or None to drop it (unreachable)."""
+        if self.unreachable:
+            return None
+        request = getattr(message, "request", None)
+        if request is None or not message.code.is_response():
+            return 0.0
+        fault = self._take("delay", request_path(request))
+        return 0.0 if fault is None else fault.seconds

@@ -1,0 +1,227 @@
+"""The control API: HTTP/JSON beside the device's CoAP API, for test rigs (README: "Test-rig
+control"). Bound to 127.0.0.1 by default. Every answer is JSON; bad input is 400 with
+{"error": "..."}; nothing here changes the device API.
+"""
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pager import wire
+from pager.control.faults import Fault
+from pager.control.rig import PagerState
+from pager.domain.pagemodes import Transmission
+from pager.domain.timefmt import fmt, parse
+
+WAIT_MAX = 300.0
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SetClock(_In):
+    datetime: str
+
+
+class Advance(_In):
+    seconds: float = Field(ge=-10 * 365 * 86400, le=10 * 365 * 86400)
+
+
+class Speed(_In):
+    factor: float = Field(gt=0, le=10_000)
+
+
+class FaultIn(_In):
+    kind: Literal["drop", "delay", "error"]
+    path: str | None = Field(None, pattern=r"^/")
+    count: int | None = Field(None, ge=1)
+    seconds: float = Field(0.0, ge=0, le=600)
+    code: str = Field("5.03", pattern=r"^[45]\.[0-3][0-9]$")
+
+
+class PowerCycle(_In):
+    seconds: float = Field(gt=0, le=3600)
+
+
+class BadInput(Exception):
+    pass
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda v: json.dumps(v, default=str))
+
+
+def transmission_json(t: Transmission) -> dict:
+    return wire.page_out(t).model_dump(mode="json")
+
+
+def pager_json(p: PagerState) -> dict:
+    return {"number": p.number, "state": "alerting" if p.alerting else "idle",
+            "pageMode": p.last.page_mode if p.alerting else None,
+            "message": p.last.message if p.alerting else None,
+            "overrideCodes": ([{"code": c.letter, "value": c.value} for c in p.last.codes]
+                              if p.alerting else []),
+            "alertingUntil": fmt(p.last.alert_until) if p.alerting else None,
+            "lastTransmission": None if p.last is None else transmission_json(p.last)}
+
+
+def fault_json(f: Fault) -> dict:
+    return {"id": f.id, "kind": f.kind, "path": f.path, "remaining": f.remaining,
+            "seconds": f.seconds, "code": f.code, "hits": f.hits}
+
+
+def clock_json(status: dict) -> dict:
+    return {"now": fmt(status["now"]), "frozen": status["frozen"], "speed": status["speed"]}
+
+
+async def _body(request: web.Request, model: type[_In]) -> Any:
+    try:
+        raw = await request.read()
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        where = ".".join(map(str, err["loc"])) or "body"
+        raise BadInput(f"{where}: {err['msg']}") from None
+
+
+def _query_int(request: web.Request, name: str, lo: int = 0) -> int | None:
+    text = request.query.get(name)
+    if text is None:
+        return None
+    if not text.isdigit() or int(text) < lo:
+        raise BadInput(f"{name} must be an integer of {lo} or more")
+    return int(text)
+
+
+def _query_time(request: web.Request, name: str) -> datetime | None:
+    text = request.query.get(name)
+    if text is None:
+        return None
+    try:
+        return parse(text)
+    except ValueError:
+        raise BadInput(f"{name} must be a local time written YYYY-MM-DDTHH:MM:SS") from None
+
+
+def _number(request: web.Request) -> int:
+    text = request.match_info["number"]
+    if not text.isdigit():
+        raise BadInput("the pager number must be an integer")
+    return int(text)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BadInput as e:
+        return _json({"error": str(e)}, 400)
+    except web.HTTPException as e:
+        if e.status >= 400:
+            return _json({"error": e.reason}, e.status)
+        raise
+
+
+def build_app(emu) -> web.Application:
+    """The control API of one emulator (`pager.app.Emulator`)."""
+    routes = web.RouteTableDef()
+
+    @routes.get("/clock")
+    async def get_clock(request):
+        return _json(clock_json(emu.clock_status()))
+
+    @routes.post("/clock/set")
+    async def set_clock(request):
+        body = await _body(request, SetClock)
+        try:
+            when = parse(body.datetime)
+        except ValueError:
+            raise BadInput("datetime must be a local time written YYYY-MM-DDTHH:MM:SS") from None
+        return _json(clock_json(await emu.set_clock(when)))
+
+    @routes.post("/clock/advance")
+    async def advance(request):
+        return _json(clock_json(await emu.advance((await _body(request, Advance)).seconds)))
+
+    @routes.post("/clock/freeze")
+    async def freeze(request):
+        return _json(clock_json(await emu.freeze()))
+
+    @routes.post("/clock/unfreeze")
+    async def unfreeze(request):
+        return _json(clock_json(await emu.unfreeze()))
+
+    @routes.post("/clock/speed")
+    async def speed(request):
+        return _json(clock_json(await emu.set_speed((await _body(request, Speed)).factor)))
+
+    @routes.get("/transmissions")
+    async def transmissions(request):
+        records = await emu.transmissions(_query_int(request, "number"),
+                                          _query_time(request, "since"),
+                                          _query_int(request, "after"))
+        return _json({"transmissions": [transmission_json(t) for t in records]})
+
+    @routes.get("/pagers")
+    async def pagers(request):
+        return _json({"pagers": [pager_json(p) for p in emu.all_pagers()]})
+
+    @routes.get("/pagers/{number}")
+    async def pager(request):
+        return _json(pager_json(emu.pager(_number(request))))
+
+    @routes.get("/pagers/{number}/wait")
+    async def wait(request):
+        number = _number(request)
+        try:
+            timeout = float(request.query.get("timeout", "10"))
+        except ValueError:
+            raise BadInput("timeout must be a number of seconds") from None
+        if not 0 <= timeout <= WAIT_MAX:
+            raise BadInput(f"timeout must be from 0 to {WAIT_MAX:.0f} seconds")
+        tx = await emu.wait_for_page(number, timeout, _query_int(request, "after"))
+        if tx is None:
+            return _json({"paged": False, "number": number, "timeout": timeout}, 408)
+        return _json({"paged": True, "transmission": transmission_json(tx)})
+
+    @routes.get("/faults")
+    async def faults(request):
+        return _json({"faults": [fault_json(f) for f in emu.faults.faults],
+                      "unreachable": emu.faults.unreachable})
+
+    @routes.post("/faults")
+    async def add_fault(request):
+        body = await _body(request, FaultIn)
+        return _json(fault_json(emu.add_fault(body.kind, body.path, body.count, body.seconds,
+                                              body.code)), 201)
+
+    @routes.delete("/faults")
+    async def clear_faults(request):
+        emu.clear_faults()
+        return _json({"faults": []})
+
+    @routes.delete("/faults/{id}")
+    async def remove_fault(request):
+        text = request.match_info["id"]
+        if not text.isdigit() or not emu.remove_fault(int(text)):
+            return _json({"error": f"no fault {text}"}, 404)
+        return _json({"removed": int(text)})
+
+    @routes.post("/power-cycle")
+    async def power_cycle(request):
+        seconds = (await _body(request, PowerCycle)).seconds
+        emu.power_cycle(seconds)
+        return _json({"unreachableFor": seconds})
+
+    @routes.post("/reset")
+    async def reset(request):
+        await emu.reset()
+        return _json({"reset": True})
+
+    app = web.Application(middlewares=[_errors])
+    app.add_routes(routes)
+    return app

@@ -1,0 +1,141 @@
+"""What a test rig can do to an emulated transmitter that the hardware cannot.
+
+`RigControls` is mixed into `pager.app.Emulator`, so the same controls serve Python tests
+(`await emu.advance(60)`), the pytest fixture and the HTTP control API. None of them changes
+the device API; clock controls are runtime only (the `datetime` setting is what persists).
+"""
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+
+from pager.control.faults import FaultInjector
+from pager.domain.model import Change
+from pager.domain.pagemodes import Transmission, alerting
+
+
+@dataclass(frozen=True)
+class PagerState:
+    number: int
+    alerting: bool
+    last: Transmission | None  # the latest transmission to this pager
+
+
+class PagerBoard:
+    """Every pager's latest transmission, and rigs waiting for one to be paged."""
+
+    def __init__(self, latest: dict[int, Transmission]):
+        self.latest = latest
+        self._waiters: dict[int, list[tuple[int, asyncio.Future]]] = {}
+
+    def on_change(self, change: Change) -> None:
+        for tx in change.transmissions:
+            self.latest[tx.number] = tx
+            for after_id, fut in self._waiters.pop(tx.number, []):
+                if fut.done():
+                    continue
+                if tx.id > after_id:
+                    fut.set_result(tx)
+                else:
+                    self._waiters.setdefault(tx.number, []).append((after_id, fut))
+
+    def state(self, number: int, now: datetime) -> PagerState:
+        last = self.latest.get(number)
+        return PagerState(number, alerting(last, now), last)
+
+    async def wait(self, number: int, after_id: int, timeout: float) -> Transmission | None:
+        last = self.latest.get(number)
+        if last is not None and last.id > after_id:
+            return last
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(number, []).append((after_id, fut))
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            return None
+
+
+class RigControls:
+    """Controls over one running emulator (needs `engine`, `hub`, `faults`, `pagers`)."""
+
+    faults: FaultInjector
+    pagers: PagerBoard
+
+    # -- clock ------------------------------------------------------------------------------
+
+    def clock_status(self) -> dict:
+        clock = self.engine.clock
+        return {"now": clock.now(), "frozen": clock.frozen, "speed": clock.speed}
+
+    async def set_clock(self, when: datetime) -> dict:
+        self.engine.clock.set(when)
+        return await self._clock_moved()
+
+    async def advance(self, seconds: float) -> dict:
+        self.engine.clock.shift(seconds)
+        return await self._clock_moved()
+
+    async def freeze(self) -> dict:
+        self.engine.clock.freeze()
+        return await self._clock_moved()
+
+    async def unfreeze(self) -> dict:
+        self.engine.clock.unfreeze()
+        return await self._clock_moved()
+
+    async def set_speed(self, factor: float) -> dict:
+        self.engine.clock.set_speed(factor)
+        return await self._clock_moved()
+
+    async def _clock_moved(self) -> dict:
+        await self.engine.catch_up()  # what the new time makes due happens now
+        return self.clock_status()
+
+    # -- virtual pagers ---------------------------------------------------------------------
+
+    async def transmissions(self, number: int | None = None, since: datetime | None = None,
+                            after_id: int | None = None) -> list[Transmission]:
+        records = await self.engine.store.transmissions(number, after_id)
+        return [t for t in records if since is None or t.time >= since]
+
+    def pager(self, number: int) -> PagerState:
+        return self.pagers.state(number, self.engine.clock.now())
+
+    def all_pagers(self) -> list[PagerState]:
+        now = self.engine.clock.now()
+        return [self.pagers.state(n, now) for n in sorted(self.pagers.latest)]
+
+    async def wait_for_page(self, number: int, timeout: float = 10.0,
+                            after_id: int | None = None) -> Transmission | None:
+        """The next transmission to `number` after record `after_id` (default: any from now
+        on), or None if none came within `timeout` seconds."""
+        if after_id is None:
+            last = self.pagers.latest.get(number)
+            after_id = 0 if last is None else last.id
+        return await self.pagers.wait(number, after_id, timeout)
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def add_fault(self, kind: str, path: str | None = None, count: int | None = None,
+                  seconds: float = 0.0, code: str = "5.03"):
+        return self.faults.add(kind, path, count, seconds, code)
+
+    def remove_fault(self, fault_id: int) -> bool:
+        return self.faults.remove(fault_id)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def power_cycle(self, seconds: float) -> None:
+        """Lose every observer and be unreachable for `seconds`; the store is kept."""
+        self.faults.power_off(seconds)
+        self.hub.drop_all()
+
+    # -- reset ------------------------------------------------------------------------------
+
+    async def reset(self) -> None:
+        """Back to factory: an empty store, default settings, the clock at system time."""
+        self.faults.clear()
+        self.hub.drop_all()
+        await self.engine.reset()
+        self.pagers.latest.clear()
