@@ -38,11 +38,6 @@ class Clock:
         """Move the clock by `seconds` (negative: back), whatever its speed."""
         self._reanchor(self.exact() + timedelta(seconds=seconds))
 
-    def set_offset(self, seconds: int) -> None:
-        """Transmitter time = system time + `seconds`, at normal speed (as after a start)."""
-        self.speed, self.frozen = 1.0, False
-        self._reanchor(self.system() + timedelta(seconds=seconds))
-
     def freeze(self) -> None:
         self._reanchor(self.exact())
         self.frozen = True

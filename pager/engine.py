@@ -39,7 +39,7 @@ class Engine:
         self.listeners: list[Listener] = []
         self._queue: list[tuple[Change, asyncio.Future]] = []
         self._wake = asyncio.Event()
-        clock.set_offset(state.device.clock_offset)
+        clock.shift(state.device.clock_offset)  # the datetime setting, on the clock given
         self._due = next_due(state, config)
         self._committer = asyncio.create_task(self._commit_loop())
 
@@ -50,12 +50,12 @@ class Engine:
         return engine
 
     async def reset(self) -> None:
-        """Back to factory: the store emptied, the state reloaded, the clock at system time."""
+        """Back to factory: the store emptied, the state reloaded, the datetime setting undone."""
         await self._drain()
         await self.store.reset()
+        self.clock.shift(-self.state.device.clock_offset)  # undo the datetime setting
         self.state = await self.store.load()
         self._pending = _copy(self.state)
-        self.clock.set_offset(self.state.device.clock_offset)
         self._due = next_due(self.state, self.config)
         await self.catch_up()
 
