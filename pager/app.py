@@ -22,7 +22,7 @@ from pager.domain.operations import DeviceConfig, SettingsPatch, update_settings
 from pager.domain.rules import Limits
 from pager.engine import Engine
 from pager.notify import Hub
-from pager.store import Store
+from pager.store import Store, StoreUnavailable
 
 log = logging.getLogger("pager")
 
@@ -130,6 +130,8 @@ class Emulator(RigControls):
             await asyncio.sleep(TICK_SECONDS)
             try:
                 await self.engine.catch_up()
+            except StoreUnavailable as e:
+                log.warning("time-driven update failed, will retry: %s", e)
             except Exception:
                 log.exception("time-driven update failed; will retry")
 

@@ -143,7 +143,7 @@ class Engine:
 
     def _abandon(self, batch: list, error: Exception) -> None:
         """A commit failed: it and everything computed on top of it fail; back to committed."""
-        log.error("commit of %d change(s) failed: %s", len(batch), error)
+        log.warning("commit of %d change(s) failed, answering 5.03: %s", len(batch), error)
         failed, self._queue = batch + self._queue, []
         self.clock.shift(self.state.device.clock_offset - self._pending.device.clock_offset)
         self._pending = _copy(self.state)

@@ -25,6 +25,11 @@ class StoreError(Exception):
     """The store cannot be opened or used as it is (corrupt, newer schema, unwritable)."""
 
 
+class StoreUnavailable(Exception):
+    """A read or write failed (disk full, I/O error, file gone read-only); nothing of it was
+    kept. The store stays open and works again when the disk does."""
+
+
 # Schema migrations by version number: MIGRATIONS[n] takes a store from version n to n + 1.
 MIGRATIONS: list[str] = [
     """
@@ -222,13 +227,19 @@ class Store:
                 raise
 
         async with self._lock:
-            await self._conn._execute(transaction)
+            try:
+                await self._conn._execute(transaction)
+            except sqlite3.Error as e:
+                raise StoreUnavailable(f"the store could not be written: {e}") from e
             self._counts = counts
 
     async def _query(self, sql: str, args: Iterable = ()) -> list[tuple]:
         async with self._lock:
-            cur = await self._conn.execute(sql, tuple(args))
-            return list(await cur.fetchall())
+            try:
+                cur = await self._conn.execute(sql, tuple(args))
+                return list(await cur.fetchall())
+            except sqlite3.Error as e:
+                raise StoreUnavailable(f"the store could not be read: {e}") from e
 
     async def commit(self, changes: Sequence[Change]) -> None:
         """Write a batch of changes, in order, in one transaction; returns once committed.

@@ -16,6 +16,7 @@ from pager.domain import rules
 from pager.domain.errors import Invalid, NoActiveSession, Refused
 from pager.control.faults import FaultInjector, request_path
 from pager.engine import Engine
+from pager.store import StoreUnavailable
 
 log = logging.getLogger("pager.coap")
 
@@ -178,6 +179,8 @@ class ApiResource(resource.Resource):
             return self.api.error(request, Code.NOT_FOUND, e.message, e.field)
         except Refused as e:
             return self.api.error(request, Code.BAD_REQUEST, e.message, e.field)
+        except StoreUnavailable as e:
+            return self.api.error(request, Code.SERVICE_UNAVAILABLE, str(e), None)
         except error.UnallowedMethod:
             return self.api.error(request, Code.METHOD_NOT_ALLOWED,
                                   f"method {request.code} is not allowed on this resource", None)
