@@ -98,7 +98,7 @@ class Emulator(RigControls):
         return self
 
     async def _start_control(self) -> None:
-        self._control = web.AppRunner(build_control_app(self), access_log=None)
+        self._control = web.AppRunner(build_control_app(self, self.config.control_token), access_log=None)
         await self._control.setup()
         site = web.TCPSite(self._control, self.config.control_host, self.config.control_port)
         await site.start()

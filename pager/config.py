@@ -36,6 +36,7 @@ class Config(BaseModel):
     control: bool = True
     control_host: str = "127.0.0.1"
     control_port: int = Field(7470, ge=0, le=65535)
+    control_token: str | None = Field(None, min_length=16)
     transmitter: list[dict] = []  # [[transmitter]] tables: one emulated transmitter each
 
     @model_validator(mode="after")

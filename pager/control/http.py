@@ -3,6 +3,8 @@ control"). Bound to 127.0.0.1 by default. Every answer is JSON; bad input is 400
 {"error": "..."}; nothing here changes the device API.
 """
 
+import hmac
+import ipaddress
 import json
 from datetime import datetime
 from typing import Any, Literal
@@ -114,6 +116,33 @@ def _number(request: web.Request) -> int:
     return int(text)
 
 
+def _guard(token: str | None):
+    """Without a token only loopback peers may use the API; with one, every request must
+    carry it as `Authorization: Bearer <token>`."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler) -> web.StreamResponse:
+        if token is not None:
+            if not hmac.compare_digest(request.headers.get("Authorization", ""),
+                                       f"Bearer {token}"):
+                return _json({"error": "a valid Authorization: Bearer token is required"}, 401)
+        elif not _loopback(request.remote):
+            return _json({"error": "the control API answers loopback peers only unless "
+                                   "control_token is set"}, 403)
+        return await handler(request)
+
+    return guard
+
+
+def _loopback(address: str | None) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
+
+
 @web.middleware
 async def _errors(request: web.Request, handler) -> web.StreamResponse:
     try:
@@ -126,7 +155,7 @@ async def _errors(request: web.Request, handler) -> web.StreamResponse:
         raise
 
 
-def build_app(emu) -> web.Application:
+def build_app(emu, token: str | None = None) -> web.Application:
     """The control API of one emulator (`pager.app.Emulator`)."""
     routes = web.RouteTableDef()
 
@@ -222,6 +251,6 @@ def build_app(emu) -> web.Application:
         await emu.reset()
         return _json({"reset": True})
 
-    app = web.Application(middlewares=[_errors])
+    app = web.Application(middlewares=[_guard(token), _errors])
     app.add_routes(routes)
     return app
