@@ -81,7 +81,7 @@ class Emulator(RigControls):
             self.pagers.latest.update(await store.latest_transmissions())
             self.engine.listeners.append(self.pagers.on_change)
             identity = wire.Identity(c.device_name, c.firmware_version)
-            self.hub = Hub(self.engine, identity, c.ping_interval)
+            self.hub = Hub(self.engine, identity, c.ping_interval, c.max_observers)
             self._context = await aiocoap.Context.create_server_context(
                 build_site(Api(self.engine, identity, c.strict, self.faults), self.hub),
                 bind=(c.host, c.port), transports=["udp6"],

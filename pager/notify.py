@@ -46,10 +46,12 @@ class Observer:
 
 
 class Hub:
-    def __init__(self, engine: Engine, identity: wire.Identity, ping_interval: float):
+    def __init__(self, engine: Engine, identity: wire.Identity, ping_interval: float,
+                 max_observers: int = 1000):
         self.engine = engine
         self.identity = identity
         self.ping_interval = ping_interval
+        self.max_observers = max_observers
         self.observers: set[Observer] = set()
         engine.listeners.append(self.publish)
 

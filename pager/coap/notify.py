@@ -77,6 +77,11 @@ class Notify(ApiResource):
         except Refused as e:
             pipe.add_response(self.api.error(request, Code.BAD_REQUEST, e.message, e.field), True)
             return
+        if len(self.hub.observers) >= self.hub.max_observers:
+            pipe.add_response(self.api.error(
+                request, Code.SERVICE_UNAVAILABLE,
+                f"too many observers (at most {self.hub.max_observers})", None), True)
+            return
         await self.api.engine.catch_up()
         ct = response_format(request)
         observer = self.hub.subscribe(str(request.remote.hostinfo), ct, with_sessions)

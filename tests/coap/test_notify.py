@@ -316,3 +316,17 @@ async def test_well_known_core_marks_notify_observable(client):
     links = (await client.get("/.well-known/core")).payload.decode()
     assert '</v1/notify>;ct="50 60";rt="t7470.notify";obs' in links
 
+
+
+@pytest.mark.parametrize("config_overrides", [{"max_observers": 2}])
+async def test_observers_beyond_the_limit_get_503(client, watches, emulator):
+    await watches()
+    await watches()
+    raw = await RawObserver.open(emulator.port)
+    raw.register()
+    answer = await raw.next()
+    assert answer.code.dotted == "5.03" and answer.opt.observe is None
+    body = json.loads(answer.payload)
+    assert body["error"]["code"] == "5.03" and "too many observers" in body["error"]["message"]
+    assert len(emulator.hub.observers) == 2
+    raw.transport.close()
