@@ -83,7 +83,8 @@ class Emulator(RigControls):
             identity = wire.Identity(c.device_name, c.firmware_version)
             self.hub = Hub(self.engine, identity, c.ping_interval, c.max_observers)
             self._context = await aiocoap.Context.create_server_context(
-                build_site(Api(self.engine, identity, c.strict, self.faults), self.hub),
+                build_site(Api(self.engine, identity, c.strict, self.faults, c.max_block_transfers),
+                           self.hub),
                 bind=(c.host, c.port), transports=["udp6"],
             )
         except BaseException:

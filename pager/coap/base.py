@@ -12,6 +12,7 @@ from aiocoap import Message, error, resource
 from aiocoap.numbers.codes import Code
 
 from pager import wire
+from pager.coap.blockwise import bound_blockwise
 from pager.domain import rules
 from pager.domain.errors import Invalid, NoActiveSession, Refused
 from pager.control.faults import FaultInjector, request_path
@@ -33,7 +34,8 @@ class Api:
     """The context every resource works in: the engine, identity and request rules."""
 
     def __init__(self, engine: Engine, identity: wire.Identity, strict: bool,
-                 faults: FaultInjector):
+                 faults: FaultInjector, max_block_transfers: int = 1000):
+        self.max_block_transfers = max_block_transfers
         self.engine = engine
         self.identity = identity
         self.strict = strict
@@ -130,6 +132,7 @@ class ApiResource(resource.Resource):
     def __init__(self, api: Api):
         super().__init__()
         self.api = api
+        bound_blockwise(self, api.max_block_transfers)
 
     def answered_by_fault(self, pipe) -> bool:
         """Answer with an injected error code (control API), if one is set for this path."""
