@@ -84,7 +84,7 @@ class Emulator(RigControls):
             self.hub = Hub(self.engine, identity, c.ping_interval, c.max_observers)
             self._context = await aiocoap.Context.create_server_context(
                 build_site(Api(self.engine, identity, c.strict, self.faults, c.max_block_transfers),
-                           self.hub),
+                           self.hub, c.amplification_protection),
                 bind=(c.host, c.port), transports=["udp6"],
             )
         except BaseException:

@@ -1,8 +1,10 @@
 """The resource tree the transmitter serves."""
 
-from aiocoap import resource
+from aiocoap import Message, resource
+from aiocoap.numbers.codes import Code
 
 from pager.coap.base import Api
+from pager.coap.echo import AddressCheck
 from pager.coap.notify import Notify
 from pager.coap.sessions import History, Sessions, Statistics
 from pager.coap.settings import Page, Settings
@@ -18,9 +20,10 @@ class LeafSite(resource.Site):
     dispatched directly; anything else takes Site's usual way.
     """
 
-    def __init__(self):
+    def __init__(self, address_check: AddressCheck | None = None):
         super().__init__()
         self._leaves: dict[tuple[str, ...], resource.Resource] = {}
+        self.address_check = address_check
 
     def add_resource(self, path, resource_):
         super().add_resource(path, resource_)
@@ -28,14 +31,21 @@ class LeafSite(resource.Site):
 
     async def render_to_pipe(self, pipe) -> None:
         request = pipe.request
+        if self.address_check is not None:
+            peer = request.remote.hostinfo
+            if not self.address_check.admit(peer, request.opt.echo):
+                challenge = Message(code=Code.UNAUTHORIZED)
+                challenge.opt.echo = self.address_check.challenge(peer)
+                pipe.add_response(challenge, is_last=True)
+                return
         leaf = self._leaves.get(request.opt.uri_path)
         if leaf is not None and request.opt.uri_path_abbrev is None:
             return await leaf.render_to_pipe(pipe)
         return await super().render_to_pipe(pipe)
 
 
-def build_site(api: Api, hub: Hub) -> resource.Site:
-    site = LeafSite()
+def build_site(api: Api, hub: Hub, amplification_protection: bool = False) -> resource.Site:
+    site = LeafSite(AddressCheck() if amplification_protection else None)
     site.add_resource([".well-known", "core"],
                       resource.WKCResource(site.get_resources_as_linkheader, impl_info=None))
     site.add_resource(["v1", "sessions"], Sessions(api))
