@@ -38,6 +38,11 @@ class Clock:
         """Move the clock by `seconds` (negative: back), whatever its speed."""
         self._reanchor(self.exact() + timedelta(seconds=seconds))
 
+    def reset(self) -> None:
+        """System time, running at normal speed: as a transmitter from the factory."""
+        self.speed, self.frozen = 1.0, False
+        self._reanchor(self.system())
+
     def freeze(self) -> None:
         self._reanchor(self.exact())
         self.frozen = True

@@ -50,10 +50,10 @@ class Engine:
         return engine
 
     async def reset(self) -> None:
-        """Back to factory: the store emptied, the state reloaded, the datetime setting undone."""
+        """Back to factory: the store emptied, the state reloaded, the clock at system time."""
         await self._drain()
         await self.store.reset()
-        self.clock.shift(-self.state.device.clock_offset)  # undo the datetime setting
+        self.clock.reset()
         self.state = await self.store.load()
         self._pending = _copy(self.state)
         self._due = next_due(self.state, self.config)

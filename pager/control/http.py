@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pager import wire
 from pager.control.faults import Fault
 from pager.control.rig import PagerState
+from pager.domain.errors import Refused
 from pager.domain.pagemodes import Transmission
 from pager.domain.timefmt import fmt, parse
 
@@ -23,6 +24,10 @@ WAIT_MAX = 300.0
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Empty(_In):
+    """Endpoints that take no parameters: only no body or {}."""
 
 
 class SetClock(_In):
@@ -109,11 +114,22 @@ def _query_time(request: web.Request, name: str) -> datetime | None:
         raise BadInput(f"{name} must be a local time written YYYY-MM-DDTHH:MM:SS") from None
 
 
-def _number(request: web.Request) -> int:
-    text = request.match_info["number"]
-    if not text.isdigit():
-        raise BadInput("the pager number must be an integer")
+def _pager_number(emu, text: str) -> int:
+    lo, hi = emu.config.number_min, emu.config.number_max
+    if not text.isdigit() or not lo <= int(text) <= hi:
+        raise BadInput(f"the pager number must be an integer from {lo} to {hi}")
     return int(text)
+
+
+def _number(request: web.Request, emu) -> int:
+    return _pager_number(emu, request.match_info["number"])
+
+
+def _query(request: web.Request, *known: str) -> None:
+    for name in request.query:
+        if name not in known:
+            raise BadInput(f"unknown query parameter {name}; this call takes "
+                           + (", ".join(known) or "none"))
 
 
 def _guard(token: str | None):
@@ -147,7 +163,7 @@ def _loopback(address: str | None) -> bool:
 async def _errors(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except BadInput as e:
+    except (BadInput, Refused) as e:
         return _json({"error": str(e)}, 400)
     except web.HTTPException as e:
         if e.status >= 400:
@@ -161,6 +177,7 @@ def build_app(emu, token: str | None = None) -> web.Application:
 
     @routes.get("/clock")
     async def get_clock(request):
+        _query(request)
         return _json(clock_json(emu.clock_status()))
 
     @routes.post("/clock/set")
@@ -178,10 +195,12 @@ def build_app(emu, token: str | None = None) -> web.Application:
 
     @routes.post("/clock/freeze")
     async def freeze(request):
+        await _body(request, Empty)
         return _json(clock_json(await emu.freeze()))
 
     @routes.post("/clock/unfreeze")
     async def unfreeze(request):
+        await _body(request, Empty)
         return _json(clock_json(await emu.unfreeze()))
 
     @routes.post("/clock/speed")
@@ -190,6 +209,10 @@ def build_app(emu, token: str | None = None) -> web.Application:
 
     @routes.get("/transmissions")
     async def transmissions(request):
+        _query(request, "number", "since", "after")
+        number = request.query.get("number")
+        if number is not None:
+            _pager_number(emu, number)
         records = await emu.transmissions(_query_int(request, "number"),
                                           _query_time(request, "since"),
                                           _query_int(request, "after"))
@@ -197,15 +220,18 @@ def build_app(emu, token: str | None = None) -> web.Application:
 
     @routes.get("/pagers")
     async def pagers(request):
+        _query(request)
         return _json({"pagers": [pager_json(p) for p in emu.all_pagers()]})
 
     @routes.get("/pagers/{number}")
     async def pager(request):
-        return _json(pager_json(emu.pager(_number(request))))
+        _query(request)
+        return _json(pager_json(emu.pager(_number(request, emu))))
 
     @routes.get("/pagers/{number}/wait")
     async def wait(request):
-        number = _number(request)
+        _query(request, "timeout", "after")
+        number = _number(request, emu)
         try:
             timeout = float(request.query.get("timeout", "10"))
         except ValueError:
@@ -219,6 +245,7 @@ def build_app(emu, token: str | None = None) -> web.Application:
 
     @routes.get("/faults")
     async def faults(request):
+        _query(request)
         return _json({"faults": [fault_json(f) for f in emu.faults.faults],
                       "unreachable": emu.faults.unreachable})
 
@@ -236,7 +263,9 @@ def build_app(emu, token: str | None = None) -> web.Application:
     @routes.delete("/faults/{id}")
     async def remove_fault(request):
         text = request.match_info["id"]
-        if not text.isdigit() or not emu.remove_fault(int(text)):
+        if not text.isdigit():
+            raise BadInput("a fault id is an integer")
+        if not emu.remove_fault(int(text)):
             return _json({"error": f"no fault {text}"}, 404)
         return _json({"removed": int(text)})
 
@@ -248,6 +277,7 @@ def build_app(emu, token: str | None = None) -> web.Application:
 
     @routes.post("/reset")
     async def reset(request):
+        await _body(request, Empty)
         await emu.reset()
         return _json({"reset": True})
 

@@ -7,9 +7,10 @@ the device API; clock controls are runtime only (the `datetime` setting is what 
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pager.control.faults import FaultInjector
+from pager.domain import rules
 from pager.domain.model import Change
 from pager.domain.pagemodes import Transmission, alerting
 
@@ -38,6 +39,11 @@ class PagerBoard:
                     fut.set_result(tx)
                 else:
                     self._waiters.setdefault(tx.number, []).append((after_id, fut))
+
+    def reset(self) -> None:
+        """Forget every pager; waiting rigs wait for the first transmission of the new life."""
+        self.latest.clear()
+        self._waiters = {n: [(0, fut) for _, fut in ws] for n, ws in self._waiters.items()}
 
     def state(self, number: int, now: datetime) -> PagerState:
         last = self.latest.get(number)
@@ -68,11 +74,14 @@ class RigControls:
         return {"now": clock.now(), "frozen": clock.frozen, "speed": clock.speed}
 
     async def set_clock(self, when: datetime) -> dict:
+        rules.check_clock(when, self.engine.config.limits)
         self.engine.clock.set(when)
         return await self._clock_moved()
 
     async def advance(self, seconds: float) -> dict:
-        self.engine.clock.shift(seconds)
+        clock = self.engine.clock
+        rules.check_clock(clock.exact() + timedelta(seconds=seconds), self.engine.config.limits)
+        clock.shift(seconds)
         return await self._clock_moved()
 
     async def freeze(self) -> dict:
@@ -134,8 +143,9 @@ class RigControls:
     # -- reset ------------------------------------------------------------------------------
 
     async def reset(self) -> None:
-        """Back to factory: an empty store, default settings, the clock at system time."""
+        """Back to factory: an empty store, default settings, the clock at system time and
+        normal speed, no faults, no observers."""
         self.faults.clear()
         self.hub.drop_all()
         await self.engine.reset()
-        self.pagers.latest.clear()
+        self.pagers.reset()

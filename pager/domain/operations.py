@@ -266,8 +266,10 @@ def update_settings(state: State, p: SettingsPatch, now: datetime, cfg: DeviceCo
         rules.check_int("defaultTargetGoal", p.default_goal, *rules.GOAL, limits)
     if p.clear_mark is not UNSET:
         rules.check_int("statisticsClearMark", p.clear_mark, *rules.CLEAR_MARK, limits)
-    if p.datetime is not UNSET and not isinstance(p.datetime, datetime):
-        raise Invalid(rules.requirement("datetime", limits), "datetime")
+    if p.datetime is not UNSET:
+        if not isinstance(p.datetime, datetime):
+            raise Invalid(rules.requirement("datetime", limits), "datetime")
+        rules.check_clock(p.datetime, limits)
     dev, old = state.device, state.device.settings
     settings = Settings(
         system_id=old.system_id if p.system_id is UNSET else p.system_id,

@@ -5,6 +5,7 @@ so a client sees one consistent message per field whatever it got wrong.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from pager.domain.errors import Invalid
 from pager.domain.pagemodes import ALERT_SECONDS
@@ -18,6 +19,9 @@ LABEL_LENGTH = (1, 64)
 MESSAGE_MAX = 240
 BODY_MAX = 1024
 ACTIONS = ("page", "clear", "remove")
+# What a transmitter's real-time clock plausibly covers; also keeps date arithmetic far
+# from Python's year 9999.
+CLOCK_RANGE = (datetime(2000, 1, 1), datetime(2099, 12, 31, 23, 59, 59))
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,8 @@ def requirement(field: str, limits: Limits) -> str:
         "action": "action must be one of " + ", ".join(ACTIONS),
         "pageMode": "pageMode must be one of " + ", ".join(ALERT_SECONDS),
         "message": f"message must be a string of at most {MESSAGE_MAX} characters",
-        "datetime": "datetime must be a local time written YYYY-MM-DDTHH:MM:SS",
+        "datetime": "datetime must be a local time written YYYY-MM-DDTHH:MM:SS, from "
+                    "2000-01-01T00:00:00 to 2099-12-31T23:59:59",
         "after": "after must be a session id, an integer of 0 or more",
     }
     return texts.get(field, f"{field} is not valid")
@@ -79,3 +84,8 @@ def check_page_mode(value: str, limits: Limits) -> None:
 def check_message(value: str, limits: Limits) -> None:
     if len(value) > MESSAGE_MAX:
         raise Invalid(requirement("message", limits), "message")
+
+
+def check_clock(value: datetime, limits: Limits) -> None:
+    if not CLOCK_RANGE[0] <= value <= CLOCK_RANGE[1]:
+        raise Invalid(requirement("datetime", limits), "datetime")

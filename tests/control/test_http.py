@@ -1,0 +1,474 @@
+"""The control API end to end: real HTTP (aiohttp) against an emulator whose device API is
+driven over real CoAP (aiocoap). Clock, virtual pagers, reset and bad input; faults have
+their own module."""
+
+import asyncio
+import time
+from datetime import datetime
+
+import pytest
+
+from tests.control.conftest import T0, ts, parse
+
+# Alert length of each page mode in seconds (spec §9).
+ALERT_LENGTHS = {
+    "Flash1Sec": 1, "Flash30Sec": 30, "Flash5Min": 300, "FlashBeep5x5": 25, "Beep3Times": 3,
+    "Beep5Min": 300, "Glow5Min": 300, "Glow15Times": 15, "Vibe1": 1, "Vibe2": 2, "Vibe3": 3,
+    "VibeBeep1": 1, "VibeBeep2": 2, "VibeBeep3": 3,
+}
+
+
+# ---- clock --------------------------------------------------------------------------------
+
+async def test_clock_reads_system_time_at_first(rig):
+    body = await rig.http.get("/clock")
+    assert list(body) == ["now", "frozen", "speed"]
+    assert body["frozen"] is False and body["speed"] == 1.0
+    assert abs((parse(body["now"]) - datetime.now()).total_seconds()) < 5
+
+
+async def test_set_and_advance_move_every_timestamp(frozen):
+    http, coap = frozen.http, frozen.coap
+    assert await http.post("/clock/advance", {"seconds": 90}) == \
+        {"now": ts(90), "frozen": True, "speed": 1.0}
+    assert (await http.post("/clock/advance", {"seconds": -50}))["now"] == ts(40)
+    await http.post("/clock/advance", {"seconds": 0.5})
+    assert (await http.post("/clock/advance", {"seconds": 0.5}))["now"] == ts(41)  # fractions add up
+    assert (await http.get("/clock"))["now"] == ts(41)
+    settings = (await coap.get("/v1/settings")).json
+    assert settings["timestamp"] == settings["settings"]["datetime"] == ts(41)
+    r = await coap.post("/v1/sessions", {"number": 4})
+    assert r.json["sessions"][0]["created"] == ts(41)
+
+    body = await http.post("/clock/set", {"datetime": "2030-01-02T03:04:05"})
+    assert body == {"now": "2030-01-02T03:04:05", "frozen": True, "speed": 1.0}
+    assert (await coap.get("/v1/settings")).json["settings"]["datetime"] == "2030-01-02T03:04:05"
+
+
+async def test_body_sent_as_curl_sends_it(frozen):
+    """`curl -d` (the README's examples) labels the body as a form; it is read as JSON."""
+    async with frozen.http.session.post(
+            "/clock/advance", data=b'{"seconds": 600}',
+            headers={"Content-Type": "application/x-www-form-urlencoded"}) as r:
+        assert r.status == 200 and (await r.json())["now"] == ts(600)
+
+
+async def test_set_while_running_keeps_running(rig):
+    body = await rig.http.post("/clock/set", {"datetime": ts()})
+    assert body["frozen"] is False and body["now"] in (ts(), ts(1))
+
+
+async def test_freeze_stops_time_and_unfreeze_resumes_it(rig):
+    http, coap = rig.http, rig.coap
+    body = await http.post("/clock/freeze")
+    assert body["frozen"] is True
+    first = (await http.get("/clock"))["now"]
+    await asyncio.sleep(1.1)
+    assert (await http.get("/clock")) == {"now": first, "frozen": True, "speed": 1.0}
+    assert (await coap.get("/v1/settings")).json["settings"]["datetime"] == first
+
+    started = time.monotonic()
+    body = await http.post("/clock/unfreeze")
+    assert body == {"now": first, "frozen": False, "speed": 1.0}  # resumes where it stopped
+    await asyncio.sleep(1.1)
+    moved = (parse((await http.get("/clock"))["now"]) - parse(first)).total_seconds()
+    assert 1 <= moved <= time.monotonic() - started + 1
+
+
+async def test_speed_factor_60(frozen):
+    http, coap = frozen.http, frozen.coap
+    assert await http.post("/clock/speed", {"factor": 60}) == \
+        {"now": ts(), "frozen": True, "speed": 60.0}
+    started = time.monotonic()
+    await http.post("/clock/unfreeze")
+    await asyncio.sleep(1.0)
+    moved = (parse((await http.get("/clock"))["now"]) - T0).total_seconds()
+    elapsed = time.monotonic() - started
+    assert 40 <= moved <= 60 * elapsed + 2, (moved, elapsed)
+    device = parse((await coap.get("/v1/settings")).json["settings"]["datetime"])
+    assert (device - T0).total_seconds() >= moved
+    body = await http.post("/clock/speed", {"factor": 1})
+    assert body["speed"] == 1.0 and parse(body["now"]) >= device
+    assert (await http.get("/clock"))["speed"] == 1.0
+
+
+async def test_advance_past_goal_then_page_is_late(frozen):
+    http, coap = frozen.http, frozen.coap
+    r = await coap.post("/v1/sessions", {"number": 12, "goal": 60})
+    assert r.code == "2.01" and r.json["sessions"][0]["created"] == ts()
+    await http.post("/clock/advance", {"seconds": 600})
+    r = await coap.put("/v1/sessions", {"action": "page"}, query="number=12")
+    assert r.code == "2.04"
+    (s,) = r.json["sessions"]
+    assert s["state"] == "paged" and s["notified"] == ts(600)
+    expected = {"guestsServed": 1, "percentLate": 100, "percentOnTime": 0,
+                "averageTimeServed": 600, "numSessions": 1}
+    assert r.json["statistics"] == expected
+    assert (await coap.get("/v1/sessions/statistics")).json["statistics"] == expected
+    (tx,) = (await http.get("/transmissions"))["transmissions"]
+    assert (tx["time"], tx["number"], tx["sessionId"]) == (ts(600), 12, s["id"])
+
+
+@pytest.mark.parametrize("config_overrides", [{"auto_page_at_goal": True}])
+async def test_auto_page_at_goal_follows_the_clock(frozen):
+    http, coap = frozen.http, frozen.coap
+    await coap.post("/v1/sessions", {"number": 21, "goal": 120})
+    await coap.post("/v1/sessions", {"number": 22, "goal": 600})
+    await http.post("/clock/advance", {"seconds": 119})
+    assert (await coap.get("/v1/sessions", query="number=21")).json["sessions"][0]["state"] \
+        == "started"
+    assert (await http.get("/pagers")) == {"pagers": []}
+
+    await http.post("/clock/advance", {"seconds": 2})  # the goal passes: paged at once
+    (s,) = (await coap.get("/v1/sessions", query="number=21")).json["sessions"]
+    assert s["state"] == "paged" and s["notified"] == ts(120)
+    assert (await coap.get("/v1/sessions", query="number=22")).json["sessions"][0]["state"] \
+        == "started"
+    (p,) = (await http.get("/pagers"))["pagers"]
+    assert (p["number"], p["state"], p["pageMode"], p["alertingUntil"]) == \
+        (21, "alerting", "Flash30Sec", ts(150))
+    assert p["lastTransmission"]["sessionId"] == s["id"]
+    stats = (await coap.get("/v1/sessions/statistics")).json["statistics"]
+    assert (stats["guestsServed"], stats["percentOnTime"]) == (1, 100)
+
+
+async def test_statistics_clear_mark_follows_the_clock(frozen):
+    http, coap = frozen.http, frozen.coap
+    await http.post("/clock/set", {"datetime": "2026-03-15T11:58:00"})
+    r = await coap.post("/v1/settings", {"statisticsClearMark": 12})
+    assert r.code == "2.04" and r.json["settings"]["statisticsClearMark"] == 12
+    await coap.post("/v1/sessions", {"number": 3, "action": "page"})
+    await http.post("/clock/advance", {"seconds": 60})  # 11:59:00
+    stats = (await coap.get("/v1/sessions/statistics")).json["statistics"]
+    assert (stats["guestsServed"], stats["numSessions"]) == (1, 1)
+    await http.post("/clock/advance", {"seconds": 61})  # 12:00:01: past the mark
+    assert (await coap.get("/v1/sessions/statistics")).json["statistics"] == {
+        "guestsServed": 0, "percentLate": 0, "percentOnTime": 0, "averageTimeServed": 0,
+        "numSessions": 0}
+    assert [s["number"] for s in (await coap.get("/v1/sessions")).json["sessions"]] == [3]
+
+
+# ---- virtual pagers -----------------------------------------------------------------------
+
+async def test_transmissions_filtered_by_number_since_and_after(frozen):
+    http, coap = frozen.http, frozen.coap
+    first = (await coap.post("/v1/page", {"number": 5})).json["page"]
+    await http.post("/clock/advance", {"seconds": 10})
+    await coap.post("/v1/page", {"number": 7, "pageMode": "Vibe2", "message": "Hi"})
+    await http.post("/clock/advance", {"seconds": 10})
+    await coap.post("/v1/sessions", {"number": 5, "action": "page"})
+
+    async def ids(**params) -> list[int]:
+        body = await http.get("/transmissions", params={k: str(v) for k, v in params.items()})
+        return [t["id"] for t in body["transmissions"]]
+
+    everything = (await http.get("/transmissions"))["transmissions"]
+    assert everything[0] == first
+    assert [(t["id"], t["time"], t["number"], t["pageMode"], t["message"], t["sessionId"])
+            for t in everything] == [(1, ts(), 5, "Flash30Sec", None, None),
+                                     (2, ts(10), 7, "Vibe2", "Hi", None),
+                                     (3, ts(20), 5, "Flash30Sec", None, 1)]
+    assert list(everything[1]) == ["id", "time", "number", "systemId", "pageMode", "message",
+                                   "overrideCodes", "sessionId", "alertUntil"]
+    assert everything[1]["alertUntil"] == ts(12)
+    assert await ids(number=5) == [1, 3]
+    assert await ids(number=7) == [2]
+    assert await ids(number=8) == []
+    assert await ids(since=ts(10)) == [2, 3]
+    assert await ids(since=ts(11)) == [3]
+    assert await ids(since=ts(21)) == []
+    assert await ids(after=1) == [2, 3]
+    assert await ids(after=3) == []
+    assert await ids(number=5, after=1) == [3]
+    assert await ids(number=5, since=ts(5)) == [3]
+    assert await ids(number=7, since=ts(5), after=1) == [2]
+
+
+async def test_pagers_show_who_is_alerting_until_when(frozen):
+    http, coap = frozen.http, frozen.coap
+    r = await coap.post("/v1/page", {"number": 5, "pageMode": "Flash30Sec",
+                                     "message": "Table ready\fA3B"})
+    assert r.code == "2.04"
+    await coap.post("/v1/page", {"number": 9, "pageMode": "Flash5Min", "message": "Bar"})
+    await coap.post("/v1/sessions", {"number": 2, "action": "page"})
+    pagers = (await http.get("/pagers"))["pagers"]
+    assert [p["number"] for p in pagers] == [2, 5, 9]
+    five = pagers[1]
+    assert five == {"number": 5, "state": "alerting", "pageMode": "Flash30Sec",
+                    "message": "Table ready",
+                    "overrideCodes": [{"code": "A", "value": 3}, {"code": "B", "value": None}],
+                    "alertingUntil": ts(30), "lastTransmission": r.json["page"]}
+    assert await http.get("/pagers/5") == five
+    assert pagers[0]["message"] is None and pagers[0]["overrideCodes"] == []
+    assert pagers[2]["alertingUntil"] == ts(300)
+
+    await http.post("/clock/advance", {"seconds": 29})
+    assert (await http.get("/pagers/5"))["state"] == "alerting"
+    await http.post("/clock/advance", {"seconds": 2})  # 31 s after the page
+    assert await http.get("/pagers/5") == {
+        "number": 5, "state": "idle", "pageMode": None, "message": None, "overrideCodes": [],
+        "alertingUntil": None, "lastTransmission": r.json["page"]}
+    states = {p["number"]: p["state"] for p in (await http.get("/pagers"))["pagers"]}
+    assert states == {2: "idle", 5: "idle", 9: "alerting"}
+    assert await http.get("/pagers/77") == {
+        "number": 77, "state": "idle", "pageMode": None, "message": None, "overrideCodes": [],
+        "alertingUntil": None, "lastTransmission": None}
+
+
+async def test_alert_length_of_every_page_mode(frozen):
+    http, coap = frozen.http, frozen.coap
+    numbers = {}
+    for n, mode in enumerate(ALERT_LENGTHS, 1):
+        assert (await coap.post("/v1/page", {"number": n, "pageMode": mode})).code == "2.04"
+        numbers[n] = mode
+    pagers = {p["number"]: p for p in (await http.get("/pagers"))["pagers"]}
+    assert {n: (p["pageMode"], p["alertingUntil"]) for n, p in pagers.items()} == \
+        {n: (m, ts(ALERT_LENGTHS[m])) for n, m in numbers.items()}
+    for length in sorted(set(ALERT_LENGTHS.values())):
+        for at in (length - 1, length):  # alerting up to, not at, time + length
+            await http.post("/clock/set", {"datetime": ts(at)})
+            states = {p["number"]: p["state"] for p in (await http.get("/pagers"))["pagers"]}
+            expected = {n: "alerting" if ALERT_LENGTHS[m] > at else "idle"
+                        for n, m in numbers.items()}
+            assert states == expected, (at, states)
+
+
+async def test_wait_started_before_the_page(frozen):
+    http, coap = frozen.http, frozen.coap
+
+    async def page_later():
+        await asyncio.sleep(0.3)
+        return await coap.post("/v1/page", {"number": 42, "message": "Ready"})
+
+    started = time.monotonic()
+    (status, body), reply = await asyncio.gather(
+        http.request("GET", "/pagers/42/wait", params={"timeout": "10"}), page_later())
+    elapsed = time.monotonic() - started
+    assert status == 200 and body == {"paged": True, "transmission": reply.json["page"]}
+    assert 0.25 <= elapsed < 5
+
+
+async def test_wait_is_for_that_pager_and_after_a_record(frozen):
+    http, coap = frozen.http, frozen.coap
+    page = (await coap.post("/v1/page", {"number": 43})).json["page"]
+
+    async def page_other_later():
+        await asyncio.sleep(0.2)
+        await coap.post("/v1/page", {"number": 44})
+
+    (status, body), _ = await asyncio.gather(
+        http.request("GET", "/pagers/43/wait", params={"timeout": "0.8"}), page_other_later())
+    assert status == 408 and body == {"paged": False, "number": 43, "timeout": 0.8}
+    # a record already sent after `after` answers at once
+    body = await http.get("/pagers/43/wait", params={"after": "0", "timeout": "5"})
+    assert body == {"paged": True, "transmission": page}
+
+
+async def test_wait_times_out_with_408(frozen):
+    started = time.monotonic()
+    status, body = await frozen.http.request("GET", "/pagers/8/wait", params={"timeout": "0.5"})
+    elapsed = time.monotonic() - started
+    assert status == 408 and body == {"paged": False, "number": 8, "timeout": 0.5}
+    assert 0.45 <= elapsed < 3
+
+
+async def test_wait_started_before_a_reset_sees_the_next_page(frozen):
+    http, coap = frozen.http, frozen.coap
+    for _ in range(3):
+        await coap.post("/v1/page", {"number": 6})
+
+    async def reset_and_page():
+        await asyncio.sleep(0.3)
+        await http.post("/reset")
+        await asyncio.sleep(0.1)
+        return await coap.post("/v1/page", {"number": 6})
+
+    (status, body), reply = await asyncio.gather(
+        http.request("GET", "/pagers/6/wait", params={"timeout": "2"}), reset_and_page())
+    assert reply.json["page"]["id"] == 1
+    assert status == 200 and body["transmission"] == reply.json["page"]
+
+
+# ---- reset --------------------------------------------------------------------------------
+
+async def test_reset_back_to_factory(rig):
+    http, coap = rig.http, rig.coap
+    await coap.post("/v1/settings", {"systemId": 9, "defaultTargetGoal": 120,
+                                     "statisticsClearMark": 3,
+                                     "datetime": "2031-05-06T07:08:09"})
+    for n in (1, 2, 3):
+        await coap.post("/v1/sessions", {"number": n})
+    await coap.put("/v1/sessions", {"action": "page"}, query="number=2")
+    await coap.put("/v1/sessions", {"action": "clear"}, query="number=2")
+    await coap.post("/v1/page", {"number": 99})
+    await http.post("/faults", {"kind": "delay", "path": "/nowhere"}, status=201)
+    assert (await coap.get("/v1/sessions")).json["globalSessionSequence"] == 5
+    assert (await http.get("/pagers"))["pagers"]
+
+    assert await http.post("/reset") == {"reset": True}
+
+    body = (await coap.get("/v1/sessions")).json
+    assert body["sessions"] == [] and body["globalSessionSequence"] == 0
+    assert body["statistics"] == {"guestsServed": 0, "percentLate": 0, "percentOnTime": 0,
+                                  "averageTimeServed": 0, "numSessions": 0}
+    assert (await coap.get("/v1/sessions/history")).json["session_history"] == []
+    settings = (await coap.get("/v1/settings")).json["settings"]
+    assert (settings["systemId"], settings["defaultTargetGoal"],
+            settings["statisticsClearMark"]) == (0, 300, 24)
+    # the datetime setting is undone: back on system time
+    assert abs((parse(settings["datetime"]) - datetime.now()).total_seconds()) < 5
+    assert await http.get("/transmissions") == {"transmissions": []}
+    assert await http.get("/pagers") == {"pagers": []}
+    assert await http.get("/faults") == {"faults": [], "unreachable": False}
+
+    r = await coap.post("/v1/sessions", {"number": 7})
+    assert r.code == "2.01"
+    (s,) = r.json["sessions"]
+    assert (s["id"], s["sessionSequence"], s["goalInSeconds"]) == (1, 1, 300)
+    assert r.json["globalSessionSequence"] == 1
+    assert (await coap.post("/v1/page", {"number": 7})).json["page"]["id"] == 1
+
+
+async def test_reset_puts_the_clock_back_on_system_time(frozen):
+    await frozen.http.post("/clock/speed", {"factor": 60})
+    await frozen.http.post("/reset")
+    body = await frozen.http.get("/clock")
+    assert body["frozen"] is False and body["speed"] == 1.0
+    assert abs((parse(body["now"]) - datetime.now()).total_seconds()) < 5
+
+
+# ---- bad input ----------------------------------------------------------------------------
+
+BODY_ENDPOINTS = ["/clock/set", "/clock/advance", "/clock/speed", "/faults", "/power-cycle"]
+
+BAD_BODIES = [
+    # malformed or not an object
+    *[(path, raw) for path in BODY_ENDPOINTS
+      for raw in ("{bad", '{"seconds": 1,}', "[1, 2]", "null", '"text"', "5")],
+    # missing required fields
+    *[(path, "{}") for path in ("/clock/set", "/clock/advance", "/clock/speed", "/faults",
+                                "/power-cycle")],
+    # wrong types
+    ("/clock/set", '{"datetime": 20260315}'),
+    ("/clock/set", '{"datetime": null}'),
+    ("/clock/advance", '{"seconds": "60"}'),
+    ("/clock/advance", '{"seconds": true}'),
+    ("/clock/advance", '{"seconds": null}'),
+    ("/clock/speed", '{"factor": "60"}'),
+    ("/clock/speed", '{"factor": [60]}'),
+    ("/faults", '{"kind": 1}'),
+    ("/faults", '{"kind": "drop", "count": "1"}'),
+    ("/faults", '{"kind": "drop", "count": 1.5}'),
+    ("/faults", '{"kind": "drop", "path": ["v1", "sessions"]}'),
+    ("/faults", '{"kind": "delay", "seconds": "1"}'),
+    ("/faults", '{"kind": "error", "code": 503}'),
+    ("/power-cycle", '{"seconds": "5"}'),
+    ("/power-cycle", '{"seconds": false}'),
+    # out of range or malformed values
+    ("/clock/set", '{"datetime": "2026-03-15 11:55:20"}'),
+    ("/clock/set", '{"datetime": "2026-03-15T11:55"}'),
+    ("/clock/set", '{"datetime": "2026-02-30T00:00:00"}'),
+    ("/clock/set", '{"datetime": "2026-03-15T11:55:20Z"}'),
+    ("/clock/set", '{"datetime": "tomorrow"}'),
+    ("/clock/advance", '{"seconds": 1e12}'),
+    ("/clock/advance", '{"seconds": -1e12}'),
+    ("/clock/advance", '{"seconds": NaN}'),
+    ("/clock/advance", '{"seconds": Infinity}'),
+    ("/clock/speed", '{"factor": 0}'),
+    ("/clock/speed", '{"factor": -60}'),
+    ("/clock/speed", '{"factor": 1e6}'),
+    ("/clock/speed", '{"factor": NaN}'),
+    ("/faults", '{"kind": "explode"}'),
+    ("/faults", '{"kind": "drop", "count": 0}'),
+    ("/faults", '{"kind": "drop", "count": -3}'),
+    ("/faults", '{"kind": "drop", "path": "v1/sessions"}'),
+    ("/faults", '{"kind": "delay", "seconds": -1}'),
+    ("/faults", '{"kind": "delay", "seconds": 601}'),
+    ("/faults", '{"kind": "error", "code": "2.05"}'),
+    ("/faults", '{"kind": "error", "code": "5.99"}'),
+    ("/faults", '{"kind": "error", "code": "503"}'),
+    ("/power-cycle", '{"seconds": 0}'),
+    ("/power-cycle", '{"seconds": -5}'),
+    ("/power-cycle", '{"seconds": 3601}'),
+    ("/power-cycle", '{"seconds": NaN}'),
+    # unknown fields
+    ("/clock/set", '{"datetime": "2026-03-15T11:55:20", "timezone": "UTC"}'),
+    ("/clock/advance", '{"seconds": 60, "minutes": 1}'),
+    ("/clock/speed", '{"factor": 60, "frozen": false}'),
+    ("/faults", '{"kind": "drop", "paths": "/v1/sessions"}'),
+    ("/power-cycle", '{"seconds": 5, "keepObservers": true}'),
+]
+
+
+@pytest.mark.parametrize("path,raw", BAD_BODIES)
+async def test_bad_body_is_refused_with_400(frozen, path, raw):
+    status, body = await frozen.http.request("POST", path, raw=raw)
+    assert status == 400, body
+    assert list(body) == ["error"] and isinstance(body["error"], str) and body["error"]
+    # and nothing changed
+    assert await frozen.http.get("/clock") == {"now": ts(), "frozen": True, "speed": 1.0}
+    assert await frozen.http.get("/faults") == {"faults": [], "unreachable": False}
+
+
+@pytest.mark.parametrize("path", ["/clock/freeze", "/clock/unfreeze", "/reset"])
+async def test_endpoints_without_a_body_accept_none_or_empty(frozen, path):
+    assert (await frozen.http.request("POST", path))[0] == 200
+    assert (await frozen.http.request("POST", path, raw="{}"))[0] == 200
+
+
+@pytest.mark.parametrize("path", ["/clock/freeze", "/clock/unfreeze", "/reset"])
+@pytest.mark.parametrize("raw", ["{bad", '{"keepHistory": true}'])
+async def test_endpoints_without_a_body_refuse_bad_bodies(frozen, path, raw):
+    await frozen.coap.post("/v1/sessions", {"number": 1})
+    status, body = await frozen.http.request("POST", path, raw=raw)
+    assert status == 400 and "error" in body
+    assert (await frozen.coap.get("/v1/sessions")).json["sessions"]
+
+
+async def test_clock_stays_within_the_calendar_it_supports(frozen):
+    """2000-01-01T00:00:00 to 2099-12-31T23:59:59, like the datetime setting."""
+    for when in ("9999-12-31T23:00:00", "1999-12-31T23:59:59", "2100-01-01T00:00:00"):
+        status, body = await frozen.http.request("POST", "/clock/set", {"datetime": when})
+        assert status == 400 and "2099-12-31T23:59:59" in body["error"]
+    await frozen.http.post("/clock/set", {"datetime": "2099-12-31T23:00:00"})
+    status, body = await frozen.http.request("POST", "/clock/advance", {"seconds": 7200})
+    assert status == 400 and "error" in body
+    assert (await frozen.http.get("/clock"))["now"] == "2099-12-31T23:00:00"
+    r = await frozen.coap.post("/v1/settings", {"datetime": "2100-01-01T00:00:00"})
+    assert r.code == "4.00" and r.json["error"]["field"] == "datetime"
+
+
+@pytest.mark.parametrize("query", [
+    "/transmissions?number=abc", "/transmissions?number=-1", "/transmissions?number=",
+    "/transmissions?number=1.5", "/transmissions?since=yesterday",
+    "/transmissions?since=2026-03-15", "/transmissions?since=2026-03-15T25:00:00",
+    "/transmissions?after=x", "/transmissions?after=-1",
+    "/pagers/abc", "/pagers/-1", "/pagers/1.5",
+    "/pagers/5/wait?timeout=-1", "/pagers/5/wait?timeout=abc", "/pagers/5/wait?timeout=301",
+    "/pagers/5/wait?timeout=nan", "/pagers/5/wait?timeout=inf", "/pagers/5/wait?after=x",
+    "/pagers/abc/wait?timeout=0",
+])
+async def test_bad_query_is_refused_with_400(frozen, query):
+    path, _, qs = query.partition("?")
+    params = dict(p.split("=", 1) for p in qs.split("&")) if qs else None
+    status, body = await frozen.http.request("GET", path, params=params)
+    assert status == 400 and list(body) == ["error"] and body["error"], body
+
+
+@pytest.mark.parametrize("path,params", [
+    ("/pagers/4096", None), ("/pagers/4096/wait", {"timeout": "0"}),
+    ("/transmissions", {"number": "4096"}),
+])
+async def test_pager_number_out_of_range_is_refused(frozen, path, params):
+    status, body = await frozen.http.request("GET", path, params=params)
+    assert status == 400 and "error" in body
+
+
+@pytest.mark.parametrize("method,path,status", [
+    ("GET", "/nope", 404), ("POST", "/clock/rewind", 404), ("GET", "/pagers/5/ring", 404),
+    ("DELETE", "/faults/999", 404), ("GET", "/", 404),
+    ("PUT", "/clock", 405), ("GET", "/reset", 405), ("DELETE", "/clock", 405),
+])
+async def test_unknown_routes_and_methods_answer_json(rig, method, path, status):
+    got, body = await rig.http.request(method, path)
+    assert got == status and list(body) == ["error"] and body["error"]
