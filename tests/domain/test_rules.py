@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pytest
 
+from pager.domain import operations as ops
 from pager.domain import rules
 from pager.domain.errors import Invalid
 from pager.domain.model import Device, State
@@ -56,7 +57,8 @@ def assert_invalid(exc_info, field: str, limits: rules.Limits = DEFAULT) -> None
         ("label", "label must be a string of 1 to 64 characters, or null"),
         ("action", "action must be one of page, clear, remove"),
         ("message", "message must be a string of at most 240 characters"),
-        ("datetime", "datetime must be a local time written YYYY-MM-DDTHH:MM:SS"),
+        ("datetime", "datetime must be a local time written YYYY-MM-DDTHH:MM:SS, from "
+                 "2000-01-01T00:00:00 to 2099-12-31T23:59:59"),
         ("after", "after must be a session id, an integer of 0 or more"),
         ("bogus", "bogus is not valid"),
     ],
@@ -321,3 +323,18 @@ def test_settings_refusal_applies_nothing_even_if_other_fields_are_good():
         update_settings(state, SettingsPatch(system_id=9, clear_mark=25), T0, CFG)
     assert_invalid(exc, "statisticsClearMark")
     assert state.device.settings.system_id == 0
+
+
+@pytest.mark.parametrize("when,ok", [
+    (datetime(2000, 1, 1, 0, 0, 0), True), (datetime(1999, 12, 31, 23, 59, 59), False),
+    (datetime(2099, 12, 31, 23, 59, 59), True), (datetime(2100, 1, 1, 0, 0, 0), False),
+])
+def test_datetime_setting_range(when, ok):
+    state = State(Device(clear_mark_since=datetime(2026, 3, 15)))
+    patch = ops.SettingsPatch(datetime=when)
+    if ok:
+        assert ops.update_settings(state, patch, datetime(2026, 3, 15), ops.DeviceConfig()).change
+    else:
+        with pytest.raises(Invalid) as e:
+            ops.update_settings(state, patch, datetime(2026, 3, 15), ops.DeviceConfig())
+        assert e.value.field == "datetime"
