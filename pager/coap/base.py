@@ -159,6 +159,13 @@ class ApiResource(resource.Resource):
                 return
         try:
             await super().render_to_pipe(pipe)
+        except ValueError:
+            if block1 is None:
+                raise
+            # aiocoap's Block1 reassembly lets this out for a block that leaves a gap
+            pipe.add_response(self.api.error(request, Code.REQUEST_ENTITY_INCOMPLETE,
+                                             _AIOCOAP_TEXT[Code.REQUEST_ENTITY_INCOMPLETE],
+                                             None), is_last=True)
         except error.RenderableError as e:
             raw = e.to_message()
             if raw.code.is_successful() or raw.code == Code.CONTINUE:

@@ -45,9 +45,8 @@ class Replay:
     def __init__(self, message: aiocoap.Message):
         self.remote = message.remote
         self.mid = message.mid
-        self.mtype = message.mtype
-        # read only when a Confirmable response is re-sent; usually it is a piggybacked ACK
-        self.transport_tuning = message.transport_tuning if message.mtype == CON else None
+        self.mtype = message.mtype  # ACK or NON: never a CON (see RecentMessages)
+        self.transport_tuning = None  # read by aiocoap only to re-send a CON
         self._datagram = message.encode()
 
     def encode(self) -> bytes:
@@ -72,6 +71,12 @@ class RecentMessages(dict):
             self._forget_old()
             self._born[key] = self.clock()
         if isinstance(value, aiocoap.Message):
+            if value.mtype == CON:
+                # aiocoap files every message it sends under (peer, message id), also its
+                # own Confirmable ones (notifications), whose ids are independent of the
+                # peer's requests: one that collides would be re-sent, and fail, as the
+                # answer to a retransmitted request. Answers to requests are ACKs (or NON).
+                return
             value = Replay(value)
         super().__setitem__(key, value)
 

@@ -44,10 +44,28 @@ class LeafSite(resource.Site):
         return await super().render_to_pipe(pipe)
 
 
+class WellKnownCore(resource.WKCResource):
+    """aiocoap's /.well-known/core, with the same answer to a broken block-wise upload (a
+    block leaving a gap, which aiocoap lets out as a ValueError) as every /v1 resource."""
+
+    def __init__(self, api: Api, listgenerator):
+        super().__init__(listgenerator, impl_info=None)
+        self.api = api
+
+    async def render_to_pipe(self, pipe) -> None:
+        try:
+            await super().render_to_pipe(pipe)
+        except ValueError:
+            if pipe.request.opt.block1 is None:
+                raise
+            pipe.add_response(self.api.error(pipe.request, Code.REQUEST_ENTITY_INCOMPLETE,
+                                             "block-wise request body incomplete", None), True)
+
+
 def build_site(api: Api, hub: Hub, amplification_protection: bool = False) -> resource.Site:
     site = LeafSite(AddressCheck() if amplification_protection else None)
     site.add_resource([".well-known", "core"],
-                      resource.WKCResource(site.get_resources_as_linkheader, impl_info=None))
+                      WellKnownCore(api, site.get_resources_as_linkheader))
     site.add_resource(["v1", "sessions"], Sessions(api))
     site.add_resource(["v1", "sessions", "history"], History(api))
     site.add_resource(["v1", "sessions", "statistics"], Statistics(api))
