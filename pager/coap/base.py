@@ -143,10 +143,27 @@ class ApiResource(resource.Resource):
         pipe.add_response(self.api.error(pipe.request, code, "injected fault", None), True)
         return True
 
+    def refused_options(self, request: Message) -> Message | None:
+        """RFC 7252 §5.4.1, §5.7: an unrecognised critical option is 4.02; this is not a proxy
+        (5.05). aiocoap answers such requests as if the option were not there."""
+        if request.opt.proxy_uri is not None or request.opt.proxy_scheme is not None:
+            return self.api.error(request, Code.PROXYING_NOT_SUPPORTED,
+                                  "this server is not a proxy", None)
+        for option in request.opt.option_list():
+            number = option.number
+            if number.is_critical() and not hasattr(number, "name"):
+                return self.api.error(request, Code.BAD_OPTION,
+                                      f"critical option {int(number)} is not supported", None)
+        return None
+
     async def render_to_pipe(self, pipe) -> None:
         if self.answered_by_fault(pipe):
             return
         request = pipe.request
+        refused = self.refused_options(request)
+        if refused is not None:
+            pipe.add_response(refused, is_last=True)
+            return
         block1 = request.opt.block1
         if block1 is not None:  # refuse a block-wise upload at its first block, not its last
             try:
