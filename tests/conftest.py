@@ -23,6 +23,16 @@ REPO = Path(__file__).resolve().parent.parent
 START = datetime(2026, 3, 15, 11, 55, 20)
 
 
+class Datagrams(asyncio.DatagramProtocol):
+    """A raw UDP endpoint for tests that speak CoAP datagram by datagram."""
+
+    def __init__(self):
+        self.received: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def datagram_received(self, data, addr):
+        self.received.put_nowait(data)
+
+
 class ManualTime:
     """A system clock that moves only when told to."""
 

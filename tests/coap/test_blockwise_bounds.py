@@ -9,20 +9,13 @@ from aiocoap.numbers.types import Type
 from aiocoap.optiontypes import BlockOption
 
 from pager.coap.blockwise import BoundedTimeoutDict
+from tests.conftest import Datagrams
 
 
 async def test_bounded_timeout_dict_forgets_the_oldest():
     d = BoundedTimeoutDict(60, 2)
     d["a"], d["b"], d["c"] = 1, 2, 3
     assert list(d._items) == ["b", "c"] and d["c"] == 3
-
-
-class Datagrams(asyncio.DatagramProtocol):
-    def __init__(self):
-        self.received: asyncio.Queue[bytes] = asyncio.Queue()
-
-    def datagram_received(self, data, addr):
-        self.received.put_nowait(data)
 
 
 def _get(block_number: int, mid: int) -> bytes:

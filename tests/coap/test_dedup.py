@@ -7,6 +7,7 @@ import pytest
 from aiocoap.numbers.types import Type
 
 from pager.coap.dedup import WINDOW, RecentMessages
+from tests.conftest import Datagrams
 
 
 class FakeClock:
@@ -49,14 +50,6 @@ def test_aiocoaps_early_expiry_timers_are_ignored():
 
 def test_window_covers_a_clients_retransmissions(emulator):
     assert WINDOW > aiocoap.numbers.constants.TransportTuning().MAX_TRANSMIT_SPAN  # 45 s
-
-
-class Datagrams(asyncio.DatagramProtocol):
-    def __init__(self):
-        self.received: asyncio.Queue[bytes] = asyncio.Queue()
-
-    def datagram_received(self, data, addr):
-        self.received.put_nowait(data)
 
 
 @pytest.mark.parametrize("config_overrides", [{"dedup_max_entries": 100}])

@@ -6,14 +6,7 @@ import socket
 
 import aiocoap
 from aiocoap.numbers.types import Type
-
-
-class Datagrams(asyncio.DatagramProtocol):
-    def __init__(self):
-        self.received: asyncio.Queue[bytes] = asyncio.Queue()
-
-    def datagram_received(self, data, addr):
-        self.received.put_nowait(data)
+from tests.conftest import Datagrams
 
 
 async def test_duplicate_con_is_answered_from_cache_not_reprocessed(emulator, client):

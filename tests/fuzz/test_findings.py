@@ -16,16 +16,9 @@ from pager.app import Emulator
 from pager.clock import Clock
 from tests.conftest import START, Client, make_config
 from tests.fuzz import harness
+from tests.conftest import Datagrams
 
 GET, POST = 1, 2
-
-
-class Datagrams(asyncio.DatagramProtocol):
-    def __init__(self):
-        self.received: asyncio.Queue[bytes] = asyncio.Queue()
-
-    def datagram_received(self, data, addr):
-        self.received.put_nowait(data)
 
 
 async def exchange(port: int, *datagrams: bytes, wait: float = 1.0) -> list[str]:
