@@ -14,9 +14,8 @@ from aiocoap.numbers.types import Type
 
 from pager.app import Emulator
 from pager.clock import Clock
-from tests.conftest import START, Client, make_config
+from tests.conftest import START, Client, Datagrams, make_config
 from tests.fuzz import harness
-from tests.conftest import Datagrams
 
 GET, POST = 1, 2
 
