@@ -1,9 +1,5 @@
-"""What the fuzzing found: one reproducer per bug, kept as regression tests now they are fixed.
-
-When a fix lands, its test passes and strict xfail turns that into a failure: remove the mark,
-and remove the bug from `harness.KNOWN_BUGS` so that the fuzz test stops tolerating its
-symptoms. Bugs already fixed keep their reproducer as a plain regression test (at the end).
-"""
+"""What the fuzzing found: one reproducer per bug, kept as regression tests now they are
+fixed (the fuzz test itself tolerates none of their symptoms)."""
 
 import asyncio
 import logging
