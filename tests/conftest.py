@@ -5,6 +5,8 @@ import asyncio
 import json
 import os
 import re
+import signal
+import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -138,6 +140,26 @@ async def coap_context():
 @pytest.fixture
 async def client(emulator, coap_context) -> Client:
     return Client(coap_context, emulator.port)
+
+
+def run_script(name: str, *args: str, timeout: float = 120) -> tuple[int, str, str]:
+    """Run scripts/<name> to the end: (exit status, stdout, stderr). It gets a session of its
+    own, so that on a timeout the servers it started go with it."""
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "scripts" / name), *args], cwd=REPO,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            out, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+        raise AssertionError(f"{name} took over {timeout} s\n{out[-3000:]}\n{err[-3000:]}")
+    return proc.returncode, out, err
 
 
 class ServerProcess:
