@@ -22,8 +22,11 @@ class BoundedTimeoutDict(TimeoutDict):
         self.max_entries = max_entries
 
     def __setitem__(self, key, value) -> None:
-        if key not in self._items and len(self._items) >= self.max_entries:
-            del self._items[next(iter(self._items))]  # insertion order: the oldest
+        # Re-inserting moves the key to the end, so the first key is the least recently
+        # used: a transfer in progress (aiocoap stores it again on every block) stays.
+        self._items.pop(key, None)
+        if len(self._items) >= self.max_entries:
+            del self._items[next(iter(self._items))]
         super().__setitem__(key, value)
 
 

@@ -16,6 +16,9 @@ async def test_bounded_timeout_dict_forgets_the_oldest():
     d = BoundedTimeoutDict(60, 2)
     d["a"], d["b"], d["c"] = 1, 2, 3
     assert list(d._items) == ["b", "c"] and d["c"] == 3
+    d["b"] = 2  # stored again (a transfer's next block): now the most recently used
+    d["e"] = 5
+    assert list(d._items) == ["b", "e"]
 
 
 def _get(block_number: int, mid: int) -> bytes:
