@@ -12,6 +12,7 @@ from aiohttp import web
 from pager import wire
 from pager.clock import Clock
 from pager.coap.base import Api
+from pager.coap.backlog import Backlogs
 from pager.coap.dedup import bound_deduplication
 from pager.coap.site import build_site
 from pager.config import Config
@@ -81,16 +82,19 @@ class Emulator(RigControls):
             self.pagers.latest.update(await store.latest_transmissions())
             self.engine.listeners.append(self.pagers.on_change)
             identity = wire.Identity(c.device_name, c.firmware_version)
-            self.hub = Hub(self.engine, identity, c.ping_interval, c.max_observers)
+            self.hub = Hub(self.engine, identity, c.ping_interval, c.max_observers,
+                           c.observer_queue_limit)
+            self.backlogs = backlogs = Backlogs()
             self._context = await aiocoap.Context.create_server_context(
                 build_site(Api(self.engine, identity, c.strict, self.faults, c.max_block_transfers),
-                           self.hub, c.amplification_protection),
+                           self.hub, backlogs, c.amplification_protection),
                 bind=(c.host, c.port), transports=["udp6"],
             )
         except BaseException:
             await store.close()
             raise
         bound_deduplication(self._context, c.dedup_max_entries)
+        backlogs.install(self._context)
         self.faults.install(self._context)
         self.port = _bound_port(self._context) or c.port
         self._tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self.hub.run_pings())]

@@ -30,6 +30,7 @@ class Config(BaseModel):
     auto_page_at_goal: bool = False
     ping_interval: float = Field(30.0, gt=0)
     max_observers: int = Field(1000, ge=1)
+    observer_queue_limit: int = Field(1000, ge=1)
     max_block_transfers: int = Field(1000, ge=1)
     amplification_protection: bool = False
     dedup_max_entries: int = Field(20_000, ge=100)

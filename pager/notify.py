@@ -8,6 +8,7 @@ observer's own task, so a slow or dead observer never delays an answer to anyone
 
 import asyncio
 import logging
+from collections import Counter, deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,12 +23,16 @@ MAX_PAYLOAD = 1024
 
 
 class Notification:
-    """One envelope, encoded at most once per content format however many observers get it."""
+    """One envelope, encoded at most once per content format however many observers get it.
 
-    __slots__ = ("envelope", "_encoded")
+    `kind` is its first response type: sessions, settings, statistics or ping.
+    """
+
+    __slots__ = ("envelope", "kind", "_encoded")
 
     def __init__(self, envelope: wire.Envelope):
         self.envelope = envelope
+        self.kind = envelope.responseTypes[0]
         self._encoded: dict[int, bytes] = {}
 
     def payload(self, content_format: int) -> bytes:
@@ -38,20 +43,95 @@ class Notification:
 
 
 class Observer:
-    def __init__(self, remote: str, content_format: int):
+    """One observation's notifications waiting to be sent, oldest first, about `limit` at most.
+
+    The first notifications (the session list or a ping) are never dropped: a client could
+    not tell a list that lost a part from a whole one. After them, an observer that falls
+    `limit` notifications behind loses the oldest session notifications; the newest, which
+    carry the latest state, stay. A client sees the loss as a gap in globalSessionSequence
+    (spec §8), as it would on a lossy network, and re-reads what it needs. A settings or
+    statistics notification carries no sequence number, so it is dropped only when a newer
+    one of its kind waits behind it, and a ping is queued only when nothing else waits:
+    whatever is waiting shows that the observer is alive just as well.
+    """
+
+    def __init__(self, remote: str, content_format: int, limit: int, first: list[Notification]):
         self.remote = remote
         self.content_format = content_format
-        self.queue: asyncio.Queue[Notification | None] = asyncio.Queue()  # None: forget me
+        self.limit = limit
+        self._first = deque(first)
+        self._changes: deque[Notification] = deque()
+        self._kinds: Counter[str] = Counter()  # of the notifications in _changes
+        self._ready = asyncio.Event()
+        self._ready.set()
+        self.forgotten = False  # dropped with every other observer (a power cycle)
         self.sent = 0
+        self.dropped = 0  # session notifications dropped, in all
+        self.replaced = 0  # settings/statistics notifications dropped for newer ones, in all
+        self._episode = [0, 0]  # dropped, replaced since the queue last ran empty
+
+    def offer(self, note: Notification) -> None:
+        if note.kind == "ping" and (self._first or self._changes):
+            return
+        if len(self._changes) >= self.limit:
+            self._drop_oldest()
+        self._changes.append(note)
+        self._kinds[note.kind] += 1
+        self._ready.set()
+
+    def _drop_oldest(self) -> None:
+        for i, old in enumerate(self._changes):
+            if old.kind == "sessions" or self._kinds[old.kind] > 1:
+                break
+        else:
+            return  # only the latest settings/statistics wait: keep them (at most two)
+        del self._changes[i]
+        self._kinds[old.kind] -= 1
+        if old.kind == "sessions":
+            self.dropped += 1
+            self._episode[0] += 1
+        else:
+            self.replaced += 1
+            self._episode[1] += 1
+        if sum(self._episode) == 1:
+            log.warning("observer %s is %d notifications behind: dropping the oldest",
+                        self.remote, self.limit)
+
+    def forget(self) -> None:
+        self._first.clear()
+        self._changes.clear()
+        self._kinds.clear()
+        self.forgotten = True
+        self._ready.set()
+
+    async def next(self) -> Notification | None:
+        """The next notification to send, or None once the observer has been forgotten."""
+        while True:
+            if self.forgotten:
+                return None
+            if self._first:
+                return self._first.popleft()
+            if self._changes:
+                note = self._changes.popleft()
+                self._kinds[note.kind] -= 1
+                return note
+            if any(self._episode):
+                log.warning("observer %s caught up after %d session notifications were dropped "
+                            "and %d settings or statistics notifications replaced by newer ones",
+                            self.remote, *self._episode)
+                self._episode = [0, 0]
+            self._ready.clear()
+            await self._ready.wait()
 
 
 class Hub:
     def __init__(self, engine: Engine, identity: wire.Identity, ping_interval: float,
-                 max_observers: int = 1000):
+                 max_observers: int = 1000, queue_limit: int = 1000):
         self.engine = engine
         self.identity = identity
         self.ping_interval = ping_interval
         self.max_observers = max_observers
+        self.queue_limit = queue_limit
         self.observers: set[Observer] = set()
         engine.listeners.append(self.publish)
 
@@ -66,22 +146,22 @@ class Hub:
         With sessions, that is the whole active list by id, split over as many notifications
         as it takes to keep each within one datagram; otherwise a ping.
         """
-        observer = Observer(remote, content_format)
-        for first in (self.session_list(content_format) if with_sessions else [self.ping()]):
-            observer.queue.put_nowait(first)
+        first = self.session_list(content_format) if with_sessions else [self.ping()]
+        observer = Observer(remote, content_format, self.queue_limit, first)
         self.observers.add(observer)
         log.info("observer %s registered (%d observing)", remote, len(self.observers))
         return observer
 
     def unsubscribe(self, observer: Observer, why: str) -> None:
         self.observers.discard(observer)
-        log.info("observer %s %s after %d notifications handed out (%d observing)",
-                 observer.remote, why, observer.sent, len(self.observers))
+        log.info("observer %s %s after %d notifications handed out, %d dropped and %d replaced "
+                 "(%d observing)", observer.remote, why, observer.sent, observer.dropped,
+                 observer.replaced, len(self.observers))
 
     def drop_all(self) -> None:
         """Forget every observer without a word, as a transmitter losing power does."""
         for observer in self.observers:
-            observer.queue.put_nowait(None)
+            observer.forget()
         self.observers.clear()
         log.info("all observers dropped")
 
@@ -93,7 +173,7 @@ class Hub:
 
     def _broadcast(self, note: Notification) -> None:
         for observer in self.observers:
-            observer.queue.put_nowait(note)
+            observer.offer(note)
 
     def _notifications(self, change: Change) -> Iterator[Notification]:
         statistics = wire.statistics_out(change.device.counters)

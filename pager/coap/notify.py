@@ -1,8 +1,10 @@
 """OBSERVE /v1/notify (spec §8): one observer task per registration, fed by the hub.
 
-Each notification is handed to aiocoap as a Confirmable response on the observation's pipe.
-aiocoap keeps at most one Confirmable message in flight per peer and queues the rest in
-order (NSTART = 1), so a healthy observer gets every notification, in order, without loss.
+Each notification is handed to aiocoap as a Confirmable response on the observation's pipe,
+and the next one only once nothing waits behind it for that peer (`pager.coap.backlog`):
+aiocoap keeps at most one Confirmable message in flight per peer (NSTART = 1), so a healthy
+observer gets every notification, in order, and one that acknowledges more slowly than
+sessions change falls behind in its own bounded queue (`pager.notify.Observer`).
 
 There is no public way to learn that a particular notification was acknowledged (aiocoap
 issue #281), so "three pings in a row unacknowledged" is expressed through the
@@ -14,6 +16,7 @@ behind it; aiocoap then drops the peer's exchanges and ends the observation.
 from aiocoap import Message, numbers
 from aiocoap.numbers.codes import Code
 
+from pager.coap.backlog import Backlogs
 from pager.coap.base import ApiError, ApiResource, query, response_format
 from pager.domain.errors import Invalid, Refused
 from pager.notify import Hub
@@ -39,9 +42,10 @@ class Notify(ApiResource):
     rt = "t7470.notify"
     queries = {"GET": ("action",)}
 
-    def __init__(self, api, hub: Hub):
+    def __init__(self, api, hub: Hub, backlogs: Backlogs):
         super().__init__(api)
         self.hub = hub
+        self.backlogs = backlogs
         self.tuning = notification_tuning(hub.ping_interval)
 
     def get_link_description(self):
@@ -89,7 +93,7 @@ class Notify(ApiResource):
         try:
             sequence = 0
             while True:
-                note = await observer.queue.get()
+                note = await observer.next()
                 if note is None:  # the hub dropped every observer (a power cycle)
                     why = "dropped in a power cycle"
                     return
@@ -98,5 +102,6 @@ class Notify(ApiResource):
                 pipe.add_response(response, is_last=False)
                 observer.sent += 1
                 sequence = (sequence + 1) % OBSERVE_MODULO
+                await self.backlogs.drained(request.remote)
         finally:
             self.hub.unsubscribe(observer, why)

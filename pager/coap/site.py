@@ -3,6 +3,7 @@
 from aiocoap import Message, resource
 from aiocoap.numbers.codes import Code
 
+from pager.coap.backlog import Backlogs
 from pager.coap.base import Api
 from pager.coap.echo import AddressCheck
 from pager.coap.notify import Notify
@@ -62,7 +63,8 @@ class WellKnownCore(resource.WKCResource):
                                              "block-wise request body incomplete", None), True)
 
 
-def build_site(api: Api, hub: Hub, amplification_protection: bool = False) -> resource.Site:
+def build_site(api: Api, hub: Hub, backlogs: Backlogs,
+               amplification_protection: bool = False) -> resource.Site:
     site = LeafSite(AddressCheck() if amplification_protection else None)
     site.add_resource([".well-known", "core"],
                       WellKnownCore(api, site.get_resources_as_linkheader))
@@ -71,5 +73,5 @@ def build_site(api: Api, hub: Hub, amplification_protection: bool = False) -> re
     site.add_resource(["v1", "sessions", "statistics"], Statistics(api))
     site.add_resource(["v1", "settings"], Settings(api))
     site.add_resource(["v1", "page"], Page(api))
-    site.add_resource(["v1", "notify"], Notify(api, hub))
+    site.add_resource(["v1", "notify"], Notify(api, hub, backlogs))
     return site

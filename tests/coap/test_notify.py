@@ -330,3 +330,78 @@ async def test_observers_beyond_the_limit_get_503(client, watches, emulator):
     assert body["error"]["code"] == "5.03" and "too many observers" in body["error"]["message"]
     assert len(emulator.hub.observers) == 2
     raw.transport.close()
+
+
+@pytest.mark.parametrize("config_overrides", [{"observer_queue_limit": 5}])
+async def test_slow_observer_falls_behind_in_a_bounded_queue(client, emulator, caplog):
+    """aiocoap holds one notification behind the one in flight; the hub queue drops its oldest.
+
+    The observer withholds its acknowledgement of the first session notification while 30
+    more sessions are created: the second waits in aiocoap, the next 29 in the observer's
+    queue of 5, which keeps the newest 5. Once acknowledging, the observer gets exactly those,
+    in order, with a gap in globalSessionSequence where the 24 dropped ones were.
+    """
+    caplog.set_level(logging.INFO, logger="pager.notify")
+    slow = await RawObserver.open(emulator.port)
+    slow.register()
+    assert (await slow.next()).mtype == Type.ACK  # the first answer: a ping
+    await client.post("/v1/sessions", {"number": 1})
+    first = await slow.next()
+    assert first.mtype == Type.CON
+    for n in range(2, 32):
+        assert (await client.post("/v1/sessions", {"number": n})).code == "2.01"
+    (observer,) = emulator.hub.observers
+    remote = next(iter(emulator.backlogs))
+    assert emulator.backlogs.waiting(remote) == 1  # not 30
+    await _until(lambda: observer.dropped == 24)
+    assert _drain(slow) == []  # nothing overtakes the unacknowledged notification
+
+    received = [json.loads(first.payload)["globalSessionSequence"]]
+    note = first
+    while received[-1] != 31:
+        slow.send(aiocoap.Message(code=aiocoap.EMPTY), Type.ACK, note.mid)
+        note = await slow.next()
+        assert note.mtype == Type.CON
+        received.append(json.loads(note.payload)["globalSessionSequence"])
+    assert received == [1, 2, 27, 28, 29, 30, 31]
+    slow.send(aiocoap.Message(code=aiocoap.EMPTY), Type.ACK, note.mid)
+    await _until(lambda: remote not in emulator.backlogs)  # nothing left in aiocoap either
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("5 notifications behind" in w for w in warnings)
+    assert any("caught up after 24 session notifications were dropped" in w for w in warnings)
+
+    # caught up, it is served as before: the next change arrives, nothing dropped
+    await client.post("/v1/sessions", {"number": 40})
+    note = await slow.next()
+    assert json.loads(note.payload)["globalSessionSequence"] == 32
+    assert observer.dropped == 24
+    slow.transport.close()
+
+
+@pytest.mark.parametrize("config_overrides", [{"observer_queue_limit": 2}])
+async def test_the_first_session_list_is_never_dropped(client, emulator):
+    """A list split over many notifications must reach a slow observer whole."""
+    for n in range(60):
+        await client.post("/v1/sessions", {"number": n, "label": f"guest {n:03d}"})
+    slow = await RawObserver.open(emulator.port)
+    slow.send(aiocoap.Message(code=aiocoap.GET, uri_path=("v1", "notify"), observe=0,
+                              uri_query=("action=get_sessions",)), Type.CON, 1, b"obs2")
+    note = await slow.next()
+    for n in range(60, 70):  # changes pile up behind the list while nothing is acknowledged
+        await client.post("/v1/sessions", {"number": n})
+    ids, sequences = [], []  # the list's notifications all carry the sequence at registration
+    while True:
+        body = json.loads(note.payload)
+        if body["globalSessionSequence"] == 60:
+            ids += [s["id"] for s in body["sessions"]]
+        else:
+            sequences.append(body["globalSessionSequence"])
+        if sequences and sequences[-1] == 70:
+            break
+        if note.mtype == Type.CON:
+            slow.send(aiocoap.Message(code=aiocoap.EMPTY), Type.ACK, note.mid)
+        note = await slow.next()
+    assert ids == list(range(1, 61))
+    assert sequences[-2:] == [69, 70]  # the newest two changes stayed, older ones were dropped
+    assert len(sequences) < 10
+    slow.transport.close()
