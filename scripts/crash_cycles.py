@@ -32,7 +32,6 @@ patched to answer before it commits: the run must then report violations.
 Exit status: 0 when there was no violation, 1 otherwise.
 """
 
-import argparse
 import asyncio
 import sys
 from pathlib import Path
@@ -40,28 +39,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.reliability import crash  # noqa: E402
+from tests.reliability.harness import log_line, script_arguments, summary  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cycles", type=int, default=20)
-    p.add_argument("--seconds-per-cycle", type=float, default=2.0)
-    p.add_argument("--clients", type=int, default=8)
-    p.add_argument("--seed", type=int, default=7470)
-    p.add_argument("--negative-control", action="store_true",
-                   help="run against an emulator that answers before committing")
-    args = p.parse_args(argv)
+    p, args = script_arguments(__doc__, argv, {"--cycles": 20, "--seconds-per-cycle": 2.0,
+                                               "--clients": 8},
+                               negative_control="run against an emulator that answers before "
+                               "committing")
     if not 1 <= args.clients <= 64 or args.cycles < 0 or args.seconds_per_cycle <= 0:
         p.error("need 1-64 clients, cycles >= 0 and a positive cycle length")
     module = "tests.reliability.broken_server" if args.negative_control else "pager"
     report = asyncio.run(crash.run(args.cycles, args.seconds_per_cycle, args.clients,
-                                   args.seed, log=lambda line: print(line, flush=True),
-                                   server_module=module))
-    print("==== crash_cycles.py summary ====")
-    if args.negative_control:
-        print("NEGATIVE CONTROL: server answers before committing; violations expected")
-    print("\n".join(report.lines()))
-    return 0 if not report.violations else 1
+                                   args.seed, log=log_line, server_module=module))
+    note = "server answers before committing; violations expected"
+    return summary("crash_cycles.py", report, note if args.negative_control else None)
 
 
 if __name__ == "__main__":

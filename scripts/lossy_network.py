@@ -32,7 +32,6 @@ the server cannot recognise duplicates: the run must then report violations.
 Exit status: 0 when there was no violation, 1 otherwise.
 """
 
-import argparse
 import asyncio
 import sys
 from pathlib import Path
@@ -40,30 +39,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.reliability import lossy  # noqa: E402
+from tests.reliability.harness import log_line, script_arguments, summary  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--requests", type=int, default=1000)
-    p.add_argument("--loss", type=float, default=0.2)
-    p.add_argument("--clients", type=int, default=4)
-    p.add_argument("--reorder", type=float, default=0.15)
-    p.add_argument("--seed", type=int, default=7470)
-    p.add_argument("--negative-control", action="store_true",
-                   help="disguise retransmissions as new messages; violations expected")
-    args = p.parse_args(argv)
+    p, args = script_arguments(__doc__, argv, {"--requests": 1000, "--loss": 0.2, "--clients": 4,
+                                               "--reorder": 0.15},
+                               negative_control="disguise retransmissions as new messages; "
+                               "violations expected")
     if not 0 <= args.loss < 0.9 or not 0 <= args.reorder <= 1:
         p.error("--loss must be in [0, 0.9) and --reorder in [0, 1]")
     if not 1 <= args.clients <= 64 or not 1 <= args.requests <= 50_000 * args.clients:
         p.error("need 1-64 clients and 1 to 50,000 requests per client")
     report = asyncio.run(lossy.run(args.requests, args.loss, args.clients, args.seed,
                                    args.reorder, disguise_duplicates=args.negative_control,
-                                   log=lambda line: print(line, flush=True)))
-    print("==== lossy_network.py summary ====")
-    if args.negative_control:
-        print("NEGATIVE CONTROL: duplicates disguised as new requests; violations expected")
-    print("\n".join(report.lines()))
-    return 0 if not report.violations else 1
+                                   log=log_line))
+    note = "duplicates disguised as new requests; violations expected"
+    return summary("lossy_network.py", report, note if args.negative_control else None)
 
 
 if __name__ == "__main__":

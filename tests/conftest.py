@@ -48,11 +48,11 @@ class ManualTime:
         self.value += timedelta(seconds=seconds)
 
 
-@dataclass
-class Reply:
-    code: str  # dotted, e.g. "2.05"
+class DecodedPayload:
+    """`json` and `cbor`: the record's `payload` bytes decoded (for reply and notification
+    records, here and in tests/interop/helpers.py)."""
+
     payload: bytes
-    message: aiocoap.Message
 
     @property
     def json(self) -> Any:
@@ -61,6 +61,13 @@ class Reply:
     @property
     def cbor(self) -> Any:
         return cbor2.loads(self.payload)
+
+
+@dataclass
+class Reply(DecodedPayload):
+    code: str  # dotted, e.g. "2.05"
+    payload: bytes
+    message: aiocoap.Message
 
 
 class Client:

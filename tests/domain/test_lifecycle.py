@@ -14,19 +14,13 @@ from pager.domain.model import REMOVED, STOP, Archived, Change, Device, Session,
 from pager.domain.operations import DeviceConfig, PageRequest, SessionPatch, SettingsPatch
 from pager.domain.pagemodes import AlertCode
 from pager.domain.statistics import Counters
+from tests.domain.conftest import apply, seconds_after
 
 T0 = datetime(2018, 3, 15, 11, 55, 20)
 CFG = DeviceConfig()
 
 
-def at(seconds: int) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def apply(state: State, outcome: ops.Outcome) -> ops.Outcome:
-    assert outcome.change is not None
-    outcome.change.apply(state)
-    return outcome
+at = seconds_after(T0)
 
 
 def create(state: State, number: int, now: datetime = T0, cfg: DeviceConfig = CFG,

@@ -8,19 +8,13 @@ from pager.domain import operations as ops
 from pager.domain.model import Device, Settings, State
 from pager.domain.operations import DeviceConfig, SessionPatch, SettingsPatch
 from pager.domain.statistics import NEVER, Counters, Figures, clear_due, figures, round_half_up
+from tests.domain.conftest import apply, seconds_after
 
 T0 = datetime(2024, 3, 15, 11, 55, 20)
 CFG = DeviceConfig()
 
 
-def at(seconds: int) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def apply(state: State, outcome: ops.Outcome) -> ops.Outcome:
-    assert outcome.change is not None
-    outcome.change.apply(state)
-    return outcome
+at = seconds_after(T0)
 
 
 def serve(state: State, number: int, goal: int, wait: int, created: datetime = T0, **patch) -> None:

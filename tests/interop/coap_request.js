@@ -13,6 +13,7 @@
 'use strict';
 
 const coap = require('coap');
+const { commandLine, errorText, socketType, uintFromBuffer } = require('./common');
 
 const USAGE = `usage: node coap_request.js [options]
   --host HOST              server address (default 127.0.0.1)
@@ -27,15 +28,10 @@ const USAGE = `usage: node coap_request.js [options]
   --timeout-ms N           give up after N ms (default 5000)
 prints one JSON line: {"code","payload","contentFormat","etag"}`;
 
-function usageError(msg) {
-  process.stderr.write(`coap_request: ${msg}\n${USAGE}\n`);
-  process.exit(64);
-}
+const { usageError, parse } = commandLine('coap_request', USAGE);
 
 function parseArgs(argv) {
-  const opts = {
-    host: '127.0.0.1',
-    port: 5683,
+  const opts = parse(argv, {
     method: 'GET',
     path: '/',
     query: null,
@@ -44,39 +40,7 @@ function parseArgs(argv) {
     accept: null,
     etag: null,
     timeoutMs: 5000
-  };
-  const keys = {
-    '--host': 'host',
-    '--port': 'port',
-    '--method': 'method',
-    '--path': 'path',
-    '--query': 'query',
-    '--payload': 'payload',
-    '--content-format': 'contentFormat',
-    '--accept': 'accept',
-    '--etag': 'etag',
-    '--timeout-ms': 'timeoutMs'
-  };
-  for (let i = 0; i < argv.length; i++) {
-    let arg = argv[i];
-    if (arg === '-h' || arg === '--help') {
-      process.stdout.write(USAGE + '\n');
-      process.exit(0);
-    }
-    let value;
-    const eq = arg.indexOf('=');
-    if (arg.startsWith('--') && eq > 0) {
-      value = arg.slice(eq + 1);
-      arg = arg.slice(0, eq);
-    }
-    const key = keys[arg];
-    if (key === undefined) usageError(`unknown argument: ${arg}`);
-    if (value === undefined) {
-      if (i + 1 >= argv.length) usageError(`${arg} needs a value`);
-      value = argv[++i];
-    }
-    opts[key] = value;
-  }
+  });
 
   opts.port = Number(opts.port);
   if (!Number.isInteger(opts.port) || opts.port < 1 || opts.port > 65535) {
@@ -120,12 +84,6 @@ function rawOption(res, name) {
   return found === undefined ? undefined : found.value;
 }
 
-function uintFromBuffer(buf) {
-  let n = 0;
-  for (const byte of buf) n = n * 256 + byte;
-  return n;
-}
-
 // node-coap reports Content-Format as a media-type name for registered formats
 // ('application/json') and as a number otherwise; report the number either way.
 function contentFormatNumber(res) {
@@ -142,8 +100,7 @@ function main() {
   // An agent of our own whose socket family matches the address (udp4 for
   // 127.0.0.1, udp6 for an IPv6 literal). node-coap's default would do the same
   // (globalAgent is udp4), but being explicit keeps one socket per request.
-  const net = require('net');
-  const agent = new coap.Agent({ type: net.isIPv6(opts.host) ? 'udp6' : 'udp4' });
+  const agent = new coap.Agent({ type: socketType(opts.host) });
 
   const options = {};
   if (opts.contentFormat !== null) options['Content-Format'] = opts.contentFormat;
@@ -178,7 +135,7 @@ function main() {
   try {
     req = coap.request(params);
   } catch (err) {
-    fail(`error: ${err && err.message ? err.message : err}`);
+    fail(`error: ${errorText(err)}`);
     return;
   }
 
@@ -200,9 +157,9 @@ function main() {
     process.exitCode = 0;
     setTimeout(() => process.exit(0), 500).unref();
   });
-  req.on('timeout', err => fail(`timeout: ${err && err.message ? err.message : 'no response'}`));
-  req.on('error', err => fail(`error: ${err && err.message ? err.message : err}`));
-  agent.on('error', err => fail(`socket error: ${err && err.message ? err.message : err}`));
+  req.on('timeout', err => fail(`timeout: ${errorText(err, 'no response')}`));
+  req.on('error', err => fail(`error: ${errorText(err)}`));
+  agent.on('error', err => fail(`socket error: ${errorText(err)}`));
 
   if (opts.payload !== null) req.write(opts.payload);
   req.end();

@@ -41,6 +41,8 @@ from typing import Any
 import cbor2
 import pytest
 
+from tests.conftest import DecodedPayload, ManualTime
+
 INTEROP = Path(__file__).resolve().parent
 NODE_MODULES_COAP = INTEROP / "node_modules" / "coap" / "package.json"
 COAP_CLIENT = "coap-client-notls"
@@ -112,6 +114,17 @@ async def run(argv: list[str], *, timeout: float = CLIENT_TIMEOUT, cwd: Path = I
     return Completed(list(argv), proc.returncode, out, err)
 
 
+class InteropClient:
+    """A third-party client program aimed at one server; `executable` runs it."""
+
+    JSON: str  # the name the client gives Content-Format 50 (application/json)
+
+    def __init__(self, executable: str, port: int, host: str = "127.0.0.1"):
+        self.executable = executable
+        self.host = host
+        self.port = port
+
+
 # --------------------------------------------------------------------------- node-coap
 
 
@@ -127,18 +140,15 @@ class NodeReply:
         return json.loads(self.payload)
 
 
-class NodeCoap:
+class NodeCoap(InteropClient):
     """tests/interop/coap_request.js and the vendor example scripts, run with node."""
 
-    def __init__(self, node: str, port: int, host: str = "127.0.0.1"):
-        self.node = node
-        self.host = host
-        self.port = port
+    JSON = "application/json"
 
     async def request(self, method: str, path: str, *, query: str | None = None,
                       payload: Any = None, content_format: str | int | None = None,
                       accept: str | int | None = None, etag: str | None = None) -> NodeReply:
-        argv = [self.node, str(INTEROP / "coap_request.js"), "--host", self.host,
+        argv = [self.executable, str(INTEROP / "coap_request.js"), "--host", self.host,
                 "--port", str(self.port), "--method", method, "--path", path,
                 "--timeout-ms", str(COAP_WAIT * 1000)]
         if query is not None:
@@ -164,7 +174,7 @@ class NodeCoap:
                 timeout: float = CLIENT_TIMEOUT - 5) -> NodeObservation:
         """`node observe.js`: `async with node.observe(...) as obs:`, then `await obs.next()`
         for each notification as it arrives and `await obs.finish()` (see NodeObservation)."""
-        argv = [self.node, str(INTEROP / "observe.js"), "--host", self.host,
+        argv = [self.executable, str(INTEROP / "observe.js"), "--host", self.host,
                 "--port", str(self.port), "--timeout-ms", str(int(timeout * 1000))]
         if query is not None:
             argv += ["--query", query]
@@ -174,7 +184,7 @@ class NodeCoap:
 
     async def vendor(self, script: str, *args: Any) -> str:
         """Run vendor_create.js / vendor_get.js; return its one line of output."""
-        argv = [self.node, str(INTEROP / script), self.host, str(self.port),
+        argv = [self.executable, str(INTEROP / script), self.host, str(self.port),
                 *(str(a) for a in args)]
         done = await run(argv, env={**os.environ, "COAP_TIMEOUT_MS": str(COAP_WAIT * 1000)})
         assert done.returncode == 0, done.describe()
@@ -193,19 +203,11 @@ RESPONSE_CODE = re.compile(r"^[0-7]\.\d\d$")
 
 
 @dataclass
-class LibcoapReply:
+class LibcoapReply(DecodedPayload):
     code: str
     payload: bytes
     responses: list[dict] = field(default_factory=list)  # per received PDU: type, code, options
     completed: Completed | None = None
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.payload)
-
-    @property
-    def cbor(self) -> Any:
-        return cbor2.loads(self.payload)
 
     def option(self, name: str) -> str | None:
         """The value of option `name` in the last received PDU that has it."""
@@ -241,13 +243,10 @@ def parse_libcoap(done: Completed, body_file: Path) -> LibcoapReply:
     return LibcoapReply(code, payload, responses, done)
 
 
-class CoapClient:
+class CoapClient(InteropClient):
     """libcoap's coap-client-notls aimed at one server."""
 
-    def __init__(self, binary: str, port: int, host: str = "127.0.0.1"):
-        self.binary = binary
-        self.host = host
-        self.port = port
+    JSON = "json"
 
     async def request(self, method: str, path: str, *, query: str | None = None,
                       payload: Any = None, content_format: str | None = None,
@@ -256,7 +255,7 @@ class CoapClient:
         uri = f"coap://{self.host}:{self.port}{path}" + (f"?{query}" if query else "")
         with tempfile.TemporaryDirectory(prefix="coap-client-") as tmp:
             body_file = Path(tmp) / "body"
-            argv = [self.binary, "-v", "6", "-B", str(COAP_WAIT), "-o", str(body_file),
+            argv = [self.executable, "-v", "6", "-B", str(COAP_WAIT), "-o", str(body_file),
                     "-m", method.lower()]
             if payload is not None:
                 data = payload if isinstance(payload, (bytes, str)) else json.dumps(
@@ -285,7 +284,7 @@ class CoapClient:
         for all of them (see LibcoapObservation)."""
         uri = f"coap://{self.host}:{self.port}/v1/notify" + (f"?{query}" if query else "")
         options = ("-A", accept) if accept is not None else ()
-        return LibcoapObservation(self.binary, uri, seconds, options)
+        return LibcoapObservation(self.executable, uri, seconds, options)
 
 
 # ------------------------------------------------------------------------------ shared
@@ -307,6 +306,62 @@ async def fill_sessions(client, count: int, first: int = 100) -> None:
         r = await client.post("/v1/sessions", {"number": n, "label": f"Guest party {n:04d}",
                                                "partySize": 4, "goal": 600})
         assert r.code == "2.01", r.payload
+
+
+async def session_lifecycle(client: InteropClient, manual_time: ManualTime, *, update: dict,
+                            updated: dict, page: tuple[float, str],
+                            clear: tuple[float, str]) -> dict[str, Any]:
+    """Session 66 through its life, every request sent by `client` (a CoapClient or NodeCoap).
+
+    Create -> 2.01; create again on the same number with `update` -> raw 2.00, the same
+    session, now with the fields `updated`; `page` = (seconds later, notified stamp): page via
+    PUT ?number=N -> 2.04; GET ?number=N -> 2.05, sessions only; `clear` likewise: clear via
+    PUT -> archived form; GET ?number=N -> 4.04, gone from the active API.
+
+    Asserts what any client must see; returns the replies by step ("created", "updated",
+    "paged", "got", "cleared", "gone") for the checks of one client's own."""
+    replies: dict[str, Any] = {}
+
+    async def send(step: str, method: str, code: str, **kw) -> Any:
+        r = replies[step] = await client.request(method, "/v1/sessions", **kw)
+        assert r.code == code, r
+        return r.json
+
+    async def put(step: str, action: str, after: tuple[float, str], state: str, field: str):
+        seconds, stamp = after
+        manual_time.advance(seconds)
+        (s,) = (await send(step, "PUT", "2.04", query="number=66", content_format=client.JSON,
+                           payload={"action": action}))["sessions"]
+        assert s["state"] == state
+        assert s[field] == stamp
+
+    body = await send("created", "POST", "2.01", content_format=client.JSON,
+                      payload={"number": 66, "goal": 60, "label": "Sarah", "partySize": 4})
+    assert_envelope(body, "sessions", "statistics")
+    (s,) = body["sessions"]
+    assert (s["number"], s["label"], s["partySize"], s["goalInSeconds"], s["state"]) == \
+        (66, "Sarah", 4, 60, "started")
+    assert s["created"] == s["started"] == "2026-03-15T11:55:20"
+    assert "notified" not in s and "cleared" not in s
+    assert body["statistics"]["numSessions"] == 1
+    session_id = s["id"]
+
+    body = await send("updated", "POST", "2.00", content_format=client.JSON,
+                      payload={"number": 66, **update})
+    (s,) = body["sessions"]
+    assert (s["id"], {name: s[name] for name in updated}) == (session_id, updated)
+    assert body["statistics"]["numSessions"] == 1
+
+    await put("paged", "page", page, "paged", "notified")
+    body = await send("got", "GET", "2.05", query="number=66")
+    assert_envelope(body, "sessions")
+    (s,) = body["sessions"]
+    assert (s["id"], s["state"]) == (session_id, "paged")
+
+    await put("cleared", "clear", clear, "cleared", "cleared")
+    body = await send("gone", "GET", "4.04", query="number=66")
+    assert body["error"]["code"] == "4.04"
+    return replies
 
 
 # ------------------------------------------------------------------------------- observe
@@ -335,20 +390,12 @@ OBSERVE_WAIT = 5.0  # seconds to wait for any one notification
 
 
 @dataclass
-class Notification:
+class Notification(DecodedPayload):
     payload: bytes
     observe: int | None
     type: str | None = None  # CON / NON / ACK where the client shows it (libcoap)
     mid: int | None = None
     code: str = "2.05"
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.payload)
-
-    @property
-    def cbor(self) -> Any:
-        return cbor2.loads(self.payload)
 
 
 class _ObserverProcess:

@@ -32,7 +32,7 @@
 const coap = require('coap');
 const coapPacket = require('coap-packet');
 const dgram = require('dgram');
-const net = require('net');
+const { commandLine, errorText, socketType, uintFromBuffer } = require('./common');
 
 const USAGE = `usage: node observe.js [options]
   --host HOST              server address (default 127.0.0.1)
@@ -45,52 +45,17 @@ const USAGE = `usage: node observe.js [options]
   --dereg-timeout-ms N     wait at most N ms for the deregistration's answer (default 1000)
 prints one JSON line per notification: {"payload","observe"}, then {"deregistered"}`;
 
-function usageError(msg) {
-  process.stderr.write(`observe: ${msg}\n${USAGE}\n`);
-  process.exit(64);
-}
+const { usageError, parse } = commandLine('observe', USAGE);
 
 function parseArgs(argv) {
-  const opts = {
-    host: '127.0.0.1',
-    port: 5683,
+  const opts = parse(argv, {
     path: '/v1/notify',
     query: null,
     accept: null,
     count: null,
     timeoutMs: 5000,
     deregTimeoutMs: 1000
-  };
-  const keys = {
-    '--host': 'host',
-    '--port': 'port',
-    '--path': 'path',
-    '--query': 'query',
-    '--accept': 'accept',
-    '--count': 'count',
-    '--timeout-ms': 'timeoutMs',
-    '--dereg-timeout-ms': 'deregTimeoutMs'
-  };
-  for (let i = 0; i < argv.length; i++) {
-    let arg = argv[i];
-    if (arg === '-h' || arg === '--help') {
-      process.stdout.write(USAGE + '\n');
-      process.exit(0);
-    }
-    let value;
-    const eq = arg.indexOf('=');
-    if (arg.startsWith('--') && eq > 0) {
-      value = arg.slice(eq + 1);
-      arg = arg.slice(0, eq);
-    }
-    const key = keys[arg];
-    if (key === undefined) usageError(`unknown argument: ${arg}`);
-    if (value === undefined) {
-      if (i + 1 >= argv.length) usageError(`${arg} needs a value`);
-      value = argv[++i];
-    }
-    opts[key] = value;
-  }
+  });
   const positiveInt = (k, name) => {
     opts[k] = Number(opts[k]);
     if (!Number.isInteger(opts[k]) || opts[k] < 1) usageError(`${name} must be a positive integer`);
@@ -106,15 +71,12 @@ function parseArgs(argv) {
 
 function observeOption(packet) {
   const opt = (packet.options || []).find(o => o.name === 'Observe');
-  if (opt === undefined) return null;
-  let n = 0;
-  for (const byte of opt.value) n = n * 256 + byte;
-  return n;
+  return opt === undefined ? null : uintFromBuffer(opt.value);
 }
 
 function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const socket = dgram.createSocket(net.isIPv6(opts.host) ? 'udp6' : 'udp4');
+  const socket = dgram.createSocket(socketType(opts.host));
   const agent = new coap.Agent({ socket });
 
   const params = {
@@ -175,7 +137,7 @@ function main() {
     if (packet.code === '0.00' || !packet.token || !packet.token.equals(token)) return;
     if (observeOption(packet) === null) finish(packet.code);
   });
-  socket.on('error', err => fail(`socket error: ${err && err.message ? err.message : err}`));
+  socket.on('error', err => fail(`socket error: ${errorText(err)}`));
 
   const timer = setTimeout(() => {
     if (opts.count !== null) {
@@ -214,9 +176,9 @@ function main() {
       if (opts.count !== null && received >= opts.count) stop(null, 0);
     });
   });
-  req.on('timeout', err => fail(`timeout: ${err && err.message ? err.message : 'no response'}`));
-  req.on('error', err => fail(`error: ${err && err.message ? err.message : err}`));
-  agent.on('error', err => fail(`agent error: ${err && err.message ? err.message : err}`));
+  req.on('timeout', err => fail(`timeout: ${errorText(err, 'no response')}`));
+  req.on('error', err => fail(`error: ${errorText(err)}`));
+  agent.on('error', err => fail(`agent error: ${errorText(err)}`));
   req.end();
 }
 

@@ -5,71 +5,18 @@ verbosity) is described in helpers.py: `-v 6` PDU log lines on stdout give the c
 options, `-o FILE` gives the 2.xx body byte-exact, stderr gives a non-2.xx body."""
 
 import cbor2
-import pytest
 
-from tests.interop.helpers import (COAP_CLIENT, CoapClient, assert_envelope, fill_sessions,
-                                   require)
-
-
-@pytest.fixture
-def coap(emulator) -> CoapClient:
-    return CoapClient(require(COAP_CLIENT), emulator.port)
+from tests.interop.helpers import assert_envelope, fill_sessions, session_lifecycle
 
 
 async def test_session_lifecycle(coap, manual_time):
-    # create -> 2.01
-    r = await coap.request("POST", "/v1/sessions", content_format="json",
-                           payload={"number": 66, "goal": 60, "label": "Sarah", "partySize": 4})
-    assert r.code == "2.01", r
-    assert r.option("Content-Format") == "application/json"
-    body = r.json
-    assert_envelope(body, "sessions", "statistics")
-    (s,) = body["sessions"]
-    assert (s["number"], s["label"], s["partySize"], s["goalInSeconds"], s["state"]) == \
-        (66, "Sarah", 4, 60, "started")
-    assert s["created"] == s["started"] == "2026-03-15T11:55:20"
-    assert "notified" not in s and "cleared" not in s
-    assert body["statistics"]["numSessions"] == 1
-    session_id = s["id"]
-
-    # create again on the same number -> raw 2.00
-    r = await coap.request("POST", "/v1/sessions", content_format="json",
-                           payload={"number": 66, "label": "Sarah B."})
-    assert r.code == "2.00", r
-    (s,) = r.json["sessions"]
-    assert (s["id"], s["label"], s["partySize"]) == (session_id, "Sarah B.", 4)
-    assert r.json["statistics"]["numSessions"] == 1
-
-    # page via PUT ?number=N -> 2.04
-    manual_time.advance(30)
-    r = await coap.request("PUT", "/v1/sessions", query="number=66", content_format="json",
-                           payload={"action": "page"})
-    assert r.code == "2.04", r
-    (s,) = r.json["sessions"]
-    assert s["state"] == "paged"
-    assert s["notified"] == "2026-03-15T11:55:50"
-
-    # GET ?number=N -> 2.05
-    r = await coap.request("GET", "/v1/sessions", query="number=66")
-    assert r.code == "2.05", r
-    assert_envelope(r.json, "sessions")
-    (s,) = r.json["sessions"]
-    assert (s["id"], s["state"]) == (session_id, "paged")
-
-    # clear via PUT
-    manual_time.advance(5)
-    r = await coap.request("PUT", "/v1/sessions", query="number=66", content_format="json",
-                           payload={"action": "clear"})
-    assert r.code == "2.04", r
-    (s,) = r.json["sessions"]
-    assert s["state"] == "cleared"
-    assert s["cleared"] == "2026-03-15T11:55:55"
-
+    # the steps, and what every client must see in them, are in helpers.session_lifecycle
+    r = await session_lifecycle(coap, manual_time, update={"label": "Sarah B."},
+                                updated={"label": "Sarah B.", "partySize": 4},
+                                page=(30, "2026-03-15T11:55:50"), clear=(5, "2026-03-15T11:55:55"))
+    assert r["created"].option("Content-Format") == "application/json"
     # gone: 4.04 with the JSON error body (read from coap-client's stderr)
-    r = await coap.request("GET", "/v1/sessions", query="number=66")
-    assert r.code == "4.04", r
-    assert_envelope(r.json, "error")
-    assert r.json["error"]["code"] == "4.04"
+    assert_envelope(r["gone"].json, "error")
 
 
 async def test_list_sessions_and_etag(coap, client):

@@ -5,72 +5,19 @@ run with asyncio.create_subprocess_exec against the in-process emulator (see hel
 
 import json
 
-import pytest
-
-from tests.interop.helpers import NODE_COAP, NodeCoap, assert_envelope, fill_sessions, require
+from tests.interop.helpers import assert_envelope, fill_sessions, session_lifecycle
 
 JSON = "application/json"
 
 
-@pytest.fixture
-def node(emulator) -> NodeCoap:
-    return NodeCoap(require(NODE_COAP), emulator.port)
-
-
 async def test_session_lifecycle(node, manual_time):
-    # create -> 2.01
-    r = await node.request("POST", "/v1/sessions", content_format=JSON,
-                           payload={"number": 66, "goal": 60, "label": "Sarah", "partySize": 4})
-    assert r.code == "2.01", r
-    assert r.content_format == 50
-    body = r.json
-    assert_envelope(body, "sessions", "statistics")
-    (s,) = body["sessions"]
-    assert (s["number"], s["label"], s["partySize"], s["goalInSeconds"], s["state"]) == \
-        (66, "Sarah", 4, 60, "started")
-    assert s["created"] == s["started"] == "2026-03-15T11:55:20"
-    assert "notified" not in s and "cleared" not in s
-    assert body["statistics"]["numSessions"] == 1
-    session_id = s["id"]
-
-    # create again on the same number -> raw 2.00, same session
-    r = await node.request("POST", "/v1/sessions", content_format=JSON,
-                           payload={"number": 66, "partySize": 5})
-    assert r.code == "2.00", r
-    (s,) = r.json["sessions"]
-    assert (s["id"], s["partySize"], s["label"]) == (session_id, 5, "Sarah")
-    assert r.json["statistics"]["numSessions"] == 1
-
-    # page via PUT ?number=N -> 2.04, paged, notified set
-    manual_time.advance(42)
-    r = await node.request("PUT", "/v1/sessions", query="number=66", content_format=JSON,
-                           payload={"action": "page"})
-    assert r.code == "2.04", r
-    (s,) = r.json["sessions"]
-    assert s["state"] == "paged"
-    assert s["notified"] == "2026-03-15T11:56:02"
-    assert r.json["statistics"]["guestsServed"] == 1
-
-    # GET ?number=N -> 2.05, sessions only
-    r = await node.request("GET", "/v1/sessions", query="number=66")
-    assert r.code == "2.05", r
-    assert_envelope(r.json, "sessions")
-    (s,) = r.json["sessions"]
-    assert (s["id"], s["number"], s["state"]) == (session_id, 66, "paged")
-
-    # clear via PUT -> archived form
-    manual_time.advance(10)
-    r = await node.request("PUT", "/v1/sessions", query="number=66", content_format=JSON,
-                           payload={"action": "clear"})
-    assert r.code == "2.04", r
-    (s,) = r.json["sessions"]
-    assert s["state"] == "cleared"
-    assert s["cleared"] == "2026-03-15T11:56:12"
-
-    # gone from the active API
-    r = await node.request("GET", "/v1/sessions", query="number=66")
-    assert r.code == "4.04", r
-    assert r.json["error"]["code"] == "4.04"
+    # the steps, and what every client must see in them, are in helpers.session_lifecycle
+    r = await session_lifecycle(node, manual_time, update={"partySize": 5},
+                                updated={"partySize": 5, "label": "Sarah"},
+                                page=(42, "2026-03-15T11:56:02"), clear=(10, "2026-03-15T11:56:12"))
+    assert r["created"].content_format == 50
+    assert r["paged"].json["statistics"]["guestsServed"] == 1
+    assert r["got"].json["sessions"][0]["number"] == 66
 
 
 async def test_list_sessions(node, client):

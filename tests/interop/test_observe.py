@@ -9,20 +9,9 @@ import asyncio
 
 import pytest
 
-from tests.interop.helpers import (COAP_CLIENT, NODE_COAP, CoapClient, NodeCoap, Notification,
-                                   assert_envelope, fill_sessions, require)
+from tests.interop.helpers import Notification, assert_envelope, fill_sessions
 
 SHORT_PING = {"ping_interval": 0.5}
-
-
-@pytest.fixture
-def node(emulator) -> NodeCoap:
-    return NodeCoap(require(NODE_COAP), emulator.port)
-
-
-@pytest.fixture
-def coap(emulator) -> CoapClient:
-    return CoapClient(require(COAP_CLIENT), emulator.port)
 
 
 async def observers_gone(emulator, within: float = 2.0) -> None:

@@ -13,22 +13,10 @@
 'use strict';
 
 const coap = require('coap');
+const { guardRequest, socketType, vendorArgs } = require('./common');
 
-const [host, portArg, numberArg, label = 'Yuri.', partySizeArg = '3', goalArg = '200'] =
-  process.argv.slice(2);
-const port = Number(portArg);
-const number = Number(numberArg);
-if (!host || !Number.isInteger(port) || !Number.isInteger(number)) {
-  process.stderr.write('usage: node vendor_create.js HOST PORT NUMBER [LABEL [PARTY_SIZE [GOAL]]]\n');
-  process.exit(64);
-}
-const timeoutMs = Number(process.env.COAP_TIMEOUT_MS || 5000);
-
-const giveUp = (msg) => {
-  process.stderr.write(`vendor_create: ${msg}\n`);
-  process.exit(2);
-};
-const timer = setTimeout(() => giveUp(`timeout: no response after ${timeoutMs} ms`), timeoutMs);
+const { host, port, number, rest: [label = 'Yuri.', partySizeArg = '3', goalArg = '200'] } =
+  vendorArgs('vendor_create', 'HOST PORT NUMBER [LABEL [PARTY_SIZE [GOAL]]]');
 
 const request = coap.request({
   host,
@@ -39,11 +27,11 @@ const request = coap.request({
     'Content-Format': 'application/json'
   },
   // node-coap picks a UDP socket family per agent; match it to the address.
-  agent: new coap.Agent({ type: require('net').isIPv6(host) ? 'udp6' : 'udp4' })
+  agent: new coap.Agent({ type: socketType(host) })
 });
+guardRequest('vendor_create', request); // ours: a time limit, and exit 2 on timeout or error
 
 request.on('response', (response) => {
-  clearTimeout(timer);
   let branch;
   if (response.code === '2.01') {
     branch = 'created';
@@ -55,8 +43,6 @@ request.on('response', (response) => {
   }
   console.log(branch);
 });
-request.on('timeout', () => giveUp('timeout'));
-request.on('error', (err) => giveUp(`error: ${err.message}`));
 
 // Compact JSON, as the vendor documentation asks.
 request.write(JSON.stringify({

@@ -13,21 +13,9 @@
 'use strict';
 
 const coap = require('coap');
+const { guardRequest, socketType, vendorArgs } = require('./common');
 
-const [host, portArg, numberArg] = process.argv.slice(2);
-const port = Number(portArg);
-const number = Number(numberArg);
-if (!host || !Number.isInteger(port) || !Number.isInteger(number)) {
-  process.stderr.write('usage: node vendor_get.js HOST PORT NUMBER\n');
-  process.exit(64);
-}
-const timeoutMs = Number(process.env.COAP_TIMEOUT_MS || 5000);
-
-const giveUp = (msg) => {
-  process.stderr.write(`vendor_get: ${msg}\n`);
-  process.exit(2);
-};
-const timer = setTimeout(() => giveUp(`timeout: no response after ${timeoutMs} ms`), timeoutMs);
+const { host, port, number } = vendorArgs('vendor_get', 'HOST PORT NUMBER');
 
 const request = coap.request({
   host,
@@ -36,11 +24,11 @@ const request = coap.request({
   query: `number=${number}`,
   method: 'GET',
   // node-coap picks a UDP socket family per agent; match it to the address.
-  agent: new coap.Agent({ type: require('net').isIPv6(host) ? 'udp6' : 'udp4' })
+  agent: new coap.Agent({ type: socketType(host) })
 });
+guardRequest('vendor_get', request); // ours: a time limit, and exit 2 on timeout or error
 
 request.on('response', (response) => {
-  clearTimeout(timer);
   const text = response.payload.toString('utf-8');
   if (response.code[0] === '2') {
     // The answer is an array of sessions (as for /v1/sessions); take the first.
@@ -63,7 +51,5 @@ request.on('response', (response) => {
     console.log('error');
   }
 });
-request.on('timeout', () => giveUp('timeout'));
-request.on('error', (err) => giveUp(`error: ${err.message}`));
 
 request.end();

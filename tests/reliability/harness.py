@@ -28,6 +28,7 @@ equal to what the store holds and within [acknowledged, acknowledged + unknown].
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -40,7 +41,7 @@ import sys
 from collections import Counter, deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiocoap
 from aiocoap import resource
@@ -648,3 +649,41 @@ def _figures(sessions: list[dict]) -> dict[str, int]:
     return {"numSessions": len(sessions), "guestsServed": served, "percentOnTime": pct,
             "percentLate": 100 - pct if served else 0,
             "averageTimeServed": half_up(sum(waits), served) if served else 0}
+
+
+# ---- the long versions' command line ---------------------------------------------------
+
+class Report(Protocol):
+    violations: list[str]
+
+    def lines(self) -> list[str]: ...
+
+
+def script_arguments(doc: str, argv: list[str] | None, options: dict[str, int | float], *,
+                     negative_control: str) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    """The command line of a long version (scripts/crash_cycles.py, scripts/lossy_network.py),
+    described by the first line of its docstring `doc`: its own `options` (each flag with its
+    default, which gives its type), then what they all take, --seed and --negative-control
+    (whose help says what it breaks). Returns the parser, for p.error(), and the arguments."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for flag, default in options.items():
+        parser.add_argument(flag, type=type(default), default=default)
+    parser.add_argument("--seed", type=int, default=7470)
+    parser.add_argument("--negative-control", action="store_true", help=negative_control)
+    return parser, parser.parse_args(argv)
+
+
+def log_line(line: str) -> None:
+    """A long version's progress log: one line on stdout, at once."""
+    print(line, flush=True)
+
+
+def summary(script: str, report: Report, negative_control: str | None) -> int:
+    """Print a long version's summary (`negative_control`: what to expect of a negative
+    control run, None for a real one); return its exit status, 0 when there was no
+    violation, 1 otherwise."""
+    print(f"==== {script} summary ====")
+    if negative_control is not None:
+        print(f"NEGATIVE CONTROL: {negative_control}")
+    print("\n".join(report.lines()))
+    return 0 if not report.violations else 1

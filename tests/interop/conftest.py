@@ -1,0 +1,22 @@
+"""Fixtures of the interop tests: each third-party client aimed at the `emulator` fixture.
+
+A missing client skips the test, or fails it under CI=true (helpers.require)."""
+
+import pytest
+
+# Assertions in helpers.py (session_lifecycle's among them) report their operands like the
+# tests' own; this must come before the first import of helpers.
+pytest.register_assert_rewrite("tests.interop.helpers")
+
+from tests.interop.helpers import (COAP_CLIENT, NODE_COAP, CoapClient, NodeCoap,  # noqa: E402
+                                   require)
+
+
+@pytest.fixture
+def node(emulator) -> NodeCoap:
+    return NodeCoap(require(NODE_COAP), emulator.port)
+
+
+@pytest.fixture
+def coap(emulator) -> CoapClient:
+    return CoapClient(require(COAP_CLIENT), emulator.port)
