@@ -36,13 +36,15 @@ the load:
       (req/s, latency per request); cycles/s and the latency of a whole cycle are shown too.
       Every request is a committed SQLite transaction;
   (c) ``GET /v1/sessions`` with the 50 active sessions: about 11 kB, so the answer comes in
-      1024-byte Block2 blocks (12 of them; the run prints the size it found). 1024 bytes (SZX 6) is the largest block CoAP over UDP allows
-      (SZX 7/BERT exists only for CoAP over TCP) and is aiocoap's default, so asking for a
+      1024-byte Block2 blocks (12 of them; the run prints the size it found). 1024 bytes
+      (SZX 6) is the largest block CoAP over UDP allows (SZX 7/BERT exists only for CoAP over TCP) and is aiocoap's default, so asking for a
       larger block is not possible: the first GET carries no Block2 option and the server
       picks 1024; then GET with Block2 num=1, 2, ... until more=0 (from the same socket, as
       aiocoap keys its cache of the rendered answer by the client's address). The whole
       transfer counts as ONE request for req/s and latency (first send to last block
-      received); the number of blocks and the rate of exchanges are shown too;
+      received); the number of blocks, and the rate and p50/p99 latency of the single
+      exchanges (each a request and its answer, the unit the reference is measured in),
+      are shown too;
   (d) ``GET /v1/sessions/statistics``.
 
 Each workload runs with 1 and with 16 requests in flight (closed loop: N virtual users, each
@@ -408,6 +410,7 @@ class Result:
     srv_cpu: float = math.nan  # percent of one core
     gen_cpu: float = math.nan
     blocks: int = 0
+    ex_lat: list[float] = field(default_factory=list)  # per exchange, sorted (multi-exchange)
 
     @property
     def rate(self) -> float:
@@ -521,7 +524,7 @@ class Bench:
             exchanges=len(run.ex_lat), cycles=len(run.cycle_lat),
             cycle_lat=sorted(run.cycle_lat), errors=dict(run.errors), timeouts=run.timeouts,
             retransmits=run.retransmits, rotations=run.rotations,
-            socket_errors=run.socket_errors,
+            socket_errors=run.socket_errors, ex_lat=sorted(run.ex_lat) if multi else [],
             srv_cpu=100 * (srv1 - srv0) / elapsed, gen_cpu=100 * (cpu1 - cpu0) / elapsed,
         )
         if not quiet:
@@ -1177,8 +1180,11 @@ def print_summary(args, results, scales, soak, soak_result, blocks, took) -> Non
                       f"{quantile(cyc, .5) * 1e3:8.3f} {cmp(quantile(cyc, .5), ref and ref.q(.5)):>6} "
                       f"{quantile(cyc, .99) * 1e3:8.3f} {cmp(quantile(cyc, .99), ref and ref.q(.99)):>6}")
             if key == "c":
-                print(f"{'    (c) block exchanges':<46} {conc:>4} {r.ex_rate:8.0f} "
-                      f"{cmp(r.ex_rate, ref and ref.rate):>6}")
+                ex = r.ex_lat
+                print(f"{'    (c) block exchanges, per exchange':<46} {conc:>4} {r.ex_rate:8.0f} "
+                      f"{cmp(r.ex_rate, ref and ref.rate):>6} "
+                      f"{quantile(ex, .5) * 1e3:8.3f} {cmp(quantile(ex, .5), ref and ref.q(.5)):>6} "
+                      f"{quantile(ex, .99) * 1e3:8.3f} {cmp(quantile(ex, .99), ref and ref.q(.99)):>6}")
     ceiling = [r for (k, _), r in results.items() if k == "ceiling"]
     emulator_rates = [(r.ex_rate, r.label, r.conc) for (k, _), r in results.items()
                       if k in ("a", "b", "c", "d", "ref")]
