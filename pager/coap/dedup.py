@@ -28,6 +28,8 @@ into it (`_recent_messages`).
 """
 
 import time
+from collections import deque
+from typing import Any
 
 import aiocoap
 from aiocoap.numbers import constants
@@ -64,12 +66,15 @@ class RecentMessages(dict):
         self.max_entries = max_entries
         self.window = window
         self.clock = clock
-        self._born: dict = {}
+        # (time, key) in the order the keys were first set. Not the dict's own order: finding
+        # the first live key of a dict whose front was deleted walks over every deleted slot
+        # (5 % of the server's time under write load, measured with py-spy).
+        self._born: deque[tuple[float, Any]] = deque()
 
     def __setitem__(self, key, value) -> None:
         if key not in self:
             self._forget_old()
-            self._born[key] = self.clock()
+            self._born.append((self.clock(), key))
         if isinstance(value, aiocoap.Message):
             if value.mtype == CON:
                 # aiocoap files every message it sends under (peer, message id), also its
@@ -82,12 +87,9 @@ class RecentMessages(dict):
 
     def _forget_old(self) -> None:
         cutoff = self.clock() - self.window
-        while self:
-            oldest = next(iter(self))  # dicts keep insertion order
-            if self._born[oldest] >= cutoff and len(self) < self.max_entries:
-                break
-            del self[oldest]
-            del self._born[oldest]
+        born = self._born
+        while born and (born[0][0] < cutoff or len(self) >= self.max_entries):
+            del self[born.popleft()[1]]
 
     def pop(self, key, default=None):
         """Called only by aiocoap's expiry timers, which fire too early now: ignored."""
