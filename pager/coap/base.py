@@ -6,6 +6,7 @@ body; the spec wants a JSON error body on every 4.xx but the 4.04 of an unknown 
 """
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from aiocoap import Message, error, resource
@@ -42,14 +43,16 @@ class Api:
         self.faults = faults
         self.limits = engine.config.limits
 
-    def envelope(self, **sections: Any) -> wire.Envelope:
-        """An envelope on the current state; reads the clock once."""
+    def envelope(self, now: datetime | None = None, **sections: Any) -> wire.Envelope:
+        """An envelope on the current state; reads the clock once (unless given `now`)."""
         return wire.envelope(self.identity, self.engine.state.device.global_sequence,
-                             self.engine.clock.now(), **sections)
+                             self.engine.clock.now() if now is None else now, **sections)
 
-    def respond(self, request: Message, code: Code | None = None, **sections: Any) -> Message:
+    def respond(self, request: Message, code: Code | None = None, now: datetime | None = None,
+                **sections: Any) -> Message:
         ct = response_format(request)
-        return Message(code=code, payload=self.envelope(**sections).encode(ct), content_format=ct)
+        return Message(code=code, payload=self.envelope(now, **sections).encode(ct),
+                       content_format=ct)
 
     def active_sessions(self) -> list[wire.SessionOut]:
         return [wire.session_out(s)

@@ -12,6 +12,7 @@ from pager.coap.base import CODE_2_00, ApiResource, query
 from pager.domain import operations as ops
 from pager.domain import rules
 from pager.domain.errors import Invalid, NoActiveSession
+from pager.domain.timefmt import fmt
 
 
 class Sessions(ApiResource):
@@ -22,6 +23,7 @@ class Sessions(ApiResource):
         super().__init__(api)
         # The envelope's identity is part of the answer, so part of the ETag too.
         self._identity_tag = zlib.crc32(repr(api.identity).encode()) & 0xFF
+        self._last_list: tuple[tuple[bytes, str], Message] | None = None
 
     async def render_get(self, request: Message) -> Message:
         api = self.api
@@ -36,10 +38,25 @@ class Sessions(ApiResource):
         etag = self._etag(request)
         if etag in request.opt.etags:
             return Message(code=Code.VALID, etag=etag)
-        response = api.respond(request, sessions=api.active_sessions(),
-                               statistics=api.statistics())
-        response.opt.etag = etag
-        return response
+        return self._session_list(request, etag)
+
+    def _session_list(self, request: Message, etag: bytes) -> Message:
+        """The whole list, rendered once per ETag and second.
+
+        The ETag covers everything in the answer but its timestamp, which has whole seconds,
+        so the same key gives the same bytes. Rendering 50 sessions takes longer than a whole
+        exchange of a small answer, and a client following the list block by block, or many
+        clients polling it, would otherwise render it again and again.
+        """
+        now = self.api.engine.clock.now()
+        key = (etag, fmt(now))
+        if self._last_list is None or self._last_list[0] != key:
+            response = self.api.respond(request, now=now, sessions=self.api.active_sessions(),
+                                        statistics=self.api.statistics())
+            self._last_list = (key, response)
+        cached = self._last_list[1]
+        return Message(code=cached.code, payload=cached.payload,
+                       content_format=cached.opt.content_format, etag=etag)
 
     def _etag(self, request: Message) -> bytes:
         """Changes with every session change and statistics clear, never with the time alone."""

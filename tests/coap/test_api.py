@@ -140,6 +140,28 @@ async def test_etag_ignores_time_alone(client, manual_time):
     assert (await client.get("/v1/sessions", etags=(etag,))).code == "2.03"
 
 
+async def test_the_list_is_never_served_stale(client, manual_time):
+    """The rendered list is reused only for the same ETag, format and second."""
+    await client.post("/v1/sessions", {"number": 1})
+    first = await client.get("/v1/sessions")
+    assert (await client.get("/v1/sessions")).payload == first.payload  # the same second
+    manual_time.advance(0.4)
+    same_second = await client.get("/v1/sessions")
+    assert same_second.json["timestamp"] == first.json["timestamp"]
+    manual_time.advance(1)
+    later = await client.get("/v1/sessions")
+    assert later.json["timestamp"] > first.json["timestamp"]
+    assert later.message.opt.etag == first.message.opt.etag  # time alone: same ETag
+    await client.put("/v1/sessions", {"label": "Ada"}, query="number=1")  # same second
+    changed = await client.get("/v1/sessions")
+    assert changed.json["sessions"][0]["label"] == "Ada"
+    assert changed.json["timestamp"] == later.json["timestamp"]
+    as_cbor = await client.get("/v1/sessions", accept=60)
+    assert as_cbor.message.opt.content_format == 60
+    assert as_cbor.cbor["sessions"][0]["label"] == "Ada"
+    assert (await client.get("/v1/sessions")).json == changed.json
+
+
 async def test_delete_one_and_all(client):
     for n in (1, 2, 3):
         await client.post("/v1/sessions", {"number": n})
