@@ -25,8 +25,8 @@ the load:
   request; the deduplication table keeps every message for 247 s) can beat it: a ratio above
   1 in req/s is possible and means exactly that.
 * **the emulator** -- ``python -m pager serve --host 127.0.0.1 --port 0 --db <tmp>/pager.db
-  --config <tmp>/bench.toml --log-level WARNING`` (``history_limit = 2000000``), with 50
-  active sessions created first, under four workloads:
+  --no-control --config <tmp>/bench.toml --log-level WARNING`` (``history_limit =
+  2000000``), with 50 active sessions created first, under four workloads:
 
   (a) ``GET /v1/sessions?number=N``, N rotating over the 50 active sessions;
   (b) a write cycle on rotating numbers, each virtual user in its own range of 200 numbers
@@ -851,7 +851,7 @@ def emulator(workdir: Path, db: Path, tag: str) -> ServerProcess:
     return ServerProcess(
         f"emulator ({tag})",
         [sys.executable, "-m", "pager", "serve", "--host", HOST, "--port", "0", "--db", str(db),
-         "--config", str(workdir / "bench.toml"), "--log-level", "WARNING"],
+         "--no-control", "--config", str(workdir / "bench.toml"), "--log-level", "WARNING"],
         workdir / f"emulator-{tag}.log",
         port_line=r"pager-emulator listening on udp .*:(\d+), store ",
     )
@@ -1044,7 +1044,7 @@ async def run(args) -> int:
 
         # -- the main comparison
         ref_script = single([ref_tpl], Workloads.OK_CONTENT)
-        for conc in (1, 16):
+        for conc in args.concurrency:
             print(f"\nconcurrency {conc}:", flush=True)
             if cserver is not None:
                 alive(cserver)
@@ -1059,10 +1059,13 @@ async def run(args) -> int:
                     ("c", "(c) GET /v1/sessions (whole Block2 transfer)", w.c()),
                     ("d", "(d) GET /v1/sessions/statistics", w.d()),
                     ("b", "(b) write cycle, per request", w.b())):
+                if key not in args.workloads:
+                    continue
                 results[key, conc] = await measured(
                     lambda: emulator(workdir, main_db, "main"), w.statistics[0], label, script,
                     conc)
-            results["c", conc].blocks = blocks
+            if ("c", conc) in results:
+                results["c", conc].blocks = blocks
         if cserver is not None:
             await stop(cserver)
 
@@ -1160,7 +1163,7 @@ def print_summary(args, results, scales, soak, soak_result, blocks, took) -> Non
         "c": f"(c) GET /v1/sessions, whole {blocks}-block transfer",
         "d": "(d) GET /v1/sessions/statistics",
     }
-    for conc in (1, 16):
+    for conc in sorted({c for _, c in results}):
         ref = results.get(("ref", conc))
         for key in ("ceiling", "ref", "a", "b", "c", "d"):
             r = results.get((key, conc))
@@ -1237,6 +1240,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--soak", type=float, default=None, metavar="SECONDS",
                    help="seconds of the memory soak (default 300; quick 0; 0 skips it)")
     p.add_argument("--skip-scaling", action="store_true", help="skip the history-size runs")
+    p.add_argument("--workloads", default="abcd",
+                   help="which of the workloads a, b, c, d to compare (default abcd; for "
+                        "profiling one of them)")
+    p.add_argument("--concurrency", default="1,16",
+                   help="requests in flight for the comparison, comma-separated (default 1,16)")
     p.add_argument("--rto", type=float, default=1.0,
                    help="seconds before the first retransmission (default 1.0, doubling)")
     p.add_argument("--retransmit", type=int, default=2,
@@ -1251,6 +1259,12 @@ def main(argv: list[str] | None = None) -> int:
         return serve_reference(args.serve_reference)
 
     args.duration = args.duration or (0.8 if args.quick else 10.0)
+    try:
+        args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    except ValueError:
+        p.error("--concurrency takes numbers separated by commas")
+    if not set(args.workloads) <= set("abcd") or min(args.concurrency) < 1:
+        p.error("--workloads takes letters from abcd; --concurrency at least 1")
     args.soak = args.soak if args.soak is not None else (0.0 if args.quick else 300.0)
     args.warmup = 0.3 if args.quick else min(2.0, max(0.5, args.duration / 5))
     args.scale_duration = args.duration if args.quick else max(1.0, args.duration / 2)

@@ -322,7 +322,7 @@ class Server:
             config.write_text(f"ping_interval = {self.ping_interval!r}\n")
             extra = ["--config", str(config)]
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pager", "serve", "--host", HOST, "--port", "0",
+            sys.executable, "-m", "pager", "serve", "--host", HOST, "--port", "0", "--no-control",
             "--db", str(self.workdir / "bench.db"), *extra,
             stdout=asyncio.subprocess.PIPE, stderr=self._log, cwd=REPO,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
