@@ -788,6 +788,28 @@ class SetupError(Exception):
     pass
 
 
+def run_to_exit(script: str, work, deadline: float,
+                errors: tuple[type[BaseException], ...] = (SetupError,)) -> int:
+    """asyncio.run(work) within `deadline` seconds, as a script's exit status.
+
+    `work`'s own status is returned; the deadline, a setup error (`errors`) and Ctrl-C give 2
+    with a line on stderr (the scripts run by hand and by tests share this).
+    """
+    async def bounded() -> int:
+        return await asyncio.wait_for(work, deadline)
+
+    try:
+        return asyncio.run(bounded())
+    except asyncio.TimeoutError:
+        print(f"{script}: aborted after the {deadline:.0f} s deadline", file=sys.stderr)
+        return 2
+    except errors as e:
+        print(f"{script}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 2
+
+
 async def wait_answer(port: int, tpl: Template, ok: frozenset[int], timeout: float,
                       poll: float = 0.01) -> float:
     """Poll every `poll` seconds until a request is answered with a code in `ok`;
@@ -1278,19 +1300,7 @@ def main(argv: list[str] | None = None) -> int:
         120 + runs * (args.duration + args.warmup + drain) + args.soak * 1.2
         + (0 if args.skip_scaling else 40 * len(args.sizes) + 60 * (max(args.sizes) / 1e6)))
 
-    async def bounded() -> int:
-        return await asyncio.wait_for(run(args), args.deadline)
-
-    try:
-        return asyncio.run(bounded())
-    except asyncio.TimeoutError:
-        print(f"bench.py: aborted after the {args.deadline:.0f} s deadline", file=sys.stderr)
-        return 2
-    except SetupError as e:
-        print(f"bench.py: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 2
+    return run_to_exit("bench.py", run(args), args.deadline)
 
 
 if __name__ == "__main__":

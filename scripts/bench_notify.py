@@ -81,6 +81,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import bench  # scripts/ is on sys.path when this runs as a script
 from aiocoap import Message
 from aiocoap.numbers.codes import Code
 from aiocoap.numbers.types import Type
@@ -632,20 +633,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.observers < 1 or args.changes < 1:
         p.error("--observers and --changes must be at least 1")
 
-    async def bounded() -> int:
-        return await asyncio.wait_for(run(args), args.deadline + HARD_LIMIT)
-
-    try:
-        return asyncio.run(bounded())
-    except asyncio.TimeoutError:
-        print(f"bench_notify: aborted {args.deadline + HARD_LIMIT:.0f} s after the start",
-              file=sys.stderr)
-        return 2
-    except RuntimeError as e:
-        print(f"bench_notify: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 2
+    return bench.run_to_exit("bench_notify", run(args), args.deadline + HARD_LIMIT,
+                             (RuntimeError,))
 
 
 if __name__ == "__main__":

@@ -1058,19 +1058,7 @@ def main(argv: list[str] | None = None) -> int:
     # load, the catch-up wait (at most max(CATCH_UP_TIMEOUT, duration)), setup and the rest
     deadline = args.duration * 2.1 + CATCH_UP_TIMEOUT + 180
 
-    async def bounded() -> int:
-        return await asyncio.wait_for(run(args), deadline)
-
-    try:
-        return asyncio.run(bounded())
-    except asyncio.TimeoutError:
-        print(f"soak.py: aborted after the {deadline:.0f} s deadline", file=sys.stderr)
-        return 2
-    except (SetupError, RuntimeError) as e:
-        print(f"soak.py: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 2
+    return bench.run_to_exit("soak.py", run(args), deadline, (SetupError, RuntimeError))
 
 
 if __name__ == "__main__":
