@@ -13,6 +13,7 @@ from pager import wire
 from pager.clock import Clock
 from pager.coap.base import Api
 from pager.coap.backlog import Backlogs
+from pager.coap.context import ServerContext
 from pager.coap.dedup import bound_deduplication
 from pager.coap.site import build_site
 from pager.config import Config
@@ -85,7 +86,7 @@ class Emulator(RigControls):
             self.hub = Hub(self.engine, identity, c.ping_interval, c.max_observers,
                            c.observer_queue_limit)
             self.backlogs = backlogs = Backlogs()
-            self._context = await aiocoap.Context.create_server_context(
+            self._context = await ServerContext.create_server_context(
                 build_site(Api(self.engine, identity, c.strict, self.faults, c.max_block_transfers),
                            self.hub, backlogs, c.amplification_protection),
                 bind=(c.host, c.port), transports=["udp6"],
