@@ -134,7 +134,26 @@ def is_compact(payload: bytes) -> bool:
 
 # ---- responses --------------------------------------------------------------------------
 
-class SessionOut(BaseModel):
+class _Out(BaseModel):
+    """A response body, built only from the emulator's own state and never validated."""
+
+    @classmethod
+    def of(cls, **fields: Any):
+        """`model_construct` without its walk over every field for defaults and aliases.
+
+        That walk cost 3.5 µs a model, a third of what building a write's answer cost
+        (py-spy); these models have no aliases, and the fields left out are the ones
+        `exclude_unset` leaves out of the encoding.
+        """
+        out = cls.__new__(cls)
+        object.__setattr__(out, "__dict__", fields)
+        object.__setattr__(out, "__pydantic_fields_set__", set(fields))
+        object.__setattr__(out, "__pydantic_extra__", None)
+        object.__setattr__(out, "__pydantic_private__", None)
+        return out
+
+
+class SessionOut(_Out):
     id: int
     sessionSequence: int | None = None
     uuid: str
@@ -150,7 +169,7 @@ class SessionOut(BaseModel):
     clearType: str | None = None
 
 
-class StatisticsOut(BaseModel):
+class StatisticsOut(_Out):
     guestsServed: int
     percentLate: int
     percentOnTime: int
@@ -158,19 +177,19 @@ class StatisticsOut(BaseModel):
     numSessions: int
 
 
-class SettingsOut(BaseModel):
+class SettingsOut(_Out):
     datetime: str
     systemId: int
     defaultTargetGoal: int
     statisticsClearMark: int
 
 
-class AlertCodeOut(BaseModel):
+class AlertCodeOut(_Out):
     code: str
     value: int | None
 
 
-class PageOut(BaseModel):
+class PageOut(_Out):
     id: int
     time: str
     number: int
@@ -182,13 +201,13 @@ class PageOut(BaseModel):
     alertUntil: str
 
 
-class ErrorOut(BaseModel):
+class ErrorOut(_Out):
     code: str
     message: str
     field: str | None = None
 
 
-class Envelope(BaseModel):
+class Envelope(_Out):
     """The response body: the envelope members first, then the sections it names in order."""
 
     responseTypes: list[str]
@@ -223,7 +242,7 @@ SECTION_ORDER = ("sessions", "statistics", "session_history", "settings", "ping"
 
 def envelope(identity: Identity, sequence: int, now: datetime, **sections: Any) -> Envelope:
     names = [n for n in SECTION_ORDER if n in sections]
-    return Envelope.model_construct(
+    return Envelope.of(
         responseTypes=names, globalSessionSequence=sequence, timestamp=fmt(now),
         deviceName=identity.device_name, firmwareVersion=identity.firmware_version, **sections,
     )
@@ -244,12 +263,12 @@ def session_out(item: Session | Archived, history: bool = False) -> SessionOut:
     fields.update(label=s.label, state=item.state)
     if history and isinstance(item, Archived):
         fields["clearType"] = item.clear_type
-    return SessionOut.model_construct(**fields)
+    return SessionOut.of(**fields)
 
 
 def statistics_out(counters: Counters) -> StatisticsOut:
     f = figures(counters)
-    return StatisticsOut.model_construct(
+    return StatisticsOut.of(
         guestsServed=f.guests_served, percentLate=f.percent_late,
         percentOnTime=f.percent_on_time, averageTimeServed=f.average_time_served,
         numSessions=f.num_sessions,
@@ -257,17 +276,17 @@ def statistics_out(counters: Counters) -> StatisticsOut:
 
 
 def settings_out(settings: Settings, now: datetime) -> SettingsOut:
-    return SettingsOut.model_construct(
+    return SettingsOut.of(
         datetime=fmt(now), systemId=settings.system_id, defaultTargetGoal=settings.default_goal,
         statisticsClearMark=settings.clear_mark,
     )
 
 
 def page_out(t: Transmission) -> PageOut:
-    return PageOut.model_construct(
+    return PageOut.of(
         id=t.id, time=fmt(t.time), number=t.number, systemId=t.system_id,
         pageMode=t.page_mode, message=t.message,
-        overrideCodes=[AlertCodeOut.model_construct(code=c.letter, value=c.value)
+        overrideCodes=[AlertCodeOut.of(code=c.letter, value=c.value)
                        for c in t.codes],
         sessionId=t.session_id, alertUntil=fmt(t.alert_until),
     )
@@ -275,6 +294,6 @@ def page_out(t: Transmission) -> PageOut:
 
 def error_out(code: str, message: str, field: str | None) -> ErrorOut:
     if field is None:
-        return ErrorOut.model_construct(code=code, message=message)
-    return ErrorOut.model_construct(code=code, message=message, field=field)
+        return ErrorOut.of(code=code, message=message)
+    return ErrorOut.of(code=code, message=message, field=field)
 

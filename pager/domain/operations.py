@@ -4,7 +4,7 @@ Each returns an `Outcome`: the `Change` to commit (None when nothing changes) an
 answer shows. Nothing here mutates the state; the shell applies the change after the commit.
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,6 +12,7 @@ from pager.domain import rules
 from pager.domain.errors import Invalid, NoActiveSession
 from pager.domain.model import REMOVED, STOP, Archived, Change, Device, Session, Settings, State
 from pager.domain.pagemodes import Transmission, default_mode, parse_message
+from pager.domain.records import evolve
 from pager.domain.statistics import Counters, clear_due, next_clear
 
 
@@ -109,7 +110,7 @@ class _Draft:
 
     @property
     def device(self) -> Device:
-        return replace(self.origin, **self._updates) if self._updates else self.origin
+        return evolve(self.origin, **self._updates) if self._updates else self.origin
 
     def _next_sequence(self) -> int:
         seq = self.get("global_sequence") + 1
@@ -117,12 +118,12 @@ class _Draft:
         return seq
 
     def save(self, session: Session) -> Session:
-        session = replace(session, sequence=self._next_sequence())
+        session = evolve(session, sequence=self._next_sequence())
         self.saved.append(session)
         return session
 
     def archive(self, session: Session, now: datetime, clear_type: str) -> Archived:
-        archived = Archived(replace(session, sequence=self._next_sequence()), now, clear_type)
+        archived = Archived(evolve(session, sequence=self._next_sequence()), now, clear_type)
         self.archived.append(archived)
         return archived
 
@@ -162,7 +163,7 @@ def _page(d: _Draft, s: Session, when: datetime, page_mode: str | None, message:
     d.transmit(s.number, mode, message, d.get("settings").system_id, s.id, when)
     if s.notified is None:
         d.set(counters=d.get("counters").first_page(s.created, when, s.goal))
-        s = replace(s, notified=when)
+        s = evolve(s, notified=when)
     return s
 
 
@@ -174,7 +175,7 @@ def _apply_fields(s: Session, p: SessionPatch) -> Session:
         changes["label"] = p.label
     if p.party_size is not UNSET:
         changes["party_size"] = p.party_size
-    return replace(s, **changes)
+    return evolve(s, **changes)
 
 
 def _finish(d: _Draft, before: Session | None, s: Session, p: SessionPatch, now: datetime,
@@ -283,7 +284,7 @@ def update_settings(state: State, p: SettingsPatch, now: datetime, cfg: DeviceCo
         since = p.datetime
     elif settings.clear_mark != old.clear_mark:
         since = now
-    d = _Draft(replace(dev, settings=settings, clock_offset=offset, clear_mark_since=since))
+    d = _Draft(evolve(dev, settings=settings, clock_offset=offset, clear_mark_since=since))
     d.settings_changed = True
     return d.outcome()
 

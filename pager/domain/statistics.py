@@ -4,8 +4,10 @@ The figures are derived from four counters that every session change updates in 
 transaction; nothing ever scans sessions, so their cost does not grow with history.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from pager.domain.records import evolve
 
 NEVER = 24  # statisticsClearMark value that disables the automatic clear
 
@@ -18,12 +20,12 @@ class Counters:
     total_wait: int = 0  # seconds, summed over first pages
 
     def created(self) -> "Counters":
-        return replace(self, num_sessions=self.num_sessions + 1)
+        return evolve(self, num_sessions=self.num_sessions + 1)
 
     def first_page(self, started: datetime, notified: datetime, goal: int) -> "Counters":
         # A clock set backwards can put `notified` before `started`; count that as no wait.
         wait = max(0, int((notified - started).total_seconds()))
-        return replace(
+        return evolve(
             self,
             guests_served=self.guests_served + 1,
             on_time=self.on_time + (1 if wait <= goal else 0),
