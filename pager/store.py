@@ -91,6 +91,15 @@ MIGRATIONS: list[str] = [
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
+# The commit that pushes the write-ahead log past this many pages also copies them into the
+# database file, and the requests waiting for that commit wait for the copy too. A copy takes
+# about the same time whether the log holds 1,000 pages or 10,000 (the same few pages are
+# rewritten over and over), so a longer log means fewer slow commits: with SQLite's default
+# of 1,000, 1.2-1.6 % of commits took over 2 ms under full-speed writes, with 10,000 0.4-0.8 %
+# (the writes' p99 at 16 in flight 2.0-2.4x the reference's, then 1.6-1.8x). The log file
+# stays at up to 40 MB.
+WAL_CHECKPOINT_PAGES = 10_000
+
 _DEVICE_COLUMNS = (
     "global_sequence, next_session_id, next_transmission_id, num_sessions, guests_served, "
     "on_time, total_wait, statistics_generation, clear_mark_since, system_id, default_goal, "
@@ -185,6 +194,7 @@ class Store:
     async def _migrate(self) -> None:
         await self._conn.execute("PRAGMA journal_mode=WAL")
         await self._conn.execute("PRAGMA synchronous=NORMAL")
+        await self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         (version,) = await (await self._conn.execute("PRAGMA user_version")).fetchone()
         if version > SCHEMA_VERSION:
             raise StoreError(
