@@ -18,10 +18,16 @@ of recent messages and answers duplicates from it. What changes is how that tabl
 
 The table expires entries itself as new ones arrive, so aiocoap's per-request timers are not
 needed to forget anything: EXCHANGE_LIFETIME, which aiocoap reads only to schedule them, is
-shortened to one second and their pops are ignored. And it keeps each response as a `Replay`
-(the encoded datagram and the peer's address, all aiocoap uses to re-send it) rather than the
-response message, which holds the whole request too: about 4 objects for the garbage
-collector to walk per remembered request instead of about 24.
+set to zero and their pops are ignored. A timer then fires at the loop's next turn and is
+freed at once; at one second, each timer and its closure outlived two garbage-collector
+generations and were collected in the oldest (full-speed writes: middle-generation pauses
+0.75 ms instead of 1.0-1.3 ms, 0.4-0.5 % of commits over 2 ms instead of 1 %, p99 at 16 in
+flight 1.5-1.8x the reference's instead of 2.1-2.4x).
+
+And the table keeps each response as a `Replay` (the encoded datagram and the peer's address,
+all aiocoap uses to re-send it) rather than the response message, which holds the whole
+request too: about 4 objects for the garbage collector to walk per remembered request
+instead of about 24.
 
 aiocoap has no public setting for any of this; this module is the one place that reaches
 into it (`_recent_messages`).
@@ -36,7 +42,7 @@ from aiocoap.numbers import constants
 from aiocoap.numbers.types import CON
 
 WINDOW = 49.0
-TIMER_SECONDS = 1.0
+TIMER_SECONDS = 0.0
 
 
 class Replay:
