@@ -16,6 +16,7 @@ from typing import Any
 import aiocoap
 import cbor2
 import pytest
+from aiocoap.numbers.types import Type
 
 from pager.app import Emulator
 from pager.clock import Clock
@@ -33,6 +34,18 @@ class Datagrams(asyncio.DatagramProtocol):
 
     def datagram_received(self, data, addr):
         self.received.put_nowait(data)
+
+
+async def exchange_once(port: int, message: aiocoap.Message) -> aiocoap.Message:
+    """Send `message` as one CON datagram from a fresh socket; the answer, decoded."""
+    transport, proto = await asyncio.get_running_loop().create_datagram_endpoint(
+        Datagrams, remote_addr=("127.0.0.1", port))
+    try:
+        message.mtype, message.mid, message.token = Type.CON, 77, b"o"
+        transport.sendto(message.encode())
+        return aiocoap.Message.decode(await asyncio.wait_for(proto.received.get(), 5))
+    finally:
+        transport.close()
 
 
 class ManualTime:

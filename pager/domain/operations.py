@@ -4,7 +4,7 @@ Each returns an `Outcome`: the `Change` to commit (None when nothing changes) an
 answer shows. Nothing here mutates the state; the shell applies the change after the commit.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 

@@ -6,7 +6,7 @@ import socket
 
 import aiocoap
 from aiocoap.numbers.types import Type
-from tests.conftest import Datagrams
+from tests.conftest import Datagrams, exchange_once
 
 
 async def test_duplicate_con_is_answered_from_cache_not_reprocessed(emulator, client):
@@ -37,23 +37,11 @@ async def test_no_coap_over_tcp(emulator):
         assert s.connect_ex(("127.0.0.1", emulator.port)) != 0
 
 
-async def _one(emulator, message: aiocoap.Message) -> aiocoap.Message:
-    loop = asyncio.get_running_loop()
-    transport, proto = await loop.create_datagram_endpoint(
-        Datagrams, remote_addr=("127.0.0.1", emulator.port))
-    try:
-        message.mtype, message.mid, message.token = Type.CON, 77, b"o"
-        transport.sendto(message.encode())
-        return aiocoap.Message.decode(await asyncio.wait_for(proto.received.get(), 5))
-    finally:
-        transport.close()
-
-
 async def test_unknown_critical_option_is_402(emulator, client):
     m = aiocoap.Message(code=aiocoap.POST, payload=b'{"number":5}', content_format=50,
                         uri_path=("v1", "sessions"))
     m.opt.add_option(aiocoap.optiontypes.OpaqueOption(2049, b"x"))  # odd: critical
-    answer = await _one(emulator, m)
+    answer = await exchange_once(emulator.port, m)
     assert answer.code.dotted == "4.02"
     assert json.loads(answer.payload)["error"]["code"] == "4.02"
     assert (await client.get("/v1/sessions")).json["sessions"] == []  # nothing was done
@@ -62,12 +50,12 @@ async def test_unknown_critical_option_is_402(emulator, client):
 async def test_unknown_elective_option_is_ignored(emulator):
     m = aiocoap.Message(code=aiocoap.GET, uri_path=("v1", "sessions", "statistics"))
     m.opt.add_option(aiocoap.optiontypes.OpaqueOption(2048, b"x"))  # even: elective
-    assert (await _one(emulator, m)).code.dotted == "2.05"
+    assert (await exchange_once(emulator.port, m)).code.dotted == "2.05"
 
 
 async def test_proxy_request_is_505(emulator):
     m = aiocoap.Message(code=aiocoap.GET, uri_path=("v1", "sessions"))
     m.opt.proxy_scheme = "http"
-    answer = await _one(emulator, m)
+    answer = await exchange_once(emulator.port, m)
     assert answer.code.dotted == "5.05"
     assert json.loads(answer.payload)["error"]["code"] == "5.05"
