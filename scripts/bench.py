@@ -193,9 +193,6 @@ class Template:
         # Block2 follow-ups must come from the same source address as the first request.
         self.continuation = block2 is not None and block2[0] > 0
 
-    def build(self, mid: int, token: int) -> bytes:
-        return self.head + MIDTOK.pack(mid, token) + self.tail
-
 
 def block2_of(data: bytes, tkl: int) -> tuple[tuple[int, bool, int] | None, int]:
     """(Block2 (num, more, szx) or None, offset of the payload) of a response datagram."""

@@ -20,8 +20,6 @@ import aiocoap
 
 log = logging.getLogger("pager.faults")
 
-KINDS = ("drop", "delay", "error")
-
 
 @dataclass
 class Fault:
