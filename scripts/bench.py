@@ -172,7 +172,7 @@ def dotted(code: int | None) -> str:
 # ---- request templates -------------------------------------------------------------------
 
 class Template:
-    """One request, encoded once; `build` splices in the message id and token."""
+    """One request, encoded once; the generator splices in its message id and token."""
 
     __slots__ = ("name", "head", "tail", "continuation")
 
@@ -183,6 +183,20 @@ class Template:
         msg = Message(code=code, uri_path=path, uri_query=query, payload=payload, **kwargs)
         if block2 is not None:
             msg.opt.block2 = BlockOption.BlockwiseTuple(block2[0], False, block2[1])
+        self._encode(name, msg)
+        # Block2 follow-ups must come from the same source address as the first request.
+        self.continuation = block2 is not None and block2[0] > 0
+
+    @classmethod
+    def of_message(cls, name: str, msg: Message) -> "Template":
+        """From a prepared Message: for options the constructor does not set, such as a bad
+        Content-Format or Accept."""
+        tpl = cls.__new__(cls)
+        tpl._encode(name, msg)
+        tpl.continuation = False
+        return tpl
+
+    def _encode(self, name: str, msg: Message) -> None:
         msg.mtype = Type.CON
         msg.mid = 0
         msg.token = b"\0\0\0\0"
@@ -190,8 +204,6 @@ class Template:
         assert raw[0] & 0x0F == 4 and raw[2:8] == bytes(6)
         self.name = name
         self.head, self.tail = raw[:2], raw[8:]
-        # Block2 follow-ups must come from the same source address as the first request.
-        self.continuation = block2 is not None and block2[0] > 0
 
 
 def block2_of(data: bytes, tkl: int) -> tuple[tuple[int, bool, int] | None, int]:

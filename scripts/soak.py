@@ -138,23 +138,6 @@ def code_name(code: int) -> str:
     return "RST" if code == -1 else dotted(code)
 
 
-class RawTemplate(Template):
-    """A `bench.Template` from a prepared aiocoap Message (for options Template does not
-    set, such as a bad Content-Format or Accept)."""
-
-    __slots__ = ()
-
-    def __init__(self, name: str, msg: Message) -> None:  # noqa: D107 (no super().__init__)
-        msg.mtype = Type.CON
-        msg.mid = 0
-        msg.token = b"\0\0\0\0"
-        raw = msg.encode()
-        assert raw[0] & 0x0F == 4 and raw[2:8] == bytes(6)
-        self.name = name
-        self.head, self.tail = raw[:2], raw[8:]
-        self.continuation = False
-
-
 def body_of(r: tuple) -> bytes:
     return r[1][block2_of(r[1], r[2])[1]:]
 
@@ -449,8 +432,9 @@ class Soak:
                 "POST number 5000", Code.POST, S, body={"number": 5000}))
             ok, op = frozenset((C_BAD_REQUEST,)), "bad: number out of range"
         elif kind == 2:
-            tpl = self.tpl(("bad-json",), lambda: RawTemplate("POST broken JSON", Message(
-                code=Code.POST, uri_path=S, payload=b'{"number":', content_format=50)))
+            tpl = self.tpl(("bad-json",), lambda: Template.of_message(
+                "POST broken JSON",
+                Message(code=Code.POST, uri_path=S, payload=b'{"number":', content_format=50)))
             ok, op = frozenset((C_BAD_REQUEST,)), "bad: broken JSON"
         elif kind == 3:
             tpl = self.tpl(("bad-path",), lambda: Template(
@@ -461,14 +445,15 @@ class Soak:
                 "DELETE settings", Code.DELETE, ("v1", "settings")))
             ok, op = frozenset((C_METHOD_NOT_ALLOWED,)), "bad: DELETE /v1/settings"
         elif kind == 5:
-            tpl = self.tpl(("bad-cf",), lambda: RawTemplate("POST Content-Format 42", Message(
-                code=Code.POST, uri_path=S, payload=b'{"number":1}', content_format=42)))
+            tpl = self.tpl(("bad-cf",), lambda: Template.of_message(
+                "POST Content-Format 42",
+                Message(code=Code.POST, uri_path=S, payload=b'{"number":1}', content_format=42)))
             ok, op = frozenset((C_UNSUPPORTED,)), "bad: Content-Format 42"
         elif kind == 6:
             def make() -> Template:
                 msg = Message(code=Code.GET, uri_path=S + ("statistics",))
                 msg.opt.accept = 42
-                return RawTemplate("GET Accept 42", msg)
+                return Template.of_message("GET Accept 42", msg)
             tpl = self.tpl(("bad-accept",), make)
             ok, op = frozenset((C_NOT_ACCEPTABLE,)), "bad: Accept 42"
         elif kind == 7:
