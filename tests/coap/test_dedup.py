@@ -7,7 +7,7 @@ import pytest
 from aiocoap.numbers.types import Type
 
 from pager.coap.dedup import WINDOW, RecentMessages
-from tests.conftest import Datagrams
+from tests.conftest import Datagrams, exchange_once
 
 
 class FakeClock:
@@ -77,3 +77,19 @@ async def test_duplicate_recognised_within_bound_and_forgotten_beyond(emulator, 
     finally:
         transport.close()
     assert (await client.get("/v1/sessions/statistics")).json["statistics"]["numSessions"] == 1
+
+
+async def test_expiry_timers_fire_at_once_for_this_server_only(emulator, monkeypatch):
+    """aiocoap schedules a timer per request to forget it; for the emulator's requests it
+    fires at the next turn of the loop (the table expires itself), while any other aiocoap
+    context in the process keeps RFC 7252's EXCHANGE_LIFETIME."""
+    recent = next(i.token_interface._recent_messages
+                  for i in emulator._context.request_interfaces)
+    pops = []
+    monkeypatch.setattr(recent, "pop", lambda key, default=None: pops.append(key))
+    answer = await exchange_once(emulator.port, aiocoap.Message(
+        code=aiocoap.GET, uri_path=("v1", "settings")))
+    assert answer.code == aiocoap.CONTENT
+    await asyncio.sleep(0.05)
+    assert [mid for _, mid in pops] == [77] and len(recent) == 1
+    assert aiocoap.numbers.constants.TransportTuning().EXCHANGE_LIFETIME == 247.0
