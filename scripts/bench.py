@@ -471,6 +471,31 @@ def proc_memory(pid: int) -> dict[str, int]:
     return out
 
 
+async def retransmit_timer(users: list, rto: float, retransmit: int,
+                           stop: asyncio.Event) -> None:
+    """Every 20 ms until `stop`: let each virtual user retransmit or time out what is due."""
+    while not stop.is_set():
+        await asyncio.sleep(0.02)
+        now = time.perf_counter()
+        for u in users:
+            u.check_timer(now, rto, retransmit)
+
+
+async def sample_until(t0: float, duration: float, sampler: Callable[[float, "Run"], None],
+                       run: "Run") -> None:
+    """Sleep until `t0 + duration`, calling `sampler(elapsed, run)` every SAMPLE_EVERY s."""
+    next_sample = SAMPLE_EVERY
+    while True:
+        now = time.perf_counter()
+        if now >= t0 + duration:
+            return
+        await asyncio.sleep(max(0.0, min(t0 + duration, t0 + next_sample) - now))
+        elapsed = time.perf_counter() - t0
+        if elapsed >= next_sample - 0.01:
+            sampler(elapsed, run)
+            next_sample += SAMPLE_EVERY
+
+
 class Bench:
     def __init__(self, args) -> None:
         self.args = args
@@ -484,15 +509,8 @@ class Bench:
         run = Run()
         users = [VirtualUser(i, port, run, script) for i in range(conc)]
         stop_timer = asyncio.Event()
-
-        async def timer() -> None:
-            while not stop_timer.is_set():
-                await asyncio.sleep(0.02)
-                now = time.perf_counter()
-                for u in users:
-                    u.check_timer(now, args.rto, args.retransmit)
-
-        timer_task = asyncio.create_task(timer())
+        timer_task = asyncio.create_task(
+            retransmit_timer(users, args.rto, args.retransmit, stop_timer))
         try:
             for u in users:
                 u.start()
@@ -503,16 +521,7 @@ class Bench:
             if sampler is None:
                 await asyncio.sleep(duration)
             else:
-                next_sample = SAMPLE_EVERY
-                while True:
-                    left = t0 + duration - time.perf_counter()
-                    if left <= 0:
-                        break
-                    await asyncio.sleep(min(left, t0 + next_sample - time.perf_counter()))
-                    elapsed = time.perf_counter() - t0
-                    if elapsed >= next_sample - 0.01:
-                        sampler(elapsed, run)
-                        next_sample += SAMPLE_EVERY
+                await sample_until(t0, duration, sampler, run)
             run.recording = False
             t1, cpu1, srv1 = time.perf_counter(), time.process_time(), proc_cpu(server_pid)
             run.stopping = True

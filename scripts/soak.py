@@ -699,29 +699,13 @@ async def drive(soak: Soak, port: int, args, sample) -> tuple[bench.Run, float]:
     run = bench.Run()
     users = [PacedUser(i, port, run, soak.script, args.think / 1000) for i in range(args.clients)]
     stop = asyncio.Event()
-
-    async def timer() -> None:  # retransmissions and timeouts
-        while not stop.is_set():
-            await asyncio.sleep(0.02)
-            now = time.perf_counter()
-            for u in users:
-                u.check_timer(now, args.rto, args.retransmit)
-
-    timer_task = asyncio.create_task(timer())
+    timer_task = asyncio.create_task(
+        bench.retransmit_timer(users, args.rto, args.retransmit, stop))
     t0 = time.perf_counter()
     try:
         for u in users:
             u.start()
-        next_sample = bench.SAMPLE_EVERY
-        while True:
-            now = time.perf_counter()
-            if now >= t0 + args.duration:
-                break
-            await asyncio.sleep(max(0.0, min(t0 + args.duration, t0 + next_sample) - now))
-            elapsed = time.perf_counter() - t0
-            if elapsed >= next_sample - 0.01:
-                sample(elapsed, run)
-                next_sample += bench.SAMPLE_EVERY
+        await bench.sample_until(t0, args.duration, sample, run)
         elapsed = time.perf_counter() - t0
         run.stopping = True
         drain_until = time.perf_counter() + args.rto * (2 ** (args.retransmit + 1)) + 1 \
