@@ -14,7 +14,7 @@ from pager.clock import Clock
 from pager.coap.base import Api
 from pager.coap.backlog import Backlogs
 from pager.coap.context import ServerContext
-from pager.coap.dedup import bound_deduplication
+from pager.coap import dedup
 from pager.coap.site import build_site
 from pager.config import Config
 from pager.control.faults import FaultInjector
@@ -72,7 +72,8 @@ class Emulator(RigControls):
 
     async def start(self) -> "Emulator":
         c = self.config
-        store = await Store.open(self.db_path, c.history_limit)
+        store = await Store.open(self.db_path, c.history_limit, dedup.WINDOW,
+                                 c.dedup_max_entries)
         try:
             device = DeviceConfig(Limits(c.number_min, c.number_max), frozenset(c.staff_pagers),
                                   c.auto_page_at_goal)
@@ -85,6 +86,7 @@ class Emulator(RigControls):
             identity = wire.Identity(c.device_name, c.firmware_version)
             self.hub = Hub(self.engine, identity, c.ping_interval, c.max_observers,
                            c.observer_queue_limit)
+            receipts = await store.receipts()
             self.backlogs = backlogs = Backlogs()
             self._context = await ServerContext.create_server_context(
                 build_site(Api(self.engine, identity, c.strict, self.faults, c.max_block_transfers),
@@ -94,7 +96,7 @@ class Emulator(RigControls):
         except BaseException:
             await store.close()
             raise
-        bound_deduplication(self._context, c.dedup_max_entries)
+        dedup.bound_deduplication(self._context, c.dedup_max_entries, receipts)
         backlogs.install(self._context)
         self.faults.install(self._context)
         self.port = _bound_port(self._context) or c.port

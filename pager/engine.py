@@ -7,26 +7,50 @@ transaction (group commit) and only then applies the changes to the *committed* 
 every read is served from, tells the listeners (the notification hub) and lets the requests
 answer. A request is therefore never answered before its change is on disk, and a reader never
 sees a change that is not.
+
+Operations on the whole state (factory reset, power cycle, deleting history, closing) go
+through `Engine.exclusive`: they run in the committer's order, after every change computed
+before them has committed, and no change is computed while one waits or runs. A request that
+races with one is thus applied wholly before it or wholly after it, never on the old state
+and committed on the new.
 """
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
 
 from pager.clock import Clock
-from pager.domain.model import Change, State
+from pager.domain.model import Change, Device, State
 from pager.domain.operations import DeviceConfig, Outcome, maintenance, next_due
-from pager.store import Store
+from pager.store import Receipt, Store
 
 log = logging.getLogger(__name__)
 
 Operation = Callable[[State, datetime], Outcome]
 Listener = Callable[[Change], None]
+# Builds the request's answer from the state right after its change; what it returns is kept
+# with the change, in its transaction (see `pager.coap.dedup`).
+Answer = Callable[[Outcome, State, datetime], Receipt | None]
 
 
 def _copy(state: State) -> State:
     return State(state.device, dict(state.active))  # sessions themselves are immutable
+
+
+@dataclass
+class _Queued:
+    change: Change
+    done: asyncio.Future
+    receipt: Receipt | None = None
+
+
+@dataclass
+class _Exclusive:
+    operation: Callable[[], Awaitable[None]]
+    done: asyncio.Future
+    gate: asyncio.Future = field(repr=False)
 
 
 class Engine:
@@ -37,8 +61,10 @@ class Engine:
         self.clock = clock
         self.config = config
         self.listeners: list[Listener] = []
-        self._queue: list[tuple[Change, asyncio.Future]] = []
+        self._queue: list[_Queued | _Exclusive] = []
         self._wake = asyncio.Event()
+        # Set while a whole-state operation waits for its turn or runs: nothing is computed.
+        self._gate: asyncio.Future | None = None
         clock.shift(state.device.clock_offset)  # the datetime setting, on the clock given
         self._due = next_due(state, config)
         self._committer = asyncio.create_task(self._commit_loop())
@@ -49,105 +75,164 @@ class Engine:
         await engine.catch_up()
         return engine
 
-    async def reset(self) -> None:
-        """Back to factory: the store emptied, the state reloaded, the clock at system time."""
-        await self._drain()
-        await self.store.reset()
-        self.clock.reset()
-        self.state = await self.store.load()
-        self._pending = _copy(self.state)
-        self._due = next_due(self.state, self.config)
+    async def reset(self, also: Callable[[], None] | None = None) -> None:
+        """Back to factory: the store emptied, the state too, the clock at system time.
+
+        `also` runs in the same quiet moment (the rig forgets observers, pagers, faults)."""
+
+        async def factory() -> None:
+            await self.store.reset()
+            self.clock.reset()
+            self.state = State(Device())  # what Store.reset wrote
+            self._pending = _copy(self.state)
+            self._due = next_due(self.state, self.config)
+            if also is not None:
+                also()
+
+        await self.exclusive(factory)
         await self.catch_up()
 
-    async def _drain(self) -> None:
-        while self._queue:
-            await asyncio.sleep(0.001)
+    async def exclusive(self, operation: Callable[[], Awaitable[None]]) -> None:
+        """Run `operation` between commits, with no change computed meanwhile; see the
+        module docstring. It runs even if the caller stops waiting for it."""
+        await self._quiet()
+        loop = asyncio.get_running_loop()
+        self._gate = gate = loop.create_future()
+        item = _Exclusive(operation, loop.create_future(), gate)
+        self._queue.append(item)
+        self._wake.set()
+        await asyncio.shield(item.done)
+
+    async def _quiet(self) -> None:
+        while self._gate is not None:
+            await asyncio.shield(self._gate)
 
     async def close(self) -> None:
-        """Commit what is queued, then stop the committer."""
-        await self._drain()
+        """Commit what is queued (the commit under way included), then stop the committer."""
+        if self._committer.done():
+            return
+
+        async def nothing() -> None:
+            pass
+
+        await self.exclusive(nothing)
         self._committer.cancel()
         try:
             await self._committer
         except asyncio.CancelledError:
             pass
 
-    async def run(self, operation: Operation) -> Outcome:
-        """Apply one request's operation; returns after its change is committed."""
+    async def run(self, operation: Operation, answer: Answer | None = None) -> Outcome:
+        """Apply one request's operation; returns after its change is committed.
+
+        `answer`, if given, is called on the state right after the operation, before any other
+        change is computed; its receipt is committed with the change."""
+        if self._gate is not None:
+            await self._quiet()
         now = self.clock.now()
         maintained = self._maintain(now)
         try:
             # No await between computing a change and queueing it: the next request's change
             # must be computed on top of this one.
             outcome = operation(self._pending, now)
-            committed = None if outcome.change is None else self._enqueue(outcome.change)
+            if outcome.change is None:
+                committed = None
+                if answer is not None:
+                    answer(outcome, self._pending, now)
+            else:
+                committed = self._enqueue(outcome.change)
+                if answer is not None:
+                    committed.receipt = answer(outcome, self._pending, now)
         finally:
             if maintained is not None:  # time's own change commits whatever the request does
-                await maintained
+                await maintained.done
         if committed is not None:
-            await committed
+            await committed.done
         return outcome
 
     async def catch_up(self) -> datetime:
         """Bring the state up to date with the clock (daily clear, auto-page); returns now.
 
-        Readers call this first; it waits only when time has changed something.
+        Readers call this first; it waits only when time has changed something, or while a
+        whole-state operation is under way.
         """
+        if self._gate is not None:
+            await self._quiet()
         now = self.clock.now()
-        fut = self._maintain(now)
-        if fut is not None:
-            await fut
+        queued = self._maintain(now)
+        if queued is not None:
+            await queued.done
         return now
 
-    def _maintain(self, now: datetime) -> asyncio.Future | None:
+    def _maintain(self, now: datetime) -> _Queued | None:
         if self._due is None or now < self._due:
             return None
         change = maintenance(self._pending, now, self.config)
         return None if change is None else self._enqueue(change)
 
-    def _enqueue(self, change: Change) -> asyncio.Future:
+    def _enqueue(self, change: Change) -> _Queued:
         moved = change.device.clock_offset - self._pending.device.clock_offset
         change.apply(self._pending)
         if moved:  # the datetime setting: move the clock now, for the changes that follow
             self.clock.shift(moved)
         self._due = next_due(self._pending, self.config)
-        fut = asyncio.get_running_loop().create_future()
-        self._queue.append((change, fut))
+        item = _Queued(change, asyncio.get_running_loop().create_future())
+        self._queue.append(item)
         self._wake.set()
-        return fut
+        return item
 
     async def _commit_loop(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
             batch, self._queue = self._queue, []
-            if not batch:
-                continue
-            try:
-                await self.store.commit([change for change, _ in batch])
-            except Exception as e:
-                self._abandon(batch, e)
-                continue
-            for change, fut in batch:
-                change.apply(self.state)
-                if not fut.done():
-                    fut.set_result(None)
-            # Answers first: asyncio runs callbacks in the order they were scheduled, so the
-            # waiting requests answer before any observer task sends a notification.
-            for change, _ in batch:
-                for listener in self.listeners:
-                    try:
-                        listener(change)
-                    except Exception:  # a broken listener must not fail a committed change
-                        log.exception("change listener failed")
+            # An exclusive operation is always last: nothing is computed behind it.
+            changes = [item for item in batch if isinstance(item, _Queued)]
+            if changes:
+                await self._commit(changes)
+            for item in batch:
+                if isinstance(item, _Exclusive):
+                    await self._run_exclusive(item)
 
-    def _abandon(self, batch: list, error: Exception) -> None:
+    async def _commit(self, batch: list[_Queued]) -> None:
+        try:
+            await self.store.commit([item.change for item in batch],
+                                    [item.receipt for item in batch if item.receipt is not None])
+        except Exception as e:
+            self._abandon(batch, e)
+            return
+        for item in batch:
+            item.change.apply(self.state)
+            if not item.done.done():
+                item.done.set_result(None)
+        # Answers first: asyncio runs callbacks in the order they were scheduled, so the
+        # waiting requests answer before any observer task sends a notification.
+        for item in batch:
+            for listener in self.listeners:
+                try:
+                    listener(item.change)
+                except Exception:  # a broken listener must not fail a committed change
+                    log.exception("change listener failed")
+
+    async def _run_exclusive(self, item: _Exclusive) -> None:
+        try:
+            await item.operation()
+        except Exception as e:
+            item.done.set_exception(e)
+        else:
+            item.done.set_result(None)
+        finally:
+            self._gate = None
+            item.gate.set_result(None)
+
+    def _abandon(self, batch: list[_Queued], error: Exception) -> None:
         """A commit failed: it and everything computed on top of it fail; back to committed."""
         log.warning("commit of %d change(s) failed, answering 5.03: %s", len(batch), error)
-        failed, self._queue = batch + self._queue, []
+        failed = batch + [item for item in self._queue if isinstance(item, _Queued)]
+        self._queue = [item for item in self._queue if isinstance(item, _Exclusive)]
         self.clock.shift(self.state.device.clock_offset - self._pending.device.clock_offset)
         self._pending = _copy(self.state)
         self._due = next_due(self._pending, self.config)
-        for _, fut in failed:
-            if not fut.done():
-                fut.set_exception(error)
+        for item in failed:
+            if not item.done.done():
+                item.done.set_exception(error)

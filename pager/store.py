@@ -9,9 +9,11 @@ synchronous=NORMAL makes a commit survive a crash or `kill -9` of the process.
 import asyncio
 import json
 import sqlite3
+import time
+from collections import deque
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import aiosqlite
 
@@ -88,6 +90,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX transmission_by_number ON transmission (number, id);
     """,
+    """
+    CREATE TABLE receipt (
+        id INTEGER PRIMARY KEY,
+        time REAL NOT NULL,
+        host TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        flowinfo INTEGER NOT NULL,
+        mid INTEGER NOT NULL,
+        datagram BLOB NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -100,12 +113,30 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # stays at up to 40 MB.
 WAL_CHECKPOINT_PAGES = 10_000
 
+# Receipts past their bounds are deleted this many at a time, not a few with every commit;
+# the rows left over for longer are never loaded (`Store.receipts` reads within the bounds).
+RECEIPT_PRUNE_BATCH = 256
+
 _DEVICE_COLUMNS = (
     "global_sequence, next_session_id, next_transmission_id, num_sessions, guests_served, "
     "on_time, total_wait, statistics_generation, clear_mark_since, system_id, default_goal, "
     "clear_mark, clock_offset"
 )
 _SESSION_COLUMNS = "id, sequence, uuid, number, party_size, goal, created, notified, label"
+
+
+class Receipt(NamedTuple):
+    """What a retransmission of a Confirmable request that changed something needs: who sent
+    it (the peer's socket address), its message id, and the answer as sent. Kept with the
+    change, in the same transaction, so that a retransmission reaching the emulator after a
+    restart is answered from here, not processed again (spec §1)."""
+
+    time: float  # wall-clock seconds (time.time()) when it was answered
+    host: str
+    port: int
+    flowinfo: int
+    mid: int
+    datagram: bytes
 
 
 def _ts(t: datetime | None) -> str | None:
@@ -162,17 +193,27 @@ def _transmission(row: tuple) -> Transmission:
 
 
 class Store:
-    def __init__(self, conn: aiosqlite.Connection, path: Path, history_limit: int):
+    def __init__(self, conn: aiosqlite.Connection, path: Path, history_limit: int,
+                 receipt_window: float, receipt_limit: int):
         self._conn = conn
         self.path = path
         self.history_limit = history_limit
+        # Receipts older than the window, or beyond the newest `receipt_limit`, are deleted
+        # by later commits: the same bounds as the in-memory duplicate detection.
+        self.receipt_window = receipt_window
+        self.receipt_limit = receipt_limit
+        self._receipt_oldest = self._receipt_next = 1  # ids in the table: oldest .. next - 1
+        self._receipt_expired = 1  # every id below this is older than the window
+        # (time, end): the receipts below id `end` were all answered at `time` or before
+        self._receipt_marks: deque[tuple[float, int]] = deque()
         # One connection, so statements of concurrent callers must not interleave: a read
         # between another caller's BEGIN and COMMIT would see uncommitted rows.
         self._lock = asyncio.Lock()
         self._counts = {"history": 0, "transmission": 0}  # rows in the capped tables
 
     @classmethod
-    async def open(cls, path: str | Path, history_limit: int = 100_000) -> "Store":
+    async def open(cls, path: str | Path, history_limit: int = 100_000,
+                   receipt_window: float = 49.0, receipt_limit: int = 20_000) -> "Store":
         path = Path(path)
         try:
             # sqlite3 opens the transaction itself at a transaction's first write, which
@@ -180,7 +221,7 @@ class Store:
             conn = await aiosqlite.connect(path, isolation_level="IMMEDIATE")
         except sqlite3.Error as e:
             raise StoreError(f"cannot open store {path}: {e}") from e
-        store = cls(conn, path, history_limit)
+        store = cls(conn, path, history_limit, receipt_window, receipt_limit)
         try:
             await store._migrate()
         except sqlite3.DatabaseError as e:
@@ -208,6 +249,12 @@ class Store:
             )
         cur = await self._conn.execute("SELECT history_count, transmission_count FROM device")
         self._counts["history"], self._counts["transmission"] = await cur.fetchone()
+        cur = await self._conn.execute("SELECT min(id), max(id), max(time) FROM receipt")
+        oldest, newest, latest = await cur.fetchone()
+        if newest is not None:
+            self._receipt_oldest, self._receipt_next = oldest, newest + 1
+            self._receipt_expired = oldest
+            self._receipt_marks.append((latest, newest + 1))
 
     async def close(self) -> None:
         await self._conn.close()
@@ -225,18 +272,20 @@ class Store:
         is that call (aiosqlite is pinned below 1.0 for it). `counts` are the capped tables'
         row counts, kept only if the transaction commits.
         """
-        counts = dict(self._counts)
-
-        def transaction() -> None:
-            db = self._conn._conn
-            try:
-                work(db, counts)
-                db.commit()
-            except BaseException:
-                db.rollback()
-                raise
-
         async with self._lock:
+            # Copied under the lock: a transaction queued behind another must count on top
+            # of what that one left.
+            counts = dict(self._counts)
+
+            def transaction() -> None:
+                db = self._conn._conn
+                try:
+                    work(db, counts)
+                    db.commit()
+                except BaseException:
+                    db.rollback()
+                    raise
+
             try:
                 await self._conn._execute(transaction)
             except sqlite3.Error as e:
@@ -251,8 +300,9 @@ class Store:
             except sqlite3.Error as e:
                 raise StoreUnavailable(f"the store could not be read: {e}") from e
 
-    async def commit(self, changes: Sequence[Change]) -> None:
-        """Write a batch of changes, in order, in one transaction; returns once committed.
+    async def commit(self, changes: Sequence[Change], receipts: Sequence[Receipt] = ()) -> None:
+        """Write a batch of changes and their receipts, in one transaction; returns once
+        committed.
 
         Only each session's final fate in the batch is written (a session created and
         cleared in the same batch goes straight to history), and the device row once.
@@ -271,8 +321,17 @@ class Store:
         saved_rows = [_session_row(s) for s in saved.values()]
         transmission_rows = [_transmission_row(t) for t in transmissions]
         device_row = _device_row(changes[-1].device)
+        first = self._receipt_next
+        end = first + len(receipts)
+        receipt_rows = [(first + i, *r) for i, r in enumerate(receipts)]
+        keep_from = self._receipts_kept_from(end)
+        prune = keep_from - self._receipt_oldest >= RECEIPT_PRUNE_BATCH
 
         def work(db: sqlite3.Connection, counts: dict[str, int]) -> None:
+            if receipt_rows:
+                db.executemany("INSERT INTO receipt VALUES (?,?,?,?,?,?,?)", receipt_rows)
+            if prune:
+                db.execute("DELETE FROM receipt WHERE id < ?", (keep_from,))
             if archived_rows:
                 db.executemany("DELETE FROM session WHERE id = ?", [(r[0],) for r in archived_rows])
                 self._append(db, counts, "history", archived_rows)
@@ -286,6 +345,27 @@ class Store:
                        (*device_row, counts["history"], counts["transmission"]))
 
         await self._write(work)
+        if receipts:
+            self._receipt_next = end
+            self._receipt_marks.append((receipts[-1].time, end))
+        if prune:
+            self._receipt_oldest = keep_from
+
+    def _receipts_kept_from(self, end: int) -> int:
+        """The oldest receipt id within both bounds once the ids below `end` exist."""
+        cutoff = time.time() - self.receipt_window
+        marks = self._receipt_marks
+        while marks and marks[0][0] < cutoff:
+            self._receipt_expired = marks.popleft()[1]
+        return max(self._receipt_expired, end - self.receipt_limit)
+
+    async def receipts(self) -> list[Receipt]:
+        """The receipts still within the window, oldest first (loaded at start)."""
+        rows = await self._query(
+            "SELECT time, host, port, flowinfo, mid, datagram FROM receipt "
+            "WHERE time >= ? ORDER BY id DESC LIMIT ?",
+            (time.time() - self.receipt_window, self.receipt_limit))
+        return [Receipt(*r) for r in reversed(rows)]
 
     def _append(self, db: sqlite3.Connection, counts: dict[str, int], table: str,
                 rows: list[tuple]) -> None:

@@ -6,6 +6,7 @@ body; the spec wants a JSON error body on every 4.xx but the 4.04 of an unknown 
 """
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -13,12 +14,15 @@ from aiocoap import Message, error, resource
 from aiocoap.numbers.codes import Code
 
 from pager import wire
+from pager.coap import dedup
 from pager.coap.blockwise import bound_blockwise
 from pager.domain import rules
 from pager.domain.errors import Invalid, NoActiveSession, Refused
 from pager.control.faults import FaultInjector, request_path
-from pager.engine import Engine
-from pager.store import StoreUnavailable
+from pager.domain.model import State
+from pager.domain.operations import Outcome
+from pager.engine import Engine, Operation
+from pager.store import Receipt, StoreUnavailable
 
 log = logging.getLogger("pager.coap")
 
@@ -43,26 +47,48 @@ class Api:
         self.faults = faults
         self.limits = engine.config.limits
 
-    def envelope(self, now: datetime | None = None, **sections: Any) -> wire.Envelope:
-        """An envelope on the current state; reads the clock once (unless given `now`)."""
-        return wire.envelope(self.identity, self.engine.state.device.global_sequence,
+    def envelope(self, now: datetime | None = None, state: State | None = None,
+                 **sections: Any) -> wire.Envelope:
+        """An envelope on `state` (the committed state unless given); reads the clock once
+        (unless given `now`)."""
+        device = (state or self.engine.state).device
+        return wire.envelope(self.identity, device.global_sequence,
                              self.engine.clock.now() if now is None else now, **sections)
 
     def respond(self, request: Message, code: Code | None = None, now: datetime | None = None,
-                **sections: Any) -> Message:
+                state: State | None = None, **sections: Any) -> Message:
         ct = response_format(request)
-        return Message(code=code, payload=self.envelope(now, **sections).encode(ct),
+        return Message(code=code, payload=self.envelope(now, state, **sections).encode(ct),
                        content_format=ct)
+
+    async def change(self, request: Message, operation: Operation,
+                     answer: Callable[[Outcome, State, datetime], Message]) -> Message:
+        """Run a request's change; its answer shows the state right after it.
+
+        The answer to a Confirmable request that changed something is kept with the change,
+        in its transaction, as the datagram that answers it (`pager.coap.dedup`), so that a
+        retransmission reaching a restarted emulator gets it instead of being processed
+        again. An answer too large for one datagram (it would go block-wise) is not kept."""
+        answered: list[Message] = []
+
+        def receipt(outcome: Outcome, state: State, at: datetime) -> Receipt | None:
+            response = answer(outcome, state, at)
+            answered.append(response)
+            return dedup.receipt(request, response)
+
+        await self.engine.run(operation, receipt)
+        return answered[0]
 
     def active_sessions(self) -> list[wire.SessionOut]:
         return [wire.session_out(s)
                 for s in sorted(self.engine.state.active.values(), key=lambda s: s.id)]
 
-    def statistics(self) -> wire.StatisticsOut:
-        return wire.statistics_out(self.engine.state.device.counters)
+    def statistics(self, state: State | None = None) -> wire.StatisticsOut:
+        return wire.statistics_out((state or self.engine.state).device.counters)
 
-    def settings(self) -> wire.SettingsOut:
-        return wire.settings_out(self.engine.state.device.settings, self.engine.clock.now())
+    def settings(self, state: State | None = None) -> wire.SettingsOut:
+        return wire.settings_out((state or self.engine.state).device.settings,
+                                 self.engine.clock.now())
 
     def error(self, request: Message, code: Code, message: str, field: str | None) -> Message:
         ct = response_format(request) if request.opt.accept in wire.FORMATS else wire.JSON

@@ -31,20 +31,31 @@ all aiocoap uses to re-send it) rather than the response message, which holds th
 request too: about 4 objects for the garbage collector to walk per remembered request
 instead of about 24.
 
+The table also outlives the process, for the requests that changed something: the answer to
+each Confirmable one is committed with its change as a `Receipt` (`receipt`), and the receipts
+still within the window are put back into the table when the emulator starts (`restore`). A
+retransmission that reaches a restarted emulator is answered as before the restart, never
+processed twice (spec §1). Requests that change nothing are processed again after a restart,
+with the same effect: none.
+
 aiocoap has no public setting for any of this; this module is the one place that reaches
 into it (`_recent_messages`).
 """
 
 import time
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 import aiocoap
 from aiocoap.numbers import constants
-from aiocoap.numbers.types import CON
+from aiocoap.numbers.types import ACK, CON
+
+from pager.store import Receipt
 
 WINDOW = 49.0
 TIMER_SECONDS = 0.0
+MAX_PAYLOAD = 1024  # aiocoap's largest block: a longer answer goes block-wise
 
 
 class Replay:
@@ -64,6 +75,50 @@ class Replay:
 
     def __repr__(self) -> str:
         return f"<Replay of {self.mtype} MID {self.mid} to {self.remote}>"
+
+
+class _Peer:
+    """A peer known only from a receipt: equal (and hashed) as aiocoap's UDP6EndpointAddress
+    is, by its socket address without the scope id, so the restored table finds a
+    retransmission from it; and all aiocoap's UDP transport reads to send it the answer."""
+
+    __slots__ = ("sockaddr",)
+    pktinfo = None
+
+    def __init__(self, host: str, port: int, flowinfo: int):
+        self.sockaddr = (host, port, flowinfo, 0)
+
+    def __hash__(self) -> int:
+        return hash(self.sockaddr[:-1])
+
+    def __eq__(self, other: object) -> bool:
+        return self.sockaddr[:-1] == getattr(other, "sockaddr", ())[:-1]
+
+
+class _Restored(Replay):
+    def __init__(self, receipt: Receipt):
+        self.remote = _Peer(receipt.host, receipt.port, receipt.flowinfo)
+        self.mid = receipt.mid
+        self.mtype = ACK
+        self.transport_tuning = None
+        self._datagram = receipt.datagram
+
+
+def receipt(request: aiocoap.Message, response: aiocoap.Message) -> Receipt | None:
+    """What a restarted emulator needs to answer a retransmission of `request` with
+    `response` as aiocoap is about to send it: piggybacked on the ACK, with the request's
+    message id and token. None where no such answer will be sent: a request that is not
+    Confirmable, or one whose answer goes block-wise."""
+    if (request.mtype != CON or request.opt.block2 is not None
+            or len(response.payload) > MAX_PAYLOAD):
+        return None
+    response.mtype, response.mid, response.token = ACK, request.mid, request.token
+    try:
+        datagram = response.encode()
+    finally:
+        response.mtype = response.mid = None
+    host, port, flowinfo = request.remote.sockaddr[:3]
+    return Receipt(time.time(), host, port, flowinfo, request.mid, datagram)
 
 
 class RecentMessages(dict):
@@ -103,6 +158,17 @@ class RecentMessages(dict):
         """Called only by aiocoap's expiry timers, which fire too early now: ignored."""
         return self.get(key, default)
 
+    def restore(self, receipts: Iterable[Receipt], wall_clock=time.time) -> None:
+        """Remember the requests of these receipts (oldest first) as answered by them."""
+        age = self.clock() - wall_clock()
+        for r in receipts:
+            self._forget_old()
+            entry = _Restored(r)
+            key = (entry.remote, entry.mid)
+            if key not in self:
+                self._born.append((r.time + age, key))
+            super().__setitem__(key, entry)
+
 
 class _ServerTuning(constants.TransportTuning):
     """RFC 7252's parameters, but the expiry timers (see the module docstring) fire at once."""
@@ -110,13 +176,15 @@ class _ServerTuning(constants.TransportTuning):
     EXCHANGE_LIFETIME = TIMER_SECONDS
 
 
-def bound_deduplication(context: aiocoap.Context, max_entries: int) -> None:
+def bound_deduplication(context: aiocoap.Context, max_entries: int,
+                        receipts: Iterable[Receipt] = ()) -> None:
     tuning = _ServerTuning()
     for interface in context.request_interfaces:
         manager = getattr(interface, "token_interface", None)
         if manager is None or not hasattr(manager, "_recent_messages"):
             continue
-        manager._recent_messages = RecentMessages(max_entries)
+        manager._recent_messages = recent = RecentMessages(max_entries)
+        recent.restore(receipts)
         dispatch = manager.dispatch_message
 
         def tuned(message: aiocoap.Message, dispatch=dispatch) -> None:

@@ -68,13 +68,14 @@ class Sessions(ApiResource):
     async def render_post(self, request: Message) -> Message:
         api = self.api
         body = api.body(request, wire.SessionBody, required=("number",))
-        outcome = await api.engine.run(
+        return await api.change(
+            request,
             lambda state, now: ops.create_or_update(state, body.number, body.patch(), now,
-                                                    str(uuid.uuid4()), api.engine.config)
+                                                    str(uuid.uuid4()), api.engine.config),
+            lambda outcome, state, now: api.respond(
+                request, Code.CREATED if outcome.created else CODE_2_00, now, state,
+                sessions=[wire.session_out(outcome.session)], statistics=api.statistics(state)),
         )
-        code = Code.CREATED if outcome.created else CODE_2_00
-        return api.respond(request, code, sessions=[wire.session_out(outcome.session)],
-                           statistics=api.statistics())
 
     async def render_put(self, request: Message) -> Message:
         api = self.api
@@ -82,21 +83,23 @@ class Sessions(ApiResource):
         body = api.body(request, wire.SessionBody)
         if "number" in body.model_fields_set and body.number != number:
             raise Invalid("number in the body must match the query", "number")
-        outcome = await api.engine.run(
-            lambda state, now: ops.update(state, number, body.patch(), now, api.engine.config)
+        return await api.change(
+            request,
+            lambda state, now: ops.update(state, number, body.patch(), now, api.engine.config),
+            lambda outcome, state, now: api.respond(
+                request, Code.CHANGED, now, state, sessions=[wire.session_out(outcome.session)],
+                statistics=api.statistics(state)),
         )
-        return api.respond(request, Code.CHANGED, sessions=[wire.session_out(outcome.session)],
-                           statistics=api.statistics())
 
     async def render_delete(self, request: Message) -> Message:
         api = self.api
         number = api.number(request, required=False)
         if number is None:
-            await api.engine.run(lambda state, now: ops.remove_all(state, now))
-        else:
-            await api.engine.run(lambda state, now: ops.remove(state, number, now,
-                                                               api.engine.config))
-        return Message(code=Code.DELETED)
+            return await api.change(request, lambda state, now: ops.remove_all(state, now),
+                                    _deleted)
+        return await api.change(
+            request, lambda state, now: ops.remove(state, number, now, api.engine.config),
+            _deleted)
 
 
 class History(ApiResource):
@@ -114,7 +117,7 @@ class History(ApiResource):
                            session_history=[wire.session_out(a, history=True) for a in archived])
 
     async def render_delete(self, request: Message) -> Message:
-        await self.api.engine.store.delete_history()
+        await self.api.engine.exclusive(self.api.engine.store.delete_history)
         return Message(code=Code.DELETED)
 
 
@@ -126,5 +129,9 @@ class Statistics(ApiResource):
         return self.api.respond(request, statistics=self.api.statistics())
 
     async def render_delete(self, request: Message) -> Message:
-        await self.api.engine.run(lambda state, now: ops.clear_statistics(state, now))
-        return Message(code=Code.DELETED)
+        return await self.api.change(
+            request, lambda state, now: ops.clear_statistics(state, now), _deleted)
+
+
+def _deleted(outcome, state, now) -> Message:
+    return Message(code=Code.DELETED)

@@ -18,10 +18,13 @@ class Settings(ApiResource):
     async def render_post(self, request: Message) -> Message:
         api = self.api
         patch = api.body(request, wire.SettingsBody).patch(api.limits)
-        await api.engine.run(
-            lambda state, now: ops.update_settings(state, patch, now, api.engine.config)
+        return await api.change(
+            request,
+            lambda state, now: ops.update_settings(state, patch, now, api.engine.config),
+            # the clock as the change left it: a datetime setting has just moved it
+            lambda outcome, state, now: api.respond(
+                request, Code.CHANGED, None, state, settings=api.settings(state)),
         )
-        return api.respond(request, Code.CHANGED, settings=self.api.settings())
 
 
 class Page(ApiResource):
@@ -30,7 +33,8 @@ class Page(ApiResource):
     async def render_post(self, request: Message) -> Message:
         api = self.api
         page = api.body(request, wire.PageBody, required=("number",)).request()
-        outcome = await api.engine.run(
-            lambda state, now: ops.page(state, page, now, api.engine.config)
+        return await api.change(
+            request, lambda state, now: ops.page(state, page, now, api.engine.config),
+            lambda outcome, state, now: api.respond(
+                request, Code.CHANGED, now, state, page=wire.page_out(outcome.transmission)),
         )
-        return api.respond(request, Code.CHANGED, page=wire.page_out(outcome.transmission))

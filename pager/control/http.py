@@ -272,7 +272,7 @@ def build_app(emu, token: str | None = None) -> web.Application:
     @routes.post("/power-cycle")
     async def power_cycle(request):
         seconds = (await _body(request, PowerCycle)).seconds
-        emu.power_cycle(seconds)
+        await emu.power_cycle(seconds)
         return _json({"unreachableFor": seconds})
 
     @routes.post("/reset")

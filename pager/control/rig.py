@@ -135,17 +135,27 @@ class RigControls:
     def clear_faults(self) -> None:
         self.faults.clear()
 
-    def power_cycle(self, seconds: float) -> None:
-        """Lose every observer and be unreachable for `seconds`; the store is kept."""
-        self.faults.power_off(seconds)
-        self.hub.drop_all()
+    async def power_cycle(self, seconds: float) -> None:
+        """Lose every observer and be unreachable for `seconds`; the store is kept.
+
+        Every change computed before it commits first, as a transmitter finishes writing
+        before it goes down; its answer may be lost with the power."""
+
+        async def off() -> None:
+            self.faults.power_off(seconds)
+            self.hub.drop_all()
+
+        await self.engine.exclusive(off)
 
     # -- reset ------------------------------------------------------------------------------
 
     async def reset(self) -> None:
         """Back to factory: an empty store, default settings, the clock at system time and
         normal speed, no faults, no observers."""
-        self.faults.clear()
-        self.hub.drop_all()
-        await self.engine.reset()
-        self.pagers.reset()
+
+        def forget() -> None:
+            self.faults.clear()
+            self.hub.drop_all()
+            self.pagers.reset()
+
+        await self.engine.reset(forget)

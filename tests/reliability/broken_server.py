@@ -17,18 +17,20 @@ COMMIT_DELAY = 0.05
 _commit = store.Store.commit
 
 
-async def _late_commit(self, changes):
+async def _late_commit(self, changes, receipts=()):
     await asyncio.sleep(COMMIT_DELAY)
-    await _commit(self, changes)
+    await _commit(self, changes, receipts)
 
 
-async def _answer_before_commit(self, operation):
+async def _answer_before_commit(self, operation, answer=None):
     now = self.clock.now()
     self._maintain(now)
     outcome = operation(self._pending, now)
     if outcome.change is not None:
-        self._enqueue(outcome.change).add_done_callback(
+        self._enqueue(outcome.change).done.add_done_callback(
             lambda fut: fut.cancelled() or fut.exception())
+    if answer is not None:
+        answer(outcome, self._pending, now)
     return outcome
 
 
