@@ -50,7 +50,7 @@ async def test_abandoned_transfers_are_bounded_and_service_continues(emulator, c
             first = aiocoap.Message.decode(await asyncio.wait_for(proto.received.get(), 5))
             assert first.opt.block2.block_number == 0 and first.opt.block2.more
         resource = emulator._context.serversite._leaves[("v1", "sessions")]
-        assert len(resource._block2._completes._items) == 5
+        assert len(resource._block2.keys) == 5
 
         async def next_block(index: int) -> aiocoap.Message:
             transport, proto = clients[index]
@@ -198,8 +198,8 @@ async def test_a_transfer_forgotten_for_the_budget_gets_4_08_and_can_start_over(
         forgotten = await old.block(1, "after=1")
         assert forgotten.code.dotted == "4.08"
         assert json.loads(forgotten.payload)["error"]["code"] == "4.08"
-        assert await new.rest(newest, "after=2") == await _expected(
-            emulator, await new.rest(newest, "after=2"), None, "after=2")
+        body = await new.rest(newest, "after=2")
+        assert body == await _expected(emulator, body, None, "after=2")
         again = await old.block(0, "after=1")  # the forgotten client starts over
         body = await old.rest(again, "after=1")
         assert body == await _expected(emulator, body, None, "after=1")
