@@ -12,7 +12,7 @@ from aiocoap.numbers.types import Type
 from aiocoap.optiontypes import BlockOption
 
 from pager import wire
-from pager.coap.blockwise import BoundedTimeoutDict
+from pager.coap.blockwise import Block2Transfers, BoundedBlock2Cache, BoundedTimeoutDict
 from pager.domain.model import Archived, Session
 from pager.domain.timefmt import parse
 from tests.conftest import Datagrams
@@ -25,6 +25,25 @@ async def test_bounded_timeout_dict_forgets_the_oldest():
     d["b"] = 2  # stored again (a transfer's next block): now the most recently used
     d["e"] = 5
     assert list(d._items) == ["b", "e"]
+
+
+async def test_block2_transfers_count_shared_answers_once_and_expire():
+    transfers = Block2Transfers(10_000, timeout=0.05)
+    owner = BoundedBlock2Cache(transfers, 10)
+    shared = aiocoap.Message(code=aiocoap.CONTENT, payload=b"x" * 5000)
+    transfers.put(owner, "a", shared)
+    transfers.put(owner, "b", shared)
+    assert transfers.held_bytes == 5000 and transfers.holds(shared.payload)
+    assert not transfers.holds(b"x" * 5000)  # equal bytes, another object: not held
+    transfers.put(owner, "c", aiocoap.Message(code=aiocoap.CONTENT, payload=b"y" * 6000))
+    assert list(owner.keys) == ["c"] and transfers.held_bytes == 6000  # a, then b, went
+    transfers.put(owner, "d", aiocoap.Message(code=aiocoap.CONTENT, payload=b"z" * 20_000))
+    assert list(owner.keys) == ["d"] and transfers.held_bytes == 20_000  # too big: alone
+    for _ in range(500):  # deadline 5 s
+        if not owner.keys:
+            break
+        await asyncio.sleep(0.01)
+    assert transfers.held_bytes == 0 and not transfers._transfers and not transfers._payloads
 
 
 def _get(block_number: int, mid: int) -> bytes:
