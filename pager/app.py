@@ -59,6 +59,7 @@ class Emulator(RigControls):
         self.port: int | None = None
         self.control_port: int | None = None
         self._context: aiocoap.Context | None = None
+        self.api: Api | None = None
         self._control: web.AppRunner | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -88,9 +89,10 @@ class Emulator(RigControls):
                            c.observer_queue_limit)
             receipts = await store.receipts()
             self.backlogs = backlogs = Backlogs()
+            self.api = Api(self.engine, identity, c.strict, self.faults, c.max_block_transfers,
+                           c.max_block_transfer_bytes)
             self._context = await ServerContext.create_server_context(
-                build_site(Api(self.engine, identity, c.strict, self.faults, c.max_block_transfers),
-                           self.hub, backlogs, c.amplification_protection),
+                build_site(self.api, self.hub, backlogs, c.amplification_protection),
                 bind=(c.host, c.port), transports=["udp6"],
             )
         except BaseException:

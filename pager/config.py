@@ -32,6 +32,7 @@ class Config(BaseModel):
     max_observers: int = Field(1000, ge=1)
     observer_queue_limit: int = Field(1000, ge=1)
     max_block_transfers: int = Field(1000, ge=1)
+    max_block_transfer_bytes: int = Field(64 * 2**20, ge=0)
     amplification_protection: bool = False
     dedup_max_entries: int = Field(20_000, ge=100)
     log_level: str = "INFO"

@@ -210,6 +210,8 @@ class Store:
         # between another caller's BEGIN and COMMIT would see uncommitted rows.
         self._lock = asyncio.Lock()
         self._counts = {"history": 0, "transmission": 0}  # rows in the capped tables
+        self._reader: aiosqlite.Connection | None = None  # history's own, opened on first use
+        self._reader_opening = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: str | Path, history_limit: int = 100_000,
@@ -257,6 +259,8 @@ class Store:
             self._receipt_marks.append((latest, newest + 1))
 
     async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
         await self._conn.close()
 
     async def load(self) -> State:
@@ -382,13 +386,39 @@ class Store:
                        f"(SELECT id FROM {table} ORDER BY id LIMIT ?)", (excess,))
             counts[table] = self.history_limit
 
+    # ---- history: read through a connection of its own ----------------------------------
+    # A whole history is up to `history_limit` rows. Read through the writer's connection it
+    # would hold the lock, and the connection's thread, for as long as it takes, and every
+    # write would wait behind it; WAL lets readers run beside the writer, each on the last
+    # committed state, so history is read through a read-only connection of its own, and its
+    # rows are parsed in that connection's thread, not on the event loop.
+
     async def history(self, after: int | None = None, limit: int | None = None) -> list[Archived]:
-        rows = await self._query(
-            f"SELECT {_SESSION_COLUMNS}, cleared, clear_type FROM history WHERE id > ? "
-            "ORDER BY id LIMIT ?",
-            (-1 if after is None else after, -1 if limit is None else limit),
-        )
-        return [_archived(r) for r in rows]
+        args = (-1 if after is None else after, -1 if limit is None else limit)
+
+        def read(db: sqlite3.Connection) -> list[Archived]:
+            rows = db.execute(f"SELECT {_SESSION_COLUMNS}, cleared, clear_type FROM history "
+                              "WHERE id > ? ORDER BY id LIMIT ?", args)
+            return [_archived(r) for r in rows]
+
+        return await self._read(read)
+
+    async def history_version(self) -> int:
+        """A number that changes whenever anything was committed to the store since it was
+        last asked for (SQLite's data_version): two reads of history between two equal
+        versions read the same rows."""
+        return await self._read(lambda db: db.execute("PRAGMA data_version").fetchone()[0])
+
+    async def _read(self, work: Callable[[sqlite3.Connection], object]):
+        try:
+            async with self._reader_opening:
+                if self._reader is None:
+                    self._reader = await aiosqlite.connect(
+                        f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+            reader = self._reader
+            return await reader._execute(work, reader._conn)
+        except sqlite3.Error as e:
+            raise StoreUnavailable(f"the store could not be read: {e}") from e
 
     async def delete_history(self) -> None:
         def work(db: sqlite3.Connection, counts: dict[str, int]) -> None:

@@ -8,10 +8,10 @@ would use, so each field has one message whatever was wrong with it.
 import io
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterator, Sequence
 
 import cbor2
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from pager.domain import rules
 from pager.domain.errors import Invalid
@@ -246,6 +246,42 @@ def envelope(identity: Identity, sequence: int, now: datetime, **sections: Any) 
         responseTypes=names, globalSessionSequence=sequence, timestamp=fmt(now),
         deviceName=identity.device_name, firmwareVersion=identity.firmware_version, **sections,
     )
+
+
+def history_pieces(identity: Identity, sequence: int, now: datetime,
+                   archived: Sequence[Archived], content_format: int,
+                   per_piece: int) -> Iterator[bytes]:
+    """The encoded history envelope in pieces of `per_piece` sessions each.
+
+    Joined, the pieces are byte for byte what `envelope(...).encode()` gives; encoding a long
+    history at once would keep the event loop from everything else for as long as it takes.
+    """
+    head = envelope(identity, sequence, now, session_history=[]).encode(content_format)
+    cbor = content_format == CBOR
+    # less the empty list: CBOR's array head (the last byte), JSON's "]}"
+    yield head[:-1] + _cbor_array_head(len(archived)) if cbor else head[:-2]
+    for start in range(0, len(archived), per_piece):
+        part = [session_out(a, history=True) for a in archived[start:start + per_piece]]
+        if cbor:
+            yield b"".join(cbor2.dumps(p.model_dump(mode="json", exclude_unset=True))
+                           for p in part)
+        else:
+            encoded = _SESSION_LIST.dump_json(part, exclude_unset=True)
+            yield (b"," if start else b"") + encoded[1:-1]
+    yield b"" if cbor else b"]}"
+
+
+_SESSION_LIST = TypeAdapter(list[SessionOut])
+
+
+def _cbor_array_head(length: int) -> bytes:
+    """RFC 8949 §3: major type 4 with the length in its shortest form, as cbor2 writes it."""
+    if length < 24:
+        return bytes([0x80 | length])
+    for info, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if length < 1 << (8 * size):
+            return bytes([0x80 | info]) + length.to_bytes(size, "big")
+    raise ValueError("array too long for CBOR")
 
 
 def session_out(item: Session | Archived, history: bool = False) -> SessionOut:

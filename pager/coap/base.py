@@ -15,7 +15,7 @@ from aiocoap.numbers.codes import Code
 
 from pager import wire
 from pager.coap import dedup
-from pager.coap.blockwise import bound_blockwise
+from pager.coap.blockwise import Block2Transfers, bound_blockwise
 from pager.domain import rules
 from pager.domain.errors import Invalid, NoActiveSession, Refused
 from pager.control.faults import FaultInjector, request_path
@@ -39,8 +39,10 @@ class Api:
     """The context every resource works in: the engine, identity and request rules."""
 
     def __init__(self, engine: Engine, identity: wire.Identity, strict: bool,
-                 faults: FaultInjector, max_block_transfers: int = 1000):
+                 faults: FaultInjector, max_block_transfers: int,
+                 max_block_transfer_bytes: int):
         self.max_block_transfers = max_block_transfers
+        self.block2 = Block2Transfers(max_block_transfer_bytes)  # shared by every resource
         self.engine = engine
         self.identity = identity
         self.strict = strict
@@ -161,7 +163,7 @@ class ApiResource(resource.Resource):
     def __init__(self, api: Api):
         super().__init__()
         self.api = api
-        bound_blockwise(self, api.max_block_transfers)
+        bound_blockwise(self, api.block2, api.max_block_transfers)
 
     def answered_by_fault(self, pipe) -> bool:
         """Answer with an injected error code (control API), if one is set for this path."""

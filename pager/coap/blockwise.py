@@ -3,17 +3,30 @@
 For every large answer a client starts to fetch block by block (a session list, a long
 history), aiocoap keeps the whole rendered answer for about 93 s (MAX_TRANSMIT_WAIT), and for
 every block-wise upload the blocks so far; per client, without limit. Thousands of clients
-that fetch the first block of `GET /v1/sessions` and never return would hold thousands of
-copies. Here each resource keeps at most `max_transfers` of each, the oldest forgotten
-first; a client whose transfer was forgotten gets 4.08 (Request Entity Incomplete) for its
-next block and starts over, as after any server restart.
+that fetch the first block of `GET /v1/sessions/history` and never return would hold
+thousands of copies of it. Here the answers of all pending transfers of one server share one
+byte budget (`Block2Transfers`), an answer held by several transfers (one rendering shared
+by every client fetching the same representation) counted once, and each resource keeps at
+most `max_transfers` transfers of each kind; beyond either bound the least recently used
+transfer is forgotten. A client whose transfer was forgotten gets 4.08 (Request Entity
+Incomplete) for its next block and starts over, as after any server restart. Each transfer
+goes on with the answer it started on, so its blocks never mix two renderings (RFC 7959).
 
-aiocoap offers no setting for this; this module reaches into its `Block1Spool` and
-`Block2Cache` (their `TimeoutDict`s) and nothing else.
+aiocoap offers no setting for this; this module replaces each resource's `Block2Cache` (its
+one method, `extract_or_insert`) and the `TimeoutDict` of its `Block1Spool`, and nothing else.
 """
 
-from aiocoap import resource
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Hashable
+
+from aiocoap import Message, numbers, resource
+from aiocoap.blockwise import IncompleteException, _extract_block_key
+from aiocoap.optiontypes import BlockOption
 from aiocoap.util.asyncio.timeoutdict import TimeoutDict
+
+TRANSFER_TIMEOUT = numbers.TransportTuning().MAX_TRANSMIT_WAIT  # aiocoap's own
 
 
 class BoundedTimeoutDict(TimeoutDict):
@@ -30,7 +43,134 @@ class BoundedTimeoutDict(TimeoutDict):
         super().__setitem__(key, value)
 
 
-def bound_blockwise(res: resource.Resource, max_transfers: int) -> None:
-    for spool, attribute in ((res._block1, "_assemblies"), (res._block2, "_completes")):
-        old = getattr(spool, attribute)
-        setattr(spool, attribute, BoundedTimeoutDict(old.timeout, max_transfers))
+@dataclass
+class _Transfer:
+    owner: "BoundedBlock2Cache"
+    key: Hashable
+    response: Message
+    deadline: float
+
+
+class Block2Transfers:
+    """The whole answers of one server's pending Block2 transfers, within `max_bytes`.
+
+    Bytes are those of the answers' payloads, each payload object counted once however many
+    transfers hold it. An answer larger than the whole budget is still held, alone, so that
+    one client can always fetch it: the bound is `max_bytes` or the largest answer, whichever
+    is larger. A transfer is forgotten `timeout` seconds after its last block was asked for,
+    and as soon as its last block was served.
+    """
+
+    def __init__(self, max_bytes: int, timeout: float = TRANSFER_TIMEOUT):
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+        self.held_bytes = 0
+        # least recently used first
+        self._transfers: OrderedDict[tuple, _Transfer] = OrderedDict()
+        self._payloads: dict[int, tuple[bytes, int]] = {}  # id -> (payload, transfers on it)
+        self._expiry: asyncio.TimerHandle | None = None
+
+    def holds(self, payload: bytes) -> bool:
+        held = self._payloads.get(id(payload))
+        return held is not None and held[0] is payload
+
+    def get(self, owner: "BoundedBlock2Cache", key: Hashable) -> Message | None:
+        transfer = self._transfers.get((owner, key))
+        return None if transfer is None else transfer.response
+
+    def put(self, owner: "BoundedBlock2Cache", key: Hashable, response: Message) -> None:
+        """Hold `response` for the transfer (again: it becomes the most recently used)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        transfer = self._transfers.get((owner, key))
+        if transfer is not None and transfer.response is response:
+            transfer.deadline = deadline
+            self._transfers.move_to_end((owner, key))
+            owner.keys.move_to_end(key)
+        else:
+            if transfer is not None:  # the client started over: a new answer
+                self.forget(owner, key)
+            if len(owner.keys) >= owner.max_transfers:
+                self.forget(owner, next(iter(owner.keys)))
+            self._transfers[(owner, key)] = _Transfer(owner, key, response, deadline)
+            owner.keys[key] = None
+            self._hold(response.payload)
+            while self.held_bytes > self.max_bytes and len(self._transfers) > 1:
+                oldest = next(iter(self._transfers.values()))
+                self.forget(oldest.owner, oldest.key)
+        if self._expiry is None:
+            self._expiry = loop.call_at(deadline, self._expire)
+
+    def forget(self, owner: "BoundedBlock2Cache", key: Hashable) -> None:
+        transfer = self._transfers.pop((owner, key), None)
+        if transfer is None:
+            return
+        del owner.keys[key]
+        payload = transfer.response.payload
+        _, count = self._payloads[id(payload)]
+        if count == 1:
+            del self._payloads[id(payload)]
+            self.held_bytes -= len(payload)
+        else:
+            self._payloads[id(payload)] = (payload, count - 1)
+
+    def _hold(self, payload: bytes) -> None:
+        held = self._payloads.get(id(payload))
+        if held is None:
+            self._payloads[id(payload)] = (payload, 1)
+            self.held_bytes += len(payload)
+        else:
+            self._payloads[id(payload)] = (payload, held[1] + 1)
+
+    def _expire(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._expiry = None
+        while self._transfers:
+            oldest = next(iter(self._transfers.values()))  # deadlines come in this order
+            if oldest.deadline > now:
+                self._expiry = loop.call_at(oldest.deadline, self._expire)
+                return
+            self.forget(oldest.owner, oldest.key)
+
+
+class BoundedBlock2Cache:
+    """aiocoap's `Block2Cache` for one resource, its answers held in `Block2Transfers`.
+
+    Behaves as aiocoap's: block 0 (or a request without Block2) renders the answer, a later
+    block is cut from the answer the client's transfer holds, or is 4.08 without one.
+    """
+
+    def __init__(self, transfers: Block2Transfers, max_transfers: int):
+        self.transfers = transfers
+        self.max_transfers = max_transfers
+        self.keys: OrderedDict[Hashable, None] = OrderedDict()  # this resource's transfers
+
+    async def extract_or_insert(self, req: Message,
+                                response_builder: Callable[[], Awaitable[Message]]) -> Message:
+        key = _extract_block_key(req)
+        block2 = req.opt.block2
+        if block2 is None or block2.block_number == 0:
+            assembled = await response_builder()
+        else:
+            assembled = self.transfers.get(self, key)
+            if assembled is None:
+                raise IncompleteException from None
+        size = len(assembled.payload)
+        if size <= req.remote.maximum_payload_size and (block2 is None or size <= block2.size):
+            return assembled
+        block2 = block2 or BlockOption.BlockwiseTuple(0, 0, req.remote.maximum_block_size_exp)
+        block = assembled._extract_block(block2.block_number, block2.size_exponent,
+                                         req.remote.maximum_payload_size)
+        if block.opt.block2.more:
+            self.transfers.put(self, key, assembled)
+        else:
+            self.transfers.forget(self, key)
+        return block
+
+
+def bound_blockwise(res: resource.Resource, transfers: Block2Transfers,
+                    max_transfers: int) -> None:
+    old = res._block1._assemblies
+    res._block1._assemblies = BoundedTimeoutDict(old.timeout, max_transfers)
+    res._block2 = BoundedBlock2Cache(transfers, max_transfers)

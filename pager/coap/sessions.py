@@ -1,5 +1,6 @@
 """/v1/sessions and its history and statistics sub-resources (spec §4)."""
 
+import asyncio
 import struct
 import uuid
 import zlib
@@ -8,7 +9,7 @@ from aiocoap import Message
 from aiocoap.numbers.codes import Code
 
 from pager import wire
-from pager.coap.base import CODE_2_00, ApiResource, query
+from pager.coap.base import CODE_2_00, ApiResource, query, response_format
 from pager.domain import operations as ops
 from pager.domain import rules
 from pager.domain.errors import Invalid, NoActiveSession
@@ -103,18 +104,51 @@ class Sessions(ApiResource):
 
 
 class History(ApiResource):
+    """Archived sessions: a whole history is a large answer, fetched block by block.
+
+    One rendering serves every client asking for the same representation (the store's
+    version and globalSessionSequence, the query, the format, the second of the timestamp)
+    while some Block2 transfer still holds it, so that many clients fetching the same history
+    hold one copy, which the byte budget counts once. Renderings are made one at a time: each
+    holds the history's sessions while it is made. The encoding goes a piece at a time, the
+    event loop serving other requests between pieces.
+    """
+
     rt = "t7470.session_history"
     queries = {"GET": ("limit", "after")}
+    SESSIONS_PER_PIECE = 100
+
+    def __init__(self, api):
+        super().__init__(api)
+        # payloads some transfer holds (see Block2Transfers.holds), and the latest
+        self._renderings: dict[tuple, bytes] = {}
+        self._rendering = asyncio.Lock()
 
     async def render_get(self, request: Message) -> Message:
         api = self.api
         params = query(request)
         limit = api.query_int(params, "limit", *rules.HISTORY_LIMIT)
         after = api.query_int(params, "after", 0, 2**63 - 1)
-        await api.engine.catch_up()
-        archived = await api.engine.store.history(after, limit)
-        return api.respond(request,
-                           session_history=[wire.session_out(a, history=True) for a in archived])
+        now = await api.engine.catch_up()
+        ct = response_format(request)
+        async with self._rendering:
+            self._renderings = {k: p for k, p in self._renderings.items()
+                                if api.block2.holds(p)}
+            store, sequence = api.engine.store, api.engine.state.device.global_sequence
+            version = await store.history_version()
+            key = (version, sequence, after, limit, ct, fmt(now))
+            payload = self._renderings.get(key)
+            if payload is None:
+                archived = await store.history(after, limit)
+                pieces = []
+                for piece in wire.history_pieces(api.identity, sequence, now, archived, ct,
+                                                 self.SESSIONS_PER_PIECE):
+                    pieces.append(piece)
+                    await asyncio.sleep(0)
+                payload = b"".join(pieces)
+                if await store.history_version() == version:  # no commit since: rows of key
+                    self._renderings[key] = payload
+        return Message(payload=payload, content_format=ct)
 
     async def render_delete(self, request: Message) -> Message:
         await self.api.engine.exclusive(self.api.engine.store.delete_history)
