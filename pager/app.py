@@ -17,8 +17,8 @@ from pager.coap.context import ServerContext
 from pager.coap.dedup import bound_deduplication
 from pager.coap.site import build_site
 from pager.config import Config
+from pager.control import http as control_http
 from pager.control.faults import FaultInjector
-from pager.control.http import build_app as build_control_app
 from pager.control.rig import PagerBoard, RigControls
 from pager.domain.operations import DeviceConfig, SettingsPatch, update_settings
 from pager.domain.rules import Limits
@@ -104,7 +104,7 @@ class Emulator(RigControls):
         return self
 
     async def _start_control(self) -> None:
-        self._control = web.AppRunner(build_control_app(self, self.config.control_token), access_log=None)
+        self._control = control_http.runner(self, self.config.control_token)
         await self._control.setup()
         site = web.TCPSite(self._control, self.config.control_host, self.config.control_port)
         await site.start()

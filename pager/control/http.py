@@ -3,6 +3,7 @@ control"). Bound to 127.0.0.1 by default. Every answer is JSON; bad input is 400
 {"error": "..."}; nothing here changes the device API.
 """
 
+import asyncio
 import hmac
 import ipaddress
 import json
@@ -171,6 +172,21 @@ async def _errors(request: web.Request, handler) -> web.StreamResponse:
         raise
 
 
+@web.middleware
+async def _finish_for_gone_clients(request: web.Request, handler) -> web.StreamResponse:
+    """aiohttp cancels the handler of a client that went away (`runner`), so that a long
+    poll ends, and its wait is forgotten, with its connection; every other call finishes
+    what it started (a reset half done would leave the pager board behind the store)."""
+    if request.match_info.route.name == "wait":
+        return await handler(request)
+    return await asyncio.shield(handler(request))
+
+
+def runner(emu, token: str | None = None) -> web.AppRunner:
+    """The control API of one emulator (`pager.app.Emulator`), ready to be set up and bound."""
+    return web.AppRunner(build_app(emu, token), access_log=None, handler_cancellation=True)
+
+
 def build_app(emu, token: str | None = None) -> web.Application:
     """The control API of one emulator (`pager.app.Emulator`)."""
     routes = web.RouteTableDef()
@@ -228,7 +244,7 @@ def build_app(emu, token: str | None = None) -> web.Application:
         _query(request)
         return _json(pager_json(emu.pager(_number(request, emu))))
 
-    @routes.get("/pagers/{number}/wait")
+    @routes.get("/pagers/{number}/wait", name="wait")
     async def wait(request):
         _query(request, "timeout", "after")
         number = _number(request, emu)
@@ -281,6 +297,6 @@ def build_app(emu, token: str | None = None) -> web.Application:
         await emu.reset()
         return _json({"reset": True})
 
-    app = web.Application(middlewares=[_guard(token), _errors])
+    app = web.Application(middlewares=[_guard(token), _errors, _finish_for_gone_clients])
     app.add_routes(routes)
     return app

@@ -3,9 +3,11 @@ driven over real CoAP (aiocoap). Clock, virtual pagers, reset and bad input; fau
 their own module."""
 
 import asyncio
+import logging
 import time
 from datetime import datetime
 
+import aiohttp
 import pytest
 
 from tests.control.conftest import T0, ts, parse
@@ -472,3 +474,65 @@ async def test_pager_number_out_of_range_is_refused(frozen, path, params):
 async def test_unknown_routes_and_methods_answer_json(rig, method, path, status):
     got, body = await rig.http.request(method, path)
     assert got == status and list(body) == ["error"] and body["error"]
+
+
+# ---- long polls leave nothing behind -----------------------------------------------------
+
+def waiting(emu) -> int:
+    """Futures the pager board holds for waiting rigs, and the pagers it holds lists for."""
+    board = emu.pagers._waiters
+    return sum(len(ws) for ws in board.values()) + len(board)
+
+
+async def until(condition, deadline: float = 10.0) -> None:
+    stop = time.monotonic() + deadline
+    while not condition():
+        assert time.monotonic() < stop, "condition not met before the deadline"
+        await asyncio.sleep(0.02)
+
+
+async def test_timed_out_waits_are_forgotten(frozen):
+    http, emu = frozen.http, frozen.emu
+    answers = await asyncio.gather(*(
+        http.request("GET", f"/pagers/{n % 7 + 1}/wait", params={"timeout": t})
+        for n in range(60) for t in ("0", "0.05")))
+    assert {status for status, _ in answers} == {408}
+    assert waiting(emu) == 0
+    # a wait that outlives timed-out ones on the same pager still gets its page
+    live = asyncio.ensure_future(http.request("GET", "/pagers/3/wait", params={"timeout": "20"}))
+    await asyncio.gather(*(http.request("GET", "/pagers/3/wait", params={"timeout": "0.05"})
+                           for _ in range(20)))
+    await until(lambda: waiting(emu) == 2)  # the live one, in pager 3's list
+    page = (await frozen.coap.post("/v1/page", {"number": 3})).json["page"]
+    assert await live == (200, {"paged": True, "transmission": page})
+    assert waiting(emu) == 0
+
+
+async def test_cancelled_waits_are_forgotten(frozen):
+    emu = frozen.emu
+    for n in range(50):
+        task = asyncio.ensure_future(emu.wait_for_page(n % 5 + 1, timeout=30))
+        await asyncio.sleep(0)
+        task.cancel()
+    await until(lambda: waiting(emu) == 0)
+    await emu.reset()  # a reset between registration and cancellation
+    task = asyncio.ensure_future(emu.wait_for_page(9, timeout=30, after_id=5))
+    await until(lambda: waiting(emu) == 2)
+    await emu.reset()
+    task.cancel()
+    await until(lambda: waiting(emu) == 0)
+
+
+async def test_a_wait_whose_client_went_away_is_forgotten(frozen, caplog):
+    """The client disconnects long before its timeout: the wait ends with the connection."""
+    emu = frozen.emu
+    for _ in range(5):
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{emu.control_port}") as session:
+            task = asyncio.ensure_future(session.get("/pagers/4/wait",
+                                                     params={"timeout": "300"}))
+            await until(lambda: waiting(emu) == 2)
+            task.cancel()
+        await until(lambda: waiting(emu) == 0)
+    # and the control API still answers, with nothing changed or complained about
+    assert await frozen.http.get("/pagers") == {"pagers": []}
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
