@@ -11,6 +11,7 @@ from aiohttp import web
 
 from pager import wire
 from pager.clock import Clock
+from pager.coap import senderrors
 from pager.coap.base import Api
 from pager.coap.backlog import Backlogs
 from pager.coap.context import ServerContext
@@ -96,6 +97,7 @@ class Emulator(RigControls):
             raise
         bound_deduplication(self._context, c.dedup_max_entries)
         backlogs.install(self._context)
+        senderrors.install(self._context)
         self.faults.install(self._context)
         self.port = _bound_port(self._context) or c.port
         self._tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self.hub.run_pings())]
