@@ -546,7 +546,7 @@ HOSTILE = [
     "9" * 5000, "1" + "0" * 18, "٤٢", "４２", "42\u0663", "-1", "-0", "+5", "", " ", " 42", "42 ",
     "\t", "42\n", "\x00", "4\x002", "😀", "42😀", "x" * 5000, "4_2", "0x10", "1e3", "1e999",
     "nan", "NaN", "inf", "-inf", "Infinity", "1.5e2", ".5", "5.", "1.2.3", "0." + "5" * 5000,
-    "\ud800".encode("utf-8", "surrogatepass").decode("latin-1"),
+    "\ud800".encode("utf-8", "surrogatepass").decode("latin-1"), "/", "..", "%", "4/2", "42?",
 ]
 # where each hostile text goes: a path segment or a query value
 HOSTILE_SLOTS = [
