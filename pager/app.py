@@ -11,14 +11,15 @@ from aiohttp import web
 
 from pager import wire
 from pager.clock import Clock
+from pager.coap import senderrors
 from pager.coap.base import Api
 from pager.coap.backlog import Backlogs
 from pager.coap.context import ServerContext
 from pager.coap import dedup
 from pager.coap.site import build_site
 from pager.config import Config
+from pager.control import http as control_http
 from pager.control.faults import FaultInjector
-from pager.control.http import build_app as build_control_app
 from pager.control.rig import PagerBoard, RigControls
 from pager.domain.operations import DeviceConfig, SettingsPatch, update_settings
 from pager.domain.rules import Limits
@@ -100,6 +101,7 @@ class Emulator(RigControls):
             raise
         dedup.bound_deduplication(self._context, c.dedup_max_entries, receipts)
         backlogs.install(self._context)
+        senderrors.install(self._context)
         self.faults.install(self._context)
         self.port = _bound_port(self._context) or c.port
         self._tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self.hub.run_pings())]
@@ -108,7 +110,7 @@ class Emulator(RigControls):
         return self
 
     async def _start_control(self) -> None:
-        self._control = web.AppRunner(build_control_app(self, self.config.control_token), access_log=None)
+        self._control = control_http.runner(self, self.config.control_token)
         await self._control.setup()
         site = web.TCPSite(self._control, self.config.control_host, self.config.control_port)
         await site.start()

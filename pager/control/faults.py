@@ -5,6 +5,9 @@ any higher would still be acknowledged (an empty ACK after 0.1 s) and its retran
 would then be swallowed as a duplicate, which is not what a lost datagram does. aiocoap
 offers no hook there, so `FaultInjector.install` wraps the two methods of its UDP
 interface that receive and send datagrams; with no fault set they cost one attribute test.
+A delay holds back the exchange, not one datagram: aiocoap answers a retransmitted request
+from its deduplication cache at once, so every datagram of a held exchange (peer and message
+id), the cached answer re-sent included, leaves when the delay is over, and counts no hit.
 The same wrapper quietly drops datagrams whose text options are not UTF-8, which aiocoap
 would otherwise let out as an exception with a traceback per datagram.
 Error answers are given by the resources (`ApiResource`), which can write the JSON body.
@@ -56,6 +59,8 @@ class FaultInjector:
         self.faults: list[Fault] = []
         self.unreachable_until = 0.0  # time.monotonic() until which nothing gets through
         self._ids = itertools.count(1)
+        # (peer, message id) of each exchange a delay holds -> loop time it is released at
+        self._held: dict[tuple, float] = {}
         self.active = False  # any fault set, or unreachable: the datagram hooks look closer
 
     # -- the controls -----------------------------------------------------------------------
@@ -89,7 +94,7 @@ class FaultInjector:
 
     def _update(self) -> None:
         self.faults = [f for f in self.faults if not f.spent]
-        self.active = bool(self.faults) or self.unreachable
+        self.active = bool(self.faults) or self.unreachable or bool(self._held)
 
     def _take(self, kind: str, path: str) -> Fault | None:
         for fault in self.faults:
@@ -126,11 +131,11 @@ class FaultInjector:
                     log.info("ignored a datagram from %s: a text option is not UTF-8", address)
 
             def sending(message, send=send):
-                delay = self._outgoing(message) if self.active else 0.0
-                if delay is None:
+                release = self._outgoing(message) if self.active else 0.0
+                if release is None:
                     return
-                if delay:
-                    asyncio.get_running_loop().call_later(delay, send, message)
+                if release:
+                    asyncio.get_running_loop().call_at(release, self._release, send, message)
                 else:
                     send(message)
 
@@ -155,11 +160,29 @@ class FaultInjector:
         return fault is None
 
     def _outgoing(self, message: aiocoap.Message) -> float | None:
-        """Seconds to hold an outgoing datagram back, or None to drop it (unreachable)."""
+        """The loop time to hold an outgoing datagram back until (0 for none), or None to
+        drop it (unreachable)."""
         if self.unreachable:
             return None
+        key = (message.remote, message.mid)
+        held = self._held.get(key)
+        if held is not None:  # a retransmission, or the cached answer to one
+            return held
         request = getattr(message, "request", None)
         if request is None or not message.code.is_response():
             return 0.0
         fault = self._take("delay", request_path(request))
-        return 0.0 if fault is None else fault.seconds
+        if fault is None:
+            return 0.0
+        self._held[key] = release = asyncio.get_running_loop().time() + fault.seconds
+        asyncio.get_running_loop().call_at(release, self._unhold, key)
+        self.active = True
+        return release
+
+    def _unhold(self, key: tuple) -> None:
+        del self._held[key]
+        self._update()
+
+    def _release(self, send, message) -> None:
+        if not self.unreachable:  # a power cycle since loses what was held back
+            send(message)

@@ -3,9 +3,11 @@ control"). Bound to 127.0.0.1 by default. Every answer is JSON; bad input is 400
 {"error": "..."}; nothing here changes the device API.
 """
 
+import asyncio
 import hmac
 import ipaddress
 import json
+import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -20,6 +22,10 @@ from pager.domain.pagemodes import Transmission
 from pager.domain.timefmt import fmt, parse
 
 WAIT_MAX = 300.0
+INT_MAX = 10 ** 18 - 1  # 18 digits: fits SQLite's 64 bits
+COUNT_MAX = 10 ** 9
+_INTEGER = re.compile(r"[0-9]{1,18}")
+_DECIMAL = re.compile(r"[0-9]{1,18}(\.[0-9]{1,18})?")
 
 
 class _In(BaseModel):
@@ -45,7 +51,7 @@ class Speed(_In):
 class FaultIn(_In):
     kind: Literal["drop", "delay", "error"]
     path: str | None = Field(None, pattern=r"^/")
-    count: int | None = Field(None, ge=1)
+    count: int | None = Field(None, ge=1, le=COUNT_MAX)
     seconds: float = Field(0.0, ge=0, le=600)
     code: str = Field("5.03", pattern=r"^[45]\.[0-3][0-9]$")
 
@@ -95,13 +101,24 @@ async def _body(request: web.Request, model: type[_In]) -> Any:
         raise BadInput(f"{where}: {err['msg']}") from None
 
 
-def _query_int(request: web.Request, name: str, lo: int = 0) -> int | None:
+def _read_number(text: str | None, what: str, lo: int = 0, hi: int = INT_MAX, *,
+                 fraction: bool = False) -> int | float:
+    """Every number this API reads from a path or a query: digits 0-9 only, as the CoAP side
+    reads them (`str.isdigit` and `int` take "٤٢" for 42, `float` takes "nan", "inf" and
+    "1e999"), and a bounded number of them (`int` of thousands of digits is slow, and fails
+    past Python's digit limit). With `fraction`, an optional ".digits" is allowed."""
+    if text is not None and (_DECIMAL if fraction else _INTEGER).fullmatch(text):
+        value = float(text) if fraction else int(text)
+        if lo <= value <= hi:
+            return value
+    bound = f"from {lo} to {hi:g}" if hi < INT_MAX else f"of {lo} or more"
+    raise BadInput(f"{what} must be {'a number' if fraction else 'an integer'} {bound}, "
+                   f"in digits 0-9{' with an optional fraction' if fraction else ''}")
+
+
+def _query_int(request: web.Request, name: str) -> int | None:
     text = request.query.get(name)
-    if text is None:
-        return None
-    if not text.isdigit() or int(text) < lo:
-        raise BadInput(f"{name} must be an integer of {lo} or more")
-    return int(text)
+    return None if text is None else _read_number(text, name)
 
 
 def _query_time(request: web.Request, name: str) -> datetime | None:
@@ -115,10 +132,7 @@ def _query_time(request: web.Request, name: str) -> datetime | None:
 
 
 def _pager_number(emu, text: str) -> int:
-    lo, hi = emu.config.number_min, emu.config.number_max
-    if not text.isdigit() or not lo <= int(text) <= hi:
-        raise BadInput(f"the pager number must be an integer from {lo} to {hi}")
-    return int(text)
+    return _read_number(text, "the pager number", emu.config.number_min, emu.config.number_max)
 
 
 def _number(request: web.Request, emu) -> int:
@@ -139,8 +153,9 @@ def _guard(token: str | None):
     @web.middleware
     async def guard(request: web.Request, handler) -> web.StreamResponse:
         if token is not None:
-            if not hmac.compare_digest(request.headers.get("Authorization", ""),
-                                       f"Bearer {token}"):
+            # as bytes: compare_digest refuses str that is not ASCII
+            given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+            if not hmac.compare_digest(given, f"Bearer {token}".encode()):
                 return _json({"error": "a valid Authorization: Bearer token is required"}, 401)
         elif not _loopback(request.remote):
             return _json({"error": "the control API answers loopback peers only unless "
@@ -169,6 +184,21 @@ async def _errors(request: web.Request, handler) -> web.StreamResponse:
         if e.status >= 400:
             return _json({"error": e.reason}, e.status)
         raise
+
+
+@web.middleware
+async def _finish_for_gone_clients(request: web.Request, handler) -> web.StreamResponse:
+    """aiohttp cancels the handler of a client that went away (`runner`), so that a long
+    poll ends, and its wait is forgotten, with its connection; every other call finishes
+    what it started (a reset half done would leave the pager board behind the store)."""
+    if request.match_info.route.name == "wait":
+        return await handler(request)
+    return await asyncio.shield(handler(request))
+
+
+def runner(emu, token: str | None = None) -> web.AppRunner:
+    """The control API of one emulator (`pager.app.Emulator`), ready to be set up and bound."""
+    return web.AppRunner(build_app(emu, token), access_log=None, handler_cancellation=True)
 
 
 def build_app(emu, token: str | None = None) -> web.Application:
@@ -211,9 +241,7 @@ def build_app(emu, token: str | None = None) -> web.Application:
     async def transmissions(request):
         _query(request, "number", "since", "after")
         number = request.query.get("number")
-        if number is not None:
-            _pager_number(emu, number)
-        records = await emu.transmissions(_query_int(request, "number"),
+        records = await emu.transmissions(None if number is None else _pager_number(emu, number),
                                           _query_time(request, "since"),
                                           _query_int(request, "after"))
         return _json({"transmissions": [transmission_json(t) for t in records]})
@@ -228,16 +256,12 @@ def build_app(emu, token: str | None = None) -> web.Application:
         _query(request)
         return _json(pager_json(emu.pager(_number(request, emu))))
 
-    @routes.get("/pagers/{number}/wait")
+    @routes.get("/pagers/{number}/wait", name="wait")
     async def wait(request):
         _query(request, "timeout", "after")
         number = _number(request, emu)
-        try:
-            timeout = float(request.query.get("timeout", "10"))
-        except ValueError:
-            raise BadInput("timeout must be a number of seconds") from None
-        if not 0 <= timeout <= WAIT_MAX:
-            raise BadInput(f"timeout must be from 0 to {WAIT_MAX:.0f} seconds")
+        timeout = _read_number(request.query.get("timeout", "10"), "timeout (seconds)", 0,
+                               WAIT_MAX, fraction=True)
         tx = await emu.wait_for_page(number, timeout, _query_int(request, "after"))
         if tx is None:
             return _json({"paged": False, "number": number, "timeout": timeout}, 408)
@@ -262,12 +286,10 @@ def build_app(emu, token: str | None = None) -> web.Application:
 
     @routes.delete("/faults/{id}")
     async def remove_fault(request):
-        text = request.match_info["id"]
-        if not text.isdigit():
-            raise BadInput("a fault id is an integer")
-        if not emu.remove_fault(int(text)):
-            return _json({"error": f"no fault {text}"}, 404)
-        return _json({"removed": int(text)})
+        fault_id = _read_number(request.match_info["id"], "a fault id", 1)
+        if not emu.remove_fault(fault_id):
+            return _json({"error": f"no fault {fault_id}"}, 404)
+        return _json({"removed": fault_id})
 
     @routes.post("/power-cycle")
     async def power_cycle(request):
@@ -281,6 +303,6 @@ def build_app(emu, token: str | None = None) -> web.Application:
         await emu.reset()
         return _json({"reset": True})
 
-    app = web.Application(middlewares=[_guard(token), _errors])
+    app = web.Application(middlewares=[_guard(token), _errors, _finish_for_gone_clients])
     app.add_routes(routes)
     return app

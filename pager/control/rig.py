@@ -27,23 +27,25 @@ class PagerBoard:
 
     def __init__(self, latest: dict[int, Transmission]):
         self.latest = latest
-        self._waiters: dict[int, list[tuple[int, asyncio.Future]]] = {}
+        # pager number -> {future of a waiting rig: the record id it waits to be passed}
+        self._waiters: dict[int, dict[asyncio.Future, int]] = {}
 
     def on_change(self, change: Change) -> None:
         for tx in change.transmissions:
             self.latest[tx.number] = tx
-            for after_id, fut in self._waiters.pop(tx.number, []):
-                if fut.done():
-                    continue
+            waiting = self._waiters.get(tx.number, {})
+            for fut, after_id in list(waiting.items()):
                 if tx.id > after_id:
-                    fut.set_result(tx)
-                else:
-                    self._waiters.setdefault(tx.number, []).append((after_id, fut))
+                    del waiting[fut]
+                    if not fut.done():  # cancelled, its waiter not yet resumed to forget it
+                        fut.set_result(tx)
+            if not waiting:
+                self._waiters.pop(tx.number, None)
 
     def reset(self) -> None:
         """Forget every pager; waiting rigs wait for the first transmission of the new life."""
         self.latest.clear()
-        self._waiters = {n: [(0, fut) for _, fut in ws] for n, ws in self._waiters.items()}
+        self._waiters = {n: dict.fromkeys(ws, 0) for n, ws in self._waiters.items()}
 
     def state(self, number: int, now: datetime) -> PagerState:
         last = self.latest.get(number)
@@ -54,11 +56,16 @@ class PagerBoard:
         if last is not None and last.id > after_id:
             return last
         fut = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(number, []).append((after_id, fut))
+        self._waiters.setdefault(number, {})[fut] = after_id
         try:
             return await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
             return None
+        finally:  # timed out or cancelled (its HTTP client went away): nothing stays behind
+            waiting = self._waiters.get(number, {})
+            waiting.pop(fut, None)
+            if not waiting:
+                self._waiters.pop(number, None)
 
 
 class RigControls:

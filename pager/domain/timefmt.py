@@ -10,7 +10,8 @@ def fmt(t: datetime) -> str:
 
 
 def parse(text: str) -> datetime:
-    """Parse exactly `YYYY-MM-DDTHH:MM:SS`; raises ValueError for anything else."""
-    if len(text) != 19:
+    """Parse exactly `YYYY-MM-DDTHH:MM:SS` in digits 0-9 (strptime would also take other
+    scripts' digits); raises ValueError for anything else."""
+    if len(text) != 19 or not text.isascii():
         raise ValueError(text)
     return datetime.strptime(text, FORMAT)

@@ -1,6 +1,7 @@
 """OBSERVE /v1/notify end to end over real UDP (spec §8)."""
 
 import asyncio
+import gc
 import json
 import logging
 import time
@@ -405,3 +406,36 @@ async def test_the_first_session_list_is_never_dropped(client, emulator):
     assert sequences[-2:] == [69, 70]  # the newest two changes stayed, older ones were dropped
     assert len(sequences) < 10
     slow.transport.close()
+
+
+@pytest.mark.parametrize("config_overrides", [{"ping_interval": 0.2}])
+async def test_vanished_observers_are_dropped_quietly(client, watches, emulator, caplog):
+    """Observers that go away without deregistering are dropped without an error or a
+    traceback, and without harm to anyone else: closed sockets (their notifications draw
+    "port unreachable") and silent ones (never acknowledging, given up after 2.5 pings)."""
+    caplog.set_level(logging.DEBUG)
+    healthy = await watches()
+    closed, silent = [], []
+    for group, size in ((closed, 40), (silent, 10)):
+        for _ in range(size):
+            raw = await RawObserver.open(emulator.port)
+            raw.register()
+            assert (await raw.next()).code == aiocoap.CONTENT
+            group.append(raw)
+    assert len(emulator.hub.observers) == 51
+    for raw in closed:
+        raw.transport.close()
+    r = await client.post("/v1/sessions", {"number": 1})
+    assert r.code == "2.01"
+    await healthy.until(lambda w: len(w.of("sessions")) == 1)
+    await _until(lambda: len(emulator.hub.observers) == 1, timeout=10)
+    await asyncio.sleep(3 * 0.2)  # anything still to happen to the given-up observations
+    gc.collect()  # an unretrieved task exception is logged when its task is collected
+    await asyncio.sleep(0)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert errors == [], [r.getMessage() for r in errors]
+    # the healthy observer is unaffected
+    await client.post("/v1/sessions", {"number": 2})
+    await healthy.until(lambda w: len(w.of("sessions")) == 2)
+    for raw in silent:
+        raw.transport.close()

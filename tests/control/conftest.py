@@ -35,10 +35,12 @@ class Http:
         self.session = session
 
     async def request(self, method: str, path: str, body: Any = None, *, raw: str | None = None,
-                      params: dict | None = None) -> tuple[int, Any]:
-        kwargs: dict[str, Any] = {}
+                      params: dict | None = None, headers: dict | None = None
+                      ) -> tuple[int, Any]:
+        kwargs: dict[str, Any] = {"headers": dict(headers or {})}
         if raw is not None:
-            kwargs.update(data=raw.encode(), headers={"Content-Type": "application/json"})
+            kwargs["data"] = raw.encode("utf-8", "surrogatepass")
+            kwargs["headers"]["Content-Type"] = "application/json"
         elif body is not None:
             kwargs["json"] = body
         async with self.session.request(method, path, params=params, **kwargs) as r:

@@ -6,6 +6,7 @@ import time
 
 import aiocoap
 import pytest
+from aiocoap.numbers.types import Type
 
 from tests.coap.test_notify import Watch
 from tests.control.conftest import no_answer
@@ -85,6 +86,53 @@ async def test_delayed_answer(rig):
     assert (await coap.get("/v1/sessions")).code == "2.05"
     assert time.monotonic() - started < 0.5  # the count is spent: no delay any more
     assert (await coap.get("/v1/sessions")).json["globalSessionSequence"] == 1
+
+
+class TimedDatagrams(asyncio.DatagramProtocol):
+    """A raw UDP endpoint that notes when each datagram arrived."""
+
+    def __init__(self):
+        self.received: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+    def datagram_received(self, data, addr):
+        self.received.put_nowait((time.monotonic(), data))
+
+
+@pytest.mark.parametrize("count", [None, 1])
+async def test_delay_holds_back_retransmissions_too(rig, count):
+    """A CON POST is sent again (same message id) after 1 s and 2 s, while a 3 s delay fault
+    holds its answer: no datagram of that exchange arrives before 3 s, the request is
+    processed once and the fault hit once."""
+    http = rig.http
+    await http.post("/faults", {"kind": "delay", "seconds": 3.0, "path": "/v1/sessions",
+                                "count": count}, status=201)
+    request = aiocoap.Message(code=aiocoap.POST, uri_path=("v1", "sessions"),
+                              payload=b'{"number": 8}', content_format=50)
+    request.mtype, request.mid, request.token = Type.CON, 4242, b"dl"
+    datagram = request.encode()
+    transport, proto = await asyncio.get_running_loop().create_datagram_endpoint(
+        TimedDatagrams, remote_addr=("127.0.0.1", rig.emu.port))
+    arrivals: list[tuple[float, aiocoap.Message]] = []
+    try:
+        sent = time.monotonic()
+        transport.sendto(datagram)
+        for resend_at in (1.0, 2.0):
+            await asyncio.sleep(max(0.0, sent + resend_at - time.monotonic()))
+            transport.sendto(datagram)
+        while len(arrivals) < 3:  # one answer per copy sent, at the earliest after 3 s
+            arrived, data = await asyncio.wait_for(proto.received.get(), 10)
+            arrivals.append((arrived - sent, aiocoap.Message.decode(data)))
+    finally:
+        transport.close()
+    assert min(t for t, _ in arrivals) >= 3.0, [t for t, _ in arrivals]
+    for _, answer in arrivals:
+        assert (answer.mtype, answer.mid, answer.token, answer.code) == \
+            (Type.ACK, 4242, b"dl", aiocoap.CREATED)
+    assert len({a.payload for _, a in arrivals}) == 1  # the same answer, from the cache
+    (fault,) = (await http.get("/faults"))["faults"] or [{"hits": 1}]
+    assert fault["hits"] == 1
+    body = (await rig.coap.get("/v1/sessions")).json
+    assert [s["number"] for s in body["sessions"]] == [8] and body["globalSessionSequence"] == 1
 
 
 async def test_delay_on_another_path_is_not_felt(rig):

@@ -3,9 +3,13 @@ driven over real CoAP (aiocoap). Clock, virtual pagers, reset and bad input; fau
 their own module."""
 
 import asyncio
+import json
+import logging
 import time
+import urllib.parse
 from datetime import datetime
 
+import aiohttp
 import pytest
 
 from tests.control.conftest import T0, ts, parse
@@ -472,3 +476,177 @@ async def test_pager_number_out_of_range_is_refused(frozen, path, params):
 async def test_unknown_routes_and_methods_answer_json(rig, method, path, status):
     got, body = await rig.http.request(method, path)
     assert got == status and list(body) == ["error"] and body["error"]
+
+
+# ---- long polls leave nothing behind -----------------------------------------------------
+
+def waiting(emu) -> int:
+    """Futures the pager board holds for waiting rigs, and the pagers it holds lists for."""
+    board = emu.pagers._waiters
+    return sum(len(ws) for ws in board.values()) + len(board)
+
+
+async def until(condition, deadline: float = 10.0) -> None:
+    stop = time.monotonic() + deadline
+    while not condition():
+        assert time.monotonic() < stop, "condition not met before the deadline"
+        await asyncio.sleep(0.02)
+
+
+async def test_timed_out_waits_are_forgotten(frozen):
+    http, emu = frozen.http, frozen.emu
+    answers = await asyncio.gather(*(
+        http.request("GET", f"/pagers/{n % 7 + 1}/wait", params={"timeout": t})
+        for n in range(60) for t in ("0", "0.05")))
+    assert {status for status, _ in answers} == {408}
+    assert waiting(emu) == 0
+    # a wait that outlives timed-out ones on the same pager still gets its page
+    live = asyncio.ensure_future(http.request("GET", "/pagers/3/wait", params={"timeout": "20"}))
+    await asyncio.gather(*(http.request("GET", "/pagers/3/wait", params={"timeout": "0.05"})
+                           for _ in range(20)))
+    await until(lambda: waiting(emu) == 2)  # the live one, in pager 3's list
+    page = (await frozen.coap.post("/v1/page", {"number": 3})).json["page"]
+    assert await live == (200, {"paged": True, "transmission": page})
+    assert waiting(emu) == 0
+
+
+async def test_cancelled_waits_are_forgotten(frozen):
+    emu = frozen.emu
+    for n in range(50):
+        task = asyncio.ensure_future(emu.wait_for_page(n % 5 + 1, timeout=30))
+        await asyncio.sleep(0)
+        task.cancel()
+    await until(lambda: waiting(emu) == 0)
+    await emu.reset()  # a reset between registration and cancellation
+    task = asyncio.ensure_future(emu.wait_for_page(9, timeout=30, after_id=5))
+    await until(lambda: waiting(emu) == 2)
+    await emu.reset()
+    task.cancel()
+    await until(lambda: waiting(emu) == 0)
+
+
+async def test_a_wait_whose_client_went_away_is_forgotten(frozen, caplog):
+    """The client disconnects long before its timeout: the wait ends with the connection."""
+    emu = frozen.emu
+    for _ in range(5):
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{emu.control_port}") as session:
+            task = asyncio.ensure_future(session.get("/pagers/4/wait",
+                                                     params={"timeout": "300"}))
+            await until(lambda: waiting(emu) == 2)
+            task.cancel()
+        await until(lambda: waiting(emu) == 0)
+    # and the control API still answers, with nothing changed or complained about
+    assert await frozen.http.get("/pagers") == {"pagers": []}
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+# ---- hostile input, endpoint by endpoint -------------------------------------------------
+
+HOSTILE = [
+    "9" * 5000, "1" + "0" * 18, "٤٢", "４２", "42\u0663", "-1", "-0", "+5", "", " ", " 42", "42 ",
+    "\t", "42\n", "\x00", "4\x002", "😀", "42😀", "x" * 5000, "4_2", "0x10", "1e3", "1e999",
+    "nan", "NaN", "inf", "-inf", "Infinity", "1.5e2", ".5", "5.", "1.2.3", "0." + "5" * 5000,
+    "\ud800".encode("utf-8", "surrogatepass").decode("latin-1"), "/", "..", "%", "4/2", "42?",
+]
+# where each hostile text goes: a path segment or a query value
+HOSTILE_SLOTS = [
+    ("GET", "/pagers/{}", None), ("GET", "/pagers/{}/wait", {"timeout": "0"}),
+    ("GET", "/pagers/5/wait", {"timeout": "{}"}), ("GET", "/pagers/5/wait", {"after": "{}",
+                                                                           "timeout": "0"}),
+    ("GET", "/transmissions", {"number": "{}"}), ("GET", "/transmissions", {"after": "{}"}),
+    ("GET", "/transmissions", {"since": "{}"}), ("DELETE", "/faults/{}", None),
+    ("GET", "/clock", {"{}": "1"}),
+]
+HUGE = "9" * 5000
+HOSTILE_BODIES = [
+    *[(path, f'{{"{field}": {literal}}}') for path, field in (
+        ("/clock/advance", "seconds"), ("/clock/speed", "factor"), ("/power-cycle", "seconds"))
+      for literal in (HUGE, "-" + HUGE, f"{HUGE}.5", "1e999", "-1e999", "NaN", "-Infinity",
+                      '"٤٢"', '"4\\u0000"')],
+    *[("/faults", f'{{"kind": "drop", "count": {v}}}') for v in (HUGE, "1e999", "NaN", "10e9")],
+    *[("/faults", f'{{"kind": "delay", "seconds": {v}}}') for v in (HUGE, "1e999", "NaN",
+                                                                    "Infinity")],
+    *[("/faults", json.dumps({"kind": "error", "code": v})) for v in ("٥.٠٣", "5.0３", "5.03\n",
+                                                                       "\x00", "😀", HUGE)],
+    *[("/faults", json.dumps({"kind": v})) for v in ("drop\x00", "😀", "DROP", HUGE)],
+    *[("/clock/set", json.dumps({"datetime": v})) for v in (
+        "٢٠٢٦-03-15T11:55:20", "2026-03-15T11:55:2٠", "2026-03-15T11:55:20\x00", "😀" * 19,
+        "x" * 100_000, HUGE, "")],
+    ("/clock/set", '{"datetime": "2026-03-15T11:55:20", "datetime": 5}'),
+    ("/clock/advance", "[" * 5000 + "]" * 5000),
+    ("/clock/advance", '{"seconds": 1' + " " * 100_000 + "}" + "x"),
+]
+
+
+async def _everything(rig) -> tuple:
+    http = rig.http
+    return (await http.get("/clock"), await http.get("/faults"),
+            await http.get("/transmissions"), await http.get("/pagers"))
+
+
+@pytest.fixture
+async def furnished(frozen):
+    """A frozen rig with a page and a fault, so that a change would show."""
+    await frozen.coap.post("/v1/page", {"number": 42})
+    await frozen.http.post("/faults", {"kind": "delay", "path": "/nowhere"}, status=201)
+    return frozen
+
+
+def _bad(status: int, body) -> bool:
+    return (status in (400, 404) and list(body) == ["error"] and isinstance(body["error"], str)
+            and bool(body["error"]))
+
+
+@pytest.mark.parametrize("method,path,params", HOSTILE_SLOTS)
+async def test_hostile_path_or_query_is_refused(furnished, method, path, params):
+    before = await _everything(furnished)
+    for text in HOSTILE:
+        url = path.format(urllib.parse.quote(text, safe=""))
+        query = None if params is None else {k.format(text): v.format(text)
+                                             for k, v in params.items()}
+        status, body = await furnished.http.request(method, url, params=query)
+        assert _bad(status, body), (text[:40], status, body)
+    assert await _everything(furnished) == before
+
+
+@pytest.mark.parametrize("path,raw", HOSTILE_BODIES, ids=lambda v: v[:40])
+async def test_hostile_body_is_refused(furnished, path, raw):
+    before = await _everything(furnished)
+    status, body = await furnished.http.request("POST", path, raw=raw)
+    assert status == 400 and _bad(status, body), body
+    assert await _everything(furnished) == before
+
+
+@pytest.mark.parametrize("config_overrides", [{"control_token": "0123456789abcdef0123"}])
+async def test_hostile_bearer_token_is_401(rig):
+    """Sent as raw bytes: UTF-8 outside ASCII, bytes that are not UTF-8, huge. (Control
+    characters never get this far: aiohttp's parser answers them 400 itself.)"""
+    for token in ("Bearer ٤٢".encode(), "Bearer 😀".encode(), b"Bearer \xff\xfe",
+                  b"Bearer 0123456789abcdef012\xc3\xa9", "Bearer é".encode("latin-1"),
+                  "Bearer 0123456789abcdef0123😀".encode(), b"Bearer " + b"\xe9" * 4000):
+        reader, writer = await asyncio.open_connection("127.0.0.1", rig.emu.control_port)
+        writer.write(b"GET /clock HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: "
+                     + token + b"\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        head, _, payload = answer.partition(b"\r\n\r\n")
+        assert head.split(b" ")[1] == b"401", (token, head)
+        assert list(json.loads(payload)) == ["error"]
+    status, _ = await rig.http.request(
+        "GET", "/clock", headers={"Authorization": "Bearer 0123456789abcdef0123"})
+    assert status == 200
+
+
+async def test_numbers_in_digits_0_to_9_still_work(furnished):
+    http = furnished.http
+    page = (await http.get("/transmissions"))["transmissions"][0]
+    assert (await http.get("/pagers/042"))["number"] == 42
+    assert await http.get("/transmissions", params={"number": "0042", "after": "0"}) == \
+        {"transmissions": [page]}
+    assert (await http.get("/pagers/42/wait", params={"after": "0", "timeout": "0.5"})) == \
+        {"paged": True, "transmission": page}
+    status, body = await http.request("GET", "/pagers/42/wait", params={"timeout": "000.000"})
+    assert status == 408 and body["timeout"] == 0
+    assert await http.delete("/faults/1") == {"removed": 1}
+    status, body = await http.request("DELETE", "/faults/" + "9" * 18)
+    assert status == 404 and body == {"error": f"no fault {'9' * 18}"}
