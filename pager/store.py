@@ -178,7 +178,8 @@ def _lock(path: Path) -> int:
     deleted: removing it while another process is about to lock it would let two hold
     "the" lock on two different files.
     """
-    lock_path = path.with_name(path.name + "-lock")
+    real = path.resolve()  # one lock for every name a symbolic link gives the store
+    lock_path = real.with_name(real.name + "-lock")
     try:
         fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT, 0o644)
     except OSError as e:

@@ -104,3 +104,22 @@ async def test_a_start_failing_at_the_control_bind_leaves_nothing_behind(db_path
         taken.close()
     await _serves(db_path, port, coap_context, 0)
     await emulator.stop()  # stopping a failed start again is harmless
+
+
+async def test_a_port_held_with_so_reuseport_is_not_shared(db_path, coap_context):
+    """aiocoap binds with SO_REUSEPORT, so its own bind succeeds beside another socket that
+    has it (an emulator of an older version, or a second one in the instant of its own
+    start): the emulator still refuses to share the port."""
+    other = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    other.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    other.bind(("::", 0))
+    port = other.getsockname()[1]
+    before = _tasks()
+    try:
+        with pytest.raises(StartupError, match=f"udp port {port} on 127.0.0.1 is already in"):
+            await Emulator(make_config(db_path, port=port)).start()
+        assert _tasks() == before
+    finally:
+        other.close()
+    await _serves(db_path, port, coap_context, 0)
