@@ -41,7 +41,8 @@ def _cannot_listen(kind: str, host: str, port: int, error: Exception) -> str:
     if getattr(error, "errno", None) == errno.EADDRINUSE:
         return (f"{kind} port {port} on {host} is already in use (by another emulator or "
                 "another program); one emulator per port")
-    return f"cannot listen on {kind} port {port} on {host}: {getattr(error, 'strerror', None) or error}"
+    reason = getattr(error, "strerror", None) or error
+    return f"cannot listen on {kind} port {port} on {host}: {reason}"
 
 
 class Emulator(RigControls):

@@ -163,20 +163,16 @@ def _transmission(row: tuple) -> Transmission:
     return Transmission(row[0], parse(row[1]), row[2], row[3], row[4], row[5], codes, row[7])
 
 
-_READ_ONLY = ("every change would fail; make it writable (or use another store) and start "
-              "again")
-
-
 def _lock(path: Path) -> int:
-    """Take the store's lock, held until its descriptor is closed: by Store.close, or by the
-    kernel when the process ends, however it ends.
+    """Take the store's lock; it is held until its descriptor is closed, by Store.close or
+    by the kernel when the process ends, however it ends (kill -9 included).
 
-    An flock on a file beside the store, not on the store: SQLite's own locks are POSIX
-    locks on the store's files, which closing any other descriptor of those files in this
-    process would release, and flock and POSIX locks are independent on Linux, so readers
-    (another sqlite3 connection, a backup) open the store as usual. The lock file is never
-    deleted: removing it while another process is about to lock it would let two hold
-    "the" lock on two different files.
+    The lock is an flock on a file beside the store rather than on the store itself:
+    SQLite's own locks are POSIX locks, which this process would lose if it closed any
+    other descriptor of the store's file, and an flock leaves them alone, so other readers
+    (the sqlite3 shell, a backup) open the store as usual. The lock file is never deleted:
+    deleting it while another process is about to lock it would let two processes each lock
+    a different file of that name.
     """
     real = path.resolve()  # one lock for every name a symbolic link gives the store
     lock_path = real.with_name(real.name + "-lock")
@@ -198,8 +194,10 @@ def _lock(path: Path) -> int:
 
 
 class Store:
-    def __init__(self, conn: aiosqlite.Connection, path: Path, history_limit: int):
+    def __init__(self, conn: aiosqlite.Connection, path: Path, history_limit: int,
+                 file_lock: int):
         self._conn = conn
+        self._file_lock = file_lock  # the descriptor holding _lock(path)
         self.path = path
         self.history_limit = history_limit
         # One connection, so statements of concurrent callers must not interleave: a read
@@ -225,8 +223,7 @@ class Store:
         except sqlite3.Error as e:
             os.close(lock)
             raise StoreError(f"cannot open store {path}: {e}") from e
-        store = cls(conn, path, history_limit)
-        store._file_lock = lock
+        store = cls(conn, path, history_limit, lock)
         try:
             await store._migrate()
             await store._check_writable()
@@ -234,7 +231,8 @@ class Store:
             await store.close()
             if isinstance(e, sqlite3.DatabaseError):
                 if e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_READONLY:
-                    raise StoreError(f"store {path} is read-only: {_READ_ONLY}") from e
+                    raise StoreError(f"store {path} is read-only: every change would fail; "
+                                     "make it writable, or use another store") from e
                 raise StoreError(f"store {path} is not a usable pager store: {e}") from e
             raise
         return store
