@@ -215,6 +215,8 @@ class Store:
         path = Path(path)
         if not path.parent.is_dir():
             raise StoreError(f"cannot open store {path}: the folder {path.parent} does not exist")
+        if path.is_dir():
+            raise StoreError(f"cannot open store {path}: it is a folder, not a file")
         lock = _lock(path)
         try:
             # sqlite3 opens the transaction itself at a transaction's first write, which

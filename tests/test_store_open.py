@@ -47,3 +47,9 @@ async def test_a_store_in_a_missing_folder_names_the_folder(tmp_path):
     with pytest.raises(StoreError, match=f"the folder {folder} does not exist"):
         await Store.open(folder / "pager.db")
     assert not folder.exists()
+
+
+async def test_a_folder_is_refused_as_a_store(tmp_path):
+    with pytest.raises(StoreError, match="it is a folder, not a file"):
+        await Store.open(tmp_path)
+    assert list(tmp_path.parent.glob(f"{tmp_path.name}*")) == [tmp_path]  # no lock file
