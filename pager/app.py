@@ -2,20 +2,21 @@
 
 import asyncio
 import contextlib
+import errno
 import logging
 import tempfile
 from pathlib import Path
 
 import aiocoap
+from aiocoap.error import ResolutionError
 from aiohttp import web
 
 from pager import wire
 from pager.clock import Clock
-from pager.coap import senderrors
-from pager.coap.base import Api
+from pager.coap import dedup, senderrors
 from pager.coap.backlog import Backlogs
+from pager.coap.base import Api
 from pager.coap.context import ServerContext
-from pager.coap import dedup
 from pager.coap.site import build_site
 from pager.config import Config
 from pager.control import http as control_http
@@ -30,6 +31,18 @@ from pager.store import Store, StoreUnavailable
 log = logging.getLogger("pager")
 
 TICK_SECONDS = 1.0  # how often time-driven changes (auto-page, daily clear) are looked for
+
+
+class StartupError(Exception):
+    """An address the emulator must listen on is taken or unusable."""
+
+
+def _cannot_listen(kind: str, host: str, port: int, error: Exception) -> str:
+    if getattr(error, "errno", None) == errno.EADDRINUSE:
+        return (f"{kind} port {port} on {host} is already in use (by another emulator or "
+                "another program); one emulator per port")
+    reason = getattr(error, "strerror", None) or error
+    return f"cannot listen on {kind} port {port} on {host}: {reason}"
 
 
 class Emulator(RigControls):
@@ -59,6 +72,7 @@ class Emulator(RigControls):
         self.pagers = PagerBoard({})
         self.port: int | None = None
         self.control_port: int | None = None
+        self._store: Store | None = None
         self._context: aiocoap.Context | None = None
         self.api: Api | None = None
         self._control: web.AppRunner | None = None
@@ -73,32 +87,39 @@ class Emulator(RigControls):
         return f"coap://{self.config.host}:{self.port}"
 
     async def start(self) -> "Emulator":
-        c = self.config
-        store = await Store.open(self.db_path, c.history_limit, dedup.WINDOW,
-                                 c.dedup_max_entries)
+        """Start serving. A start that fails at any step is undone before the error is
+        raised: no store left open, no port bound, no task running."""
         try:
-            device = DeviceConfig(Limits(c.number_min, c.number_max), frozenset(c.staff_pagers),
-                                  c.auto_page_at_goal)
-            self.engine = await Engine.load(store, self.clock, device)
-            if store.created and c.system_id is not None:
-                patch = SettingsPatch(system_id=c.system_id)
-                await self.engine.run(lambda st, now: update_settings(st, patch, now, device))
-            self.pagers.latest.update(await store.latest_transmissions())
-            self.engine.listeners.append(self.pagers.on_change)
-            identity = wire.Identity(c.device_name, c.firmware_version)
-            self.hub = Hub(self.engine, identity, c.ping_interval, c.max_observers,
-                           c.observer_queue_limit)
-            receipts = await store.receipts()
-            self.backlogs = backlogs = Backlogs()
-            self.api = Api(self.engine, identity, c.strict, self.faults, c.max_block_transfers,
-                           c.max_block_transfer_bytes)
-            self._context = await ServerContext.create_server_context(
-                build_site(self.api, self.hub, backlogs, c.amplification_protection),
-                bind=(c.host, c.port), transports=["udp6"],
-            )
+            await self._start()
         except BaseException:
-            await store.close()
+            await self.stop()
             raise
+        return self
+
+    async def _start(self) -> None:
+        c = self.config
+        self._store = store = await Store.open(self.db_path, c.history_limit, dedup.WINDOW,
+                                               c.dedup_max_entries)
+        device = DeviceConfig(Limits(c.number_min, c.number_max), frozenset(c.staff_pagers),
+                              c.auto_page_at_goal)
+        self.engine = await Engine.load(store, self.clock, device)
+        if store.created and c.system_id is not None:
+            patch = SettingsPatch(system_id=c.system_id)
+            await self.engine.run(lambda st, now: update_settings(st, patch, now, device))
+        self.pagers.latest.update(await store.latest_transmissions())
+        self.engine.listeners.append(self.pagers.on_change)
+        identity = wire.Identity(c.device_name, c.firmware_version)
+        self.hub = Hub(self.engine, identity, c.ping_interval, c.max_observers,
+                       c.observer_queue_limit)
+        receipts = await store.receipts()
+        self.backlogs = backlogs = Backlogs()
+        self.api = Api(self.engine, identity, c.strict, self.faults, c.max_block_transfers,
+                       c.max_block_transfer_bytes)
+        site = build_site(self.api, self.hub, backlogs, c.amplification_protection)
+        try:
+            self._context = await ServerContext.create_exclusive(site, (c.host, c.port))
+        except (OSError, ResolutionError) as e:
+            raise StartupError(_cannot_listen("udp", c.host, c.port, e)) from e
         dedup.bound_deduplication(self._context, c.dedup_max_entries, receipts)
         backlogs.install(self._context)
         senderrors.install(self._context)
@@ -106,8 +127,11 @@ class Emulator(RigControls):
         self.port = _bound_port(self._context) or c.port
         self._tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self.hub.run_pings())]
         if c.control:
-            await self._start_control()
-        return self
+            try:
+                await self._start_control()
+            except OSError as e:
+                raise StartupError(_cannot_listen("control", c.control_host, c.control_port,
+                                                  e)) from e
 
     async def _start_control(self) -> None:
         self._control = control_http.runner(self, self.config.control_token)
@@ -117,19 +141,27 @@ class Emulator(RigControls):
         self.control_port = self._control.addresses[0][1]
 
     async def stop(self) -> None:
+        """Stop serving and let go of the ports and the store; this also undoes a partial
+        start, and stopping again does nothing."""
         if self._control is not None:
             await self._control.cleanup()
+            self._control = None
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._tasks = []
         if self._context is not None:
             await self._context.shutdown()
-        if self.engine is not None:
-            await self.engine.close()
-            await self.engine.store.close()
+            self._context = None
+        if self._store is not None:
+            if self.engine is not None:
+                await self.engine.close()
+            await self._store.close()
+            self._store = None
         if self._tempdir is not None:
             self._tempdir.cleanup()
+            self._tempdir = None
 
     async def __aenter__(self) -> "Emulator":
         return await self.start()

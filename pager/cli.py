@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 
-from pager.app import Emulator
+from pager.app import Emulator, StartupError
 from pager.config import ConfigError, load
 from pager.fleet import fleet_configs
 from pager.store import StoreError
@@ -88,7 +88,8 @@ async def _serve(emulators: list[Emulator]) -> None:
     finally:
         for emulator in started:
             await emulator.stop()
-        print("pager-emulator stopped", flush=True)
+        if started:
+            print("pager-emulator stopped", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,10 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with asyncio.Runner(loop_factory=_loop_factory(config.event_loop)) as runner:
             runner.run(_serve([Emulator(c) for c in configs]))
-    except StoreError as e:
+    except (StoreError, StartupError) as e:
         print(f"pager-emulator: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f"pager-emulator: cannot listen: {e}", file=sys.stderr)
         return 1
     return 0

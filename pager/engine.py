@@ -72,7 +72,11 @@ class Engine:
     @classmethod
     async def load(cls, store: Store, clock: Clock, config: DeviceConfig) -> "Engine":
         engine = cls(store, await store.load(), clock, config)
-        await engine.catch_up()
+        try:
+            await engine.catch_up()
+        except BaseException:
+            await engine.close()  # its committer must not outlive a failed load
+            raise
         return engine
 
     async def reset(self, also: Callable[[], None] | None = None) -> None:

@@ -12,6 +12,8 @@ from pager.config import Config, ConfigError
 
 def fleet_configs(base: Config, count: int | None) -> list[Config]:
     tables = base.transmitter
+    if count is not None and count < 1:
+        raise ConfigError(f"--fleet {count}: a fleet has at least 1 transmitter")
     if count is None:
         count = max(1, len(tables))
     if tables and len(tables) != count:

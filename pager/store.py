@@ -7,7 +7,9 @@ synchronous=NORMAL makes a commit survive a crash or `kill -9` of the process.
 """
 
 import asyncio
+import fcntl
 import json
+import os
 import sqlite3
 import time
 from collections import deque
@@ -192,10 +194,41 @@ def _transmission(row: tuple) -> Transmission:
     return Transmission(row[0], parse(row[1]), row[2], row[3], row[4], row[5], codes, row[7])
 
 
+def _lock(path: Path) -> int:
+    """Take the store's lock; it is held until its descriptor is closed, by Store.close or
+    by the kernel when the process ends, however it ends (kill -9 included).
+
+    The lock is an flock on a file beside the store rather than on the store itself:
+    SQLite's own locks are POSIX locks, which this process would lose if it closed any
+    other descriptor of the store's file, and an flock leaves them alone, so other readers
+    (the sqlite3 shell, a backup) open the store as usual. The lock file is never deleted:
+    deleting it while another process is about to lock it would let two processes each lock
+    a different file of that name.
+    """
+    real = path.resolve()  # one lock for every name a symbolic link gives the store
+    lock_path = real.with_name(real.name + "-lock")
+    try:
+        fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise StoreError(f"cannot open store {path}: cannot create its lock file {lock_path}: "
+                         f"{e.strerror}") from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreError(f"store {path} is already open in another process or emulator;"
+                         " a store serves one emulator at a time") from None
+    except OSError as e:
+        os.close(fd)
+        raise StoreError(f"cannot lock store {path} ({lock_path}): {e.strerror}") from e
+    return fd
+
+
 class Store:
     def __init__(self, conn: aiosqlite.Connection, path: Path, history_limit: int,
-                 receipt_window: float, receipt_limit: int):
+                 file_lock: int, receipt_window: float, receipt_limit: int):
         self._conn = conn
+        self._file_lock = file_lock  # the descriptor holding _lock(path)
         self.path = path
         self.history_limit = history_limit
         # Receipts older than the window, or beyond the newest `receipt_limit`, are deleted
@@ -216,23 +249,47 @@ class Store:
     @classmethod
     async def open(cls, path: str | Path, history_limit: int = 100_000,
                    receipt_window: float = 49.0, receipt_limit: int = 20_000) -> "Store":
+        """Open the store at `path` (a new one if there is no file), for this process alone.
+
+        A store that is already open elsewhere, read-only, corrupt or newer than this
+        emulator is refused with StoreError and left as it was.
+        """
         path = Path(path)
+        if not path.parent.is_dir():
+            raise StoreError(f"cannot open store {path}: the folder {path.parent} does not exist")
+        if path.is_dir():
+            raise StoreError(f"cannot open store {path}: it is a folder, not a file")
+        lock = _lock(path)
         try:
             # sqlite3 opens the transaction itself at a transaction's first write, which
             # saves a round trip to aiosqlite's thread on every commit.
             conn = await aiosqlite.connect(path, isolation_level="IMMEDIATE")
         except sqlite3.Error as e:
+            os.close(lock)
             raise StoreError(f"cannot open store {path}: {e}") from e
-        store = cls(conn, path, history_limit, receipt_window, receipt_limit)
+        store = cls(conn, path, history_limit, lock, receipt_window, receipt_limit)
         try:
             await store._migrate()
-        except sqlite3.DatabaseError as e:
-            await conn.close()
-            raise StoreError(f"store {path} is not a usable pager store: {e}") from e
-        except StoreError:
-            await conn.close()
+            await store._check_writable()
+        except BaseException as e:
+            await store.close()
+            if isinstance(e, sqlite3.DatabaseError):
+                if e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_READONLY:
+                    raise StoreError(f"store {path} is read-only: every change would fail; "
+                                     "make it writable, or use another store") from e
+                raise StoreError(f"store {path} is not a usable pager store: {e}") from e
             raise
         return store
+
+    async def _check_writable(self) -> None:
+        """Fail now rather than at the first change if SQLite opened the file read-only (it
+        does so silently when the file is write-protected), writing nothing: a statement
+        that changes no row still needs a writable file."""
+        await self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            await self._conn.execute("UPDATE device SET singleton = singleton WHERE 0")
+        finally:
+            await self._conn.execute("ROLLBACK")
 
     async def _migrate(self) -> None:
         await self._conn.execute("PRAGMA journal_mode=WAL")
@@ -259,9 +316,12 @@ class Store:
             self._receipt_marks.append((latest, newest + 1))
 
     async def close(self) -> None:
-        if self._reader is not None:
-            await self._reader.close()
-        await self._conn.close()
+        try:
+            if self._reader is not None:
+                await self._reader.close()
+            await self._conn.close()
+        finally:
+            os.close(self._file_lock)
 
     async def load(self) -> State:
         (device,) = await self._query(f"SELECT {_DEVICE_COLUMNS} FROM device")

@@ -1,7 +1,38 @@
 """The aiocoap context the emulator serves from."""
 
+import asyncio
+import socket
+
 import aiocoap
 from aiocoap.pipe import error_to_message, run_driving_pipe
+from aiocoap.transports.udp6 import MessageInterfaceUDP6
+
+
+class _ExclusiveUDP6(MessageInterfaceUDP6):
+    """aiocoap's UDP transport, on a socket that has its address and port to itself.
+
+    aiocoap binds its server socket with SO_REUSEPORT, which lets a second server bind the
+    same port while the kernel spreads the datagrams between the two. Clearing the option
+    after the bind would leave a moment in which a second one could still join; instead the
+    socket aiocoap bound is replaced, before anything reads from it, by one bound to the same
+    address without the option. That bind is refused (EADDRINUSE) while any other socket
+    holds the address, `::` and a v4 address on it included, so of two emulators started at
+    once at most one gets the port.
+    """
+
+    @classmethod
+    async def _create_transport_endpoint(cls, sock, ctx, log, loop, multicast=[]):
+        address = sock.getsockname()
+        sock.close()
+        exclusive = socket.socket(family=socket.AF_INET6, type=socket.SOCK_DGRAM)
+        try:
+            exclusive.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            exclusive.bind(address)
+            return await super()._create_transport_endpoint(exclusive, ctx, log, loop,
+                                                            multicast)
+        except BaseException:
+            exclusive.close()
+            raise
 
 
 class ServerContext(aiocoap.Context):
@@ -12,6 +43,20 @@ class ServerContext(aiocoap.Context):
     the peer's address with `ipaddress`: 5 % of the server's time under write load (py-spy),
     for a name no log line shows. Everything else is aiocoap's `render_to_pipe` as it is.
     """
+
+    @classmethod
+    async def create_exclusive(cls, site, bind: tuple[str, int]) -> "ServerContext":
+        """aiocoap's `create_server_context` for UDP alone, bound to `bind` exclusively.
+
+        The transport is the context's only resource, added once it is bound: a failed bind
+        leaves nothing to shut down.
+        """
+        loop = asyncio.get_running_loop()
+        self = cls(loop=loop, serversite=site, loggername="coap-server")
+        await self._append_tokenmanaged_messagemanaged_transport(
+            lambda mman: _ExclusiveUDP6.create_server_transport_endpoint(
+                mman, log=self.log, loop=loop, bind=bind, multicast=[]))
+        return self
 
     def render_to_pipe(self, pipe) -> None:
         run_driving_pipe(error_to_message(pipe, self.log), self._render_to_pipe(pipe),

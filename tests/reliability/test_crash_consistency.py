@@ -142,8 +142,8 @@ async def test_receipts_survive_several_restarts_and_a_sigterm(tmp_path):
         page = con(aiocoap.POST, ("v1", "page"), b'{"number":9}', mid=40)
         first = await peer.send(page, port)
         assert aiocoap.Message.decode(first).code.dotted == "2.04"
-        for stop in (server.kill, server.stop):
-            await stop()
+        for how in ("kill", "stop"):
+            await getattr(server, how)()
             server = await Server(db, log, port).start()
             assert await peer.send(page, port) == first
     finally:
