@@ -65,12 +65,13 @@ class Server:
         return path
 
     def __init__(self, db_path: Path, log_path: Path, port: int = 0, *extra: str,
-                 module: str = "pager"):
+                 module: str = "pager", control_port: int | None = None):
         self.db_path = db_path
         self.log_path = log_path
         self.requested_port = port
         self.extra = extra
         self.module = module  # tests.reliability.broken_server for the negative control
+        self.control_port = control_port  # None: --no-control
         self.process: asyncio.subprocess.Process | None = None
         self.port: int | None = None
 
@@ -79,7 +80,9 @@ class Server:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", self.module, "serve", "--host", HOST,
                 "--port", str(self.requested_port), "--db", str(self.db_path),
-                "--no-control", "--log-level", "WARNING", *self.extra,
+                *(("--no-control",) if self.control_port is None
+                  else ("--control-port", str(self.control_port))),
+                "--log-level", "WARNING", *self.extra,
                 stdout=asyncio.subprocess.PIPE, stderr=log, cwd=REPO,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
