@@ -381,7 +381,7 @@ class PagerMachine(RuleBasedStateMachine):
     def check_logs(self) -> None:
         errors = self.rig.log_errors()
         if errors:
-            self.fail("the server logged errors:\n  " + "\n  ".join(errors[:10]))
+            self.fail("the server logged errors:\n  " + "\n  ".join(self.rig.log_excerpt()))
         if self.rig.integrity_problems:
             self.fail(f"store integrity check after a kill: {self.rig.integrity_problems}")
 

@@ -208,6 +208,15 @@ class Rig:
     def log_errors(self) -> list[str]:
         return [line for path in self.logs for line in logged_errors(path)]
 
+    def log_excerpt(self, lines: int = 25) -> list[str]:
+        """The log from its first error line on (a traceback's last line names the error)."""
+        for path in self.logs:
+            text = path.read_text(errors="replace").splitlines() if path.exists() else []
+            for i, line in enumerate(text):
+                if "Traceback" in line or " ERROR " in line or " CRITICAL " in line:
+                    return text[i:i + lines]
+        return []
+
     async def control(self, method: str, path: str, body=None,
                       timeout: float = 20) -> tuple[int, object]:
         url = f"http://{HOST}:{self.control_port}{path}"
