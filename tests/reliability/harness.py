@@ -254,6 +254,8 @@ class Op:
     query: str | None
     body: dict | None
     instance: int = 0  # which server process it was sent to
+    sent_at: float = 0.0  # time.monotonic() when sent and when its answer came
+    answered_at: float | None = None
     outcome: str = "pending"  # acked, unknown, unexpected
     code: str | None = None
     sequence: int | None = None  # sessionSequence in the answer
@@ -663,14 +665,18 @@ class Report(Protocol):
 
 
 def script_arguments(doc: str, argv: list[str] | None, options: dict[str, int | float], *,
-                     negative_control: str) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+                     negative_control: str, flags: dict[str, str] | None = None
+                     ) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     """The command line of a long version (scripts/crash_cycles.py, scripts/lossy_network.py),
     described by the first line of its docstring `doc`: its own `options` (each flag with its
     default, which gives its type), then what they all take, --seed and --negative-control
-    (whose help says what it breaks). Returns the parser, for p.error(), and the arguments."""
+    (whose help says what it breaks), and any on/off `flags` (flag -> help). Returns the
+    parser, for p.error(), and the arguments."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     for flag, default in options.items():
         parser.add_argument(flag, type=type(default), default=default)
+    for flag, text in (flags or {}).items():
+        parser.add_argument(flag, action="store_true", help=text)
     parser.add_argument("--seed", type=int, default=7470)
     parser.add_argument("--negative-control", action="store_true", help=negative_control)
     return parser, parser.parse_args(argv)
