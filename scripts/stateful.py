@@ -68,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"elapsed                           {time.monotonic() - started:.0f} s")
     if failure is not None:
         print("FAILURE (shrunk):")
-        print(failure)
+        pending = [failure]
+        while pending:  # Hypothesis groups distinct or flaky failures
+            e = pending.pop(0)
+            print(f"{type(e).__name__}: {e}")
+            pending += list(getattr(e, "exceptions", ()))
         return 1
     print("no failure")
     return 0
