@@ -5,6 +5,7 @@ Run from the repository root:
 
     .venv/bin/python scripts/crash_cycles.py [--cycles 20] [--seconds-per-cycle 2.0]
                                              [--clients 8] [--seed 7470] [--negative-control]
+                                             [--rig-actions]
 
 `--clients` workers (aiocoap, CON, one request at a time each, on disjoint pager-number
 ranges) create, page, re-page, relabel, clear and remove sessions as fast as the server
@@ -24,6 +25,10 @@ it against every change the clients saw answered 2.xx:
   averageTimeServed; never cleared here), and numSessions, guestsServed and
   globalSessionSequence lie between what the acknowledged changes imply and that plus the
   requests in flight at a kill (whose answers were lost: committed or not, both accepted).
+
+`--rig-actions` also races control-API actions with the load and the kill: a power cycle, or
+a reset that the kill follows within 30 ms (after which the old state must not come back,
+and a new ledger starts on an empty store; see `crash.py`).
 
 The implementation is `tests/reliability/crash.py` (the suite runs it with 3 cycles).
 `--negative-control` runs the same against `tests/reliability/broken_server.py`, an emulator
@@ -46,12 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     p, args = script_arguments(__doc__, argv, {"--cycles": 20, "--seconds-per-cycle": 2.0,
                                                "--clients": 8},
                                negative_control="run against an emulator that answers before "
-                               "committing")
+                               "committing",
+                               flags={"--rig-actions": "race POST /reset and /power-cycle with "
+                                      "the load and the kill"})
     if not 1 <= args.clients <= 64 or args.cycles < 0 or args.seconds_per_cycle <= 0:
         p.error("need 1-64 clients, cycles >= 0 and a positive cycle length")
     module = "tests.reliability.broken_server" if args.negative_control else "pager"
     report = asyncio.run(crash.run(args.cycles, args.seconds_per_cycle, args.clients,
-                                   args.seed, log=log_line, server_module=module))
+                                   args.seed, log=log_line, server_module=module,
+                                   rig_actions=args.rig_actions))
     note = "server answers before committing; violations expected"
     return summary("crash_cycles.py", report, note if args.negative_control else None)
 

@@ -24,6 +24,17 @@ socket, and aiocoap blames it on whatever request that socket sends next (its
 would fail with "Connection refused". That is the client library's doing, not the
 emulator's.
 
+With `rig_actions`, the server also serves its control API and each cycle may race a rig
+action with the load and the kill (issue 11): `POST /power-cycle` (0.3 s unreachable; the
+clients' retransmissions get through afterwards; nothing may be lost), or `POST /reset` with
+the kill following it within 0-30 ms, so that it lands during the reset or just after it.
+After a reset the check is what a reset promises: if it was acknowledged, no session whose
+create was acknowledged before the reset was sent may be in the store (the old state must not
+come back), and every create acknowledged after the reset's answer must be; if the kill came
+first, the store must be either the old one (the ledger's checks) or such a reset one. Then,
+with the load paused, one more reset must leave an empty store and the next cycles start a
+new ledger on it.
+
 Everything is bounded: each request by `REQUEST_TIMEOUT`, each pause by `PARK_TIMEOUT`, each
 start by the server's own start timeout; the server and the client contexts are closed in
 `finally`.
@@ -33,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import statistics
 import tempfile
 import time
@@ -42,8 +54,9 @@ from pathlib import Path
 from typing import Callable
 
 import aiocoap
+import aiohttp
 
-from tests.reliability.harness import (Answer, Ledger, Server, Snapshot, Workload,
+from tests.reliability.harness import (HOST, Answer, Ledger, Server, Snapshot, Workload,
                                        client_context, coap_request, integrity, logged_errors,
                                        number_ranges, snapshot)
 
@@ -77,6 +90,8 @@ class CrashReport:
     final: Snapshot | None = None
     resolved: Counter = field(default_factory=Counter)
     elapsed: float = 0.0
+    rig_actions: Counter = field(default_factory=Counter)
+    ledgers: list[Ledger] = field(default_factory=list)  # earlier ones, ended by a reset
 
     @property
     def violations(self) -> list[str]:
@@ -84,7 +99,7 @@ class CrashReport:
 
     @property
     def acknowledged(self) -> int:
-        return self.ledger.count("acked")
+        return sum(led.count("acked") for led in [*self.ledgers, self.ledger])
 
     def lines(self) -> list[str]:
         led = self.ledger
@@ -97,10 +112,14 @@ class CrashReport:
             f"load per cycle before the kill  "
             f"{_spread(self.load_seconds)} s (random in 0.3-1.0 x {self.seconds} s)",
             f"requests sent                   {len(led.ops)}",
-            f"acknowledged changes            {self.acknowledged} ({acked})",
+            f"acknowledged changes            {led.count('acked')} ({acked})"
+            + (f"; {self.acknowledged} in all, before resets too" if self.ledgers else ""),
             f"in flight at a kill             {sum(self.in_flight)} "
             f"(per kill {_spread(self.in_flight)}); found in the store: {resolved}",
             f"unexpected answers              {led.count('unexpected')}",
+            f"rig actions racing the kill     "
+            f"{', '.join(f'{k} {v}' for k, v in sorted(self.rig_actions.items())) or '-'}"
+            f" (figures above: since the last reset)",
             f"restart to first answer         {_spread(self.restart_seconds)} s",
             f"SQLite integrity after a kill   {len(self.in_flight)} checks (on a copy of the "
             "store and its write-ahead log, before the restart)",
@@ -139,11 +158,81 @@ def _spread(values: list[float]) -> str:
             f"max {fmt(max(values))}")
 
 
+def _free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+async def _control(http, inst: Instance, path: str, body) -> dict | None:
+    """POST to the control API; its JSON answer, or None if none came (killed)."""
+    url = f"http://{HOST}:{inst.server.control_port}{path}"
+    try:
+        async with http.post(url, json=body,
+                             timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)) as r:
+            return await r.json() if r.status == 200 else {"status": r.status}
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        return None
+
+
+class _RigCall:
+    """A control-API call under way: when it was sent and when (if) it was answered."""
+
+    def __init__(self, http, inst: Instance, path: str, body):
+        self.sent_at = time.monotonic()
+        self.answered_at: float | None = None
+        self.answer = None
+        self._task = asyncio.ensure_future(self._call(http, inst, path, body))
+
+    async def _call(self, http, inst, path, body):
+        self.answer = await _control(http, inst, path, body)
+        if self.answer is not None:
+            self.answered_at = time.monotonic()
+
+    async def done(self) -> None:
+        await self._task
+
+
+def _check_reset(ledger: Ledger, snap: Snapshot, reset: _RigCall, label: str,
+                 deferred: list[str]) -> None:
+    """After a reset raced with the load and a kill: acknowledged, the old state must not come
+    back and what was acknowledged after it must be there; cut by the kill, the store is the
+    old one (the ledger's checks) or a reset one."""
+    stored = {s["uuid"] for s in snap.sessions}
+    old = [e for e in ledger.sessions if e.uuid is not None and any(
+        op.session is e and op.kind == "create" and op.answered_at is not None
+        and op.answered_at < reset.sent_at for op in ledger.ops)]
+    back = [e for e in old if e.uuid in stored]
+    after = [op for op in ledger.ops if op.kind == "create" and op.outcome == "acked"
+             and reset.answered_at is not None and op.sent_at > reset.answered_at]
+    lost = [op for op in after if op.session.uuid not in stored]
+    reset_like = not back and not lost
+    if reset.answered_at is not None:
+        if reset.answer != {"reset": True}:
+            ledger.violation(f"{label}: POST /reset answered {reset.answer}")
+        for e in back:
+            ledger.violation(f"{label}: {e.describe()}, acknowledged before the acknowledged "
+                             "reset, is in the store again")
+        for op in lost:
+            ledger.violation(f"{label}: {op.describe()}, acknowledged after the reset, is lost")
+        return
+    before = len(ledger.violations)
+    ledger.verify(snap, label)
+    if reset_like:  # the reset committed before the kill: the old ledger does not apply
+        del ledger.violations[before:]
+    else:
+        ledger.violations += deferred
+
+
 class _Shared:
-    def __init__(self):
+    def __init__(self, ledger: Ledger, workloads: list[Workload]):
         self.up = asyncio.Event()  # the load runs while set
         self.instance: Instance | None = None
         self.busy: set[int] = set()  # workers with a request out
+        self.ledger = ledger  # replaced, with the workloads, after a reset
+        self.workloads = workloads
+        self.resetting = False  # a POST /reset is racing with the load
+        self.deferred: list[str] = []  # what answers since then violate if it did not commit
 
 
 async def _race(coro, dead: asyncio.Event, timeout: float) -> tuple[Answer | None, str | None]:
@@ -166,7 +255,8 @@ async def _race(coro, dead: asyncio.Event, timeout: float) -> tuple[Answer | Non
     return None, "server killed" if dead.is_set() else f"no answer within {timeout} s"
 
 
-async def _worker(i: int, workload: Workload, ledger: Ledger, shared: _Shared) -> None:
+async def _worker(i: int, shared: _Shared) -> None:
+    ledger = shared.ledger
     try:
         while True:
             await shared.up.wait()
@@ -174,8 +264,10 @@ async def _worker(i: int, workload: Workload, ledger: Ledger, shared: _Shared) -
             if not shared.up.is_set() or inst is None or inst.dead.is_set():
                 await asyncio.sleep(0.001)
                 continue
+            ledger, workload = shared.ledger, shared.workloads[i]
             op = workload.next_op(ledger.new_serial())
             op.instance = inst.index
+            op.sent_at = time.monotonic()
             ledger.sent(op)
             shared.busy.add(i)
             try:
@@ -188,7 +280,12 @@ async def _worker(i: int, workload: Workload, ledger: Ledger, shared: _Shared) -
                     if not inst.killing:
                         ledger.violation(f"{op.describe()} to a live server: {why}")
                 else:
+                    op.answered_at = time.monotonic()
+                    before = len(ledger.violations)
                     ledger.answered(op, answer)
+                    if shared.resetting:  # judged once it is known whether the reset committed
+                        shared.deferred += ledger.violations[before:]
+                        del ledger.violations[before:]
                 workload.settle(op)
             finally:
                 shared.busy.discard(i)
@@ -199,13 +296,20 @@ async def _worker(i: int, workload: Workload, ledger: Ledger, shared: _Shared) -
 
 async def run(cycles: int = 20, seconds: float = 2.0, clients: int = 8, seed: int = 7470,
               log: Callable[[str], None] | None = None,
-              server_module: str = "pager") -> CrashReport:
+              server_module: str = "pager", rig_actions: bool = False) -> CrashReport:
     say = log or (lambda text: None)
     started = time.monotonic()
     rng = random.Random(seed)
     ledger = Ledger()
     report = CrashReport(cycles, seconds, clients, seed, ledger)
-    shared = _Shared()
+
+    def new_workloads(epoch: int) -> list[Workload]:
+        return [Workload(i, numbers, random.Random(f"{seed}/{epoch}/{i}" if epoch else
+                                                   f"{seed}/{i}"))
+                for i, numbers in enumerate(number_ranges(clients))]
+
+    shared = _Shared(ledger, new_workloads(0))
+    http = aiohttp.ClientSession() if rig_actions else None
     tasks: list[asyncio.Task] = []
     instance: Instance | None = None
     with tempfile.TemporaryDirectory(prefix="pager-crash-") as tmp:
@@ -217,7 +321,9 @@ async def run(cycles: int = 20, seconds: float = 2.0, clients: int = 8, seed: in
             logs.append(Path(tmp) / f"server-{index}.log")
             t = time.monotonic()
             server = await Server(db, logs[-1], 0, "--config", str(config),
-                                  module=server_module).start()
+                                  module=server_module,
+                                  control_port=_free_tcp_port() if rig_actions else None
+                                  ).start()
             if index:
                 report.restart_seconds.append(time.monotonic() - t)
             started = Instance(index, server)
@@ -242,20 +348,32 @@ async def run(cycles: int = 20, seconds: float = 2.0, clients: int = 8, seed: in
 
         verifier = await client_context()
         try:
-            workloads = [Workload(i, numbers, random.Random(f"{seed}/{i}"))
-                         for i, numbers in enumerate(number_ranges(clients))]
             instance = shared.instance = await start(0)
             await check("at start")
-            tasks = [asyncio.create_task(_worker(i, workloads[i], ledger, shared))
-                     for i in range(clients)]
+            tasks = [asyncio.create_task(_worker(i, shared)) for i in range(clients)]
             for cycle in range(1, cycles + 1):
                 load = rng.uniform(0.3, 1.0) * seconds
+                action = rng.choice(("none", "power-cycle", "reset")) if rig_actions else "none"
                 shared.up.set()
-                await asyncio.sleep(load)
+                reset = None
+                if action == "none":
+                    await asyncio.sleep(load)
+                elif action == "power-cycle":
+                    await asyncio.sleep(load / 2)
+                    report.rig_actions["power-cycle"] += await _control(
+                        http, instance, "/power-cycle", {"seconds": 0.3}) is not None
+                    await asyncio.sleep(load / 2)
+                else:
+                    await asyncio.sleep(load)
+                    shared.resetting = True
+                    reset = _RigCall(http, instance, "/reset", None)
+                    await asyncio.sleep(rng.uniform(0, 0.03))  # the kill lands during or after
                 shared.up.clear()
                 instance.killing = True
                 await instance.server.kill()
                 instance.dead.set()
+                if reset is not None:
+                    await reset.done()
                 deadline = time.monotonic() + PARK_TIMEOUT
                 while shared.busy and time.monotonic() < deadline:
                     await asyncio.sleep(0.005)
@@ -270,7 +388,29 @@ async def run(cycles: int = 20, seconds: float = 2.0, clients: int = 8, seed: in
                 if checked != "ok":
                     ledger.violation(f"kill {cycle}: store integrity check: {checked}")
                 instance = shared.instance = await start(cycle)
-                snap = await check(f"after restart {cycle}")
+                if reset is None:
+                    snap = await check(f"after restart {cycle}")
+                else:
+                    report.rig_actions["reset acknowledged" if reset.answered_at is not None
+                                       else "reset cut by the kill"] += 1
+                    snap = await snapshot(verifier, instance.server.port)
+                    _check_reset(ledger, snap, reset, f"after reset + kill {cycle}",
+                                 shared.deferred)
+                    shared.resetting, shared.deferred = False, []
+                    # a new ledger on an empty store, the load paused
+                    if await _control(http, instance, "/reset", None) != {"reset": True}:
+                        ledger.violation(f"cycle {cycle}: a reset with the load paused failed")
+                    snap = await snapshot(verifier, instance.server.port)
+                    if snap.sessions or snap.global_sequence or snap.statistics["numSessions"]:
+                        ledger.violation(f"cycle {cycle}: not empty after a reset: "
+                                         f"{len(snap.sessions)} sessions, globalSessionSequence"
+                                         f" {snap.global_sequence}, {snap.statistics}")
+                    fresh = Ledger()
+                    fresh.violations = ledger.violations
+                    report.ledgers.append(ledger)
+                    ledger = report.ledger = shared.ledger = fresh
+                    shared.workloads = new_workloads(cycle)
+                    report.verifications += 1
                 say(f"cycle {cycle:3}: killed after {load:.2f} s with {in_flight} request(s) "
                     f"in flight; restarted in {report.restart_seconds[-1]:.2f} s; verified "
                     f"{len(snap.active)} active + {len(snap.history)} archived sessions, "
@@ -292,6 +432,8 @@ async def run(cycles: int = 20, seconds: float = 2.0, clients: int = 8, seed: in
             if instance is not None:
                 await close(instance)
             await verifier.shutdown()
+            if http is not None:
+                await http.close()
             for path in logs:
                 report.log_errors += logged_errors(path)
         if report.log_errors:

@@ -65,12 +65,13 @@ class Server:
         return path
 
     def __init__(self, db_path: Path, log_path: Path, port: int = 0, *extra: str,
-                 module: str = "pager"):
+                 module: str = "pager", control_port: int | None = None):
         self.db_path = db_path
         self.log_path = log_path
         self.requested_port = port
         self.extra = extra
         self.module = module  # tests.reliability.broken_server for the negative control
+        self.control_port = control_port  # None: --no-control
         self.process: asyncio.subprocess.Process | None = None
         self.port: int | None = None
 
@@ -79,7 +80,9 @@ class Server:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", self.module, "serve", "--host", HOST,
                 "--port", str(self.requested_port), "--db", str(self.db_path),
-                "--no-control", "--log-level", "WARNING", *self.extra,
+                *(("--no-control",) if self.control_port is None
+                  else ("--control-port", str(self.control_port))),
+                "--log-level", "WARNING", *self.extra,
                 stdout=asyncio.subprocess.PIPE, stderr=log, cwd=REPO,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
@@ -251,6 +254,8 @@ class Op:
     query: str | None
     body: dict | None
     instance: int = 0  # which server process it was sent to
+    sent_at: float = 0.0  # time.monotonic() when sent and when its answer came
+    answered_at: float | None = None
     outcome: str = "pending"  # acked, unknown, unexpected
     code: str | None = None
     sequence: int | None = None  # sessionSequence in the answer
@@ -660,14 +665,18 @@ class Report(Protocol):
 
 
 def script_arguments(doc: str, argv: list[str] | None, options: dict[str, int | float], *,
-                     negative_control: str) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+                     negative_control: str, flags: dict[str, str] | None = None
+                     ) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     """The command line of a long version (scripts/crash_cycles.py, scripts/lossy_network.py),
     described by the first line of its docstring `doc`: its own `options` (each flag with its
     default, which gives its type), then what they all take, --seed and --negative-control
-    (whose help says what it breaks). Returns the parser, for p.error(), and the arguments."""
+    (whose help says what it breaks), and any on/off `flags` (flag -> help). Returns the
+    parser, for p.error(), and the arguments."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     for flag, default in options.items():
         parser.add_argument(flag, type=type(default), default=default)
+    for flag, text in (flags or {}).items():
+        parser.add_argument(flag, action="store_true", help=text)
     parser.add_argument("--seed", type=int, default=7470)
     parser.add_argument("--negative-control", action="store_true", help=negative_control)
     return parser, parser.parse_args(argv)
