@@ -65,6 +65,7 @@ class Engine:
         self._wake = asyncio.Event()
         # Set while a whole-state operation waits for its turn or runs: nothing is computed.
         self._gate: asyncio.Future | None = None
+        self._committing: _Queued | None = None  # the last change of the commit under way
         clock.shift(state.device.clock_offset)  # the datetime setting, on the clock given
         self._due = next_due(state, config)
         self._committer = asyncio.create_task(self._commit_loop())
@@ -138,8 +139,12 @@ class Engine:
         try:
             # No await between computing a change and queueing it: the next request's change
             # must be computed on top of this one.
+            behind = None
             outcome = operation(self._pending, now)
             if outcome.change is None:
+                # Nothing to commit, but what it saw must be on disk before it answers: it
+                # waits for the last change queued before it (and fails if that fails).
+                behind = self._queue[-1] if self._queue else self._committing
                 committed = None
                 if answer is not None:
                     answer(outcome, self._pending, now)
@@ -152,6 +157,8 @@ class Engine:
                 await maintained.done
         if committed is not None:
             await committed.done
+        elif behind is not None:  # another request's future: not to be cancelled from here
+            await asyncio.shield(behind.done)
         return outcome
 
     async def catch_up(self) -> datetime:
@@ -193,7 +200,9 @@ class Engine:
             # An exclusive operation is always last: nothing is computed behind it.
             changes = [item for item in batch if isinstance(item, _Queued)]
             if changes:
+                self._committing = changes[-1]
                 await self._commit(changes)
+                self._committing = None
             for item in batch:
                 if isinstance(item, _Exclusive):
                     await self._run_exclusive(item)

@@ -385,17 +385,10 @@ class Store:
         saved_rows = [_session_row(s) for s in saved.values()]
         transmission_rows = [_transmission_row(t) for t in transmissions]
         device_row = _device_row(changes[-1].device)
-        first = self._receipt_next
-        end = first + len(receipts)
-        receipt_rows = [(first + i, *r) for i, r in enumerate(receipts)]
-        keep_from = self._receipts_kept_from(end)
-        prune = keep_from - self._receipt_oldest >= RECEIPT_PRUNE_BATCH
+        keep, kept = self._keeping(receipts)
 
         def work(db: sqlite3.Connection, counts: dict[str, int]) -> None:
-            if receipt_rows:
-                db.executemany("INSERT INTO receipt VALUES (?,?,?,?,?,?,?)", receipt_rows)
-            if prune:
-                db.execute("DELETE FROM receipt WHERE id < ?", (keep_from,))
+            keep(db)
             if archived_rows:
                 db.executemany("DELETE FROM session WHERE id = ?", [(r[0],) for r in archived_rows])
                 self._append(db, counts, "history", archived_rows)
@@ -409,11 +402,31 @@ class Store:
                        (*device_row, counts["history"], counts["transmission"]))
 
         await self._write(work)
-        if receipts:
-            self._receipt_next = end
-            self._receipt_marks.append((receipts[-1].time, end))
-        if prune:
-            self._receipt_oldest = keep_from
+        kept()
+
+    def _keeping(self, receipts: Sequence[Receipt]):
+        """(keep, kept): `keep(db)` writes the receipts and deletes expired ones within a
+        transaction; `kept()` records that it committed. One committer calls at a time."""
+        first = self._receipt_next
+        end = first + len(receipts)
+        rows = [(first + i, *r) for i, r in enumerate(receipts)]
+        keep_from = self._receipts_kept_from(end)
+        prune = keep_from - self._receipt_oldest >= RECEIPT_PRUNE_BATCH
+
+        def keep(db: sqlite3.Connection) -> None:
+            if rows:
+                db.executemany("INSERT INTO receipt VALUES (?,?,?,?,?,?,?)", rows)
+            if prune:
+                db.execute("DELETE FROM receipt WHERE id < ?", (keep_from,))
+
+        def kept() -> None:
+            if receipts:
+                self._receipt_next = end
+                self._receipt_marks.append((receipts[-1].time, end))
+            if prune:
+                self._receipt_oldest = keep_from
+
+        return keep, kept
 
     def _receipts_kept_from(self, end: int) -> int:
         """The oldest receipt id within both bounds once the ids below `end` exist."""
@@ -480,13 +493,17 @@ class Store:
         except sqlite3.Error as e:
             raise StoreUnavailable(f"the store could not be read: {e}") from e
 
-    async def delete_history(self) -> None:
+    async def delete_history(self, receipts: Sequence[Receipt] = ()) -> None:
+        keep, kept = self._keeping(receipts)
+
         def work(db: sqlite3.Connection, counts: dict[str, int]) -> None:
+            keep(db)
             db.execute("DELETE FROM history")
             db.execute("UPDATE device SET history_count = 0")
             counts["history"] = 0
 
         await self._write(work)
+        kept()
 
     async def transmissions(self, number: int | None = None,
                             after_id: int | None = None) -> list[Transmission]:

@@ -9,6 +9,7 @@ from aiocoap import Message
 from aiocoap.numbers.codes import Code
 
 from pager import wire
+from pager.coap import dedup
 from pager.coap.base import CODE_2_00, ApiResource, query, response_format
 from pager.domain import operations as ops
 from pager.domain import rules
@@ -151,8 +152,14 @@ class History(ApiResource):
         return Message(payload=payload, content_format=ct)
 
     async def render_delete(self, request: Message) -> Message:
-        await self.api.engine.exclusive(self.api.engine.store.delete_history)
-        return Message(code=Code.DELETED)
+        """Deleting history is no change of the sessions, but a change all the same: its
+        answer is kept with it for a retransmission after a restart."""
+        response = Message(code=Code.DELETED)
+        receipt = dedup.receipt(request, response)
+        store = self.api.engine.store
+        await self.api.engine.exclusive(
+            lambda: store.delete_history(() if receipt is None else (receipt,)))
+        return response
 
 
 class Statistics(ApiResource):

@@ -232,10 +232,11 @@ def remove(state: State, number: int, now: datetime, cfg: DeviceConfig) -> Outco
 
 
 def remove_all(state: State, now: datetime) -> Outcome:
-    """DELETE /v1/sessions: every active session is removed, one sequence step each, by id."""
+    """DELETE /v1/sessions, the vendor's "Clear all active sessions": every active session is
+    cleared (STOP, spec §4), one sequence step each, by id."""
     d = _Draft(state.device)
     for s in sorted(state.active.values(), key=lambda s: s.id):
-        d.archive(s, now, REMOVED)
+        d.archive(s, now, STOP)
     return d.outcome()
 
 

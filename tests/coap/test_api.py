@@ -172,8 +172,8 @@ async def test_delete_one_and_all(client):
     body = (await client.get("/v1/sessions")).json
     assert body["sessions"] == [] and body["globalSessionSequence"] == 6
     history = (await client.get("/v1/sessions/history")).json["session_history"]
-    assert [(h["id"], h["clearType"]) for h in history] == [(1, "REMOVED"), (2, "REMOVED"),
-                                                            (3, "REMOVED")]
+    assert [(h["id"], h["clearType"]) for h in history] == [(1, "STOP"), (2, "REMOVED"),
+                                                            (3, "STOP")]
 
 
 async def test_history_paging_and_delete(client):

@@ -414,7 +414,7 @@ def sess(id_: int, number: int, sequence: int) -> Session:
                    goal=300, created=T0, notified=None, label=None)
 
 
-def test_remove_all_archives_by_id_one_step_each():
+def test_remove_all_clears_by_id_one_step_each():
     # the dict's order (by number, as inserted) deliberately differs from the id order
     state = State(Device(global_sequence=20, next_session_id=8),
                   active={3: sess(7, 3, 20), 1: sess(5, 1, 12), 2: sess(6, 2, 15)})
@@ -422,7 +422,7 @@ def test_remove_all_archives_by_id_one_step_each():
     change = outcome.change
     assert [a.session.id for a in change.archived] == [5, 6, 7]
     assert [a.session.sequence for a in change.archived] == [21, 22, 23]
-    assert all(a.clear_type == REMOVED and a.cleared == at(60) for a in change.archived)
+    assert all(a.clear_type == STOP and a.cleared == at(60) for a in change.archived)
     assert change.device.global_sequence == 23
     assert change.saved == () and change.transmissions == ()
     assert [a.session.id for a in change.session_events] == [5, 6, 7]

@@ -163,3 +163,34 @@ async def test_receipts_survive_several_restarts_and_a_sigterm(tmp_path):
     finally:
         peer.close()
         await server.kill()
+
+
+async def test_a_retransmitted_history_deletion_after_a_restart_deletes_nothing_newer(tmp_path):
+    port = _free_udp_port()
+    db, log = tmp_path / "pager.db", tmp_path / "server.log"
+    server = await Server(db, log, port).start()
+    peer = Peer()
+
+    async def archived(number: int, mid: int) -> None:
+        body = b'{"number":%d}' % number
+        assert aiocoap.Message.decode(await peer.send(
+            con(aiocoap.POST, ("v1", "sessions"), body, mid=mid), port)).code.dotted == "2.01"
+        assert aiocoap.Message.decode(await peer.send(
+            con(aiocoap.PUT, ("v1", "sessions"), b'{"action":"clear"}', (f"number={number}",),
+                mid=mid + 1), port)).code.dotted == "2.04"
+
+    try:
+        await archived(1, 10)
+        delete = con(aiocoap.DELETE, ("v1", "sessions", "history"), mid=20)
+        first = await peer.send(delete, port)
+        assert aiocoap.Message.decode(first).code.dotted == "2.02"
+        await archived(2, 30)
+        await server.kill()
+        server = await Server(db, log, port).start()
+        assert await peer.send(delete, port) == first
+        history = await peer.send(con(aiocoap.GET, ("v1", "sessions", "history"), mid=40), port)
+        body = json.loads(aiocoap.Message.decode(history).payload)
+        assert [s["number"] for s in body["session_history"]] == [2]
+    finally:
+        peer.close()
+        await server.kill()

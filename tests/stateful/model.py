@@ -138,6 +138,9 @@ class Model:
     # messages sent but never answered, that this serial order says were processed:
     # (client, message id) -> the answer the spec demanded then
     committed_unanswered: dict[tuple[int, int], Expected] = field(default_factory=dict)
+    # requests (client, message id) whose processing in this order changed nothing durable:
+    # a restarted emulator has no answer kept for them and processes a retransmission anew
+    unchanged: set[tuple[int, int]] = field(default_factory=set)
     window: tuple[datetime, datetime] | None = None  # while now is None: when it ran
     seen_etag: tuple[int, int] | None = None  # the state the rig's latest list ETag stands for
 
@@ -147,6 +150,13 @@ class Model:
         """What two candidate states must share to be the same state."""
         d = {k: v for k, v in self.__dict__.items() if k not in ("window",)}
         return repr(sorted((k, repr(v)) for k, v in d.items()))
+
+    def durable(self) -> str:
+        """What a request can change that outlives a restart (the store's contents)."""
+        keep = ("offset", "system_id", "default_goal", "clear_mark", "clear_since", "sequence",
+                "next_id", "next_tx", "active", "history", "num_sessions", "served", "on_time",
+                "total_wait", "statistics_generation", "transmissions", "pagers")
+        return repr([getattr(self, k) for k in keep])
 
     def envelope(self, now: datetime, *sections: tuple[str, Any]) -> dict:
         body = {"responseTypes": [n for n, _ in sections],

@@ -28,10 +28,6 @@ def test_the_emulator_behaves_like_the_model(monkeypatch):
     run_state_machine_as_test(PagerMachine, settings=SHORT)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "NEW (found by the stateful test): spec §4 says DELETE /v1/sessions archives every "
-    "active session with clearType STOP (the vendor's 'Clear all active sessions'); the "
-    "emulator archives them REMOVED, and README's table of choices says REMOVED too"))
 async def test_clear_all_archives_with_clear_type_stop(client):
     assert (await client.post("/v1/sessions", {"number": 5})).code == "2.01"
     assert (await client.delete("/v1/sessions")).code == "2.02"
@@ -39,12 +35,6 @@ async def test_clear_all_archives_with_clear_type_stop(client):
     assert [(s["number"], s["clearType"]) for s in history] == [(5, "STOP")]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "NEW (found by the stateful test): a request that changes nothing (here the second of "
-    "two simultaneous creates of one number, answered 2.00) is answered at once from the "
-    "changes still waiting for their commit: it shows a session that is not yet committed "
-    "(README: nothing is answered before it is on disk) with a globalSessionSequence below "
-    "that session's own sessionSequence, which no serial order gives"))
 async def test_a_no_change_answer_never_runs_ahead_of_the_commit(emulator):
     loop = asyncio.get_running_loop()
     ends = [await loop.create_datagram_endpoint(Datagrams, local_addr=("127.0.0.1", 0))
