@@ -85,112 +85,105 @@ def con(code, path, payload=b"", query=(), mid=0x1234, token=b"rt") -> bytes:
     return request.encode()
 
 
+class Restarts:
+    """An emulator process on a fixed port and store, a client socket, and restarts."""
+
+    def __init__(self, tmp_path):
+        self.port = _free_udp_port()
+        self.db, self.log = tmp_path / "pager.db", tmp_path / "server.log"
+        self.server: Server | None = None
+        self.peer = Peer()
+
+    async def __aenter__(self) -> "Restarts":
+        self.server = await Server(self.db, self.log, self.port).start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.peer.close()
+        await self.server.kill()
+
+    async def restart(self, how: str = "kill") -> None:
+        await getattr(self.server, how)()
+        self.server = await Server(self.db, self.log, self.port).start()
+
+    async def send(self, datagram: bytes) -> bytes:
+        return await self.peer.send(datagram, self.port)
+
+    async def code(self, datagram: bytes) -> str:
+        return aiocoap.Message.decode(await self.send(datagram)).code.dotted
+
+    async def body(self, datagram: bytes) -> dict:
+        return json.loads(aiocoap.Message.decode(await self.send(datagram)).payload)
+
+
 async def test_a_retransmission_reaching_the_restarted_server_is_not_processed_again(tmp_path):
     """A create-and-page is committed and answered, but the answer is lost in the crash; the
     client retransmits the same message (same id, same source port) to the restarted server
     on the same port. It must not be processed again (no second page, no 2.00), and the
     answer is the one the first got, to the byte."""
-    port = _free_udp_port()
-    db, log = tmp_path / "pager.db", tmp_path / "server.log"
     create = con(aiocoap.POST, ("v1", "sessions"), b'{"number":7,"action":"page"}')
-    server = await Server(db, log, port).start()
-    peer = Peer()
-    try:
-        first = await peer.send(create, port)
+    async with Restarts(tmp_path) as rig:
+        first = await rig.send(create)
         assert aiocoap.Message.decode(first).code.dotted == "2.01"
-        assert await peer.send(create, port) == first  # deduplicated while it runs
-        await server.kill()
-        server = await Server(db, log, port).start()
-        again = await peer.send(create, port)  # the client's next retransmission
+        assert await rig.send(create) == first  # deduplicated while it runs
+        await rig.restart()
+        again = await rig.send(create)  # the client's next retransmission
         assert again == first, f"processed again: {aiocoap.Message.decode(again)}"
-        # what it created was created once: one session, one transmission
-        listing = await peer.send(con(aiocoap.GET, ("v1", "sessions"), mid=0x2000), port)
-        body = json.loads(aiocoap.Message.decode(listing).payload)
+        # what it created was created once
+        body = await rig.body(con(aiocoap.GET, ("v1", "sessions"), mid=0x2000))
         assert [s["number"] for s in body["sessions"]] == [7]
         assert body["globalSessionSequence"] == 1
-    finally:
-        peer.close()
-        await server.kill()
 
 
 async def test_a_retransmitted_clear_after_a_restart_gets_its_answer_not_4_04(tmp_path):
-    port = _free_udp_port()
-    db, log = tmp_path / "pager.db", tmp_path / "server.log"
-    server = await Server(db, log, port).start()
-    peer = Peer()
-    try:
-        create = con(aiocoap.POST, ("v1", "sessions"), b'{"number":8}', mid=1)
-        assert aiocoap.Message.decode(await peer.send(create, port)).code.dotted == "2.01"
-        clear = con(aiocoap.PUT, ("v1", "sessions"), b'{"action":"clear"}', ("number=8",),
-                    mid=2)
-        first = await peer.send(clear, port)
+    create = con(aiocoap.POST, ("v1", "sessions"), b'{"number":8}', mid=1)
+    clear = con(aiocoap.PUT, ("v1", "sessions"), b'{"action":"clear"}', ("number=8",), mid=2)
+    async with Restarts(tmp_path) as rig:
+        assert await rig.code(create) == "2.01"
+        first = await rig.send(clear)
         assert aiocoap.Message.decode(first).code.dotted == "2.04"
-        await server.kill()
-        server = await Server(db, log, port).start()
-        assert await peer.send(clear, port) == first
+        await rig.restart()
+        assert await rig.send(clear) == first
         # a new request (a new message id) from the same peer is processed as usual
-        new = await peer.send(con(aiocoap.PUT, ("v1", "sessions"), b'{"action":"clear"}',
-                                  ("number=8",), mid=3), port)
-        assert aiocoap.Message.decode(new).code.dotted == "4.04"
+        assert await rig.code(con(aiocoap.PUT, ("v1", "sessions"), b'{"action":"clear"}',
+                                  ("number=8",), mid=3)) == "4.04"
         # and the same message id from another port is another peer's request
         other = Peer()
         try:
-            again = await other.send(create, port)
+            again = aiocoap.Message.decode(await other.send(create, rig.port))
         finally:
             other.close()
-        assert aiocoap.Message.decode(again).code.dotted == "2.01"
-        assert json.loads(aiocoap.Message.decode(again).payload)["sessions"][0]["id"] == 2
-    finally:
-        peer.close()
-        await server.kill()
+        assert again.code.dotted == "2.01"
+        assert json.loads(again.payload)["sessions"][0]["id"] == 2
 
 
 async def test_receipts_survive_several_restarts_and_a_sigterm(tmp_path):
     """Receipts are loaded at start and kept: a second restart (this time a clean stop)
     still answers a retransmission from before the first."""
-    port = _free_udp_port()
-    db, log = tmp_path / "pager.db", tmp_path / "server.log"
-    server = await Server(db, log, port).start()
-    peer = Peer()
-    try:
-        page = con(aiocoap.POST, ("v1", "page"), b'{"number":9}', mid=40)
-        first = await peer.send(page, port)
+    page = con(aiocoap.POST, ("v1", "page"), b'{"number":9}', mid=40)
+    async with Restarts(tmp_path) as rig:
+        first = await rig.send(page)
         assert aiocoap.Message.decode(first).code.dotted == "2.04"
         for how in ("kill", "stop"):
-            await getattr(server, how)()
-            server = await Server(db, log, port).start()
-            assert await peer.send(page, port) == first
-    finally:
-        peer.close()
-        await server.kill()
+            await rig.restart(how)
+            assert await rig.send(page) == first
 
 
 async def test_a_retransmitted_history_deletion_after_a_restart_deletes_nothing_newer(tmp_path):
-    port = _free_udp_port()
-    db, log = tmp_path / "pager.db", tmp_path / "server.log"
-    server = await Server(db, log, port).start()
-    peer = Peer()
+    async with Restarts(tmp_path) as rig:
 
-    async def archived(number: int, mid: int) -> None:
-        body = b'{"number":%d}' % number
-        assert aiocoap.Message.decode(await peer.send(
-            con(aiocoap.POST, ("v1", "sessions"), body, mid=mid), port)).code.dotted == "2.01"
-        assert aiocoap.Message.decode(await peer.send(
-            con(aiocoap.PUT, ("v1", "sessions"), b'{"action":"clear"}', (f"number={number}",),
-                mid=mid + 1), port)).code.dotted == "2.04"
+        async def archived(number: int, mid: int) -> None:
+            body = b'{"number":%d}' % number
+            assert await rig.code(con(aiocoap.POST, ("v1", "sessions"), body, mid=mid)) == "2.01"
+            assert await rig.code(con(aiocoap.PUT, ("v1", "sessions"), b'{"action":"clear"}',
+                                      (f"number={number}",), mid=mid + 1)) == "2.04"
 
-    try:
         await archived(1, 10)
         delete = con(aiocoap.DELETE, ("v1", "sessions", "history"), mid=20)
-        first = await peer.send(delete, port)
+        first = await rig.send(delete)
         assert aiocoap.Message.decode(first).code.dotted == "2.02"
         await archived(2, 30)
-        await server.kill()
-        server = await Server(db, log, port).start()
-        assert await peer.send(delete, port) == first
-        history = await peer.send(con(aiocoap.GET, ("v1", "sessions", "history"), mid=40), port)
-        body = json.loads(aiocoap.Message.decode(history).payload)
+        await rig.restart()
+        assert await rig.send(delete) == first
+        body = await rig.body(con(aiocoap.GET, ("v1", "sessions", "history"), mid=40))
         assert [s["number"] for s in body["session_history"]] == [2]
-    finally:
-        peer.close()
-        await server.kill()
