@@ -102,6 +102,7 @@ MIGRATIONS: list[str] = [
         mid INTEGER NOT NULL,
         datagram BLOB NOT NULL
     );
+    ALTER TABLE device ADD COLUMN resets INTEGER NOT NULL DEFAULT 0;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -243,6 +244,7 @@ class Store:
         # between another caller's BEGIN and COMMIT would see uncommitted rows.
         self._lock = asyncio.Lock()
         self._counts = {"history": 0, "transmission": 0}  # rows in the capped tables
+        self.resets = 0  # factory resets this store has seen (see `reset`)
         self._reader: aiosqlite.Connection | None = None  # history's own, opened on first use
         self._reader_opening = asyncio.Lock()
 
@@ -306,8 +308,9 @@ class Store:
             await self._conn.executescript(
                 f"BEGIN; {MIGRATIONS[v]}; PRAGMA user_version = {v + 1}; COMMIT;"
             )
-        cur = await self._conn.execute("SELECT history_count, transmission_count FROM device")
-        self._counts["history"], self._counts["transmission"] = await cur.fetchone()
+        cur = await self._conn.execute(
+            "SELECT history_count, transmission_count, resets FROM device")
+        self._counts["history"], self._counts["transmission"], self.resets = await cur.fetchone()
         cur = await self._conn.execute("SELECT min(id), max(id), max(time) FROM receipt")
         oldest, newest, latest = await cur.fetchone()
         if newest is not None:
@@ -524,8 +527,12 @@ class Store:
         return {t.number: t for t in map(_transmission, rows)}
 
     async def reset(self) -> None:
-        """Back to a new store: no sessions, history or transmissions, default settings."""
+        """Back to a new store: no sessions, history or transmissions, default settings.
+
+        `resets` counts them: the sequence numbers start again, so whatever they identify
+        (the session list's ETag) must also name the reset."""
         def work(db: sqlite3.Connection, counts: dict[str, int]) -> None:
+            db.execute("UPDATE device SET resets = resets + 1")
             for table in ("session", "history", "transmission"):
                 db.execute(f"DELETE FROM {table}")
             db.execute(f"UPDATE device SET ({_DEVICE_COLUMNS}, history_count, "
@@ -534,6 +541,7 @@ class Store:
             counts.update(history=0, transmission=0)
 
         await self._write(work)
+        self.resets += 1
 
     async def bulk_archive(self, archived: Iterable[Archived]) -> None:
         """Load archived sessions directly (benchmarks and fixtures), bypassing CoAP.

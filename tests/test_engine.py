@@ -167,3 +167,30 @@ async def test_reset_racing_with_creates_and_pages_leaves_a_consistent_store(tmp
     finally:
         for c in contexts:
             await c.shutdown()
+
+
+async def test_the_session_list_after_a_reset_is_not_the_one_before(emulator, client):
+    """Found by scripts/stateful.py: a reset starts the sequence again, so the same
+    globalSessionSequence named two different lists; the second was served from the cached
+    rendering of the first, and a client's ETag from before the reset validated (2.03)."""
+    assert (await client.post("/v1/sessions", {"number": 1, "label": "before"})).code == "2.01"
+    before = await client.get("/v1/sessions")
+    await emulator.reset()
+    assert (await client.post("/v1/sessions", {"number": 1, "label": "after"})).code == "2.01"
+    after = await client.get("/v1/sessions")
+    assert [s["label"] for s in after.json["sessions"]] == ["after"]
+    assert after.message.opt.etag != before.message.opt.etag
+    again = await client.get("/v1/sessions", etags=(before.message.opt.etag,))
+    assert again.code == "2.05"
+
+
+async def test_the_session_list_etag_after_a_reset_still_validates_after_a_restart(
+        db_path, coap_context):
+    async with Emulator(make_config(db_path)) as emu:
+        client = Client(coap_context, emu.port)
+        await emu.reset()
+        assert (await client.post("/v1/sessions", {"number": 1})).code == "2.01"
+        etag = (await client.get("/v1/sessions")).message.opt.etag
+    async with Emulator(make_config(db_path)) as emu:
+        client = Client(coap_context, emu.port)
+        assert (await client.get("/v1/sessions", etags=(etag,))).code == "2.03"

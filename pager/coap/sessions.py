@@ -61,11 +61,13 @@ class Sessions(ApiResource):
                        content_format=cached.opt.content_format, etag=etag)
 
     def _etag(self, request: Message) -> bytes:
-        """Changes with every session change and statistics clear, never with the time alone."""
-        device = self.api.engine.state.device
+        """Changes with every session change, statistics clear and factory reset (which
+        starts the sequence numbers again), never with the time alone."""
+        engine = self.api.engine
+        device = engine.state.device
         return struct.pack(">IHBB", device.global_sequence & 0xFFFFFFFF,
-                           device.statistics_generation & 0xFFFF, self._identity_tag,
-                           request.opt.accept or 0)
+                           device.statistics_generation & 0xFFFF,
+                           (self._identity_tag + engine.store.resets) & 0xFF, request.opt.accept or 0)
 
     async def render_post(self, request: Message) -> Message:
         api = self.api
