@@ -65,9 +65,10 @@ class Sessions(ApiResource):
         starts the sequence numbers again), never with the time alone."""
         engine = self.api.engine
         device = engine.state.device
+        identity = (self._identity_tag + engine.store.resets) & 0xFF
         return struct.pack(">IHBB", device.global_sequence & 0xFFFFFFFF,
-                           device.statistics_generation & 0xFFFF,
-                           (self._identity_tag + engine.store.resets) & 0xFF, request.opt.accept or 0)
+                           device.statistics_generation & 0xFFFF, identity,
+                           request.opt.accept or 0)
 
     async def render_post(self, request: Message) -> Message:
         api = self.api
