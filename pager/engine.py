@@ -104,6 +104,8 @@ class Engine:
         loop = asyncio.get_running_loop()
         self._gate = gate = loop.create_future()
         item = _Exclusive(operation, loop.create_future(), gate)
+        # a caller that stopped waiting leaves the outcome unread: no "never retrieved"
+        item.done.add_done_callback(lambda done: done.cancelled() or done.exception())
         self._queue.append(item)
         self._wake.set()
         await asyncio.shield(item.done)
