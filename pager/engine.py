@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from pager.clock import Clock
+from pager.domain.errors import Refused
 from pager.domain.model import Change, Device, State
 from pager.domain.operations import DeviceConfig, Outcome, maintenance, next_due
 from pager.store import Receipt, Store
@@ -138,17 +139,19 @@ class Engine:
             await self._quiet()
         now = self.clock.now()
         maintained = self._maintain(now)
+        committed = behind = refusal = None
         try:
             # No await between computing a change and queueing it: the next request's change
             # must be computed on top of this one.
-            behind = None
-            outcome = operation(self._pending, now)
-            if outcome.change is None:
+            try:
+                outcome = operation(self._pending, now)
+            except Refused as e:
+                e.seen, refusal = self._pending.device, e
+            if refusal is not None or outcome.change is None:
                 # Nothing to commit, but what it saw must be on disk before it answers: it
                 # waits for the last change queued before it (and fails if that fails).
                 behind = self._queue[-1] if self._queue else self._committing
-                committed = None
-                if answer is not None:
+                if refusal is None and answer is not None:
                     answer(outcome, self._pending, now)
             else:
                 committed = self._enqueue(outcome.change)
@@ -161,6 +164,8 @@ class Engine:
             await committed.done
         elif behind is not None:  # another request's future: not to be cancelled from here
             await asyncio.shield(behind.done)
+        if refusal is not None:
+            raise refusal
         return outcome
 
     async def catch_up(self) -> datetime:

@@ -92,9 +92,10 @@ class Api:
         return wire.settings_out((state or self.engine.state).device.settings,
                                  self.engine.clock.now())
 
-    def error(self, request: Message, code: Code, message: str, field: str | None) -> Message:
+    def error(self, request: Message, code: Code, message: str, field: str | None,
+              state: State | None = None) -> Message:
         ct = response_format(request) if request.opt.accept in wire.FORMATS else wire.JSON
-        body = self.envelope(error=wire.error_out(code.dotted, message, field))
+        body = self.envelope(None, state, error=wire.error_out(code.dotted, message, field))
         return Message(code=code, payload=body.encode(ct), content_format=ct)
 
     def body(self, request: Message, model: type[wire._Body], required: tuple[str, ...] = ()):
@@ -233,10 +234,10 @@ class ApiResource(resource.Resource):
             return await super().render(request)
         except ApiError as e:
             return self.api.error(request, e.code, e.message, e.field)
-        except NoActiveSession as e:
-            return self.api.error(request, Code.NOT_FOUND, e.message, e.field)
         except Refused as e:
-            return self.api.error(request, Code.BAD_REQUEST, e.message, e.field)
+            code = Code.NOT_FOUND if isinstance(e, NoActiveSession) else Code.BAD_REQUEST
+            seen = None if e.seen is None else State(e.seen)
+            return self.api.error(request, code, e.message, e.field, seen)
         except StoreUnavailable as e:
             return self.api.error(request, Code.SERVICE_UNAVAILABLE, str(e), None)
         except error.UnallowedMethod:

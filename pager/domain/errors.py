@@ -4,6 +4,11 @@
 class Refused(Exception):
     """A request the device refuses; nothing has changed."""
 
+    # The device state it was refused on, when that is not (yet) the committed one: set by
+    # the engine, so that the answer shows the state the refusal saw (a change queued before
+    # it, not yet committed).
+    seen = None
+
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
         self.message = message

@@ -59,3 +59,46 @@ async def test_a_no_change_answer_never_runs_ahead_of_the_commit(emulator):
         for transport, _ in ends:
             transport.close()
     assert bad == [], f"(number, code, globalSessionSequence, sessionSequence): {bad}"
+
+
+async def test_a_refusal_never_runs_ahead_of_the_commit(emulator):
+    """Found by scripts/stateful.py: a PUT refused 4.04 because a clear-all queued just before
+    it had archived the session was answered at once, before that clear-all was committed,
+    with the committed globalSessionSequence (still showing the session)."""
+    loop = asyncio.get_running_loop()
+    ends = [await loop.create_datagram_endpoint(Datagrams, local_addr=("127.0.0.1", 0))
+            for _ in range(2)]
+    bad, refused = [], 0
+
+    def con(code, path, payload, query=(), mid=0, token=b"") -> bytes:
+        msg = aiocoap.Message(code=code, uri_path=path, uri_query=query, payload=payload,
+                              content_format=50)
+        msg.mtype, msg.mid, msg.token = Type.CON, mid, token
+        return msg.encode()
+
+    async def answer(proto) -> aiocoap.Message:
+        return aiocoap.Message.decode(await asyncio.wait_for(proto.received.get(), 5))
+
+    try:
+        for number in range(30):
+            (t0, p0), (t1, p1) = ends
+            t0.sendto(con(aiocoap.POST, ("v1", "sessions"), b'{"number":%d}' % number,
+                          mid=1000 + number, token=b"c"), ("127.0.0.1", emulator.port))
+            created = json.loads((await answer(p0)).payload)["globalSessionSequence"]
+            t0.sendto(con(aiocoap.DELETE, ("v1", "sessions"), b"", mid=2000 + number,
+                          token=b"d"), ("127.0.0.1", emulator.port))
+            t1.sendto(con(aiocoap.PUT, ("v1", "sessions"), b'{"label":"x"}',
+                          (f"number={number}",), mid=3000 + number, token=b"u"),
+                      ("127.0.0.1", emulator.port))
+            await answer(p0)
+            put = await answer(p1)
+            if put.code.dotted == "4.04":
+                refused += 1
+                shown = json.loads(put.payload)["globalSessionSequence"]
+                if shown <= created:
+                    bad.append((number, created, shown))
+    finally:
+        for transport, _ in ends:
+            transport.close()
+    assert refused > 0  # the race was met: some PUT came after the clear-all
+    assert bad == [], f"(number, sequence after the create, sequence the 4.04 showed): {bad}"
