@@ -39,8 +39,10 @@ class StartupError(Exception):
 
 def _cannot_listen(kind: str, host: str, port: int, error: Exception) -> str:
     if getattr(error, "errno", None) == errno.EADDRINUSE:
-        return (f"{kind} port {port} on {host} is already in use (by another emulator or "
-                "another program); one emulator per port")
+        return (
+            f"{kind} port {port} on {host} is already in use (by another emulator or "
+            "another program); one emulator per port"
+        )
     reason = getattr(error, "strerror", None) or error
     return f"cannot listen on {kind} port {port} on {host}: {reason}"
 
@@ -54,8 +56,7 @@ class Emulator(RigControls):
     `Clock` to control time from the test.
     """
 
-    def __init__(self, config: Config | None = None, clock: Clock | None = None,
-                 **overrides):
+    def __init__(self, config: Config | None = None, clock: Clock | None = None, **overrides):
         self._tempdir: tempfile.TemporaryDirectory | None = None
         if config is None:
             if "db" not in overrides:
@@ -98,10 +99,12 @@ class Emulator(RigControls):
 
     async def _start(self) -> None:
         c = self.config
-        self._store = store = await Store.open(self.db_path, c.history_limit, dedup.WINDOW,
-                                               c.dedup_max_entries)
-        device = DeviceConfig(Limits(c.number_min, c.number_max), frozenset(c.staff_pagers),
-                              c.auto_page_at_goal)
+        self._store = store = await Store.open(
+            self.db_path, c.history_limit, dedup.WINDOW, c.dedup_max_entries
+        )
+        device = DeviceConfig(
+            Limits(c.number_min, c.number_max), frozenset(c.staff_pagers), c.auto_page_at_goal
+        )
         self.engine = await Engine.load(store, self.clock, device)
         if store.created and c.system_id is not None:
             patch = SettingsPatch(system_id=c.system_id)
@@ -109,12 +112,19 @@ class Emulator(RigControls):
         self.pagers.latest.update(await store.latest_transmissions())
         self.engine.listeners.append(self.pagers.on_change)
         identity = wire.Identity(c.device_name, c.firmware_version)
-        self.hub = Hub(self.engine, identity, c.ping_interval, c.max_observers,
-                       c.observer_queue_limit)
+        self.hub = Hub(
+            self.engine, identity, c.ping_interval, c.max_observers, c.observer_queue_limit
+        )
         receipts = await store.receipts()
         self.backlogs = backlogs = Backlogs()
-        self.api = Api(self.engine, identity, c.strict, self.faults, c.max_block_transfers,
-                       c.max_block_transfer_bytes)
+        self.api = Api(
+            self.engine,
+            identity,
+            c.strict,
+            self.faults,
+            c.max_block_transfers,
+            c.max_block_transfer_bytes,
+        )
         site = build_site(self.api, self.hub, backlogs, c.amplification_protection)
         try:
             self._context = await ServerContext.create_exclusive(site, (c.host, c.port))
@@ -130,8 +140,9 @@ class Emulator(RigControls):
             try:
                 await self._start_control()
             except OSError as e:
-                raise StartupError(_cannot_listen("control", c.control_host, c.control_port,
-                                                  e)) from e
+                raise StartupError(
+                    _cannot_listen("control", c.control_host, c.control_port, e)
+                ) from e
 
     async def _start_control(self) -> None:
         self._control = control_http.runner(self, self.config.control_token)
@@ -186,8 +197,11 @@ def _bound_port(context: aiocoap.Context) -> int | None:
     aiocoap has no public accessor for it; this walks its transport stack.
     """
     for interface in context.request_interfaces:
-        transport = getattr(getattr(getattr(interface, "token_interface", None),
-                                    "message_interface", None), "transport", None)
+        transport = getattr(
+            getattr(getattr(interface, "token_interface", None), "message_interface", None),
+            "transport",
+            None,
+        )
         if transport is not None:
             return transport.get_extra_info("socket").getsockname()[1]
     return None

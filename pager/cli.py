@@ -14,8 +14,9 @@ from pager.store import StoreError
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pager-emulator",
-                                description="Emulated T7470 pager transmitter over CoAP")
+    p = argparse.ArgumentParser(
+        prog="pager-emulator", description="Emulated T7470 pager transmitter over CoAP"
+    )
     sub = p.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the emulator")
     serve.add_argument("--host", help="address to bind (default :: = all addresses)")
@@ -23,11 +24,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--db", help="SQLite store path (default pager.db)")
     serve.add_argument("--config", help="TOML configuration file")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
-    serve.add_argument("--control-port", type=int,
-                       help="HTTP control API port (default 7470; 0 = any free port)")
+    serve.add_argument(
+        "--control-port", type=int, help="HTTP control API port (default 7470; 0 = any free port)"
+    )
     serve.add_argument("--no-control", action="store_true", help="no HTTP control API")
-    serve.add_argument("--fleet", type=int, metavar="N",
-                       help="run N independent transmitters on consecutive ports")
+    serve.add_argument(
+        "--fleet", type=int, metavar="N", help="run N independent transmitters on consecutive ports"
+    )
     return p
 
 
@@ -39,8 +42,10 @@ def _loop_factory(kind: str):
         import uvloop
     except ImportError:
         if kind == "uvloop":
-            raise SystemExit("pager-emulator: event_loop = 'uvloop' but uvloop is not installed"
-                             " (pip install 'pager-emulator[fast]')")
+            raise SystemExit(
+                "pager-emulator: event_loop = 'uvloop' but uvloop is not installed"
+                " (pip install 'pager-emulator[fast]')"
+            ) from None
         return None
     return uvloop.new_event_loop
 
@@ -95,15 +100,22 @@ async def _serve(emulators: list[Emulator]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        config = load(args.config, host=args.host, port=args.port, db=args.db,
-                      log_level=args.log_level, control_port=args.control_port,
-                      control=False if args.no_control else None)
+        config = load(
+            args.config,
+            host=args.host,
+            port=args.port,
+            db=args.db,
+            log_level=args.log_level,
+            control_port=args.control_port,
+            control=False if args.no_control else None,
+        )
         configs = fleet_configs(config, args.fleet)
     except ConfigError as e:
         print(f"pager-emulator: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=config.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         with asyncio.Runner(loop_factory=_loop_factory(config.event_loop)) as runner:
             runner.run(_serve([Emulator(c) for c in configs]))

@@ -7,8 +7,8 @@ also set, advance, freeze or speed it up through the control API (runtime only).
 replace `system` to control time without sleeping.
 """
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Callable
 
 
 class Clock:

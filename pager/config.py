@@ -65,6 +65,7 @@ def load(path: str | Path | None = None, **overrides) -> Config:
     try:
         return Config(**values)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'config'}: {err['msg']}"
-                             for err in e.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, err['loc'])) or 'config'}: {err['msg']}" for err in e.errors()
+        )
         raise ConfigError(f"invalid configuration: {problems}") from e

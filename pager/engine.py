@@ -216,8 +216,10 @@ class Engine:
 
     async def _commit(self, batch: list[_Queued]) -> None:
         try:
-            await self.store.commit([item.change for item in batch],
-                                    [item.receipt for item in batch if item.receipt is not None])
+            await self.store.commit(
+                [item.change for item in batch],
+                [item.receipt for item in batch if item.receipt is not None],
+            )
         except Exception as e:
             self._abandon(batch, e)
             return

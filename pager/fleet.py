@@ -17,8 +17,9 @@ def fleet_configs(base: Config, count: int | None) -> list[Config]:
     if count is None:
         count = max(1, len(tables))
     if tables and len(tables) != count:
-        raise ConfigError(f"--fleet {count} but the configuration lists {len(tables)} "
-                          "[[transmitter]] tables")
+        raise ConfigError(
+            f"--fleet {count} but the configuration lists {len(tables)} [[transmitter]] tables"
+        )
     if count == 1 and not tables:
         return [base]
     db = Path(base.db)

@@ -80,12 +80,12 @@ class Observer:
         self._ready.set()
 
     def _drop_oldest(self) -> None:
-        for i, old in enumerate(self._changes):
+        for old in self._changes:
             if old.kind == "sessions" or self._kinds[old.kind] > 1:
                 break
         else:
             return  # only the latest settings/statistics wait: keep them (at most two)
-        del self._changes[i]
+        self._changes.remove(old)  # the first occurrence: this one
         self._kinds[old.kind] -= 1
         if old.kind == "sessions":
             self.dropped += 1
@@ -94,8 +94,11 @@ class Observer:
             self.replaced += 1
             self._episode[1] += 1
         if sum(self._episode) == 1:
-            log.warning("observer %s is %d notifications behind: dropping the oldest",
-                        self.remote, self.limit)
+            log.warning(
+                "observer %s is %d notifications behind: dropping the oldest",
+                self.remote,
+                self.limit,
+            )
 
     def forget(self) -> None:
         self._first.clear()
@@ -116,17 +119,26 @@ class Observer:
                 self._kinds[note.kind] -= 1
                 return note
             if any(self._episode):
-                log.warning("observer %s caught up after %d session notifications were dropped "
-                            "and %d settings or statistics notifications replaced by newer ones",
-                            self.remote, *self._episode)
+                log.warning(
+                    "observer %s caught up after %d session notifications were dropped "
+                    "and %d settings or statistics notifications replaced by newer ones",
+                    self.remote,
+                    *self._episode,
+                )
                 self._episode = [0, 0]
             self._ready.clear()
             await self._ready.wait()
 
 
 class Hub:
-    def __init__(self, engine: Engine, identity: wire.Identity, ping_interval: float,
-                 max_observers: int = 1000, queue_limit: int = 1000):
+    def __init__(
+        self,
+        engine: Engine,
+        identity: wire.Identity,
+        ping_interval: float,
+        max_observers: int = 1000,
+        queue_limit: int = 1000,
+    ):
         self.engine = engine
         self.identity = identity
         self.ping_interval = ping_interval
@@ -154,9 +166,16 @@ class Hub:
 
     def unsubscribe(self, observer: Observer, why: str) -> None:
         self.observers.discard(observer)
-        log.info("observer %s %s after %d notifications handed out, %d dropped and %d replaced "
-                 "(%d observing)", observer.remote, why, observer.sent, observer.dropped,
-                 observer.replaced, len(self.observers))
+        log.info(
+            "observer %s %s after %d notifications handed out, %d dropped and %d replaced "
+            "(%d observing)",
+            observer.remote,
+            why,
+            observer.sent,
+            observer.dropped,
+            observer.replaced,
+            len(self.observers),
+        )
 
     def drop_all(self) -> None:
         """Forget every observer without a word, as a transmitter losing power does."""
@@ -181,12 +200,17 @@ class Hub:
             yield Notification(self._envelope(statistics=statistics))
         for event in change.session_events:
             session = event.session if isinstance(event, Archived) else event
-            yield Notification(self._envelope(session.sequence,
-                                              sessions=[wire.session_out(event)],
-                                              statistics=statistics))
+            yield Notification(
+                self._envelope(
+                    session.sequence, sessions=[wire.session_out(event)], statistics=statistics
+                )
+            )
         if change.settings_changed:
-            yield Notification(self._envelope(settings=wire.settings_out(
-                change.device.settings, self.engine.clock.now())))
+            yield Notification(
+                self._envelope(
+                    settings=wire.settings_out(change.device.settings, self.engine.clock.now())
+                )
+            )
 
     def ping(self) -> Notification:
         return Notification(self._envelope(ping={}))
@@ -199,8 +223,11 @@ class Hub:
         notes: list[Notification] = []
         chunk: list[wire.SessionOut] = []
         for s in sessions:
-            if chunk and len(self._list_note(chunk + [s], statistics).payload(content_format)) \
-                    > MAX_PAYLOAD:
+            if (
+                chunk
+                and len(self._list_note(chunk + [s], statistics).payload(content_format))
+                > MAX_PAYLOAD
+            ):
                 notes.append(self._list_note(chunk, statistics))
                 chunk = []
             chunk.append(s)

@@ -13,9 +13,10 @@ import os
 import sqlite3
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import aiosqlite
 
@@ -151,13 +152,23 @@ def _dt(text: str | None) -> datetime | None:
 
 
 def _session_row(s: Session) -> tuple:
-    return (s.id, s.sequence, s.uuid, s.number, s.party_size, s.goal, fmt(s.created),
-            _ts(s.notified), s.label)
+    return (
+        s.id,
+        s.sequence,
+        s.uuid,
+        s.number,
+        s.party_size,
+        s.goal,
+        fmt(s.created),
+        _ts(s.notified),
+        s.label,
+    )
 
 
 def _session(row: tuple) -> Session:
-    return Session(row[0], row[1], row[2], row[3], row[4], row[5], parse(row[6]), _dt(row[7]),
-                   row[8])
+    return Session(
+        row[0], row[1], row[2], row[3], row[4], row[5], parse(row[6]), _dt(row[7]), row[8]
+    )
 
 
 def _archived_row(a: Archived) -> tuple:
@@ -170,24 +181,39 @@ def _archived(row: tuple) -> Archived:
 
 def _device_row(d: Device) -> tuple:
     c, s = d.counters, d.settings
-    return (d.global_sequence, d.next_session_id, d.next_transmission_id, c.num_sessions,
-            c.guests_served, c.on_time, c.total_wait, d.statistics_generation,
-            _ts(d.clear_mark_since), s.system_id, s.default_goal, s.clear_mark, d.clock_offset)
+    return (
+        d.global_sequence,
+        d.next_session_id,
+        d.next_transmission_id,
+        c.num_sessions,
+        c.guests_served,
+        c.on_time,
+        c.total_wait,
+        d.statistics_generation,
+        _ts(d.clear_mark_since),
+        s.system_id,
+        s.default_goal,
+        s.clear_mark,
+        d.clock_offset,
+    )
 
 
 def _device(row: tuple) -> Device:
     return Device(
-        global_sequence=row[0], next_session_id=row[1], next_transmission_id=row[2],
-        counters=Counters(row[3], row[4], row[5], row[6]), statistics_generation=row[7],
-        clear_mark_since=_dt(row[8]), settings=Settings(row[9], row[10], row[11]),
+        global_sequence=row[0],
+        next_session_id=row[1],
+        next_transmission_id=row[2],
+        counters=Counters(row[3], row[4], row[5], row[6]),
+        statistics_generation=row[7],
+        clear_mark_since=_dt(row[8]),
+        settings=Settings(row[9], row[10], row[11]),
         clock_offset=row[12],
     )
 
 
 def _transmission_row(t: Transmission) -> tuple:
     codes = json.dumps([[c.letter, c.value] for c in t.codes], separators=(",", ":"))
-    return (t.id, fmt(t.time), t.number, t.system_id, t.page_mode, t.message, codes,
-            t.session_id)
+    return (t.id, fmt(t.time), t.number, t.system_id, t.page_mode, t.message, codes, t.session_id)
 
 
 def _transmission(row: tuple) -> Transmission:
@@ -211,14 +237,17 @@ def _lock(path: Path) -> int:
     try:
         fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT, 0o644)
     except OSError as e:
-        raise StoreError(f"cannot open store {path}: cannot create its lock file {lock_path}: "
-                         f"{e.strerror}") from e
+        raise StoreError(
+            f"cannot open store {path}: cannot create its lock file {lock_path}: {e.strerror}"
+        ) from e
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise StoreError(f"store {path} is already open in another process or emulator;"
-                         " a store serves one emulator at a time") from None
+        raise StoreError(
+            f"store {path} is already open in another process or emulator;"
+            " a store serves one emulator at a time"
+        ) from None
     except OSError as e:
         os.close(fd)
         raise StoreError(f"cannot lock store {path} ({lock_path}): {e.strerror}") from e
@@ -226,8 +255,15 @@ def _lock(path: Path) -> int:
 
 
 class Store:
-    def __init__(self, conn: aiosqlite.Connection, path: Path, history_limit: int,
-                 file_lock: int, receipt_window: float, receipt_limit: int):
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        path: Path,
+        history_limit: int,
+        file_lock: int,
+        receipt_window: float,
+        receipt_limit: int,
+    ):
         self._conn = conn
         self._file_lock = file_lock  # the descriptor holding _lock(path)
         self.path = path
@@ -249,8 +285,13 @@ class Store:
         self._reader_opening = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: str | Path, history_limit: int = 100_000,
-                   receipt_window: float = 49.0, receipt_limit: int = 20_000) -> "Store":
+    async def open(
+        cls,
+        path: str | Path,
+        history_limit: int = 100_000,
+        receipt_window: float = 49.0,
+        receipt_limit: int = 20_000,
+    ) -> "Store":
         """Open the store at `path` (a new one if there is no file), for this process alone.
 
         A store that is already open elsewhere, read-only, corrupt or newer than this
@@ -277,8 +318,10 @@ class Store:
             await store.close()
             if isinstance(e, sqlite3.DatabaseError):
                 if e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_READONLY:
-                    raise StoreError(f"store {path} is read-only: every change would fail; "
-                                     "make it writable, or use another store") from e
+                    raise StoreError(
+                        f"store {path} is read-only: every change would fail; "
+                        "make it writable, or use another store"
+                    ) from e
                 raise StoreError(f"store {path} is not a usable pager store: {e}") from e
             raise
         return store
@@ -309,7 +352,8 @@ class Store:
                 f"BEGIN; {MIGRATIONS[v]}; PRAGMA user_version = {v + 1}; COMMIT;"
             )
         cur = await self._conn.execute(
-            "SELECT history_count, transmission_count, resets FROM device")
+            "SELECT history_count, transmission_count, resets FROM device"
+        )
         self._counts["history"], self._counts["transmission"], self.resets = await cur.fetchone()
         cur = await self._conn.execute("SELECT min(id), max(id), max(time) FROM receipt")
         oldest, newest, latest = await cur.fetchone()
@@ -396,13 +440,18 @@ class Store:
                 db.executemany("DELETE FROM session WHERE id = ?", [(r[0],) for r in archived_rows])
                 self._append(db, counts, "history", archived_rows)
             if saved_rows:
-                db.executemany(f"INSERT OR REPLACE INTO session ({_SESSION_COLUMNS}) VALUES "
-                               f"({','.join('?' * 9)})", saved_rows)
+                db.executemany(
+                    f"INSERT OR REPLACE INTO session ({_SESSION_COLUMNS}) VALUES "
+                    f"({','.join('?' * 9)})",
+                    saved_rows,
+                )
             if transmission_rows:
                 self._append(db, counts, "transmission", transmission_rows)
-            db.execute(f"UPDATE device SET ({_DEVICE_COLUMNS}, history_count, transmission_count)"
-                       f" = ({','.join('?' * 15)})",
-                       (*device_row, counts["history"], counts["transmission"]))
+            db.execute(
+                f"UPDATE device SET ({_DEVICE_COLUMNS}, history_count, transmission_count)"
+                f" = ({','.join('?' * 15)})",
+                (*device_row, counts["history"], counts["transmission"]),
+            )
 
         await self._write(work)
         kept()
@@ -444,11 +493,13 @@ class Store:
         rows = await self._query(
             "SELECT time, host, port, flowinfo, mid, datagram FROM receipt "
             "WHERE time >= ? ORDER BY id DESC LIMIT ?",
-            (time.time() - self.receipt_window, self.receipt_limit))
+            (time.time() - self.receipt_window, self.receipt_limit),
+        )
         return [Receipt(*r) for r in reversed(rows)]
 
-    def _append(self, db: sqlite3.Connection, counts: dict[str, int], table: str,
-                rows: list[tuple]) -> None:
+    def _append(
+        self, db: sqlite3.Connection, counts: dict[str, int], table: str, rows: list[tuple]
+    ) -> None:
         """Insert rows into a capped table, dropping its oldest rows beyond the limit.
 
         The row counts live in memory (loaded at open) and are written with the device row,
@@ -458,8 +509,10 @@ class Store:
         counts[table] += len(rows)
         excess = counts[table] - self.history_limit
         if excess > 0:
-            db.execute(f"DELETE FROM {table} WHERE id IN "
-                       f"(SELECT id FROM {table} ORDER BY id LIMIT ?)", (excess,))
+            db.execute(
+                f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id LIMIT ?)",
+                (excess,),
+            )
             counts[table] = self.history_limit
 
     # ---- history: read through a connection of its own ----------------------------------
@@ -473,8 +526,11 @@ class Store:
         args = (-1 if after is None else after, -1 if limit is None else limit)
 
         def read(db: sqlite3.Connection) -> list[Archived]:
-            rows = db.execute(f"SELECT {_SESSION_COLUMNS}, cleared, clear_type FROM history "
-                              "WHERE id > ? ORDER BY id LIMIT ?", args)
+            rows = db.execute(
+                f"SELECT {_SESSION_COLUMNS}, cleared, clear_type FROM history "
+                "WHERE id > ? ORDER BY id LIMIT ?",
+                args,
+            )
             return [_archived(r) for r in rows]
 
         return await self._read(read)
@@ -490,7 +546,8 @@ class Store:
             async with self._reader_opening:
                 if self._reader is None:
                     self._reader = await aiosqlite.connect(
-                        f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+                        f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None
+                    )
             reader = self._reader
             return await reader._execute(work, reader._conn)
         except sqlite3.Error as e:
@@ -508,8 +565,9 @@ class Store:
         await self._write(work)
         kept()
 
-    async def transmissions(self, number: int | None = None,
-                            after_id: int | None = None) -> list[Transmission]:
+    async def transmissions(
+        self, number: int | None = None, after_id: int | None = None
+    ) -> list[Transmission]:
         where, args = ["id > ?"], [-1 if after_id is None else after_id]
         if number is not None:
             where.append("number = ?")
@@ -523,7 +581,8 @@ class Store:
         """Each pager's latest transmission, by number."""
         rows = await self._query(
             "SELECT * FROM transmission WHERE id IN "
-            "(SELECT max(id) FROM transmission GROUP BY number)")
+            "(SELECT max(id) FROM transmission GROUP BY number)"
+        )
         return {t.number: t for t in map(_transmission, rows)}
 
     async def reset(self) -> None:
@@ -531,13 +590,16 @@ class Store:
 
         `resets` counts them: the sequence numbers start again, so whatever they identify
         (the session list's ETag) must also name the reset."""
+
         def work(db: sqlite3.Connection, counts: dict[str, int]) -> None:
             db.execute("UPDATE device SET resets = resets + 1")
             for table in ("session", "history", "transmission"):
                 db.execute(f"DELETE FROM {table}")
-            db.execute(f"UPDATE device SET ({_DEVICE_COLUMNS}, history_count, "
-                       f"transmission_count) = ({','.join('?' * 15)})",
-                       (*_device_row(Device()), 0, 0))
+            db.execute(
+                f"UPDATE device SET ({_DEVICE_COLUMNS}, history_count, "
+                f"transmission_count) = ({','.join('?' * 15)})",
+                (*_device_row(Device()), 0, 0),
+            )
             counts.update(history=0, transmission=0)
 
         await self._write(work)
@@ -555,7 +617,9 @@ class Store:
 
         def work(db: sqlite3.Connection, counts: dict[str, int]) -> None:
             self._append(db, counts, "history", rows)
-            db.execute("UPDATE device SET next_session_id = max(next_session_id, ?), "
-                       "history_count = ?", (max(r[0] for r in rows) + 1, counts["history"]))
+            db.execute(
+                "UPDATE device SET next_session_id = max(next_session_id, ?), history_count = ?",
+                (max(r[0] for r in rows) + 1, counts["history"]),
+            )
 
         await self._write(work)

@@ -19,10 +19,12 @@ FROZEN_AT = datetime(2026, 1, 15, 18, 0, 0)
 try:
     import pytest_asyncio
 except ImportError:  # pragma: no cover - the plugin is loaded wherever pager is installed
+
     @pytest.fixture
     def pager_emulator():
         pytest.skip("the pager_emulator fixture needs pytest-asyncio")
 else:
+
     @pytest_asyncio.fixture
     async def pager_emulator(tmp_path):
         clock = Clock()

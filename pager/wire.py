@@ -6,9 +6,10 @@ would use, so each field has one message whatever was wrong with it.
 """
 
 import io
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import cbor2
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
@@ -28,6 +29,7 @@ FORMATS = (JSON, CBOR)
 
 # ---- requests ---------------------------------------------------------------------------
 
+
 class _Body(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow")
 
@@ -40,6 +42,7 @@ class _Body(BaseModel):
 
 # Defaults below only stand for "not given" (see `given`); only `label` may be null.
 
+
 class SessionBody(_Body):
     number: int = 0  # required for POST /v1/sessions; in PUT the query names the session
     goal: int = 0
@@ -50,9 +53,14 @@ class SessionBody(_Body):
     message: str = ""
 
     def patch(self) -> SessionPatch:
-        return SessionPatch(goal=self.given("goal"), label=self.given("label"),
-                            party_size=self.given("partySize"), action=self.optional("action"),
-                            page_mode=self.optional("pageMode"), message=self.optional("message"))
+        return SessionPatch(
+            goal=self.given("goal"),
+            label=self.given("label"),
+            party_size=self.given("partySize"),
+            action=self.optional("action"),
+            page_mode=self.optional("pageMode"),
+            message=self.optional("message"),
+        )
 
 
 class PageBody(_Body):
@@ -62,8 +70,12 @@ class PageBody(_Body):
     systemId: int = 0
 
     def request(self) -> PageRequest:
-        return PageRequest(self.number, self.optional("pageMode"), self.optional("message"),
-                           self.optional("systemId"))
+        return PageRequest(
+            self.number,
+            self.optional("pageMode"),
+            self.optional("message"),
+            self.optional("systemId"),
+        )
 
 
 class SettingsBody(_Body):
@@ -79,13 +91,21 @@ class SettingsBody(_Body):
                 when = parse(when)
             except ValueError:
                 raise Invalid(rules.requirement("datetime", limits), "datetime") from None
-        return SettingsPatch(datetime=when, system_id=self.given("systemId"),
-                             default_goal=self.given("defaultTargetGoal"),
-                             clear_mark=self.given("statisticsClearMark"))
+        return SettingsPatch(
+            datetime=when,
+            system_id=self.given("systemId"),
+            default_goal=self.given("defaultTargetGoal"),
+            clear_mark=self.given("statisticsClearMark"),
+        )
 
 
-def decode(model: type[_Body], payload: bytes, content_format: int | None,
-           limits: rules.Limits, required: tuple[str, ...] = ()) -> _Body:
+def decode(
+    model: type[_Body],
+    payload: bytes,
+    content_format: int | None,
+    limits: rules.Limits,
+    required: tuple[str, ...] = (),
+) -> _Body:
     """Parse a request body of `model`; raises Invalid naming the field at fault."""
     try:
         if content_format == CBOR:
@@ -133,6 +153,7 @@ def is_compact(payload: bytes) -> bool:
 
 
 # ---- responses --------------------------------------------------------------------------
+
 
 class _Out(BaseModel):
     """A response body, built only from the emulator's own state and never validated."""
@@ -243,14 +264,23 @@ SECTION_ORDER = ("sessions", "statistics", "session_history", "settings", "ping"
 def envelope(identity: Identity, sequence: int, now: datetime, **sections: Any) -> Envelope:
     names = [n for n in SECTION_ORDER if n in sections]
     return Envelope.of(
-        responseTypes=names, globalSessionSequence=sequence, timestamp=fmt(now),
-        deviceName=identity.device_name, firmwareVersion=identity.firmware_version, **sections,
+        responseTypes=names,
+        globalSessionSequence=sequence,
+        timestamp=fmt(now),
+        deviceName=identity.device_name,
+        firmwareVersion=identity.firmware_version,
+        **sections,
     )
 
 
-def history_pieces(identity: Identity, sequence: int, now: datetime,
-                   archived: Sequence[Archived], content_format: int,
-                   per_piece: int) -> Iterator[bytes]:
+def history_pieces(
+    identity: Identity,
+    sequence: int,
+    now: datetime,
+    archived: Sequence[Archived],
+    content_format: int,
+    per_piece: int,
+) -> Iterator[bytes]:
     """The encoded history envelope in pieces of `per_piece` sessions each.
 
     Joined, the pieces are byte for byte what `envelope(...).encode()` gives; encoding a long
@@ -261,10 +291,9 @@ def history_pieces(identity: Identity, sequence: int, now: datetime,
     # less the empty list: CBOR's array head (the last byte), JSON's "]}"
     yield head[:-1] + _cbor_array_head(len(archived)) if cbor else head[:-2]
     for start in range(0, len(archived), per_piece):
-        part = [session_out(a, history=True) for a in archived[start:start + per_piece]]
+        part = [session_out(a, history=True) for a in archived[start : start + per_piece]]
         if cbor:
-            yield b"".join(cbor2.dumps(p.model_dump(mode="json", exclude_unset=True))
-                           for p in part)
+            yield b"".join(cbor2.dumps(p.model_dump(mode="json", exclude_unset=True)) for p in part)
         else:
             encoded = _SESSION_LIST.dump_json(part, exclude_unset=True)
             yield (b"," if start else b"") + encoded[1:-1]
@@ -290,8 +319,14 @@ def session_out(item: Session | Archived, history: bool = False) -> SessionOut:
     if not history:
         fields["sessionSequence"] = s.sequence
     created = fmt(s.created)
-    fields.update(uuid=s.uuid, number=s.number, partySize=s.party_size, goalInSeconds=s.goal,
-                  created=created, started=created)
+    fields.update(
+        uuid=s.uuid,
+        number=s.number,
+        partySize=s.party_size,
+        goalInSeconds=s.goal,
+        created=created,
+        started=created,
+    )
     if s.notified is not None:
         fields["notified"] = fmt(s.notified)
     if isinstance(item, Archived):
@@ -305,26 +340,34 @@ def session_out(item: Session | Archived, history: bool = False) -> SessionOut:
 def statistics_out(counters: Counters) -> StatisticsOut:
     f = figures(counters)
     return StatisticsOut.of(
-        guestsServed=f.guests_served, percentLate=f.percent_late,
-        percentOnTime=f.percent_on_time, averageTimeServed=f.average_time_served,
+        guestsServed=f.guests_served,
+        percentLate=f.percent_late,
+        percentOnTime=f.percent_on_time,
+        averageTimeServed=f.average_time_served,
         numSessions=f.num_sessions,
     )
 
 
 def settings_out(settings: Settings, now: datetime) -> SettingsOut:
     return SettingsOut.of(
-        datetime=fmt(now), systemId=settings.system_id, defaultTargetGoal=settings.default_goal,
+        datetime=fmt(now),
+        systemId=settings.system_id,
+        defaultTargetGoal=settings.default_goal,
         statisticsClearMark=settings.clear_mark,
     )
 
 
 def page_out(t: Transmission) -> PageOut:
     return PageOut.of(
-        id=t.id, time=fmt(t.time), number=t.number, systemId=t.system_id,
-        pageMode=t.page_mode, message=t.message,
-        overrideCodes=[AlertCodeOut.of(code=c.letter, value=c.value)
-                       for c in t.codes],
-        sessionId=t.session_id, alertUntil=fmt(t.alert_until),
+        id=t.id,
+        time=fmt(t.time),
+        number=t.number,
+        systemId=t.system_id,
+        pageMode=t.page_mode,
+        message=t.message,
+        overrideCodes=[AlertCodeOut.of(code=c.letter, value=c.value) for c in t.codes],
+        sessionId=t.session_id,
+        alertUntil=fmt(t.alert_until),
     )
 
 
@@ -332,4 +375,3 @@ def error_out(code: str, message: str, field: str | None) -> ErrorOut:
     if field is None:
         return ErrorOut.of(code=code, message=message)
     return ErrorOut.of(code=code, message=message, field=field)
-

@@ -129,10 +129,10 @@ import sys
 import tempfile
 import time
 from array import array
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable, Iterator
 
 from aiocoap import Message
 from aiocoap.numbers.codes import Code
@@ -171,13 +171,21 @@ def dotted(code: int | None) -> str:
 
 # ---- request templates -------------------------------------------------------------------
 
+
 class Template:
     """One request, encoded once; the generator splices in its message id and token."""
 
     __slots__ = ("name", "head", "tail", "continuation")
 
-    def __init__(self, name: str, code: Code, path: tuple[str, ...], query: tuple[str, ...] = (),
-                 body: dict | None = None, block2: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        code: Code,
+        path: tuple[str, ...],
+        query: tuple[str, ...] = (),
+        body: dict | None = None,
+        block2: tuple[int, int] | None = None,
+    ) -> None:
         payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         kwargs = {"content_format": 50} if body is not None else {}
         msg = Message(code=code, uri_path=path, uri_query=query, payload=payload, **kwargs)
@@ -188,7 +196,7 @@ class Template:
         self.continuation = block2 is not None and block2[0] > 0
 
     @classmethod
-    def of_message(cls, name: str, msg: Message) -> "Template":
+    def of_message(cls, name: str, msg: Message) -> Template:
         """From a prepared Message: for options the constructor does not set, such as a bad
         Content-Format or Accept."""
         tpl = cls.__new__(cls)
@@ -218,14 +226,14 @@ def block2_of(data: bytes, tkl: int) -> tuple[tuple[int, bool, int] | None, int]
         if delta == 13:
             delta, i = data[i] + 13, i + 1
         elif delta == 14:
-            delta, i = int.from_bytes(data[i:i + 2], "big") + 269, i + 2
+            delta, i = int.from_bytes(data[i : i + 2], "big") + 269, i + 2
         if length == 13:
             length, i = data[i] + 13, i + 1
         elif length == 14:
-            length, i = int.from_bytes(data[i:i + 2], "big") + 269, i + 2
+            length, i = int.from_bytes(data[i : i + 2], "big") + 269, i + 2
         number += delta
         if number == BLOCK2_OPTION:
-            v = int.from_bytes(data[i:i + length], "big")
+            v = int.from_bytes(data[i : i + length], "big")
             block2 = (v >> 4, bool(v & 8), v & 7)
         i += length
     return block2, n
@@ -243,8 +251,8 @@ class Run:
     def __init__(self) -> None:
         self.recording = False
         self.stopping = False
-        self.ex_lat = array("d")   # per exchange (one request datagram and its answer)
-        self.op_lat = array("d")   # per logical request made of several exchanges (c)
+        self.ex_lat = array("d")  # per exchange (one request datagram and its answer)
+        self.op_lat = array("d")  # per logical request made of several exchanges (c)
         self.cycle_lat = array("d")  # per write cycle (b)
         self.errors: dict[int, int] = {}
         self.timeouts = 0
@@ -338,7 +346,7 @@ class VirtualUser:
             if data[1] == 0:
                 self.acked = True  # empty ACK: stop retransmitting, wait for the response
                 return
-            if data[4:4 + tkl] != self.tokb:
+            if data[4 : 4 + tkl] != self.tokb:
                 return
         elif mtype == RST:
             if self.waiting and data[2:4] == self.midb:
@@ -349,7 +357,7 @@ class VirtualUser:
         else:  # a separate response (CON or NON)
             if mtype == CON:
                 self._send_raw(bytes((0x60, 0)) + data[2:4])
-            if not self.waiting or data[4:4 + tkl] != self.tokb:
+            if not self.waiting or data[4 : 4 + tkl] != self.tokb:
                 return
         self.waiting = False
         self._next((data[1], data, tkl, self.first_sent, t))
@@ -471,8 +479,7 @@ def proc_memory(pid: int) -> dict[str, int]:
     return out
 
 
-async def retransmit_timer(users: list, rto: float, retransmit: int,
-                           stop: asyncio.Event) -> None:
+async def retransmit_timer(users: list, rto: float, retransmit: int, stop: asyncio.Event) -> None:
     """Every 20 ms until `stop`: let each virtual user retransmit or time out what is due."""
     while not stop.is_set():
         await asyncio.sleep(0.02)
@@ -481,8 +488,9 @@ async def retransmit_timer(users: list, rto: float, retransmit: int,
             u.check_timer(now, rto, retransmit)
 
 
-async def sample_until(t0: float, duration: float, sampler: Callable[[float, "Run"], None],
-                       run: "Run") -> None:
+async def sample_until(
+    t0: float, duration: float, sampler: Callable[[float, Run], None], run: Run
+) -> None:
     """Sleep until `t0 + duration`, calling `sampler(elapsed, run)` every SAMPLE_EVERY s."""
     next_sample = SAMPLE_EVERY
     while True:
@@ -500,17 +508,26 @@ class Bench:
     def __init__(self, args) -> None:
         self.args = args
 
-    async def measure(self, label: str, port: int, script: Script, conc: int, *,
-                      duration: float | None = None, server_pid: int | None = None,
-                      sampler: Callable[[float, Run], None] | None = None,
-                      quiet: bool = False) -> Result:
+    async def measure(
+        self,
+        label: str,
+        port: int,
+        script: Script,
+        conc: int,
+        *,
+        duration: float | None = None,
+        server_pid: int | None = None,
+        sampler: Callable[[float, Run], None] | None = None,
+        quiet: bool = False,
+    ) -> Result:
         args = self.args
         duration = args.duration if duration is None else duration
         run = Run()
         users = [VirtualUser(i, port, run, script) for i in range(conc)]
         stop_timer = asyncio.Event()
         timer_task = asyncio.create_task(
-            retransmit_timer(users, args.rto, args.retransmit, stop_timer))
+            retransmit_timer(users, args.rto, args.retransmit, stop_timer)
+        )
         try:
             for u in users:
                 u.start()
@@ -538,30 +555,47 @@ class Bench:
         multi = getattr(script, "multi_exchange", False)
         lat = sorted(run.op_lat) if multi else sorted(run.ex_lat)
         result = Result(
-            label=label, conc=conc, elapsed=elapsed, ops=len(lat), lat=lat,
-            exchanges=len(run.ex_lat), cycles=len(run.cycle_lat),
-            cycle_lat=sorted(run.cycle_lat), errors=dict(run.errors), timeouts=run.timeouts,
-            retransmits=run.retransmits, rotations=run.rotations,
-            socket_errors=run.socket_errors, ex_lat=sorted(run.ex_lat) if multi else [],
-            srv_cpu=100 * (srv1 - srv0) / elapsed, gen_cpu=100 * (cpu1 - cpu0) / elapsed,
+            label=label,
+            conc=conc,
+            elapsed=elapsed,
+            ops=len(lat),
+            lat=lat,
+            exchanges=len(run.ex_lat),
+            cycles=len(run.cycle_lat),
+            cycle_lat=sorted(run.cycle_lat),
+            errors=dict(run.errors),
+            timeouts=run.timeouts,
+            retransmits=run.retransmits,
+            rotations=run.rotations,
+            socket_errors=run.socket_errors,
+            ex_lat=sorted(run.ex_lat) if multi else [],
+            srv_cpu=100 * (srv1 - srv0) / elapsed,
+            gen_cpu=100 * (cpu1 - cpu0) / elapsed,
         )
         if not quiet:
-            print(f"  {label:<44} c={conc:<3} {result.rate:9.0f} req/s  p50 "
-                  f"{result.q(.5) * 1e3:7.3f} ms  p99 {result.q(.99) * 1e3:7.3f} ms  "
-                  f"err {result.error_count} tmo {result.timeouts} rtx {result.retransmits}"
-                  f"  srv {result.srv_cpu:3.0f}% gen {result.gen_cpu:3.0f}%"
-                  + (f"  {result.cycles / elapsed:.0f} cycles/s" if result.cycles else "")
-                  + (f"  {result.ex_rate:.0f} exchanges/s" if multi else "")
-                  + (f"  port rotations {result.rotations}" if result.rotations else "")
-                  + (f"  socket errors {result.socket_errors}" if result.socket_errors else ""),
-                  flush=True)
+            print(
+                f"  {label:<44} c={conc:<3} {result.rate:9.0f} req/s  p50 "
+                f"{result.q(0.5) * 1e3:7.3f} ms  p99 {result.q(0.99) * 1e3:7.3f} ms  "
+                f"err {result.error_count} tmo {result.timeouts} rtx {result.retransmits}"
+                f"  srv {result.srv_cpu:3.0f}% gen {result.gen_cpu:3.0f}%"
+                + (f"  {result.cycles / elapsed:.0f} cycles/s" if result.cycles else "")
+                + (f"  {result.ex_rate:.0f} exchanges/s" if multi else "")
+                + (f"  port rotations {result.rotations}" if result.rotations else "")
+                + (f"  socket errors {result.socket_errors}" if result.socket_errors else ""),
+                flush=True,
+            )
             if result.errors:
-                print("      non-success answers: " + ", ".join(
-                    f"{dotted(c) if c >= 0 else 'RST'} x{n}" for c, n in result.errors.items()))
+                print(
+                    "      non-success answers: "
+                    + ", ".join(
+                        f"{dotted(c) if c >= 0 else 'RST'} x{n}" for c, n in result.errors.items()
+                    )
+                )
         return result
 
 
 # ---- workloads (scripts of one virtual user) ---------------------------------------------
+
 
 def single(templates: list[Template], ok: frozenset[int]) -> Script:
     """One exchange per logical request, rotating over `templates`."""
@@ -585,8 +619,10 @@ class Workloads:
 
     def __init__(self) -> None:
         sessions = ("v1", "sessions")
-        self.by_number = [Template(f"GET number={n}", Code.GET, sessions, (f"number={n}",))
-                          for n in range(ACTIVE_SESSIONS)]
+        self.by_number = [
+            Template(f"GET number={n}", Code.GET, sessions, (f"number={n}",))
+            for n in range(ACTIVE_SESSIONS)
+        ]
         self.statistics = [Template("GET statistics", Code.GET, ("v1", "sessions", "statistics"))]
         self.all_sessions = Template("GET sessions", Code.GET, sessions)
         self._blocks: dict[tuple[int, int], Template] = {}
@@ -595,8 +631,9 @@ class Workloads:
     def block(self, num: int, szx: int) -> Template:
         tpl = self._blocks.get((num, szx))
         if tpl is None:
-            tpl = self._blocks[num, szx] = Template(f"GET sessions block {num}", Code.GET,
-                                                    ("v1", "sessions"), block2=(num, szx))
+            tpl = self._blocks[num, szx] = Template(
+                f"GET sessions block {num}", Code.GET, ("v1", "sessions"), block2=(num, szx)
+            )
         return tpl
 
     def cycle_templates(self, n: int) -> tuple[Template, Template, Template]:
@@ -659,6 +696,7 @@ class Workloads:
 
 # ---- a one-off client for setup and polling ----------------------------------------------
 
+
 class Probe:
     """One socket, one request at a time, awaited: for setup, checks and polling."""
 
@@ -693,11 +731,12 @@ class Probe:
                 self.sock.send(bytes((0x60, 0)) + data[2:4])
             if mtype == ACK and data[1] == 0:
                 continue
-            if data[4:4 + tkl] == self.key[2:]:
+            if data[4 : 4 + tkl] == self.key[2:]:
                 self.waiter.set_result((data[1], data, tkl))
 
-    async def request(self, tpl: Template, timeout: float = 1.0,
-                      attempts: int = 3) -> tuple[int, bytes, int] | None:
+    async def request(
+        self, tpl: Template, timeout: float = 1.0, attempts: int = 3
+    ) -> tuple[int, bytes, int] | None:
         self.mid = (self.mid + 1) & 0xFFFF
         self.token = (self.token + 1) & 0xFFFFFFFF
         self.key = MIDTOK.pack(self.mid, self.token)
@@ -710,12 +749,13 @@ class Probe:
                 pass
             try:
                 return await asyncio.wait_for(asyncio.shield(self.waiter), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
         return None
 
-    async def fetch(self, tpl: Template, workloads: Workloads | None = None
-                    ) -> tuple[int | None, bytes, int]:
+    async def fetch(
+        self, tpl: Template, workloads: Workloads | None = None
+    ) -> tuple[int | None, bytes, int]:
         """GET following Block2: (code, whole payload, number of blocks)."""
         r = await self.request(tpl)
         payload, blocks = b"", 0
@@ -732,6 +772,7 @@ class Probe:
 
 # ---- servers in subprocesses -------------------------------------------------------------
 
+
 def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((HOST, 0))
@@ -741,8 +782,14 @@ def free_udp_port() -> int:
 class ServerProcess:
     """A server in its own process; `start` returns once its port is known."""
 
-    def __init__(self, name: str, argv: list[str], log_path: Path,
-                 port_line: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        log_path: Path,
+        port_line: str | None = None,
+        port: int | None = None,
+    ) -> None:
         self.name = name
         self.argv = argv
         self.log_path = log_path
@@ -756,20 +803,24 @@ class ServerProcess:
     def pid(self) -> int | None:
         return None if self.process is None else self.process.pid
 
-    async def start(self, timeout: float = 30.0) -> "ServerProcess":
+    async def start(self, timeout: float = 30.0) -> ServerProcess:
         self._log = open(self.log_path, "ab")
         self.spawned = time.perf_counter()
         self.process = await asyncio.create_subprocess_exec(
-            *self.argv, stdin=asyncio.subprocess.DEVNULL,
+            *self.argv,
+            stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE if self.port_line else asyncio.subprocess.DEVNULL,
-            stderr=self._log, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stderr=self._log,
+            cwd=REPO,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         if self.port_line:
             try:
                 line = (await asyncio.wait_for(self.process.stdout.readline(), timeout)).decode()
-            except asyncio.TimeoutError:
-                raise SetupError(f"{self.name} printed no port within {timeout:.0f} s\n"
-                                 f"{self.log_tail()}") from None
+            except TimeoutError:
+                raise SetupError(
+                    f"{self.name} printed no port within {timeout:.0f} s\n{self.log_tail()}"
+                ) from None
             match = re.search(self.port_line, line)
             if not match:
                 raise SetupError(f"{self.name} did not start: {line!r}\n{self.log_tail()}")
@@ -791,7 +842,7 @@ class ServerProcess:
             try:
                 p.send_signal(signal.SIGTERM)
                 await asyncio.wait_for(p.wait(), 10)
-            except (asyncio.TimeoutError, ProcessLookupError):
+            except (TimeoutError, ProcessLookupError):
                 try:
                     p.kill()
                 except ProcessLookupError:
@@ -806,19 +857,21 @@ class SetupError(Exception):
     pass
 
 
-def run_to_exit(script: str, work, deadline: float,
-                errors: tuple[type[BaseException], ...] = (SetupError,)) -> int:
+def run_to_exit(
+    script: str, work, deadline: float, errors: tuple[type[BaseException], ...] = (SetupError,)
+) -> int:
     """asyncio.run(work) within `deadline` seconds, as a script's exit status.
 
     `work`'s own status is returned; the deadline, a setup error (`errors`) and Ctrl-C give 2
     with a line on stderr (the scripts run by hand and by tests share this).
     """
+
     async def bounded() -> int:
         return await asyncio.wait_for(work, deadline)
 
     try:
         return asyncio.run(bounded())
-    except asyncio.TimeoutError:
+    except TimeoutError:
         print(f"{script}: aborted after the {deadline:.0f} s deadline", file=sys.stderr)
         return 2
     except errors as e:
@@ -828,8 +881,9 @@ def run_to_exit(script: str, work, deadline: float,
         return 2
 
 
-async def wait_answer(port: int, tpl: Template, ok: frozenset[int], timeout: float,
-                      poll: float = 0.01) -> float:
+async def wait_answer(
+    port: int, tpl: Template, ok: frozenset[int], timeout: float, poll: float = 0.01
+) -> float:
     """Poll every `poll` seconds until a request is answered with a code in `ok`;
     returns the perf_counter time of the first such answer."""
     probe = Probe(port)
@@ -846,6 +900,7 @@ async def wait_answer(port: int, tpl: Template, ok: frozenset[int], timeout: flo
 
 # ---- the reference server ----------------------------------------------------------------
 
+
 def serve_reference(port: int) -> int:
     """A bare aiocoap resource answering GET /v1/ref with a fixed 60-byte JSON body."""
     import aiocoap
@@ -858,12 +913,16 @@ def serve_reference(port: int) -> int:
     async def main() -> None:
         site = resource.Site()
         site.add_resource(REFERENCE_PATH, Fixed())
-        context = await aiocoap.Context.create_server_context(site, bind=(HOST, port),
-                                                              transports=["udp6"])
+        context = await aiocoap.Context.create_server_context(
+            site, bind=(HOST, port), transports=["udp6"]
+        )
         bound = port
         for interface in context.request_interfaces:  # as pager.app._bound_port does
-            transport = getattr(getattr(getattr(interface, "token_interface", None),
-                                        "message_interface", None), "transport", None)
+            transport = getattr(
+                getattr(getattr(interface, "token_interface", None), "message_interface", None),
+                "transport",
+                None,
+            )
             if transport is not None:
                 bound = transport.get_extra_info("socket").getsockname()[1]
         print(f"reference listening on udp {HOST}:{bound}", flush=True)
@@ -882,16 +941,33 @@ def serve_reference(port: int) -> int:
 
 # ---- the emulator, its store and its setup -----------------------------------------------
 
+
 def write_config(path: Path) -> None:
-    path.write_text(f"# written by scripts/bench.py\nhistory_limit = {HISTORY_LIMIT}\n"
-                    'log_level = "WARNING"\n')
+    path.write_text(
+        f'# written by scripts/bench.py\nhistory_limit = {HISTORY_LIMIT}\nlog_level = "WARNING"\n'
+    )
 
 
 def emulator(workdir: Path, db: Path, tag: str) -> ServerProcess:
     return ServerProcess(
         f"emulator ({tag})",
-        [sys.executable, "-m", "pager", "serve", "--host", HOST, "--port", "0", "--db", str(db),
-         "--no-control", "--config", str(workdir / "bench.toml"), "--log-level", "WARNING"],
+        [
+            sys.executable,
+            "-m",
+            "pager",
+            "serve",
+            "--host",
+            HOST,
+            "--port",
+            "0",
+            "--db",
+            str(db),
+            "--no-control",
+            "--config",
+            str(workdir / "bench.toml"),
+            "--log-level",
+            "WARNING",
+        ],
         workdir / f"emulator-{tag}.log",
         port_line=r"pager-emulator listening on udp .*:(\d+), store ",
     )
@@ -910,9 +986,23 @@ async def prefill(db: Path, count: int, chunk: int = 50_000) -> float:
         for start in range(1, count + 1, chunk):
             end = min(count + 1, start + chunk)
             await store.bulk_archive(
-                Archived(Session(i, i, f"00000000-0000-4000-8000-{i:012x}", i % 4096,
-                                 1 + i % 6, 300, created, notified, None), cleared, STOP)
-                for i in range(start, end))
+                Archived(
+                    Session(
+                        i,
+                        i,
+                        f"00000000-0000-4000-8000-{i:012x}",
+                        i % 4096,
+                        1 + i % 6,
+                        300,
+                        created,
+                        notified,
+                        None,
+                    ),
+                    cleared,
+                    STOP,
+                )
+                for i in range(start, end)
+            )
     finally:
         await store.close()
     return time.perf_counter() - t0
@@ -922,8 +1012,12 @@ async def create_sessions(port: int) -> None:
     probe = Probe(port)
     try:
         for n in range(ACTIVE_SESSIONS):
-            tpl = Template("POST", Code.POST, ("v1", "sessions"),
-                           body={"number": n, "partySize": 1 + n % 6, "label": f"guest {n}"})
+            tpl = Template(
+                "POST",
+                Code.POST,
+                ("v1", "sessions"),
+                body={"number": n, "partySize": 1 + n % 6, "label": f"guest {n}"},
+            )
             r = await probe.request(tpl)
             if r is None or r[0] not in (C_CREATED, C_2_00):
                 raise SetupError(f"creating session {n}: {dotted(r and r[0])}")
@@ -953,8 +1047,11 @@ async def check_answers(emu_port: int, ref_port: int, w: Workloads) -> int:
         body = json.loads(payload)
         if code != C_CONTENT or len(body.get("sessions", [])) != ACTIVE_SESSIONS:
             raise SetupError(f"GET /v1/sessions: {dotted(code)}, {len(payload)} bytes")
-        print(f"  (c) GET /v1/sessions answer: {len(payload)} bytes in {blocks} blocks of "
-              "1024 bytes (Block2 SZX 6)", flush=True)
+        print(
+            f"  (c) GET /v1/sessions answer: {len(payload)} bytes in {blocks} blocks of "
+            "1024 bytes (Block2 SZX 6)",
+            flush=True,
+        )
         for tpl in (w.by_number[7], w.statistics[0]):
             code, payload, _ = await probe.fetch(tpl, w)
             if code != C_CONTENT:
@@ -972,20 +1069,33 @@ async def check_answers(emu_port: int, ref_port: int, w: Workloads) -> int:
 
 # ---- the run -----------------------------------------------------------------------------
 
+
 def tree_state() -> str:
     """Which emulator code is measured: the commit, and whether pager/ differs from it."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, timeout=5,
-                              capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "pager"], cwd=REPO,
-                               timeout=5, capture_output=True, text=True).stdout.split("\n")
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            timeout=5,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "pager"],
+            cwd=REPO,
+            timeout=5,
+            capture_output=True,
+            text=True,
+        ).stdout.split("\n")
     except (OSError, subprocess.SubprocessError):
         return "emulator code: unknown (no git)"
     changed = [line[3:] for line in dirty if line.strip()]
-    return (f"emulator code: commit {head or '?'}"
-            + (f" + uncommitted changes in {len(changed)} file(s) under pager/ "
-               f"({', '.join(changed[:6])}{', ...' if len(changed) > 6 else ''})"
-               if changed else ", pager/ unmodified"))
+    return f"emulator code: commit {head or '?'}" + (
+        f" + uncommitted changes in {len(changed)} file(s) under pager/ "
+        f"({', '.join(changed[:6])}{', ...' if len(changed) > 6 else ''})"
+        if changed
+        else ", pager/ unmodified"
+    )
 
 
 @dataclass
@@ -1014,9 +1124,12 @@ async def run(args) -> int:
     blocks = 0
     began = time.perf_counter()
     print(f"bench.py: {tree_state()}", flush=True)
-    print(f"bench.py: {os.cpu_count()} CPUs, load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}, duration {args.duration:g} s "
-          f"(+{args.warmup:g} s warm-up) per run, workdir {workdir}", flush=True)
+    print(
+        f"bench.py: {os.cpu_count()} CPUs, load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}, duration {args.duration:g} s "
+        f"(+{args.warmup:g} s warm-up) per run, workdir {workdir}",
+        flush=True,
+    )
 
     async def start(server: ServerProcess) -> ServerProcess:
         servers.append(server)
@@ -1028,8 +1141,9 @@ async def run(args) -> int:
 
     def alive(server: ServerProcess) -> None:
         if not server.alive():
-            raise SetupError(f"{server.name} exited ({server.process.returncode})\n"
-                             f"{server.log_tail()}")
+            raise SetupError(
+                f"{server.name} exited ({server.process.returncode})\n{server.log_tail()}"
+            )
 
     try:
         # -- the generator's ceiling: one coap-server-notls for the whole run
@@ -1038,9 +1152,14 @@ async def run(args) -> int:
         binary = shutil.which("coap-server-notls")
         if binary:
             port = free_udp_port()
-            cserver = await start(ServerProcess(
-                "coap-server-notls", [binary, "-A", HOST, "-p", str(port)],
-                workdir / "coap-server.log", port=port))
+            cserver = await start(
+                ServerProcess(
+                    "coap-server-notls",
+                    [binary, "-A", HOST, "-p", str(port)],
+                    workdir / "coap-server.log",
+                    port=port,
+                )
+            )
             await wait_answer(port, ceiling_tpl, frozenset((C_NOT_FOUND,)), 10)
         else:
             print("  coap-server-notls not found: the generator's ceiling is not measured")
@@ -1051,9 +1170,11 @@ async def run(args) -> int:
 
         def reference() -> ServerProcess:
             return ServerProcess(
-                "reference", [sys.executable, str(Path(__file__).resolve()),
-                              "--serve-reference", "0"], workdir / "reference.log",
-                port_line=r"reference listening on udp .*:(\d+)")
+                "reference",
+                [sys.executable, str(Path(__file__).resolve()), "--serve-reference", "0"],
+                workdir / "reference.log",
+                port_line=r"reference listening on udp .*:(\d+)",
+            )
 
         emu = await start(emulator(workdir, main_db, "main"))
         await wait_answer(emu.port, w.statistics[0], Workloads.OK_CONTENT, 20)
@@ -1064,8 +1185,13 @@ async def run(args) -> int:
         await stop(ref)
         await stop(emu)
 
-        async def measured(make: Callable[[], ServerProcess], ready: Template, label: str,
-                           script: Script, conc: int) -> Result:
+        async def measured(
+            make: Callable[[], ServerProcess],
+            ready: Template,
+            label: str,
+            script: Script,
+            conc: int,
+        ) -> Result:
             """One run on a server process of its own, started for it and stopped after.
 
             aiocoap keeps every message for 247 s to answer duplicates, and the garbage
@@ -1075,8 +1201,9 @@ async def run(args) -> int:
             server = await start(make())
             try:
                 await wait_answer(server.port, ready, Workloads.OK_CONTENT, 20)
-                result = await bench.measure(label, server.port, script, conc,
-                                             server_pid=server.pid)
+                result = await bench.measure(
+                    label, server.port, script, conc, server_pid=server.pid
+                )
                 alive(server)
                 return result
             finally:
@@ -1089,21 +1216,26 @@ async def run(args) -> int:
             if cserver is not None:
                 alive(cserver)
                 results["ceiling", conc] = await bench.measure(
-                    "ceiling: coap-server-notls 4.04", cserver.port,
-                    single([ceiling_tpl], frozenset((C_NOT_FOUND,))), conc,
-                    server_pid=cserver.pid)
+                    "ceiling: coap-server-notls 4.04",
+                    cserver.port,
+                    single([ceiling_tpl], frozenset((C_NOT_FOUND,))),
+                    conc,
+                    server_pid=cserver.pid,
+                )
             results["ref", conc] = await measured(
-                reference, ref_tpl, "reference: aiocoap, fixed 60 B", ref_script, conc)
+                reference, ref_tpl, "reference: aiocoap, fixed 60 B", ref_script, conc
+            )
             for key, label, script in (
-                    ("a", "(a) GET /v1/sessions?number=N", w.a()),
-                    ("c", "(c) GET /v1/sessions (whole Block2 transfer)", w.c()),
-                    ("d", "(d) GET /v1/sessions/statistics", w.d()),
-                    ("b", "(b) write cycle, per request", w.b())):
+                ("a", "(a) GET /v1/sessions?number=N", w.a()),
+                ("c", "(c) GET /v1/sessions (whole Block2 transfer)", w.c()),
+                ("d", "(d) GET /v1/sessions/statistics", w.d()),
+                ("b", "(b) write cycle, per request", w.b()),
+            ):
                 if key not in args.workloads:
                     continue
                 results[key, conc] = await measured(
-                    lambda: emulator(workdir, main_db, "main"), w.statistics[0], label, script,
-                    conc)
+                    lambda: emulator(workdir, main_db, "main"), w.statistics[0], label, script, conc
+                )
             if ("c", conc) in results:
                 results["c", conc].blocks = blocks
         if cserver is not None:
@@ -1119,17 +1251,29 @@ async def run(args) -> int:
                 startups = []
                 for i in range(args.startups):
                     emu = await start(emulator(workdir, db, f"scale-{size}"))
-                    answered = await wait_answer(emu.port, w.statistics[0],
-                                                 Workloads.OK_CONTENT, 60)
+                    answered = await wait_answer(
+                        emu.port, w.statistics[0], Workloads.OK_CONTENT, 60
+                    )
                     startups.append(answered - emu.spawned)
                     if i < args.startups - 1:
                         await stop(emu)
                 print(f"    startup {', '.join(f'{s:.3f}' for s in startups)} s", flush=True)
-                d = await bench.measure(f"(d) statistics, {size:,} archived", emu.port, w.d(),
-                                        1, duration=args.scale_duration, server_pid=emu.pid)
-                b = await bench.measure(f"(b) write cycle, {size:,} archived", emu.port,
-                                        w.b(), 1, duration=args.scale_duration,
-                                        server_pid=emu.pid)
+                d = await bench.measure(
+                    f"(d) statistics, {size:,} archived",
+                    emu.port,
+                    w.d(),
+                    1,
+                    duration=args.scale_duration,
+                    server_pid=emu.pid,
+                )
+                b = await bench.measure(
+                    f"(b) write cycle, {size:,} archived",
+                    emu.port,
+                    w.b(),
+                    1,
+                    duration=args.scale_duration,
+                    server_pid=emu.pid,
+                )
                 alive(emu)
                 await stop(emu)
                 scales.append(Scale(size, took, startups, b, d))
@@ -1137,14 +1281,17 @@ async def run(args) -> int:
 
         # -- memory under a sustained write load
         if args.soak > 0:
-            print(f"\nsoak: (b) with 16 in flight for {args.soak:g} s, RSS every "
-                  f"{SAMPLE_EVERY:g} s:", flush=True)
+            print(
+                f"\nsoak: (b) with 16 in flight for {args.soak:g} s, RSS every {SAMPLE_EVERY:g} s:",
+                flush=True,
+            )
             emu = await start(emulator(workdir, workdir / "soak.db", "soak"))
             await wait_answer(emu.port, w.statistics[0], Workloads.OK_CONTENT, 20)
             m = proc_memory(emu.pid)
             soak.append((0.0, m["VmRSS"], m["VmHWM"], 0, math.nan))
-            print(f"  {'t (s)':>7} {'VmRSS MiB':>10} {'VmHWM MiB':>10} {'requests':>10} "
-                  f"{'req/s':>8}")
+            print(
+                f"  {'t (s)':>7} {'VmRSS MiB':>10} {'VmHWM MiB':>10} {'requests':>10} {'req/s':>8}"
+            )
             print(f"  {0:7.0f} {m['VmRSS'] / 1024:10.1f} {m['VmHWM'] / 1024:10.1f}", flush=True)
 
             def sample(elapsed: float, r: Run) -> None:
@@ -1152,12 +1299,21 @@ async def run(args) -> int:
                 done = len(r.ex_lat)
                 rate = (done - soak[-1][3]) / (elapsed - soak[-1][0])
                 soak.append((elapsed, mem["VmRSS"], mem["VmHWM"], done, rate))
-                print(f"  {elapsed:7.0f} {mem['VmRSS'] / 1024:10.1f} "
-                      f"{mem['VmHWM'] / 1024:10.1f} {done:10d} {rate:8.0f}", flush=True)
+                print(
+                    f"  {elapsed:7.0f} {mem['VmRSS'] / 1024:10.1f} "
+                    f"{mem['VmHWM'] / 1024:10.1f} {done:10d} {rate:8.0f}",
+                    flush=True,
+                )
 
-            soak_result = await bench.measure("(b) soak", emu.port, w.b(), 16,
-                                              duration=args.soak, server_pid=emu.pid,
-                                              sampler=sample)
+            soak_result = await bench.measure(
+                "(b) soak",
+                emu.port,
+                w.b(),
+                16,
+                duration=args.soak,
+                server_pid=emu.pid,
+                sampler=sample,
+            )
             alive(emu)
             await stop(emu)
     finally:
@@ -1168,13 +1324,22 @@ async def run(args) -> int:
                 print(f"bench.py: stopping {server.name}: {e}", file=sys.stderr)
         shutil.rmtree(workdir, ignore_errors=True)
 
-    print_summary(args, results, scales, soak, soak_result, blocks,
-                  time.perf_counter() - began)
-    failed = [r for r in [*results.values(), *(s.b for s in scales), *(s.d for s in scales),
-                          *([soak_result] if soak_result else [])] if r.failed]
+    print_summary(args, results, scales, soak, soak_result, blocks, time.perf_counter() - began)
+    failed = [
+        r
+        for r in [
+            *results.values(),
+            *(s.b for s in scales),
+            *(s.d for s in scales),
+            *([soak_result] if soak_result else []),
+        ]
+        if r.failed
+    ]
     for r in failed:
-        print(f"bench.py: FAILED {r.label} c={r.conc}: {r.ops} answered, "
-              f"{r.error_count} non-success", file=sys.stderr)
+        print(
+            f"bench.py: FAILED {r.label} c={r.conc}: {r.ops} answered, {r.error_count} non-success",
+            file=sys.stderr,
+        )
     return 1 if failed else 0
 
 
@@ -1187,12 +1352,16 @@ def ratio(a: float, b: float) -> str:
 def print_summary(args, results, scales, soak, soak_result, blocks, took) -> None:
     print()
     print(SUMMARY_HEADER)
-    print(f"{os.cpu_count()} CPUs, {args.duration:g} s per run (+{args.warmup:g} s warm-up), "
-          f"whole run {took:.0f} s; x ref = emulator / reference at the same concurrency "
-          "(req/s: <1 is slower; latency: >1 is slower)")
-    head = (f"{'workload':<46} {'conc':>4} {'req/s':>8} {'x ref':>6} {'p50 ms':>8} "
-            f"{'x ref':>6} {'p99 ms':>8} {'x ref':>6} {'err':>4} {'tmo':>4} {'rtx':>4} "
-            f"{'srvCPU':>6} {'genCPU':>6}")
+    print(
+        f"{os.cpu_count()} CPUs, {args.duration:g} s per run (+{args.warmup:g} s warm-up), "
+        f"whole run {took:.0f} s; x ref = emulator / reference at the same concurrency "
+        "(req/s: <1 is slower; latency: >1 is slower)"
+    )
+    head = (
+        f"{'workload':<46} {'conc':>4} {'req/s':>8} {'x ref':>6} {'p50 ms':>8} "
+        f"{'x ref':>6} {'p99 ms':>8} {'x ref':>6} {'err':>4} {'tmo':>4} {'rtx':>4} "
+        f"{'srvCPU':>6} {'genCPU':>6}"
+    )
     print(head)
     print("-" * len(head))
     labels = {
@@ -1211,89 +1380,143 @@ def print_summary(args, results, scales, soak, soak_result, blocks, took) -> Non
                 continue
             emu = key in ("a", "b", "c", "d")
             cmp = (lambda x, y: ratio(x, y)) if emu and ref else (lambda x, y: "")
-            print(f"{labels[key]:<46} {conc:>4} {r.rate:8.0f} {cmp(r.rate, ref and ref.rate):>6} "
-                  f"{r.q(.5) * 1e3:8.3f} {cmp(r.q(.5), ref and ref.q(.5)):>6} "
-                  f"{r.q(.99) * 1e3:8.3f} {cmp(r.q(.99), ref and ref.q(.99)):>6} "
-                  f"{r.error_count:>4} {r.timeouts:>4} {r.retransmits:>4} "
-                  f"{r.srv_cpu:5.0f}% {r.gen_cpu:5.0f}%")
+            print(
+                f"{labels[key]:<46} {conc:>4} {r.rate:8.0f} {cmp(r.rate, ref and ref.rate):>6} "
+                f"{r.q(0.5) * 1e3:8.3f} {cmp(r.q(0.5), ref and ref.q(0.5)):>6} "
+                f"{r.q(0.99) * 1e3:8.3f} {cmp(r.q(0.99), ref and ref.q(0.99)):>6} "
+                f"{r.error_count:>4} {r.timeouts:>4} {r.retransmits:>4} "
+                f"{r.srv_cpu:5.0f}% {r.gen_cpu:5.0f}%"
+            )
             if key == "b" and r.cycles:
                 cyc = r.cycle_lat
-                print(f"{'    (b) whole cycles (3 requests)':<46} {conc:>4} "
-                      f"{r.cycles / r.elapsed:8.0f} {cmp(r.cycles / r.elapsed, ref and ref.rate):>6} "
-                      f"{quantile(cyc, .5) * 1e3:8.3f} {cmp(quantile(cyc, .5), ref and ref.q(.5)):>6} "
-                      f"{quantile(cyc, .99) * 1e3:8.3f} {cmp(quantile(cyc, .99), ref and ref.q(.99)):>6}")
+                print(
+                    f"{'    (b) whole cycles (3 requests)':<46} {conc:>4} "
+                    f"{r.cycles / r.elapsed:8.0f} {cmp(r.cycles / r.elapsed, ref and ref.rate):>6} "
+                    f"{quantile(cyc, 0.5) * 1e3:8.3f} {cmp(quantile(cyc, 0.5), ref and ref.q(0.5)):>6} "
+                    f"{quantile(cyc, 0.99) * 1e3:8.3f} {cmp(quantile(cyc, 0.99), ref and ref.q(0.99)):>6}"
+                )
             if key == "c":
                 ex = r.ex_lat
-                print(f"{'    (c) block exchanges, per exchange':<46} {conc:>4} {r.ex_rate:8.0f} "
-                      f"{cmp(r.ex_rate, ref and ref.rate):>6} "
-                      f"{quantile(ex, .5) * 1e3:8.3f} {cmp(quantile(ex, .5), ref and ref.q(.5)):>6} "
-                      f"{quantile(ex, .99) * 1e3:8.3f} {cmp(quantile(ex, .99), ref and ref.q(.99)):>6}")
+                print(
+                    f"{'    (c) block exchanges, per exchange':<46} {conc:>4} {r.ex_rate:8.0f} "
+                    f"{cmp(r.ex_rate, ref and ref.rate):>6} "
+                    f"{quantile(ex, 0.5) * 1e3:8.3f} {cmp(quantile(ex, 0.5), ref and ref.q(0.5)):>6} "
+                    f"{quantile(ex, 0.99) * 1e3:8.3f} {cmp(quantile(ex, 0.99), ref and ref.q(0.99)):>6}"
+                )
     ceiling = [r for (k, _), r in results.items() if k == "ceiling"]
-    emulator_rates = [(r.ex_rate, r.label, r.conc) for (k, _), r in results.items()
-                      if k in ("a", "b", "c", "d", "ref")]
+    emulator_rates = [
+        (r.ex_rate, r.label, r.conc)
+        for (k, _), r in results.items()
+        if k in ("a", "b", "c", "d", "ref")
+    ]
     if ceiling and emulator_rates:
         top = max(ceiling, key=lambda r: r.rate)
         fastest = max(emulator_rates)
-        print(f"generator ceiling: {top.rate:.0f} req/s at {top.conc} in flight against "
-              f"coap-server-notls (generator CPU {top.gen_cpu:.0f}% of a core); the busiest "
-              f"Python server run, {fastest[1]} c={fastest[2]}, used {fastest[0]:.0f} "
-              f"exchanges/s = {100 * fastest[0] / top.rate:.0f}% of it")
+        print(
+            f"generator ceiling: {top.rate:.0f} req/s at {top.conc} in flight against "
+            f"coap-server-notls (generator CPU {top.gen_cpu:.0f}% of a core); the busiest "
+            f"Python server run, {fastest[1]} c={fastest[2]}, used {fastest[0]:.0f} "
+            f"exchanges/s = {100 * fastest[0] / top.rate:.0f}% of it"
+        )
     elif not ceiling:
         print("generator ceiling: not measured (coap-server-notls not found)")
 
     if scales:
         base = scales[0]
         print()
-        print(f"{'history size':>14} {'prefill s':>9} {'startup s':>9} {'x 0':>6} "
-              f"{'(b) p50 ms':>10} {'x 0':>6} {'(d) p50 ms':>10} {'x 0':>6} "
-              f"{'(b) req/s':>9} {'(d) req/s':>9}   (1 in flight)")
+        print(
+            f"{'history size':>14} {'prefill s':>9} {'startup s':>9} {'x 0':>6} "
+            f"{'(b) p50 ms':>10} {'x 0':>6} {'(d) p50 ms':>10} {'x 0':>6} "
+            f"{'(b) req/s':>9} {'(d) req/s':>9}   (1 in flight)"
+        )
         for s in scales:
-            print(f"{s.size:>14,} {s.prefill_s:9.1f} {s.startup:9.3f} "
-                  f"{ratio(s.startup, base.startup):>6} {s.b.q(.5) * 1e3:10.3f} "
-                  f"{ratio(s.b.q(.5), base.b.q(.5)):>6} {s.d.q(.5) * 1e3:10.3f} "
-                  f"{ratio(s.d.q(.5), base.d.q(.5)):>6} {s.b.rate:9.0f} {s.d.rate:9.0f}")
+            print(
+                f"{s.size:>14,} {s.prefill_s:9.1f} {s.startup:9.3f} "
+                f"{ratio(s.startup, base.startup):>6} {s.b.q(0.5) * 1e3:10.3f} "
+                f"{ratio(s.b.q(0.5), base.b.q(0.5)):>6} {s.d.q(0.5) * 1e3:10.3f} "
+                f"{ratio(s.d.q(0.5), base.d.q(0.5)):>6} {s.b.rate:9.0f} {s.d.rate:9.0f}"
+            )
     if soak:
         print()
-        marks = [(m, next((x for x in soak if abs(x[0] - 60 * m) < SAMPLE_EVERY / 2), None))
-                 for m in (1, 3, 5)]
-        shown = [f"{m} min {x[2] / 1024:.1f} MiB (RSS {x[1] / 1024:.1f})"
-                 for m, x in marks if x is not None]
+        marks = [
+            (m, next((x for x in soak if abs(x[0] - 60 * m) < SAMPLE_EVERY / 2), None))
+            for m in (1, 3, 5)
+        ]
+        shown = [
+            f"{m} min {x[2] / 1024:.1f} MiB (RSS {x[1] / 1024:.1f})"
+            for m, x in marks
+            if x is not None
+        ]
         last = soak[-1]
         r = soak_result
-        print(f"soak ({args.soak:g} s of (b) at 16 in flight): emulator peak RSS (VmHWM) at "
-              f"start {soak[0][2] / 1024:.1f} MiB; "
-              + ("; ".join(shown) if shown else "no 1/3/5-minute mark reached")
-              + f"; last sample t={last[0]:.0f} s VmHWM {last[2] / 1024:.1f} MiB, VmRSS "
-              f"{last[1] / 1024:.1f} MiB"
-              + (f"; {r.rate:.0f} req/s, p50 {r.q(.5) * 1e3:.2f} ms, p99 "
-                 f"{r.q(.99) * 1e3:.2f} ms, err {r.error_count}, tmo {r.timeouts}"
-                 if r else ""))
+        print(
+            f"soak ({args.soak:g} s of (b) at 16 in flight): emulator peak RSS (VmHWM) at "
+            f"start {soak[0][2] / 1024:.1f} MiB; "
+            + ("; ".join(shown) if shown else "no 1/3/5-minute mark reached")
+            + f"; last sample t={last[0]:.0f} s VmHWM {last[2] / 1024:.1f} MiB, VmRSS "
+            f"{last[1] / 1024:.1f} MiB"
+            + (
+                f"; {r.rate:.0f} req/s, p50 {r.q(0.5) * 1e3:.2f} ms, p99 "
+                f"{r.q(0.99) * 1e3:.2f} ms, err {r.error_count}, tmo {r.timeouts}"
+                if r
+                else ""
+            )
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run of about 20 s: short runs, history sizes 0 and 20,000, "
-                        "no soak")
-    p.add_argument("--duration", type=float, default=None,
-                   help="measured seconds per run (default 10; quick 0.8)")
-    p.add_argument("--soak", type=float, default=None, metavar="SECONDS",
-                   help="seconds of the memory soak (default 300; quick 0; 0 skips it)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run of about 20 s: short runs, history sizes 0 and 20,000, no soak",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="measured seconds per run (default 10; quick 0.8)",
+    )
+    p.add_argument(
+        "--soak",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds of the memory soak (default 300; quick 0; 0 skips it)",
+    )
     p.add_argument("--skip-scaling", action="store_true", help="skip the history-size runs")
-    p.add_argument("--workloads", default="abcd",
-                   help="which of the workloads a, b, c, d to compare (default abcd; for "
-                        "profiling one of them)")
-    p.add_argument("--concurrency", default="1,16",
-                   help="requests in flight for the comparison, comma-separated (default 1,16)")
-    p.add_argument("--rto", type=float, default=1.0,
-                   help="seconds before the first retransmission (default 1.0, doubling)")
-    p.add_argument("--retransmit", type=int, default=2,
-                   help="retransmissions before a request times out (default 2)")
-    p.add_argument("--deadline", type=float, default=None,
-                   help="abort the whole run after this many seconds (default: from the "
-                        "durations)")
-    p.add_argument("--serve-reference", type=int, metavar="PORT", default=None,
-                   help=argparse.SUPPRESS)  # internal: run the reference server
+    p.add_argument(
+        "--workloads",
+        default="abcd",
+        help="which of the workloads a, b, c, d to compare (default abcd; for "
+        "profiling one of them)",
+    )
+    p.add_argument(
+        "--concurrency",
+        default="1,16",
+        help="requests in flight for the comparison, comma-separated (default 1,16)",
+    )
+    p.add_argument(
+        "--rto",
+        type=float,
+        default=1.0,
+        help="seconds before the first retransmission (default 1.0, doubling)",
+    )
+    p.add_argument(
+        "--retransmit",
+        type=int,
+        default=2,
+        help="retransmissions before a request times out (default 2)",
+    )
+    p.add_argument(
+        "--deadline",
+        type=float,
+        default=None,
+        help="abort the whole run after this many seconds (default: from the durations)",
+    )
+    p.add_argument(
+        "--serve-reference", type=int, metavar="PORT", default=None, help=argparse.SUPPRESS
+    )  # internal: run the reference server
     args = p.parse_args(argv)
     if args.serve_reference is not None:
         return serve_reference(args.serve_reference)
@@ -1315,8 +1538,11 @@ def main(argv: list[str] | None = None) -> int:
     runs = 12 + (0 if args.skip_scaling else 2 * len(args.sizes))
     drain = args.rto * 8 + 1
     args.deadline = args.deadline or (
-        120 + runs * (args.duration + args.warmup + drain) + args.soak * 1.2
-        + (0 if args.skip_scaling else 40 * len(args.sizes) + 60 * (max(args.sizes) / 1e6)))
+        120
+        + runs * (args.duration + args.warmup + drain)
+        + args.soak * 1.2
+        + (0 if args.skip_scaling else 40 * len(args.sizes) + 60 * (max(args.sizes) / 1e6))
+    )
 
     return run_to_exit("bench.py", run(args), args.deadline)
 

@@ -175,7 +175,7 @@ class Receipt:
 class Observer(Endpoint):
     """Registers on /v1/notify and records every notification with its arrival time."""
 
-    def __init__(self, index: int, port: int, bench: "Bench") -> None:
+    def __init__(self, index: int, port: int, bench: Bench) -> None:
         super().__init__()
         self.index = index
         self.port = port
@@ -200,7 +200,7 @@ class Observer(Endpoint):
             try:
                 await asyncio.wait_for(asyncio.shield(self.registered), timeout)
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
         raise RuntimeError(f"observer {self.index}: no answer to the registration")
 
@@ -252,9 +252,12 @@ class Requester(Endpoint):
 
     async def post(self, path: str, body: dict) -> tuple[float, float, Message]:
         """Returns (time sent, time the response arrived, response)."""
-        msg = Message(code=Code.POST, uri=f"coap://{HOST}:{self.port}{path}",
-                      payload=json.dumps(body, separators=(",", ":")).encode(),
-                      content_format=50)
+        msg = Message(
+            code=Code.POST,
+            uri=f"coap://{HOST}:{self.port}{path}",
+            payload=json.dumps(body, separators=(",", ":")).encode(),
+            content_format=50,
+        )
         msg.mtype = Type.CON
         msg.mid = self.mid_sent = self.mid()
         msg.token = self.token = os.urandom(4)
@@ -264,10 +267,9 @@ class Requester(Endpoint):
         for _ in range(REQUEST_ATTEMPTS):
             self.send(data)
             try:
-                t, response = await asyncio.wait_for(asyncio.shield(self.answer),
-                                                     REQUEST_TIMEOUT)
+                t, response = await asyncio.wait_for(asyncio.shield(self.answer), REQUEST_TIMEOUT)
                 return sent, t, response
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
         raise RuntimeError(f"no response to POST {path} {body}")
 
@@ -299,7 +301,7 @@ class Bench:
             self.progress.clear()
             try:
                 await asyncio.wait_for(self.progress.wait(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return False
         return True
 
@@ -323,9 +325,21 @@ class Server:
             config.write_text(f"ping_interval = {self.ping_interval!r}\n")
             extra = ["--config", str(config)]
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pager", "serve", "--host", HOST, "--port", "0", "--no-control",
-            "--db", str(self.workdir / "bench.db"), *extra,
-            stdout=asyncio.subprocess.PIPE, stderr=self._log, cwd=REPO,
+            sys.executable,
+            "-m",
+            "pager",
+            "serve",
+            "--host",
+            HOST,
+            "--port",
+            "0",
+            "--no-control",
+            "--db",
+            str(self.workdir / "bench.db"),
+            *extra,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=self._log,
+            cwd=REPO,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         line = (await asyncio.wait_for(self.process.stdout.readline(), 20)).decode()
@@ -348,7 +362,7 @@ class Server:
             self.process.terminate()
             try:
                 await asyncio.wait_for(self.process.wait(), 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.process.kill()
                 await self.process.wait()
         if self._log is not None:
@@ -358,10 +372,20 @@ class Server:
 def revision() -> str:
     """The emulator's git revision, '+' when the working tree differs from it."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
-                              capture_output=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "pager"], cwd=REPO,
-                               text=True, capture_output=True, timeout=5).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            text=True,
+            capture_output=True,
+            timeout=5,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "pager"],
+            cwd=REPO,
+            text=True,
+            capture_output=True,
+            timeout=5,
+        ).stdout.strip()
         return (head or "unknown") + ("+" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -370,14 +394,18 @@ def revision() -> str:
 def udp_receive_drops() -> int | None:
     """Linux's system-wide count of datagrams dropped for a full receive buffer, if known."""
     try:
-        lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()
-                 if line.startswith("Udp:")]
+        lines = [
+            line.split()
+            for line in Path("/proc/net/snmp").read_text().splitlines()
+            if line.startswith("Udp:")
+        ]
         return int(lines[1][lines[0].index("RcvbufErrors")])
     except (OSError, ValueError, IndexError):
         return None
 
 
 # ---- statistics -------------------------------------------------------------------------
+
 
 def quantile(values: list[float], q: float) -> float:
     """Nearest-rank quantile."""
@@ -389,21 +417,35 @@ def quantile(values: list[float], q: float) -> float:
 
 def row(name: str, values: list[float]) -> str:
     ms = [v * 1000 for v in values]
-    return (f"  {name:<38} {quantile(ms, .50):9.2f} {quantile(ms, .99):9.2f} "
-            f"{max(ms) if ms else math.nan:9.2f} {len(ms):6d}")
+    return (
+        f"  {name:<38} {quantile(ms, 0.50):9.2f} {quantile(ms, 0.99):9.2f} "
+        f"{max(ms) if ms else math.nan:9.2f} {len(ms):6d}"
+    )
 
 
 # ---- the run ----------------------------------------------------------------------------
 
-async def make_changes(req: Requester, server: Server, first_index: int, count: int,
-                       bench: Bench | None, want: int, fanout_timeout: float,
-                       gap: float, progress: str = "", stop_at: float = math.inf
-                       ) -> list[Change]:
+
+async def make_changes(
+    req: Requester,
+    server: Server,
+    first_index: int,
+    count: int,
+    bench: Bench | None,
+    want: int,
+    fanout_timeout: float,
+    gap: float,
+    progress: str = "",
+    stop_at: float = math.inf,
+) -> list[Change]:
     changes = []
     for i in range(first_index, first_index + count):
         if time.perf_counter() > stop_at:
-            print(f"  {progress}: deadline reached after {len(changes)}/{count} changes; "
-                  "reporting what was measured", flush=True)
+            print(
+                f"  {progress}: deadline reached after {len(changes)}/{count} changes; "
+                "reporting what was measured",
+                flush=True,
+            )
             break
         if not server.alive():
             raise RuntimeError(f"server exited ({server.process.returncode})\n{server.log()}")
@@ -459,15 +501,23 @@ def analyse(observers: list[Observer], changes: list[Change]) -> dict:
                 f"observer {ob.index}: {len(seqs)} session notifications, {len(miss)} missing"
                 f" (first missing {min(miss) if miss else '-'}), {bad} out of order"
                 + (f", ended: {ob.ended}" if ob.ended else "")
-                + (f", last {seqs[-1]}" if seqs else ""))
-    return dict(per_change=per_change, received=received, missing=missing,
-                out_of_order=out_of_order, unexpected=unexpected, pings=pings,
-                observe_regressions=observe_regressions, problems=problems,
-                duplicates=sum(o.duplicates for o in observers),
-                mid_reuses=sum(o.mid_reuses for o in observers),
-                stray=sum(o.stray for o in observers),
-                undecodable=sum(o.undecodable for o in observers),
-                last_seq=last_seq)
+                + (f", last {seqs[-1]}" if seqs else "")
+            )
+    return dict(
+        per_change=per_change,
+        received=received,
+        missing=missing,
+        out_of_order=out_of_order,
+        unexpected=unexpected,
+        pings=pings,
+        observe_regressions=observe_regressions,
+        problems=problems,
+        duplicates=sum(o.duplicates for o in observers),
+        mid_reuses=sum(o.mid_reuses for o in observers),
+        stray=sum(o.stray for o in observers),
+        undecodable=sum(o.undecodable for o in observers),
+        last_seq=last_seq,
+    )
 
 
 async def run(args) -> int:
@@ -482,20 +532,26 @@ async def run(args) -> int:
             drops_before = udp_receive_drops()
             await server.start()
             port = server.port
-            print(f"server pid {server.process.pid} on udp {HOST}:{port}; "
-                  f"{args.observers} observers, {args.changes} changes", flush=True)
-            _, req = await loop.create_datagram_endpoint(lambda: Requester(port),
-                                                         remote_addr=(HOST, port))
+            print(
+                f"server pid {server.process.pid} on udp {HOST}:{port}; "
+                f"{args.observers} observers, {args.changes} changes",
+                flush=True,
+            )
+            _, req = await loop.create_datagram_endpoint(
+                lambda: Requester(port), remote_addr=(HOST, port)
+            )
 
             gap = args.gap / 1000
             await make_changes(req, server, 0, WARMUP, None, 0, 0, gap)
-            baseline = await make_changes(req, server, WARMUP, args.changes, None, 0, 0, gap,
-                                          "baseline, no observer", stop_at)
+            baseline = await make_changes(
+                req, server, WARMUP, args.changes, None, 0, 0, gap, "baseline, no observer", stop_at
+            )
 
             t0 = time.perf_counter()
             for i in range(args.observers):
                 _, ob = await loop.create_datagram_endpoint(
-                    lambda i=i: Observer(i, port, bench), remote_addr=(HOST, port))
+                    lambda i=i: Observer(i, port, bench), remote_addr=(HOST, port)
+                )
                 bench.observers.append(ob)
             limit = asyncio.Semaphore(REGISTER_CONCURRENCY)
 
@@ -504,18 +560,32 @@ async def run(args) -> int:
                     await ob.register(REQUEST_TIMEOUT)
 
             await asyncio.gather(*(register(ob) for ob in bench.observers))
-            print(f"  registered {len(bench.observers)} observers in "
-                  f"{time.perf_counter() - t0:.2f} s", flush=True)
+            print(
+                f"  registered {len(bench.observers)} observers in "
+                f"{time.perf_counter() - t0:.2f} s",
+                flush=True,
+            )
 
-            measured = await make_changes(req, server, WARMUP + args.changes, args.changes,
-                                          bench, len(bench.observers), args.fanout_timeout,
-                                          gap, f"with {len(bench.observers)} observers",
-                                          stop_at)
+            measured = await make_changes(
+                req,
+                server,
+                WARMUP + args.changes,
+                args.changes,
+                bench,
+                len(bench.observers),
+                args.fanout_timeout,
+                gap,
+                f"with {len(bench.observers)} observers",
+                stop_at,
+            )
             if not measured:
                 raise RuntimeError("the deadline passed before any change was measured")
             # Late stragglers of the last change (only if its wait above timed out).
-            await bench.wait_for_all(measured[-1].gseq, len(bench.observers),
-                                     max(1.0, min(10.0, stop_at - time.perf_counter())))
+            await bench.wait_for_all(
+                measured[-1].gseq,
+                len(bench.observers),
+                max(1.0, min(10.0, stop_at - time.perf_counter())),
+            )
             elapsed = time.perf_counter() - started
             drops_after = udp_receive_drops()
         finally:
@@ -531,13 +601,26 @@ async def run(args) -> int:
             await server.stop()
 
     if args.dump:
-        Path(args.dump).write_text(json.dumps({
-            "changes": [c.__dict__ for c in measured],
-            "observers": [{"index": o.index, "port": o.transport.get_extra_info("sockname")[1]
-                           if o.transport else None, "ended": o.ended,
-                           "duplicates": o.duplicates, "mid_reuses": o.mid_reuses,
-                           "receipts": [r.__dict__ for r in o.receipts]}
-                          for o in bench.observers]}))
+        Path(args.dump).write_text(
+            json.dumps(
+                {
+                    "changes": [c.__dict__ for c in measured],
+                    "observers": [
+                        {
+                            "index": o.index,
+                            "port": o.transport.get_extra_info("sockname")[1]
+                            if o.transport
+                            else None,
+                            "ended": o.ended,
+                            "duplicates": o.duplicates,
+                            "mid_reuses": o.mid_reuses,
+                            "receipts": [r.__dict__ for r in o.receipts],
+                        }
+                        for o in bench.observers
+                    ],
+                }
+            )
+        )
     a = analyse(bench.observers, measured)
     n, m = len(bench.observers), len(measured)
     resp_first, resp_last, sent_first, sent_last, spread = [], [], [], [], []
@@ -556,19 +639,25 @@ async def run(args) -> int:
         spread.append(last - first)
     base_lat = [c.answered - c.sent for c in baseline]
     obs_lat = [c.answered - c.sent for c in measured]
-    ratio = quantile(obs_lat, .5) / quantile(base_lat, .5)
+    ratio = quantile(obs_lat, 0.5) / quantile(base_lat, 0.5)
     early = sum(1 for v in resp_first if v < 0)
     ended_lines = [line for line in log.splitlines() if " ended " in line]
 
     print()
-    print(f"notification fan-out: {n} observers x {m} changes (server in its own process, "
-          f"{os.cpu_count()} CPUs), run took {elapsed:.1f} s")
+    print(
+        f"notification fan-out: {n} observers x {m} changes (server in its own process, "
+        f"{os.cpu_count()} CPUs), run took {elapsed:.1f} s"
+    )
     print(f"  emulator revision {revision()}")
     if len(measured) < args.changes or len(baseline) < args.changes:
-        print(f"  DEADLINE: only {len(baseline)} baseline and {len(measured)} measured changes "
-              f"of {args.changes} were made")
-    print(f"  settings: gap {args.gap:g} ms, fan-out wait {args.fanout_timeout:g} s, server "
-          f"ping_interval {args.ping_interval or 'default'}")
+        print(
+            f"  DEADLINE: only {len(baseline)} baseline and {len(measured)} measured changes "
+            f"of {args.changes} were made"
+        )
+    print(
+        f"  settings: gap {args.gap:g} ms, fan-out wait {args.fanout_timeout:g} s, server "
+        f"ping_interval {args.ping_interval or 'default'}"
+    )
     print(f"  {'(milliseconds)':<38} {'p50':>9} {'p99':>9} {'max':>9} {'n':>6}")
     print(row("request latency, 0 observers", base_lat))
     print(row(f"request latency, {n} observers", obs_lat))
@@ -578,28 +667,44 @@ async def run(args) -> int:
     print(row("request sent -> last observer receipt", sent_last))
     print(row("first -> last observer receipt", spread))
     print(f"  request latency p50 ratio ({n} observers / 0): {ratio:.2f}x")
-    print(f"  notifications received / expected: {a['received']} / {n * m}"
-          f"  (missing {a['missing']}, out of order {a['out_of_order']}, "
-          f"unexpected {a['unexpected']}, duplicates {a['duplicates']}, "
-          f"Observe regressions {a['observe_regressions']})")
-    print(f"  Message IDs reused for a different message to the same observer within "
-          f"EXCHANGE_LIFETIME: {a['mid_reuses']}")
-    print(f"  changes whose fan-out was incomplete: {incomplete}; changes where the first "
-          f"notification beat the response: {early}/{len(resp_first)}; pings ignored: "
-          f"{a['pings']}")
+    print(
+        f"  notifications received / expected: {a['received']} / {n * m}"
+        f"  (missing {a['missing']}, out of order {a['out_of_order']}, "
+        f"unexpected {a['unexpected']}, duplicates {a['duplicates']}, "
+        f"Observe regressions {a['observe_regressions']})"
+    )
+    print(
+        f"  Message IDs reused for a different message to the same observer within "
+        f"EXCHANGE_LIFETIME: {a['mid_reuses']}"
+    )
+    print(
+        f"  changes whose fan-out was incomplete: {incomplete}; changes where the first "
+        f"notification beat the response: {early}/{len(resp_first)}; pings ignored: "
+        f"{a['pings']}"
+    )
     if drops_before is not None and drops_after is not None:
-        print(f"  UDP datagrams dropped by the kernel for full receive buffers during the run "
-              f"(system-wide): {drops_after - drops_before}")
+        print(
+            f"  UDP datagrams dropped by the kernel for full receive buffers during the run "
+            f"(system-wide): {drops_after - drops_before}"
+        )
     ended = [o for o in bench.observers if o.ended]
-    print(f"  observers ended by the server: {len(ended)} seen by clients, "
-          f"{len(ended_lines)} in the server log")
+    print(
+        f"  observers ended by the server: {len(ended)} seen by clients, "
+        f"{len(ended_lines)} in the server log"
+    )
     for p in a["problems"][:10]:
         print(f"    {p}")
     for line in ended_lines[:5]:
         print(f"    server: {line}")
-    ok = (m == args.changes and a["received"] == n * m and not a["missing"]
-          and not a["out_of_order"] and not a["observe_regressions"] and not ended
-          and not ended_lines)
+    ok = (
+        m == args.changes
+        and a["received"] == n * m
+        and not a["missing"]
+        and not a["out_of_order"]
+        and not a["observe_regressions"]
+        and not ended
+        and not ended_lines
+    )
     print("  result: " + ("OK, every observer got every change in order" if ok else "PROBLEMS"))
     return 0 if ok else 1
 
@@ -608,24 +713,51 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--observers", type=int, default=None, help="observers (default 100)")
     p.add_argument("--changes", type=int, default=None, help="changes per phase (default 200)")
-    p.add_argument("--quick", action="store_true",
-                   help="20 observers, 30 changes (unless given); takes a second or two")
-    p.add_argument("--fanout-timeout", type=float, default=5.0,
-                   help="seconds each change waits for all its notifications (default 5; "
-                        "0 = do not wait: pipelined changes, notifications queue up)")
-    p.add_argument("--gap", type=float, default=0.0, metavar="MS",
-                   help="pause after each change (after its fan-out) before the next request, "
-                        "in milliseconds (default 0: back to back)")
-    p.add_argument("--ping-interval", type=float, default=None, metavar="S",
-                   help="the server's ping_interval (default: the emulator's, 30 s)")
-    p.add_argument("--server-log", metavar="PATH",
-                   help="save the server's log (as of the end of the measurement) to PATH")
-    p.add_argument("--dump", metavar="PATH",
-                   help="write every change and every observer's receipts to PATH as JSON")
-    p.add_argument("--deadline", type=float, default=None,
-                   help="stop making changes after this many seconds and report what was "
-                        "measured (default 300, quick 10); the run is cut off "
-                        f"{HARD_LIMIT:.0f} s later")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="20 observers, 30 changes (unless given); takes a second or two",
+    )
+    p.add_argument(
+        "--fanout-timeout",
+        type=float,
+        default=5.0,
+        help="seconds each change waits for all its notifications (default 5; "
+        "0 = do not wait: pipelined changes, notifications queue up)",
+    )
+    p.add_argument(
+        "--gap",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="pause after each change (after its fan-out) before the next request, "
+        "in milliseconds (default 0: back to back)",
+    )
+    p.add_argument(
+        "--ping-interval",
+        type=float,
+        default=None,
+        metavar="S",
+        help="the server's ping_interval (default: the emulator's, 30 s)",
+    )
+    p.add_argument(
+        "--server-log",
+        metavar="PATH",
+        help="save the server's log (as of the end of the measurement) to PATH",
+    )
+    p.add_argument(
+        "--dump",
+        metavar="PATH",
+        help="write every change and every observer's receipts to PATH as JSON",
+    )
+    p.add_argument(
+        "--deadline",
+        type=float,
+        default=None,
+        help="stop making changes after this many seconds and report what was "
+        "measured (default 300, quick 10); the run is cut off "
+        f"{HARD_LIMIT:.0f} s later",
+    )
     args = p.parse_args(argv)
     args.observers = args.observers if args.observers is not None else (20 if args.quick else 100)
     args.changes = args.changes if args.changes is not None else (30 if args.quick else 200)
@@ -633,8 +765,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.observers < 1 or args.changes < 1:
         p.error("--observers and --changes must be at least 1")
 
-    return bench.run_to_exit("bench_notify", run(args), args.deadline + HARD_LIMIT,
-                             (RuntimeError,))
+    return bench.run_to_exit("bench_notify", run(args), args.deadline + HARD_LIMIT, (RuntimeError,))
 
 
 if __name__ == "__main__":

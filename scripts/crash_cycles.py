@@ -43,23 +43,32 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.reliability import crash  # noqa: E402
-from tests.reliability.harness import log_line, script_arguments, summary  # noqa: E402
+from tests.reliability import crash
+from tests.reliability.harness import log_line, script_arguments, summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    p, args = script_arguments(__doc__, argv, {"--cycles": 20, "--seconds-per-cycle": 2.0,
-                                               "--clients": 8},
-                               negative_control="run against an emulator that answers before "
-                               "committing",
-                               flags={"--rig-actions": "race POST /reset and /power-cycle with "
-                                      "the load and the kill"})
+    p, args = script_arguments(
+        __doc__,
+        argv,
+        {"--cycles": 20, "--seconds-per-cycle": 2.0, "--clients": 8},
+        negative_control="run against an emulator that answers before committing",
+        flags={"--rig-actions": "race POST /reset and /power-cycle with the load and the kill"},
+    )
     if not 1 <= args.clients <= 64 or args.cycles < 0 or args.seconds_per_cycle <= 0:
         p.error("need 1-64 clients, cycles >= 0 and a positive cycle length")
     module = "tests.reliability.broken_server" if args.negative_control else "pager"
-    report = asyncio.run(crash.run(args.cycles, args.seconds_per_cycle, args.clients,
-                                   args.seed, log=log_line, server_module=module,
-                                   rig_actions=args.rig_actions))
+    report = asyncio.run(
+        crash.run(
+            args.cycles,
+            args.seconds_per_cycle,
+            args.clients,
+            args.seed,
+            log=log_line,
+            server_module=module,
+            rig_actions=args.rig_actions,
+        )
+    )
     note = "server answers before committing; violations expected"
     return summary("crash_cycles.py", report, note if args.negative_control else None)
 

@@ -42,12 +42,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--datagrams", type=int, default=100_000, help="mutated datagrams to send")
     p.add_argument("--payloads", type=int, default=10_000, help="malformed bodies to send")
-    p.add_argument("--seed", type=int, default=None,
-                   help="seed of the datagram mutator and of Hypothesis (default: the test's "
-                        "datagram seed 7470 and a derandomized Hypothesis)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the datagram mutator and of Hypothesis (default: the test's "
+        "datagram seed 7470 and a derandomized Hypothesis)",
+    )
     p.add_argument("--rate", type=float, default=5000.0, help="datagrams per second at most")
-    p.add_argument("--window", type=int, default=100,
-                   help="datagrams sent before a probe must be answered (the in-flight bound)")
+    p.add_argument(
+        "--window",
+        type=int,
+        default=100,
+        help="datagrams sent before a probe must be answered (the in-flight bound)",
+    )
     p.add_argument("--sockets", type=int, default=8, help="source sockets for the datagrams")
     return p.parse_args(argv)
 
@@ -62,25 +70,34 @@ async def run(args: argparse.Namespace) -> int:
 
     seed = 7470 if args.seed is None else args.seed
     t0 = time.monotonic()
-    generation = (harness.generate_in_background(args.payloads, args.seed)
-                  if args.payloads else None)
+    generation = harness.generate_in_background(args.payloads, args.seed) if args.payloads else None
     d = p = None
     wrong: list[str] = []
     async with Emulator() as emu:
-        print(f"emulator on {emu.uri}; {args.datagrams} datagrams (seed {seed}), "
-              f"{args.payloads} payloads (Hypothesis "
-              f"{'seed ' + str(args.seed) if args.seed is not None else 'derandomized'})",
-              flush=True)
+        print(
+            f"emulator on {emu.uri}; {args.datagrams} datagrams (seed {seed}), "
+            f"{args.payloads} payloads (Hypothesis "
+            f"{'seed ' + str(args.seed) if args.seed is not None else 'derandomized'})",
+            flush=True,
+        )
 
         def progress(r: harness.DatagramReport) -> None:
-            print(f"  {r.sent} datagrams, {r.answered} answers, "
-                  f"{len(r.server_errors)} 5.xx, {triage.trouble_count} error log records",
-                  flush=True)
+            print(
+                f"  {r.sent} datagrams, {r.answered} answers, "
+                f"{len(r.server_errors)} 5.xx, {triage.trouble_count} error log records",
+                flush=True,
+            )
 
         if args.datagrams:
-            d = await harness.blast_datagrams(emu.port, args.datagrams, seed, rate=args.rate,
-                                              window=args.window, sockets=args.sockets,
-                                              progress=progress)
+            d = await harness.blast_datagrams(
+                emu.port,
+                args.datagrams,
+                seed,
+                rate=args.rate,
+                window=args.window,
+                sockets=args.sockets,
+                progress=progress,
+            )
         if generation is not None:
             t_wait = time.monotonic()
             cases = await asyncio.wrap_future(generation)
@@ -96,11 +113,14 @@ async def run(args: argparse.Namespace) -> int:
 
     print("\n==== fuzz.py summary ====")
     print(harness.summary(d, p))
-    print("log records (WARNING and above): "
-          + (", ".join(f"{k} {v}" for k, v in sorted(triage.counts.items())) or "none"))
+    print(
+        "log records (WARNING and above): "
+        + (", ".join(f"{k} {v}" for k, v in sorted(triage.counts.items())) or "none")
+    )
     server_errors = d.server_errors if d else []
-    print(f"5.xx answers: {len(server_errors)}; "
-          f"error/exception log records: {triage.trouble_count}")
+    print(
+        f"5.xx answers: {len(server_errors)}; error/exception log records: {triage.trouble_count}"
+    )
     print(f"server alive afterwards: {alive}; observers left: {observers}")
     print(f"after-fuzz check: {'ok' if not wrong else 'FAILED'}")
     print(f"duration: {duration:.1f} s")
@@ -109,14 +129,18 @@ async def run(args: argparse.Namespace) -> int:
     if d is not None and d.problems:
         failures.append("datagram fuzzing:\n" + d.problems.report())
     if server_errors:
-        failures.append(f"{len(server_errors)} 5.xx answers:\n"
-                        + "\n".join(f"- {e}" for e in server_errors[:20]))
+        failures.append(
+            f"{len(server_errors)} 5.xx answers:\n"
+            + "\n".join(f"- {e}" for e in server_errors[:20])
+        )
     if p is not None and p.problems:
         failures.append("payload fuzzing:\n" + p.problems.report())
     if triage.trouble_count:
         fmt = logging.Formatter("%(levelname)s %(name)s: %(message)s")
-        failures.append(f"{triage.trouble_count} error/exception log records, the first:\n"
-                        + "\n\n".join(fmt.format(r) for r in triage.troubles[:5]))
+        failures.append(
+            f"{triage.trouble_count} error/exception log records, the first:\n"
+            + "\n\n".join(fmt.format(r) for r in triage.troubles[:5])
+        )
     if wrong:
         failures.append("after fuzzing:\n" + "\n".join(f"- {w}" for w in wrong))
     if not alive:

@@ -37,11 +37,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/: bench
-import bench  # noqa: E402  (also puts the repository root on sys.path)
-
-from aiocoap import Message  # noqa: E402
-from aiocoap.numbers.codes import Code  # noqa: E402
-from aiocoap.numbers.types import Type  # noqa: E402
+import bench
+from aiocoap import Message
+from aiocoap.numbers.codes import Code
+from aiocoap.numbers.types import Type
 
 HOST = "127.0.0.1"
 
@@ -56,7 +55,8 @@ class Socket(asyncio.DatagramProtocol):
 
 async def open_socket(port: int) -> tuple[asyncio.DatagramTransport, Socket]:
     return await asyncio.get_running_loop().create_datagram_endpoint(
-        Socket, remote_addr=(HOST, port))
+        Socket, remote_addr=(HOST, port)
+    )
 
 
 async def exchange(sock, message: Message, mid: int, timeout: float = 60) -> Message:
@@ -80,8 +80,12 @@ def history(query: str | None = None) -> Message:
 
 
 def create(number: int) -> Message:
-    return Message(code=Code.POST, uri_path=("v1", "sessions"), content_format=50,
-                   payload=json.dumps({"number": number}).encode())
+    return Message(
+        code=Code.POST,
+        uri_path=("v1", "sessions"),
+        content_format=50,
+        payload=json.dumps({"number": number}).encode(),
+    )
 
 
 def remove(number: int) -> Message:
@@ -94,15 +98,31 @@ class Server:
         self.process: asyncio.subprocess.Process | None = None
         self.port = 0
 
-    async def __aenter__(self) -> "Server":
+    async def __aenter__(self) -> Server:
         config = self.workdir / "history_bounds.toml"
         config.write_text(f"history_limit = {bench.HISTORY_LIMIT}\n")
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pager", "serve", "--host", HOST, "--port", "0",
-            "--db", str(self.db), "--no-control", "--config", str(config),
-            "--log-level", "WARNING", cwd=self.tree, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-            env={**os.environ, "PYTHONPATH": str(self.tree), "PYTHONUNBUFFERED": "1"})
+            sys.executable,
+            "-m",
+            "pager",
+            "serve",
+            "--host",
+            HOST,
+            "--port",
+            "0",
+            "--db",
+            str(self.db),
+            "--no-control",
+            "--config",
+            str(config),
+            "--log-level",
+            "WARNING",
+            cwd=self.tree,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": str(self.tree), "PYTHONUNBUFFERED": "1"},
+        )
         line = (await asyncio.wait_for(self.process.stdout.readline(), 30)).decode()
         match = re.search(r"listening on udp .*:(\d+), store ", line)
         if not match:
@@ -115,7 +135,7 @@ class Server:
             self.process.terminate()
             try:
                 await asyncio.wait_for(self.process.wait(), 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.process.kill()
                 await self.process.wait()
 
@@ -144,8 +164,11 @@ async def half_transfers(server: Server, count: int, vary: bool) -> dict:
             assert answer.code == Code.CONTENT and answer.opt.block2.block_number == 0, answer
         cpu1 = server.cpu()
         await asyncio.sleep(1)
-        return {"rss_before": rss0, "rss_after": server.rss_mib(),
-                "cpu_ms_each": (cpu1 - cpu0) / count * 1000}
+        return {
+            "rss_before": rss0,
+            "rss_after": server.rss_mib(),
+            "cpu_ms_each": (cpu1 - cpu0) / count * 1000,
+        }
     finally:
         for transport, _ in sockets:
             transport.close()
@@ -173,8 +196,11 @@ async def write_latency(server: Server, writes: int) -> dict:
     finally:
         reader[0].close()
         writer[0].close()
-    return {"alone": statistics.median(alone), "during": statistics.median(during),
-            "during_max": max(during)}
+    return {
+        "alone": statistics.median(alone),
+        "during": statistics.median(during),
+        "during_max": max(during),
+    }
 
 
 async def measure(tree: Path, args) -> dict:
@@ -183,9 +209,11 @@ async def measure(tree: Path, args) -> dict:
         workdir = Path(tmp)
         template = workdir / "template.db"
         await bench.prefill(template, args.sessions)
-        for name, run in (("same", lambda s: half_transfers(s, args.transfers, False)),
-                          ("after", lambda s: half_transfers(s, args.transfers, True)),
-                          ("write", lambda s: write_latency(s, args.writes))):
+        for name, run in (
+            ("same", lambda s: half_transfers(s, args.transfers, False)),
+            ("after", lambda s: half_transfers(s, args.transfers, True)),
+            ("write", lambda s: write_latency(s, args.writes)),
+        ):
             db = workdir / f"{name}.db"
             db.write_bytes(template.read_bytes())
             async with Server(tree, workdir, db) as server:
@@ -198,12 +226,16 @@ def report(label: str, r: dict, transfers: int) -> None:
     for name in ("same", "after"):
         m = r[name]
         grown = m["rss_after"] - m["rss_before"]
-        print(f"  {transfers} half transfers ({name:5}): RSS {m['rss_before']:.1f} -> "
-              f"{m['rss_after']:.1f} MiB (+{grown:.1f}, {grown / transfers:.2f} per transfer), "
-              f"CPU {m['cpu_ms_each']:.0f} ms per transfer")
+        print(
+            f"  {transfers} half transfers ({name:5}): RSS {m['rss_before']:.1f} -> "
+            f"{m['rss_after']:.1f} MiB (+{grown:.1f}, {grown / transfers:.2f} per transfer), "
+            f"CPU {m['cpu_ms_each']:.0f} ms per transfer"
+        )
     w = r["write"]
-    print(f"  write latency: {w['alone']:.1f} ms alone, {w['during']:.1f} ms median "
-          f"({w['during_max']:.1f} max) during a whole-history read")
+    print(
+        f"  write latency: {w['alone']:.1f} ms alone, {w['during']:.1f} ms median "
+        f"({w['during_max']:.1f} max) during a whole-history read"
+    )
 
 
 async def main(argv: list[str] | None = None) -> int:
@@ -213,8 +245,9 @@ async def main(argv: list[str] | None = None) -> int:
     p.add_argument("--writes", type=int, default=10)
     p.add_argument("--baseline", type=Path, help="another checkout to measure first")
     args = p.parse_args(argv)
-    trees = ([("baseline " + str(args.baseline), args.baseline.resolve())]
-             if args.baseline else []) + [("this checkout", bench.REPO)]
+    trees = (
+        [("baseline " + str(args.baseline), args.baseline.resolve())] if args.baseline else []
+    ) + [("this checkout", bench.REPO)]
     results = [(label, await measure(tree, args)) for label, tree in trees]
     print(f"==== history_bounds.py: {args.sessions} archived sessions ====")
     for label, r in results:

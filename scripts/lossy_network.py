@@ -38,22 +38,32 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.reliability import lossy  # noqa: E402
-from tests.reliability.harness import log_line, script_arguments, summary  # noqa: E402
+from tests.reliability import lossy
+from tests.reliability.harness import log_line, script_arguments, summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    p, args = script_arguments(__doc__, argv, {"--requests": 1000, "--loss": 0.2, "--clients": 4,
-                                               "--reorder": 0.15},
-                               negative_control="disguise retransmissions as new messages; "
-                               "violations expected")
+    p, args = script_arguments(
+        __doc__,
+        argv,
+        {"--requests": 1000, "--loss": 0.2, "--clients": 4, "--reorder": 0.15},
+        negative_control="disguise retransmissions as new messages; violations expected",
+    )
     if not 0 <= args.loss < 0.9 or not 0 <= args.reorder <= 1:
         p.error("--loss must be in [0, 0.9) and --reorder in [0, 1]")
     if not 1 <= args.clients <= 64 or not 1 <= args.requests <= 50_000 * args.clients:
         p.error("need 1-64 clients and 1 to 50,000 requests per client")
-    report = asyncio.run(lossy.run(args.requests, args.loss, args.clients, args.seed,
-                                   args.reorder, disguise_duplicates=args.negative_control,
-                                   log=log_line))
+    report = asyncio.run(
+        lossy.run(
+            args.requests,
+            args.loss,
+            args.clients,
+            args.seed,
+            args.reorder,
+            disguise_duplicates=args.negative_control,
+            log=log_line,
+        )
+    )
     note = "duplicates disguised as new requests; violations expected"
     return summary("lossy_network.py", report, note if args.negative_control else None)
 

@@ -94,21 +94,34 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/: bench, bench_notify
 
-import bench  # noqa: E402  (also puts the repository root on sys.path)
-import bench_notify  # noqa: E402
-from aiocoap import Message  # noqa: E402
-from aiocoap.numbers.codes import Code  # noqa: E402
-from aiocoap.numbers.types import Type  # noqa: E402
-from bench import (C_2_00, C_CHANGED, C_CONTENT, C_CREATED, C_DELETED, C_NOT_FOUND,  # noqa: E402
-                   HOST, Probe, ServerProcess, SetupError, Template, block2_of, dotted,
-                   proc_memory)
+import bench
+import bench_notify
+from aiocoap import Message
+from aiocoap.numbers.codes import Code
+from aiocoap.numbers.types import Type
+from bench import (
+    C_2_00,
+    C_CHANGED,
+    C_CONTENT,
+    C_CREATED,
+    C_DELETED,
+    C_NOT_FOUND,
+    HOST,
+    Probe,
+    ServerProcess,
+    SetupError,
+    Template,
+    block2_of,
+    dotted,
+    proc_memory,
+)
 
-from tests.reliability.harness import logged_errors  # noqa: E402
+from tests.reliability.harness import logged_errors
 
 SUMMARY_HEADER = "==== soak.py summary ===="
 QUICK_SECONDS = 20.0
@@ -124,8 +137,7 @@ MAX_SAMPLES_SHOWN = 10  # unexpected answers shown in full
 C_BAD_REQUEST, C_METHOD_NOT_ALLOWED = 0x80, 0x85
 C_NOT_ACCEPTABLE, C_TOO_LARGE, C_UNSUPPORTED = 0x86, 0x8D, 0x8F
 GSEQ = re.compile(rb'"globalSessionSequence":(\d+)')
-PAGE_MODES = ("Flash1Sec", "Flash30Sec", "Beep3Times", "Vibe1", "Vibe2", "VibeBeep1",
-              "Glow15Times")
+PAGE_MODES = ("Flash1Sec", "Flash30Sec", "Beep3Times", "Vibe1", "Vibe2", "VibeBeep1", "Glow15Times")
 
 OK_CONTENT = frozenset((C_CONTENT,))
 OK_CREATED = frozenset((C_CREATED,))
@@ -139,10 +151,11 @@ def code_name(code: int) -> str:
 
 
 def body_of(r: tuple) -> bytes:
-    return r[1][block2_of(r[1], r[2])[1]:]
+    return r[1][block2_of(r[1], r[2])[1] :]
 
 
 # ---- the load ----------------------------------------------------------------------------
+
 
 class Soak:
     """Counters of the whole run, and the templates the virtual users share."""
@@ -176,13 +189,23 @@ class Soak:
             t = self._cache[key] = make()
         return t
 
-    def get(self, path: tuple[str, ...], query: tuple[str, ...] = (),
-            block: tuple[int, int] | None = None) -> Template:
+    def get(
+        self,
+        path: tuple[str, ...],
+        query: tuple[str, ...] = (),
+        block: tuple[int, int] | None = None,
+    ) -> Template:
         """A GET (with Block2 `(num, szx)` if given); cached unless it names a session id,
         whose variety has no bound."""
+
         def make() -> Template:
-            return Template(f"GET {'/'.join(path)}" + (f" block {block[0]}" if block else ""),
-                            Code.GET, path, query, block2=block)
+            return Template(
+                f"GET {'/'.join(path)}" + (f" block {block[0]}" if block else ""),
+                Code.GET,
+                path,
+                query,
+                block2=block,
+            )
 
         if any(q.startswith("after=") for q in query):
             return make()
@@ -214,8 +237,10 @@ class Soak:
                 if g > self.max_gseq:
                     self.max_gseq = g
         if code not in ok:
-            self.bad(f"{op}: {dotted(code)} (expected "
-                     f"{' or '.join(dotted(c) for c in sorted(ok))}) {body_of(r)[:160]!r}")
+            self.bad(
+                f"{op}: {dotted(code)} (expected "
+                f"{' or '.join(dotted(c) for c in sorted(ok))}) {body_of(r)[:160]!r}"
+            )
         return r
 
     def bad(self, what: str) -> None:
@@ -237,9 +262,9 @@ class Soak:
                     self.block2_transfers += 1
                     self.block2_blocks += blocks
                 return payload
-            r = yield from self.exchange(op + " (block)",
-                                         self.get(path, query, (block2[0] + 1, block2[2])),
-                                         OK_CONTENT)
+            r = yield from self.exchange(
+                op + " (block)", self.get(path, query, (block2[0] + 1, block2[2])), OK_CONTENT
+            )
         return None
 
     # -- a virtual user's script
@@ -253,9 +278,20 @@ class Soak:
         rnd.shuffle(free)
         S = self.sessions_path
         weights = {
-            "create": 12, "update": 6, "page": 8, "re-page": 4, "clear": 6, "remove": 5,
-            "get one": 8, "get all": 4, "statistics": 6, "settings": 4, "history": 5,
-            "standalone page": 4, "settings change": 0.25, "bad request": 3,
+            "create": 12,
+            "update": 6,
+            "page": 8,
+            "re-page": 4,
+            "clear": 6,
+            "remove": 5,
+            "get one": 8,
+            "get all": 4,
+            "statistics": 6,
+            "settings": 4,
+            "history": 5,
+            "standalone page": 4,
+            "settings change": 0.25,
+            "bad request": 3,
         }
         ops, cum = list(weights), []
         total = 0.0
@@ -287,9 +323,15 @@ class Soak:
             if op == "create":
                 n = free.pop(rnd.randrange(len(free)))
                 goal, size = rnd.choice((0, 60, 300, 900)), rnd.choice((2, 4, 6))
-                tpl = self.tpl(("create", n, goal, size), lambda: Template(
-                    "POST create", Code.POST, S,
-                    body={"number": n, "goal": goal, "partySize": size, "label": f"guest {n}"}))
+                tpl = self.tpl(
+                    ("create", n, goal, size),
+                    lambda: Template(
+                        "POST create",
+                        Code.POST,
+                        S,
+                        body={"number": n, "goal": goal, "partySize": size, "label": f"guest {n}"},
+                    ),
+                )
                 r = yield from self.exchange("POST create", tpl, OK_CREATED)
                 if r is None:
                     lost(n)
@@ -306,14 +348,20 @@ class Soak:
                 n = pick_active()
                 if rnd.random() < 0.5:
                     label = rnd.choice(("window", "patio", "booth", None))
-                    tpl = self.tpl(("upd-post", n, label), lambda: Template(
-                        "POST update", Code.POST, S, body={"number": n, "label": label}))
+                    tpl = self.tpl(
+                        ("upd-post", n, label),
+                        lambda: Template(
+                            "POST update", Code.POST, S, body={"number": n, "label": label}
+                        ),
+                    )
                     r = yield from self.exchange("POST update", tpl, OK_UPDATED)
                 else:
                     size = rnd.choice((1, 3, 8))
                     q = (f"number={n}",)
-                    tpl = self.tpl(("upd-put", n, size), lambda: Template(
-                        "PUT update", Code.PUT, S, q, body={"partySize": size}))
+                    tpl = self.tpl(
+                        ("upd-put", n, size),
+                        lambda: Template("PUT update", Code.PUT, S, q, body={"partySize": size}),
+                    )
                     r = yield from self.exchange("PUT update", tpl, OK_CHANGED)
                 if r is None:
                     lost(n)
@@ -324,10 +372,10 @@ class Soak:
                     n = pick_active()
                 q = (f"number={n}",)
                 mode = rnd.choice((None, "Vibe2", "Flash1Sec"))
-                body = {"action": "page"} if mode is None else {"action": "page",
-                                                                "pageMode": mode}
-                tpl = self.tpl(("page", n, mode), lambda: Template(
-                    "PUT page", Code.PUT, S, q, body=body))
+                body = {"action": "page"} if mode is None else {"action": "page", "pageMode": mode}
+                tpl = self.tpl(
+                    ("page", n, mode), lambda: Template("PUT page", Code.PUT, S, q, body=body)
+                )
                 r = yield from self.exchange(f"PUT {op}", tpl, OK_CHANGED)
                 if r is None:
                     lost(n)
@@ -336,8 +384,10 @@ class Soak:
             elif op == "clear":
                 n = pick_active()
                 q = (f"number={n}",)
-                tpl = self.tpl(("clear", n), lambda: Template(
-                    "PUT clear", Code.PUT, S, q, body={"action": "clear"}))
+                tpl = self.tpl(
+                    ("clear", n),
+                    lambda: Template("PUT clear", Code.PUT, S, q, body={"action": "clear"}),
+                )
                 r = yield from self.exchange("PUT clear", tpl, OK_CHANGED)
                 if r is None:
                     lost(n)
@@ -347,12 +397,13 @@ class Soak:
                 n = pick_active()
                 q = (f"number={n}",)
                 if rnd.random() < 0.5:
-                    tpl = self.tpl(("delete", n), lambda: Template(
-                        "DELETE", Code.DELETE, S, q))
+                    tpl = self.tpl(("delete", n), lambda: Template("DELETE", Code.DELETE, S, q))
                     r = yield from self.exchange("DELETE ?number", tpl, OK_DELETED)
                 else:
-                    tpl = self.tpl(("remove", n), lambda: Template(
-                        "PUT remove", Code.PUT, S, q, body={"action": "remove"}))
+                    tpl = self.tpl(
+                        ("remove", n),
+                        lambda: Template("PUT remove", Code.PUT, S, q, body={"action": "remove"}),
+                    )
                     r = yield from self.exchange("PUT remove", tpl, OK_CHANGED)
                 if r is None:
                     lost(n)
@@ -368,17 +419,21 @@ class Soak:
                     try:
                         sessions = json.loads(body)["sessions"]
                         if len(sessions) < INITIAL_SESSIONS:
-                            self.bad(f"GET all: {len(sessions)} sessions, fewer than the "
-                                     f"{INITIAL_SESSIONS} long-lived ones")
+                            self.bad(
+                                f"GET all: {len(sessions)} sessions, fewer than the "
+                                f"{INITIAL_SESSIONS} long-lived ones"
+                            )
                     except (ValueError, KeyError, TypeError) as e:
-                        self.bad(f"GET all: the reassembled body is not the session list "
-                                 f"({e}): {body[:80]!r}...{body[-80:]!r}")
+                        self.bad(
+                            f"GET all: the reassembled body is not the session list "
+                            f"({e}): {body[:80]!r}...{body[-80:]!r}"
+                        )
             elif op == "statistics":
-                yield from self.exchange("GET statistics", self.get(S + ("statistics",)),
-                                         OK_CONTENT)
+                yield from self.exchange(
+                    "GET statistics", self.get(S + ("statistics",)), OK_CONTENT
+                )
             elif op == "settings":
-                yield from self.exchange("GET settings", self.get(("v1", "settings")),
-                                         OK_CONTENT)
+                yield from self.exchange("GET settings", self.get(("v1", "settings")), OK_CONTENT)
             elif op == "history":
                 limit = rnd.choice((1, 5, 10, 20))
                 if rnd.random() < 0.3 or self.max_session_id < 50:
@@ -395,14 +450,21 @@ class Soak:
                         if len(ids) > limit or any(i <= after for i in ids):
                             self.bad(f"GET history {q}: ids {ids}")
                     except (ValueError, KeyError, TypeError) as e:
-                        self.bad(f"GET history {q}: the body is not a history ({e}): "
-                                 f"{body[:120]!r}")
+                        self.bad(
+                            f"GET history {q}: the body is not a history ({e}): {body[:120]!r}"
+                        )
             elif op == "standalone page":
                 n = rnd.randrange(4096)
                 mode = rnd.choice(PAGE_MODES)
-                tpl = self.tpl(("standalone", n % 64, mode), lambda: Template(
-                    "POST /v1/page", Code.POST, ("v1", "page"),
-                    body={"number": 4000 + n % 64, "pageMode": mode, "message": "Table ready"}))
+                tpl = self.tpl(
+                    ("standalone", n % 64, mode),
+                    lambda: Template(
+                        "POST /v1/page",
+                        Code.POST,
+                        ("v1", "page"),
+                        body={"number": 4000 + n % 64, "pageMode": mode, "message": "Table ready"},
+                    ),
+                )
                 yield from self.exchange("POST /v1/page", tpl, OK_CHANGED)
             elif op == "settings change":
                 if rnd.random() < 0.5:
@@ -424,62 +486,96 @@ class Soak:
         if kind == 0 and free:
             n = rnd.choice(free)  # inactive for sure: only this user touches it
             q = (f"number={n}",)
-            tpl = self.tpl(("bad-nosession", n), lambda: Template(
-                "PUT page, no session", Code.PUT, S, q, body={"action": "page"}))
+            tpl = self.tpl(
+                ("bad-nosession", n),
+                lambda: Template("PUT page, no session", Code.PUT, S, q, body={"action": "page"}),
+            )
             ok, op = frozenset((C_NOT_FOUND,)), "bad: PUT on no session"
         elif kind <= 1:
-            tpl = self.tpl(("bad-range",), lambda: Template(
-                "POST number 5000", Code.POST, S, body={"number": 5000}))
+            tpl = self.tpl(
+                ("bad-range",),
+                lambda: Template("POST number 5000", Code.POST, S, body={"number": 5000}),
+            )
             ok, op = frozenset((C_BAD_REQUEST,)), "bad: number out of range"
         elif kind == 2:
-            tpl = self.tpl(("bad-json",), lambda: Template.of_message(
-                "POST broken JSON",
-                Message(code=Code.POST, uri_path=S, payload=b'{"number":', content_format=50)))
+            tpl = self.tpl(
+                ("bad-json",),
+                lambda: Template.of_message(
+                    "POST broken JSON",
+                    Message(code=Code.POST, uri_path=S, payload=b'{"number":', content_format=50),
+                ),
+            )
             ok, op = frozenset((C_BAD_REQUEST,)), "bad: broken JSON"
         elif kind == 3:
-            tpl = self.tpl(("bad-path",), lambda: Template(
-                "GET unknown path", Code.GET, ("v1", "nothing-here")))
+            tpl = self.tpl(
+                ("bad-path",),
+                lambda: Template("GET unknown path", Code.GET, ("v1", "nothing-here")),
+            )
             ok, op = frozenset((C_NOT_FOUND,)), "bad: unknown path"
         elif kind == 4:
-            tpl = self.tpl(("bad-method",), lambda: Template(
-                "DELETE settings", Code.DELETE, ("v1", "settings")))
+            tpl = self.tpl(
+                ("bad-method",),
+                lambda: Template("DELETE settings", Code.DELETE, ("v1", "settings")),
+            )
             ok, op = frozenset((C_METHOD_NOT_ALLOWED,)), "bad: DELETE /v1/settings"
         elif kind == 5:
-            tpl = self.tpl(("bad-cf",), lambda: Template.of_message(
-                "POST Content-Format 42",
-                Message(code=Code.POST, uri_path=S, payload=b'{"number":1}', content_format=42)))
+            tpl = self.tpl(
+                ("bad-cf",),
+                lambda: Template.of_message(
+                    "POST Content-Format 42",
+                    Message(code=Code.POST, uri_path=S, payload=b'{"number":1}', content_format=42),
+                ),
+            )
             ok, op = frozenset((C_UNSUPPORTED,)), "bad: Content-Format 42"
         elif kind == 6:
+
             def make() -> Template:
                 msg = Message(code=Code.GET, uri_path=S + ("statistics",))
                 msg.opt.accept = 42
                 return Template.of_message("GET Accept 42", msg)
+
             tpl = self.tpl(("bad-accept",), make)
             ok, op = frozenset((C_NOT_ACCEPTABLE,)), "bad: Accept 42"
         elif kind == 7:
-            tpl = self.tpl(("bad-large",), lambda: Template(
-                "POST 1100-byte body", Code.POST, ("v1", "page"),
-                body={"number": 4001, "message": "x" * 1070}))
+            tpl = self.tpl(
+                ("bad-large",),
+                lambda: Template(
+                    "POST 1100-byte body",
+                    Code.POST,
+                    ("v1", "page"),
+                    body={"number": 4001, "message": "x" * 1070},
+                ),
+            )
             ok, op = frozenset((C_TOO_LARGE,)), "bad: body over 1024 bytes"
         elif kind == 8:
             q = ("limit=0",)
-            tpl = self.tpl(("bad-limit",), lambda: Template(
-                "GET history limit=0", Code.GET, S + ("history",), q))
+            tpl = self.tpl(
+                ("bad-limit",),
+                lambda: Template("GET history limit=0", Code.GET, S + ("history",), q),
+            )
             ok, op = frozenset((C_BAD_REQUEST,)), "bad: history limit=0"
         elif kind == 9:
             n = rnd.randrange(NUMBER_BASE, NUMBER_BASE + self.span)
             q = (f"number={n}",)
-            tpl = self.tpl(("bad-action", n), lambda: Template(
-                "PUT action explode", Code.PUT, S, q, body={"action": "explode"}))
+            tpl = self.tpl(
+                ("bad-action", n),
+                lambda: Template("PUT action explode", Code.PUT, S, q, body={"action": "explode"}),
+            )
             ok, op = frozenset((C_BAD_REQUEST,)), "bad: unknown action"
         elif kind == 10:
-            tpl = self.tpl(("bad-settings",), lambda: Template(
-                "POST systemId 256", Code.POST, ("v1", "settings"), body={"systemId": 256}))
+            tpl = self.tpl(
+                ("bad-settings",),
+                lambda: Template(
+                    "POST systemId 256", Code.POST, ("v1", "settings"), body={"systemId": 256}
+                ),
+            )
             ok, op = frozenset((C_BAD_REQUEST,)), "bad: systemId 256"
         else:
             q = ("action=bogus",)
-            tpl = self.tpl(("bad-notify",), lambda: Template(
-                "GET notify action=bogus", Code.GET, ("v1", "notify"), q))
+            tpl = self.tpl(
+                ("bad-notify",),
+                lambda: Template("GET notify action=bogus", Code.GET, ("v1", "notify"), q),
+            )
             ok, op = frozenset((C_BAD_REQUEST,)), "bad: notify action=bogus"
         yield from self.exchange(op, tpl, ok)
 
@@ -492,6 +588,7 @@ def _bisect(cum: list[float], x: float) -> int:
 
 
 # ---- observers ---------------------------------------------------------------------------
+
 
 class SoakObserver(bench_notify.Observer):
     """`bench_notify.Observer`, checking its stream as it comes instead of keeping it."""
@@ -530,8 +627,9 @@ class SoakObserver(bench_notify.Observer):
     def register_message(self) -> bytes:
         if not self.with_sessions:
             return super().register_message()
-        msg = Message(code=Code.GET, uri=f"coap://{HOST}:{self.port}/v1/notify"
-                                         "?action=get_sessions", observe=0)
+        msg = Message(
+            code=Code.GET, uri=f"coap://{HOST}:{self.port}/v1/notify?action=get_sessions", observe=0
+        )
         msg.mtype = Type.CON
         msg.mid = self.mid()
         msg.token = self.token
@@ -546,8 +644,10 @@ class SoakObserver(bench_notify.Observer):
         self.received += 1
         if r.observe is not None:
             if self.last_observe is not None and not (
-                    0 < (r.observe - self.last_observe) % bench_notify.OBSERVE_MODULO
-                    < bench_notify.OBSERVE_MODULO // 2):
+                0
+                < (r.observe - self.last_observe) % bench_notify.OBSERVE_MODULO
+                < bench_notify.OBSERVE_MODULO // 2
+            ):
                 self.observe_regressions += 1
             self.last_observe = r.observe
         if self.base is None:  # the registration's answer: a ping, or the session list
@@ -607,8 +707,10 @@ class SoakObserver(bench_notify.Observer):
 
 # ---- the run -----------------------------------------------------------------------------
 
-DROPPED = re.compile(r"observer \S+:(\d+) caught up after (\d+) session notifications were "
-                     r"dropped and (\d+) settings or statistics notifications replaced")
+DROPPED = re.compile(
+    r"observer \S+:(\d+) caught up after (\d+) session notifications were "
+    r"dropped and (\d+) settings or statistics notifications replaced"
+)
 
 
 def server_dropped(stderr_text: str) -> tuple[Counter, Counter]:
@@ -664,8 +766,9 @@ async def current_settings(port: int) -> dict:
     """The settings the load changes, as GET /v1/settings reads them."""
     probe = Probe(port)
     try:
-        code, payload, _ = await probe.fetch(Template("GET settings", Code.GET, ("v1", "settings")),
-                                             bench.Workloads())
+        code, payload, _ = await probe.fetch(
+            Template("GET settings", Code.GET, ("v1", "settings")), bench.Workloads()
+        )
     finally:
         probe.close()
     if code != C_CONTENT:
@@ -699,8 +802,7 @@ async def drive(soak: Soak, port: int, args, sample) -> tuple[bench.Run, float]:
     run = bench.Run()
     users = [PacedUser(i, port, run, soak.script, args.think / 1000) for i in range(args.clients)]
     stop = asyncio.Event()
-    timer_task = asyncio.create_task(
-        bench.retransmit_timer(users, args.rto, args.retransmit, stop))
+    timer_task = asyncio.create_task(bench.retransmit_timer(users, args.rto, args.retransmit, stop))
     t0 = time.perf_counter()
     try:
         for u in users:
@@ -708,13 +810,13 @@ async def drive(soak: Soak, port: int, args, sample) -> tuple[bench.Run, float]:
         await bench.sample_until(t0, args.duration, sample, run)
         elapsed = time.perf_counter() - t0
         run.stopping = True
-        drain_until = time.perf_counter() + args.rto * (2 ** (args.retransmit + 1)) + 1 \
-            + args.think / 1000
+        drain_until = (
+            time.perf_counter() + args.rto * (2 ** (args.retransmit + 1)) + 1 + args.think / 1000
+        )
         while not all(u.idle for u in users) and time.perf_counter() < drain_until:
             await asyncio.sleep(0.01)
         if not all(u.idle for u in users):
-            soak.bad(f"{sum(not u.idle for u in users)} virtual users still busy after the "
-                     "drain")
+            soak.bad(f"{sum(not u.idle for u in users)} virtual users still busy after the drain")
     finally:
         stop.set()
         await timer_task
@@ -728,10 +830,24 @@ async def run(args) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="pager-soak-"))
     server = ServerProcess(
         "emulator",
-        [sys.executable, "-m", "pager", "serve", "--host", HOST, "--port", "0", "--no-control",
-         "--db", str(workdir / "soak.db"), "--log-level", "WARNING"],
+        [
+            sys.executable,
+            "-m",
+            "pager",
+            "serve",
+            "--host",
+            HOST,
+            "--port",
+            "0",
+            "--no-control",
+            "--db",
+            str(workdir / "soak.db"),
+            "--log-level",
+            "WARNING",
+        ],
         workdir / "server-stderr.log",
-        port_line=r"pager-emulator listening on udp .*:(\d+), store ")
+        port_line=r"pager-emulator listening on udp .*:(\d+), store ",
+    )
     observers: list[SoakObserver] = []
     problems: list[str] = []
     span = min(200, (4096 - NUMBER_BASE) // args.clients)
@@ -739,15 +855,19 @@ async def run(args) -> int:
     samples: list[tuple[float, int, int, int, int]] = []  # (t, RSS, HWM, fds, requests)
     began = time.perf_counter()
     print(f"soak.py: {bench.tree_state()}", flush=True)
-    print(f"soak.py: {os.cpu_count()} CPUs, load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; {args.duration:g} s of load, "
-          f"{args.clients} virtual users (think time {args.think:g} ms), {args.observers} "
-          f"observers; workdir {workdir}", flush=True)
+    print(
+        f"soak.py: {os.cpu_count()} CPUs, load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; {args.duration:g} s of load, "
+        f"{args.clients} virtual users (think time {args.think:g} ms), {args.observers} "
+        f"observers; workdir {workdir}",
+        flush=True,
+    )
 
     def check_alive() -> None:
         if not server.alive():
-            raise SetupError(f"the server exited ({server.process.returncode})\n"
-                             f"{server.log_tail()}")
+            raise SetupError(
+                f"the server exited ({server.process.returncode})\n{server.log_tail()}"
+            )
 
     def lag() -> int:
         live = [o.last or 0 for o in observers if o.alive]
@@ -759,16 +879,25 @@ async def run(args) -> int:
         await bench.wait_answer(port, bench.Workloads().statistics[0], OK_CONTENT, 20)
         m = proc_memory(pid)
         rss_start, fd_start = m["VmRSS"], fd_count(pid)
-        print(f"server pid {pid} on udp {HOST}:{port}: VmRSS {rss_start / 1024:.1f} MiB, "
-              f"{fd_start} fds", flush=True)
+        print(
+            f"server pid {pid} on udp {HOST}:{port}: VmRSS {rss_start / 1024:.1f} MiB, "
+            f"{fd_start} fds",
+            flush=True,
+        )
 
         # long-lived sessions, so that lists span several notifications and blocks
         probe = Probe(port)
         try:
             for i in range(INITIAL_SESSIONS):
                 n = 10 + i
-                r = await probe.request(Template("POST", Code.POST, ("v1", "sessions"), body={
-                    "number": n, "partySize": 2 + i, "label": f"long-lived table {n}"}))
+                r = await probe.request(
+                    Template(
+                        "POST",
+                        Code.POST,
+                        ("v1", "sessions"),
+                        body={"number": n, "partySize": 2 + i, "label": f"long-lived table {n}"},
+                    )
+                )
                 if r is None or r[0] != C_CREATED:
                     raise SetupError(f"creating session {n}: {dotted(r and r[0])}")
         finally:
@@ -780,7 +909,8 @@ async def run(args) -> int:
         for i in range(args.observers):
             _, ob = await loop.create_datagram_endpoint(
                 lambda i=i: SoakObserver(i, port, with_sessions=i % 2 == 1),
-                remote_addr=(HOST, port))
+                remote_addr=(HOST, port),
+            )
             observers.append(ob)
         limit = asyncio.Semaphore(bench_notify.REGISTER_CONCURRENCY)
 
@@ -791,26 +921,34 @@ async def run(args) -> int:
         await asyncio.gather(*(register(ob) for ob in observers))
         g_after, _ = await global_sequence(port)
         if g_after != g_reg:
-            raise SetupError(f"the global sequence moved during registration: {g_reg} -> "
-                             f"{g_after}")
-        print(f"registered {len(observers)} observers ({sum(o.with_sessions for o in observers)}"
-              f" with ?action=get_sessions) in {time.perf_counter() - t0:.2f} s at "
-              f"globalSessionSequence {g_reg}, {len(active_reg)} active sessions", flush=True)
+            raise SetupError(f"the global sequence moved during registration: {g_reg} -> {g_after}")
+        print(
+            f"registered {len(observers)} observers ({sum(o.with_sessions for o in observers)}"
+            f" with ?action=get_sessions) in {time.perf_counter() - t0:.2f} s at "
+            f"globalSessionSequence {g_reg}, {len(active_reg)} active sessions",
+            flush=True,
+        )
 
         m = proc_memory(pid)
         samples.append((0.0, m["VmRSS"], m["VmHWM"], fd_count(pid), 0))
-        print(f"{'t':>6} {'requests':>9} {'req/s':>6} {'tmo':>4} {'rtx':>4} {'unexp':>5} "
-              f"{'RSS MiB':>8} {'HWM MiB':>8} {'fds':>4} {'obs':>7} {'notes':>10} "
-              f"{'gaps':>4} {'lag':>6}", flush=True)
+        print(
+            f"{'t':>6} {'requests':>9} {'req/s':>6} {'tmo':>4} {'rtx':>4} {'unexp':>5} "
+            f"{'RSS MiB':>8} {'HWM MiB':>8} {'fds':>4} {'obs':>7} {'notes':>10} "
+            f"{'gaps':>4} {'lag':>6}",
+            flush=True,
+        )
 
         def line(elapsed: float, requests: str, rate: str, r: bench.Run) -> tuple[int, int, int]:
             mem, fds = proc_memory(pid), fd_count(pid)
-            print(f"{elapsed:5.0f}s {requests:>9} {rate:>6} {soak.timeouts:4d} "
-                  f"{r.retransmits:4d} {soak.unexpected:5d} "
-                  f"{mem['VmRSS'] / 1024:8.1f} {mem['VmHWM'] / 1024:8.1f} {fds:4d} "
-                  f"{sum(o.alive for o in observers):3d}/{len(observers):<3d} "
-                  f"{sum(o.changes for o in observers):10d} "
-                  f"{sum(o.gaps + o.backwards for o in observers):4d} {lag():6d}", flush=True)
+            print(
+                f"{elapsed:5.0f}s {requests:>9} {rate:>6} {soak.timeouts:4d} "
+                f"{r.retransmits:4d} {soak.unexpected:5d} "
+                f"{mem['VmRSS'] / 1024:8.1f} {mem['VmHWM'] / 1024:8.1f} {fds:4d} "
+                f"{sum(o.alive for o in observers):3d}/{len(observers):<3d} "
+                f"{sum(o.changes for o in observers):10d} "
+                f"{sum(o.gaps + o.backwards for o in observers):4d} {lag():6d}",
+                flush=True,
+            )
             return mem["VmRSS"], mem["VmHWM"], fds
 
         def sample(elapsed: float, r: bench.Run) -> None:
@@ -836,9 +974,11 @@ async def run(args) -> int:
         give_up = waited + max(CATCH_UP_TIMEOUT, args.duration)
 
         def caught_up() -> bool:
-            return all(not o.alive or (o.last == g_final and (
-                           not want_settings or o.last_settings == settings_final))
-                       for o in observers)
+            return all(
+                not o.alive
+                or (o.last == g_final and (not want_settings or o.last_settings == settings_final))
+                for o in observers
+            )
 
         while not caught_up():
             now = time.perf_counter()
@@ -873,40 +1013,62 @@ async def run(args) -> int:
     # ---- the summary
     took = time.perf_counter() - began
     rst = run_.errors.get(-1, 0)
-    warnings = Counter(re.sub(r"^\S+ \S+ ", "", line) for line in stderr_text.splitlines()
-                       if " WARNING " in line)
+    warnings = Counter(
+        re.sub(r"^\S+ \S+ ", "", line) for line in stderr_text.splitlines() if " WARNING " in line
+    )
     dropped, replaced = server_dropped(stderr_text)
     print()
     print(SUMMARY_HEADER)
-    print(f"load {elapsed:.0f} s, whole run {took:.0f} s; {args.clients} virtual users (think "
-          f"time {args.think:g} ms), {len(observers)} observers; {os.cpu_count()} CPUs")
-    print(f"requests: {soak.requests} exchanges, {soak.requests / max(1e-9, elapsed):.0f} req/s;"
-          f" Block2 transfers {soak.block2_transfers} ({soak.block2_blocks} blocks); history "
-          f"reads {soak.history_reads}; settings changes {soak.settings_changes}")
-    print("  by code: " + ", ".join(
-        f"{'timeout' if c is None else code_name(c)} {n}"
-        for c, n in sorted(soak.codes.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))))
+    print(
+        f"load {elapsed:.0f} s, whole run {took:.0f} s; {args.clients} virtual users (think "
+        f"time {args.think:g} ms), {len(observers)} observers; {os.cpu_count()} CPUs"
+    )
+    print(
+        f"requests: {soak.requests} exchanges, {soak.requests / max(1e-9, elapsed):.0f} req/s;"
+        f" Block2 transfers {soak.block2_transfers} ({soak.block2_blocks} blocks); history "
+        f"reads {soak.history_reads}; settings changes {soak.settings_changes}"
+    )
+    print(
+        "  by code: "
+        + ", ".join(
+            f"{'timeout' if c is None else code_name(c)} {n}"
+            for c, n in sorted(soak.codes.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+        )
+    )
     width = max((len(op) for op, _ in soak.by_op), default=10)
     for op in sorted({op for op, _ in soak.by_op}):
         codes = ", ".join(f"{c} {n}" for (o, c), n in sorted(soak.by_op.items()) if o == op)
         print(f"    {op:<{width}}  {codes}")
-    print(f"unexpected answers: {soak.unexpected} (RST {rst}); timeouts: {soak.timeouts}"
-          f" (pager numbers retired after a write timed out: {soak.retired}); retransmissions:"
-          f" {run_.retransmits}; socket errors: {run_.socket_errors}")
+    print(
+        f"unexpected answers: {soak.unexpected} (RST {rst}); timeouts: {soak.timeouts}"
+        f" (pager numbers retired after a write timed out: {soak.retired}); retransmissions:"
+        f" {run_.retransmits}; socket errors: {run_.socket_errors}"
+    )
     for s in soak.unexpected_samples:
         print(f"    {s}")
 
     # observers
     expected = g_final - g_reg
-    print(f"observers: registered at globalSessionSequence {g_reg} with {len(active_reg)} "
-          f"active sessions; final {g_final}: {expected} session notifications and "
-          f"{want_settings} settings notifications expected per observer"
-          + (f" (+ up to {soak.settings_unknown} for settings changes that timed out)"
-             if soak.settings_unknown else "") + "; "
-          + (f"all caught up {catch_up_s:.1f} s after the load" if caught_up() else
-             f"NOT caught up after waiting {catch_up_s:.1f} s"))
-    print(f"  {'#':>3} {'register':<12} {'session notes':>17} {'settings':>9} {'list':>9} "
-          f"{'pings':>5} {'gaps':>4} {'missing':>7} {'back':>4} {'dup':>4} {'state'}")
+    print(
+        f"observers: registered at globalSessionSequence {g_reg} with {len(active_reg)} "
+        f"active sessions; final {g_final}: {expected} session notifications and "
+        f"{want_settings} settings notifications expected per observer"
+        + (
+            f" (+ up to {soak.settings_unknown} for settings changes that timed out)"
+            if soak.settings_unknown
+            else ""
+        )
+        + "; "
+        + (
+            f"all caught up {catch_up_s:.1f} s after the load"
+            if caught_up()
+            else f"NOT caught up after waiting {catch_up_s:.1f} s"
+        )
+    )
+    print(
+        f"  {'#':>3} {'register':<12} {'session notes':>17} {'settings':>9} {'list':>9} "
+        f"{'pings':>5} {'gaps':>4} {'missing':>7} {'back':>4} {'dup':>4} {'state'}"
+    )
     ob_problems = 0
     for o in observers:
         issues = []
@@ -919,17 +1081,20 @@ async def run(args) -> int:
         if o.backwards:
             issues.append(f"{o.backwards} back")
         if o.missing != dropped.get(o.local_port, 0):
-            issues.append(f"{o.missing} missing, the server dropped "
-                          f"{dropped.get(o.local_port, 0)}")
+            issues.append(f"{o.missing} missing, the server dropped {dropped.get(o.local_port, 0)}")
         if want_settings and o.last_settings != settings_final:
             issues.append(f"last settings {o.last_settings}, not {settings_final}")
         settings = o.settings + replaced.get(o.local_port, 0)
         if not want_settings <= settings <= want_settings + soak.settings_unknown:
-            issues.append(f"{o.settings} settings notifications ("
-                          f"{replaced.get(o.local_port, 0)} replaced by the server)")
+            issues.append(
+                f"{o.settings} settings notifications ("
+                f"{replaced.get(o.local_port, 0)} replaced by the server)"
+            )
         if o.statistics or o.unexpected_kinds or o.stray:
-            issues.append(f"{o.statistics} statistics / {o.unexpected_kinds} unexpected / "
-                          f"{o.stray} stray notifications")
+            issues.append(
+                f"{o.statistics} statistics / {o.unexpected_kinds} unexpected / "
+                f"{o.stray} stray notifications"
+            )
         if o.observe_regressions:
             issues.append(f"{o.observe_regressions} Observe regressions")
         if o.ping_mismatch:
@@ -938,17 +1103,28 @@ async def run(args) -> int:
             issues.append(f"list had {len(o.list_sessions)} of {len(active_reg)} sessions")
         ob_problems += bool(issues)
         listing = f"{o.list_notes}n/{len(o.list_sessions)}s" if o.with_sessions else "-"
-        print(f"  {o.index:>3} {'get_sessions' if o.with_sessions else 'ping':<12} "
-              f"{o.changes:>8}/{expected:<8} {o.settings:>4}/{want_settings:<4} "
-              f"{listing:>9} {o.pings:>5} {o.gaps:>4} {o.missing:>7} {o.backwards:>4} "
-              f"{o.duplicates:>4} "
-              + ((f"OK, in order, gaps only where the server dropped" if o.missing else
-                  "OK, gap-free and in order") if not issues else "; ".join(issues)))
+        print(
+            f"  {o.index:>3} {'get_sessions' if o.with_sessions else 'ping':<12} "
+            f"{o.changes:>8}/{expected:<8} {o.settings:>4}/{want_settings:<4} "
+            f"{listing:>9} {o.pings:>5} {o.gaps:>4} {o.missing:>7} {o.backwards:>4} "
+            f"{o.duplicates:>4} "
+            + (
+                (
+                    "OK, in order, gaps only where the server dropped"
+                    if o.missing
+                    else "OK, gap-free and in order"
+                )
+                if not issues
+                else "; ".join(issues)
+            )
+        )
     mid_reuses = sum(o.mid_reuses for o in observers)
-    print(f"  notifications received: {sum(o.received for o in observers)} in all; server "
-          f"retransmissions (duplicates) {sum(o.duplicates for o in observers)}; Message IDs "
-          f"reused for a different notification to the same observer within "
-          f"{SEEN_HORIZON:.0f} s: {mid_reuses} (reported, not judged)")
+    print(
+        f"  notifications received: {sum(o.received for o in observers)} in all; server "
+        f"retransmissions (duplicates) {sum(o.duplicates for o in observers)}; Message IDs "
+        f"reused for a different notification to the same observer within "
+        f"{SEEN_HORIZON:.0f} s: {mid_reuses} (reported, not judged)"
+    )
 
     # memory and fds
     after = [(t, rss) for t, rss, *_ in samples if t >= min(WARMUP_SECONDS, args.duration / 2)]
@@ -960,18 +1136,28 @@ async def run(args) -> int:
     max_rss = max([rss for _, rss, *_ in samples] + [rss_end])
     fds_seen = [f for *_, f, _ in samples] + [fd_end]
     judged = fitted_span >= JUDGE_MEMORY_AFTER
-    print(f"memory (server VmRSS): start {rss_start / 1024:.1f} MiB; after warm-up "
-          + (f"{warm[1] / 1024:.1f} MiB (t={warm[0]:.0f} s)" if warm else "n/a")
-          + f"; max {max_rss / 1024:.1f} MiB (VmHWM {hwm_end / 1024:.1f} MiB); end "
-          f"{rss_end / 1024:.1f} MiB (after the catch-up); slope after the warm-up "
-          + (f"{slope:+.2f} MiB per 10 min over {fitted_span:.0f} s, over its later half "
-             f"(t >= {later[0][0]:.0f} s) {late_slope:+.2f} MiB per 10 min"
-             if late_slope == late_slope else "n/a (too few samples)")
-          + (f" (judged on the later half, limit {args.max_slope:g})" if judged else
-             f" (not judged: under {JUDGE_MEMORY_AFTER:.0f} s of samples after the warm-up)"))
+    print(
+        f"memory (server VmRSS): start {rss_start / 1024:.1f} MiB; after warm-up "
+        + (f"{warm[1] / 1024:.1f} MiB (t={warm[0]:.0f} s)" if warm else "n/a")
+        + f"; max {max_rss / 1024:.1f} MiB (VmHWM {hwm_end / 1024:.1f} MiB); end "
+        f"{rss_end / 1024:.1f} MiB (after the catch-up); slope after the warm-up "
+        + (
+            f"{slope:+.2f} MiB per 10 min over {fitted_span:.0f} s, over its later half "
+            f"(t >= {later[0][0]:.0f} s) {late_slope:+.2f} MiB per 10 min"
+            if late_slope == late_slope
+            else "n/a (too few samples)"
+        )
+        + (
+            f" (judged on the later half, limit {args.max_slope:g})"
+            if judged
+            else f" (not judged: under {JUDGE_MEMORY_AFTER:.0f} s of samples after the warm-up)"
+        )
+    )
     print(f"open fds (server): start {fd_start}, end {fd_end}, max {max(fds_seen)}")
-    print(f"server stderr: {len(error_lines)} ERROR/CRITICAL/Traceback lines; "
-          f"{sum(warnings.values())} WARNING lines; exit status {exit_code} after SIGTERM")
+    print(
+        f"server stderr: {len(error_lines)} ERROR/CRITICAL/Traceback lines; "
+        f"{sum(warnings.values())} WARNING lines; exit status {exit_code} after SIGTERM"
+    )
     for text in error_lines[:10]:
         print(f"    {text}")
     for text, n in warnings.most_common(5):
@@ -993,8 +1179,10 @@ async def run(args) -> int:
     if fd_end > fd_start + args.max_fd_growth:
         problems.append(f"fds grew from {fd_start} to {fd_end}")
     if judged and not late_slope <= args.max_slope:
-        problems.append(f"memory grew {late_slope:.2f} MiB per 10 min in the later half of the "
-                        f"run (limit {args.max_slope:g})")
+        problems.append(
+            f"memory grew {late_slope:.2f} MiB per 10 min in the later half of the "
+            f"run (limit {args.max_slope:g})"
+        )
     print("result: " + ("OK" if not problems else "FAILED: " + "; ".join(problems)))
     return 0 if not problems else 1
 
@@ -1005,18 +1193,39 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--observers", type=int, default=20, help="observers (default 20)")
     p.add_argument("--clients", type=int, default=8, help="virtual users (default 8)")
     p.add_argument("--quick", action="store_true", help=f"{QUICK_SECONDS:g} s of load")
-    p.add_argument("--rto", type=float, default=1.0,
-                   help="seconds before a request is retransmitted (default 1.0, doubling)")
-    p.add_argument("--retransmit", type=int, default=2,
-                   help="retransmissions before a request times out (default 2)")
-    p.add_argument("--max-slope", type=float, default=2.0,
-                   help="largest RSS slope over the later half of the samples after the "
-                        "warm-up, MiB per 10 min (default 2)")
-    p.add_argument("--max-fd-growth", type=int, default=2,
-                   help="open fds the server may gain over the run (default 2)")
-    p.add_argument("--think", type=float, default=0.0, metavar="MS",
-                   help="pause of each virtual user before each request, in milliseconds "
-                        "(default 0: full speed)")
+    p.add_argument(
+        "--rto",
+        type=float,
+        default=1.0,
+        help="seconds before a request is retransmitted (default 1.0, doubling)",
+    )
+    p.add_argument(
+        "--retransmit",
+        type=int,
+        default=2,
+        help="retransmissions before a request times out (default 2)",
+    )
+    p.add_argument(
+        "--max-slope",
+        type=float,
+        default=2.0,
+        help="largest RSS slope over the later half of the samples after the "
+        "warm-up, MiB per 10 min (default 2)",
+    )
+    p.add_argument(
+        "--max-fd-growth",
+        type=int,
+        default=2,
+        help="open fds the server may gain over the run (default 2)",
+    )
+    p.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="pause of each virtual user before each request, in milliseconds "
+        "(default 0: full speed)",
+    )
     p.add_argument("--seed", type=int, default=7470)
     args = p.parse_args(argv)
     args.duration = QUICK_SECONDS if args.quick else args.minutes * 60

@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hypothesis import HealthCheck, settings  # noqa: E402
-from hypothesis.stateful import run_state_machine_as_test  # noqa: E402
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
 
-from tests.stateful import machine  # noqa: E402
+from tests.stateful import machine
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,18 +44,26 @@ def main(argv: list[str] | None = None) -> int:
     failure = None
     started = time.monotonic()
     while time.monotonic() < deadline and failure is None:
-        config = settings(max_examples=10, stateful_step_count=args.steps, deadline=None,
-                          database=None, suppress_health_check=list(HealthCheck),
-                          derandomize=False)
+        config = settings(
+            max_examples=10,
+            stateful_step_count=args.steps,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=False,
+        )
         try:  # batches of 10 random examples, so that progress is printed
             run_state_machine_as_test(machine.PagerMachine, settings=config)
         except Exception as e:  # the shrunk failure, with Hypothesis's reproduction
             failure = e
         f = machine.FIGURES
-        print(f"{time.monotonic() - started:7.0f} s: {f.runs} runs, {f.steps} steps, "
-              f"{f.requests} requests, {f.concurrent_steps} concurrent steps, "
-              f"{f.interleavings} serial orders tried, {f.kills} kills, {f.resets} resets, "
-              f"{f.retransmissions} retransmissions", flush=True)
+        print(
+            f"{time.monotonic() - started:7.0f} s: {f.runs} runs, {f.steps} steps, "
+            f"{f.requests} requests, {f.concurrent_steps} concurrent steps, "
+            f"{f.interleavings} serial orders tried, {f.kills} kills, {f.resets} resets, "
+            f"{f.retransmissions} retransmissions",
+            flush=True,
+        )
     f = machine.FIGURES
     print("==== stateful.py summary ====")
     print(f"runs (examples, incl. shrinking)  {f.runs}")
@@ -63,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"requests                          {f.requests}")
     print(f"concurrent steps / serial orders  {f.concurrent_steps} / {f.interleavings}")
     print(f"kills / resets / retransmissions  {f.kills} / {f.resets} / {f.retransmissions}")
-    print("steps per rule                    " + ", ".join(
-        f"{k} {v}" for k, v in sorted(f.rules.items())))
+    print(
+        "steps per rule                    "
+        + ", ".join(f"{k} {v}" for k, v in sorted(f.rules.items()))
+    )
     print(f"elapsed                           {time.monotonic() - started:.0f} s")
     if failure is not None:
         print("FAILURE (shrunk):")

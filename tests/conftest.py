@@ -39,7 +39,8 @@ class Datagrams(asyncio.DatagramProtocol):
 async def exchange_once(port: int, message: aiocoap.Message) -> aiocoap.Message:
     """Send `message` as one CON datagram from a fresh socket; the answer, decoded."""
     transport, proto = await asyncio.get_running_loop().create_datagram_endpoint(
-        Datagrams, remote_addr=("127.0.0.1", port))
+        Datagrams, remote_addr=("127.0.0.1", port)
+    )
     try:
         message.mtype, message.mid, message.token = Type.CON, 77, b"o"
         transport.sendto(message.encode())
@@ -90,15 +91,31 @@ class Client:
         self.context = context
         self.port = port
 
-    async def request(self, method: str, path: str, body: Any = None, *, query: str | None = None,
-                      raw: bytes | None = None, content_format: int | None = None,
-                      accept: int | None = None, etags: tuple[bytes, ...] = (),
-                      reliable: bool = True) -> Reply:
-        payload = raw if raw is not None else (
-            b"" if body is None else json.dumps(body, separators=(",", ":")).encode())
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: str | None = None,
+        raw: bytes | None = None,
+        content_format: int | None = None,
+        accept: int | None = None,
+        etags: tuple[bytes, ...] = (),
+        reliable: bool = True,
+    ) -> Reply:
+        payload = (
+            raw
+            if raw is not None
+            else (b"" if body is None else json.dumps(body, separators=(",", ":")).encode())
+        )
         uri = f"coap://127.0.0.1:{self.port}{path}" + (f"?{query}" if query else "")
-        msg = aiocoap.Message(code=getattr(aiocoap.Code, method), uri=uri, payload=payload,
-                              transport_tuning=aiocoap.Reliable if reliable else aiocoap.Unreliable)
+        msg = aiocoap.Message(
+            code=getattr(aiocoap.Code, method),
+            uri=uri,
+            payload=payload,
+            transport_tuning=aiocoap.Reliable if reliable else aiocoap.Unreliable,
+        )
         if content_format is not None:
             msg.opt.content_format = content_format
         elif payload and raw is None:
@@ -134,8 +151,9 @@ def db_path(tmp_path: Path) -> Path:
 
 
 def make_config(db_path: Path, **overrides) -> Config:
-    return Config(**{"host": "127.0.0.1", "port": 0, "db": str(db_path), "control": False,
-                     **overrides})
+    return Config(
+        **{"host": "127.0.0.1", "port": 0, "db": str(db_path), "control": False, **overrides}
+    )
 
 
 @pytest.fixture
@@ -166,8 +184,12 @@ def run_script(name: str, *args: str, timeout: float = 120) -> tuple[int, str, s
     """Run scripts/<name> to the end: (exit status, stdout, stderr). It gets a session of its
     own, so that on a timeout the servers it started go with it."""
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "scripts" / name), *args], cwd=REPO,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [sys.executable, str(REPO / "scripts" / name), *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -178,7 +200,9 @@ def run_script(name: str, *args: str, timeout: float = 120) -> tuple[int, str, s
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
-        raise AssertionError(f"{name} took over {timeout} s\n{out[-3000:]}\n{err[-3000:]}")
+        raise AssertionError(
+            f"{name} took over {timeout} s\n{out[-3000:]}\n{err[-3000:]}"
+        ) from None
     return proc.returncode, out, err
 
 
@@ -194,9 +218,22 @@ class ServerProcess:
 
     async def start(self) -> "ServerProcess":
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pager", "serve", "--host", "127.0.0.1", "--port", "0",
-            "--db", str(self.db_path), "--control-port", "0", *self.extra,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO,
+            sys.executable,
+            "-m",
+            "pager",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--db",
+            str(self.db_path),
+            "--control-port",
+            "0",
+            *self.extra,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=REPO,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         line = await asyncio.wait_for(self.process.stdout.readline(), 20)

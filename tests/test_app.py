@@ -39,8 +39,9 @@ async def test_a_second_emulator_on_the_same_port_is_refused(tmp_path, coap_cont
     async with Emulator(make_config(tmp_path / "first.db")) as first:
         before = _tasks()
         second = Emulator(make_config(tmp_path / "second.db", port=first.port))
-        with pytest.raises(StartupError, match=f"udp port {first.port} on 127.0.0.1 is "
-                                               "already in use"):
+        with pytest.raises(
+            StartupError, match=f"udp port {first.port} on 127.0.0.1 is already in use"
+        ):
             await second.start()
         assert _tasks() == before
         client = Client(coap_context, first.port)
@@ -100,8 +101,9 @@ async def test_a_start_failing_at_the_control_bind_leaves_nothing_behind(db_path
     before = _tasks()
     emulator = Emulator(make_config(db_path, port=port, control=True, control_port=control))
     try:
-        with pytest.raises(StartupError, match=f"control port {control} on 127.0.0.1 is "
-                                               "already in use"):
+        with pytest.raises(
+            StartupError, match=f"control port {control} on 127.0.0.1 is already in use"
+        ):
             await emulator.start()
         assert _tasks() == before
         _bind(socket.SOCK_DGRAM, port).close()  # its CoAP socket is closed again

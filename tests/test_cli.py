@@ -3,14 +3,12 @@
 import asyncio
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import sys
-import shutil
 import tempfile
-from pathlib import Path
 
-import aiocoap
 import aiohttp
 import pytest
 
@@ -26,8 +24,9 @@ async def test_restart_continues_ids_sequences_and_clock(db_path, coap_context):
     await c.post("/v1/sessions", {"number": 1, "label": "A"})
     await c.post("/v1/sessions", {"number": 2, "action": "page"})
     await c.put("/v1/sessions", {"action": "clear"}, query="number=2")
-    before = {p: (await c.get(p)).json for p in
-              ("/v1/sessions", "/v1/sessions/history", "/v1/settings")}
+    before = {
+        p: (await c.get(p)).json for p in ("/v1/sessions", "/v1/sessions/history", "/v1/settings")
+    }
     assert await server.stop(signal.SIGTERM) == 0
 
     server = await ServerProcess(db_path).start()
@@ -66,16 +65,31 @@ async def _run_failing(*args: str, prefix: tuple[str, ...] = ()) -> tuple[int, s
     """
     with tempfile.TemporaryFile() as output:
         proc = await asyncio.create_subprocess_exec(
-            *prefix, sys.executable, "-m", "pager", "serve", "--host", "127.0.0.1", "--port",
-            "0", "--control-port", "0", *args, stdout=output, stderr=output, cwd=REPO)
+            *prefix,
+            sys.executable,
+            "-m",
+            "pager",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--control-port",
+            "0",
+            *args,
+            stdout=output,
+            stderr=output,
+            cwd=REPO,
+        )
         try:
             await asyncio.wait_for(proc.wait(), 20)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             await proc.wait()
             output.seek(0)
-            raise AssertionError(f"serve {' '.join(args)} was still running after 20 s: "
-                                 f"{output.read().decode()!r}") from None
+            raise AssertionError(
+                f"serve {' '.join(args)} was still running after 20 s: {output.read().decode()!r}"
+            ) from None
         output.seek(0)
         return proc.returncode, output.read().decode()
 
@@ -105,8 +119,18 @@ async def test_bad_config_exits_2(tmp_path):
 async def test_console_script_serves(db_path, coap_context):
     exe = REPO / ".venv" / "bin" / "pager-emulator"
     proc = await asyncio.create_subprocess_exec(
-        str(exe), "serve", "--host", "127.0.0.1", "--port", "0", "--db", str(db_path),
-        "--no-control", stdout=asyncio.subprocess.PIPE, cwd=REPO)
+        str(exe),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--db",
+        str(db_path),
+        "--no-control",
+        stdout=asyncio.subprocess.PIPE,
+        cwd=REPO,
+    )
     line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
     port = int(line.split(":")[1].split(",")[0])
     r = await Client(coap_context, port).get("/v1/sessions/statistics")
@@ -132,18 +156,23 @@ async def _still_serving(first: ServerProcess, coap_context, numbers: list[int])
     r = await c.post("/v1/sessions", {"number": 4000})
     assert r.code == "2.01" and r.json["sessions"][0]["id"] == len(numbers) + 1
     assert await asyncio.to_thread(_sessions_in, first.db_path) == [
-        *((i + 1, n) for i, n in enumerate(numbers)), (len(numbers) + 1, 4000)]
+        *((i + 1, n) for i, n in enumerate(numbers)),
+        (len(numbers) + 1, 4000),
+    ]
 
 
-@pytest.mark.parametrize("first_host, second_host", [
-    ("127.0.0.1", "127.0.0.1"), ("::", "::"), ("::", "127.0.0.1"), ("127.0.0.1", "::")])
+@pytest.mark.parametrize(
+    "first_host, second_host",
+    [("127.0.0.1", "127.0.0.1"), ("::", "::"), ("::", "127.0.0.1"), ("127.0.0.1", "::")],
+)
 async def test_a_taken_coap_port_is_refused(tmp_path, coap_context, first_host, second_host):
     first = await ServerProcess(tmp_path / "first.db", "--host", first_host).start()
     try:
         c = Client(coap_context, first.port)
         assert (await c.post("/v1/sessions", {"number": 1})).code == "2.01"
-        code, output = await _run_failing("--host", second_host, "--port", str(first.port),
-                                          "--db", str(tmp_path / "second.db"))
+        code, output = await _run_failing(
+            "--host", second_host, "--port", str(first.port), "--db", str(tmp_path / "second.db")
+        )
         assert code == 1
         assert f"udp port {first.port}" in output and "already in use" in output
         assert "Traceback" not in output
@@ -173,8 +202,9 @@ async def test_a_store_open_in_another_process_is_refused(db_path, coap_context)
 
 async def test_a_killed_emulators_store_and_port_are_free_at_once(db_path, coap_context):
     first = await ServerProcess(db_path).start()
-    assert (await Client(coap_context, first.port).post("/v1/sessions", {"number": 1})).code \
-        == "2.01"
+    assert (
+        await Client(coap_context, first.port).post("/v1/sessions", {"number": 1})
+    ).code == "2.01"
     await first.stop(signal.SIGKILL)
     second = await ServerProcess(db_path, "--port", str(first.port)).start()
     try:
@@ -188,8 +218,9 @@ async def test_a_taken_control_port_is_refused(tmp_path, coap_context):
     first = await ServerProcess(tmp_path / "first.db").start()
     try:
         control = int(re.search(r"control http://127\.0\.0\.1:(\d+)", first.banner).group(1))
-        code, output = await _run_failing("--control-port", str(control),
-                                          "--db", str(tmp_path / "second.db"))
+        code, output = await _run_failing(
+            "--control-port", str(control), "--db", str(tmp_path / "second.db")
+        )
         assert code == 1
         assert f"control port {control}" in output and "already in use" in output
         assert "Traceback" not in output
@@ -245,8 +276,10 @@ async def test_a_fleet_stops_the_started_transmitters_when_one_cannot_start(tmp_
     held = await Store.open(tmp_path / "two.db")
     try:
         config = tmp_path / "fleet.toml"
-        config.write_text(f'[[transmitter]]\ndb = "{tmp_path / "one.db"}"\n'
-                          f'[[transmitter]]\ndb = "{tmp_path / "two.db"}"\n')
+        config.write_text(
+            f'[[transmitter]]\ndb = "{tmp_path / "one.db"}"\n'
+            f'[[transmitter]]\ndb = "{tmp_path / "two.db"}"\n'
+        )
         code, output = await _run_failing("--config", str(config), "--fleet", "2")
         assert code == 1
         assert f"store {tmp_path / 'one.db'}" in output  # transmitter 1 had started

@@ -24,9 +24,17 @@ def test_flags_override_the_file(tmp_path):
     assert (config.port, config.strict, config.device_name, config.host) == (7000, True, "T9", "::")
 
 
-@pytest.mark.parametrize("text", ['colour = "red"\n', 'port = "5683"\n', "port = 70000\n",
-                                  "number_min = 10\nnumber_max = 5\n", 'log_level = "LOUD"\n',
-                                  "port = \n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        'colour = "red"\n',
+        'port = "5683"\n',
+        "port = 70000\n",
+        "number_min = 10\nnumber_max = 5\n",
+        'log_level = "LOUD"\n',
+        "port = \n",
+    ],
+)
 def test_bad_config_is_refused(tmp_path, text):
     path = tmp_path / "c.toml"
     path.write_text(text)

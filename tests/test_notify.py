@@ -47,7 +47,9 @@ async def test_the_first_notifications_are_never_dropped():
     for i in range(10):
         o.offer(make("sessions", i))
     assert await drain(o) == [("sessions", -i) for i in range(1, 6)] + [
-        ("sessions", 8), ("sessions", 9)]
+        ("sessions", 8),
+        ("sessions", 9),
+    ]
 
 
 async def test_settings_are_dropped_only_for_newer_settings():
@@ -56,8 +58,11 @@ async def test_settings_are_dropped_only_for_newer_settings():
     for i in range(5):
         o.offer(make("sessions", i))
     # the settings notification is the only one of its kind: session ones were dropped instead
-    assert [(n.kind, n.tag) for n in o._changes] == [("settings", 1), ("sessions", 3),
-                                                     ("sessions", 4)]
+    assert [(n.kind, n.tag) for n in o._changes] == [
+        ("settings", 1),
+        ("sessions", 3),
+        ("sessions", 4),
+    ]
     o.offer(make("settings", 2))
     o.offer(make("statistics", 1))
     o.offer(make("sessions", 5))
@@ -97,13 +102,15 @@ async def test_an_episode_is_logged_when_it_starts_and_when_it_ends(caplog):
     o.offer(make("sessions", 6))  # and now the older settings notification does
     assert [(n.kind, n.tag) for n in o._changes] == [("settings", 2), ("sessions", 6)]
     assert [r.getMessage() for r in caplog.records] == [
-        "observer peer:1 is 2 notifications behind: dropping the oldest"]
+        "observer peer:1 is 2 notifications behind: dropping the oldest"
+    ]
     await drain(o)
     waiting = asyncio.ensure_future(o.next())  # finds the queue empty: the episode ends
     await asyncio.sleep(0)
     assert caplog.records[-1].getMessage() == (
         "observer peer:1 caught up after 6 session notifications were dropped and 1 settings "
-        "or statistics notifications replaced by newer ones")
+        "or statistics notifications replaced by newer ones"
+    )
     o.offer(make("sessions", 9))
     assert (await asyncio.wait_for(waiting, 1)).tag == 9
     assert len(caplog.records) == 2

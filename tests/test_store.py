@@ -11,6 +11,7 @@ from pager.store import RECEIPT_PRUNE_BATCH, WAL_CHECKPOINT_PAGES, Receipt, Stor
 async def test_write_ahead_log_settings(tmp_path):
     store = await Store.open(tmp_path / "pager.db")
     try:
+
         async def pragma(name: str):
             return (await (await store._conn.execute(f"PRAGMA {name}")).fetchone())[0]
 
@@ -22,6 +23,7 @@ async def test_write_ahead_log_settings(tmp_path):
 
 
 # -- receipts: the answers that outlive a restart -------------------------------------------
+
 
 class WallClock:
     def __init__(self, now: float = 1_000_000.0):
@@ -52,8 +54,9 @@ async def test_receipts_are_kept_newest_first_within_the_limit(tmp_path, wall):
         change = Change(Device())
         for n in range(1000):
             await store.commit([change], [receipt(n, wall.now)])
-        assert [r.datagram for r in await store.receipts()] == \
-            [b"answer %d" % n for n in range(700, 1000)]
+        assert [r.datagram for r in await store.receipts()] == [
+            b"answer %d" % n for n in range(700, 1000)
+        ]
         assert 300 <= await rows(store) < 300 + RECEIPT_PRUNE_BATCH
     finally:
         await store.close()

@@ -11,11 +11,24 @@ from pager.domain.pagemodes import AlertCode, Transmission
 from pager.domain.statistics import Counters
 
 NOW = datetime(2026, 1, 1, 12, 5)
-ACTIVE = Session(1, 5, "0f0e8d5c-1b7b-4c66-9a8e-1e7f7f1c2a3b", 7, 2, 600,
-                 datetime(2026, 1, 1, 12), None, None)
-ARCHIVED = Archived(Session(2, 6, "1f0e8d5c-1b7b-4c66-9a8e-1e7f7f1c2a3b", 8, 3, 300,
-                            datetime(2026, 1, 1, 11), datetime(2026, 1, 1, 11, 4), "Kim"),
-                    datetime(2026, 1, 1, 11, 9), STOP)
+ACTIVE = Session(
+    1, 5, "0f0e8d5c-1b7b-4c66-9a8e-1e7f7f1c2a3b", 7, 2, 600, datetime(2026, 1, 1, 12), None, None
+)
+ARCHIVED = Archived(
+    Session(
+        2,
+        6,
+        "1f0e8d5c-1b7b-4c66-9a8e-1e7f7f1c2a3b",
+        8,
+        3,
+        300,
+        datetime(2026, 1, 1, 11),
+        datetime(2026, 1, 1, 11, 4),
+        "Kim",
+    ),
+    datetime(2026, 1, 1, 11, 9),
+    STOP,
+)
 
 
 def constructed(model):
@@ -33,10 +46,19 @@ def envelopes() -> list[wire.Envelope]:
     ident = wire.Identity()
     transmission = Transmission(3, NOW, 7, 0, "Flash30Sec", "table ready", (AlertCode("A", 2),), 1)
     return [
-        wire.envelope(ident, 6, NOW, sessions=[wire.session_out(ACTIVE)],
-                      statistics=wire.statistics_out(Counters(3, 2, 1, 400))),
-        wire.envelope(ident, 6, NOW, session_history=[wire.session_out(ARCHIVED, history=True),
-                                                      wire.session_out(ARCHIVED)]),
+        wire.envelope(
+            ident,
+            6,
+            NOW,
+            sessions=[wire.session_out(ACTIVE)],
+            statistics=wire.statistics_out(Counters(3, 2, 1, 400)),
+        ),
+        wire.envelope(
+            ident,
+            6,
+            NOW,
+            session_history=[wire.session_out(ARCHIVED, history=True), wire.session_out(ARCHIVED)],
+        ),
         wire.envelope(ident, 0, NOW, error=wire.error_out("4.00", "bad", None)),
         wire.envelope(ident, 0, NOW, error=wire.error_out("4.00", "bad", "number")),
         wire.envelope(ident, 0, NOW, settings=wire.settings_out(wire.Settings(), NOW)),

@@ -68,9 +68,11 @@ class Backlogs(dict):
 
     def install(self, context: aiocoap.Context) -> None:
         """Take the place of the message layer's own dict (before anything was sent)."""
-        managers = [i.token_interface for i in context.request_interfaces
-                    if isinstance(getattr(getattr(i, "token_interface", None), "_backlogs", None),
-                                  dict)]
+        managers = [
+            i.token_interface
+            for i in context.request_interfaces
+            if isinstance(getattr(getattr(i, "token_interface", None), "_backlogs", None), dict)
+        ]
         if not managers:
             raise RuntimeError("this aiocoap has no per-peer backlog to pace notifications by")
         for manager in managers:  # only udp6 is served: one manager

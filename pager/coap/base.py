@@ -16,9 +16,9 @@ from aiocoap.numbers.codes import Code
 from pager import wire
 from pager.coap import dedup
 from pager.coap.blockwise import Block2Transfers, bound_blockwise
+from pager.control.faults import FaultInjector, request_path
 from pager.domain import rules
 from pager.domain.errors import Invalid, NoActiveSession, Refused
-from pager.control.faults import FaultInjector, request_path
 from pager.domain.model import State
 from pager.domain.operations import Outcome
 from pager.engine import Engine, Operation
@@ -38,9 +38,15 @@ class ApiError(Exception):
 class Api:
     """The context every resource works in: the engine, identity and request rules."""
 
-    def __init__(self, engine: Engine, identity: wire.Identity, strict: bool,
-                 faults: FaultInjector, max_block_transfers: int,
-                 max_block_transfer_bytes: int):
+    def __init__(
+        self,
+        engine: Engine,
+        identity: wire.Identity,
+        strict: bool,
+        faults: FaultInjector,
+        max_block_transfers: int,
+        max_block_transfer_bytes: int,
+    ):
         self.max_block_transfers = max_block_transfers
         self.block2 = Block2Transfers(max_block_transfer_bytes)  # shared by every resource
         self.engine = engine
@@ -49,22 +55,38 @@ class Api:
         self.faults = faults
         self.limits = engine.config.limits
 
-    def envelope(self, now: datetime | None = None, state: State | None = None,
-                 **sections: Any) -> wire.Envelope:
+    def envelope(
+        self, now: datetime | None = None, state: State | None = None, **sections: Any
+    ) -> wire.Envelope:
         """An envelope on `state` (the committed state unless given); reads the clock once
         (unless given `now`)."""
         device = (state or self.engine.state).device
-        return wire.envelope(self.identity, device.global_sequence,
-                             self.engine.clock.now() if now is None else now, **sections)
+        return wire.envelope(
+            self.identity,
+            device.global_sequence,
+            self.engine.clock.now() if now is None else now,
+            **sections,
+        )
 
-    def respond(self, request: Message, code: Code | None = None, now: datetime | None = None,
-                state: State | None = None, **sections: Any) -> Message:
+    def respond(
+        self,
+        request: Message,
+        code: Code | None = None,
+        now: datetime | None = None,
+        state: State | None = None,
+        **sections: Any,
+    ) -> Message:
         ct = response_format(request)
-        return Message(code=code, payload=self.envelope(now, state, **sections).encode(ct),
-                       content_format=ct)
+        return Message(
+            code=code, payload=self.envelope(now, state, **sections).encode(ct), content_format=ct
+        )
 
-    async def change(self, request: Message, operation: Operation,
-                     answer: Callable[[Outcome, State, datetime], Message]) -> Message:
+    async def change(
+        self,
+        request: Message,
+        operation: Operation,
+        answer: Callable[[Outcome, State, datetime], Message],
+    ) -> Message:
         """Run a request's change; its answer shows the state right after it.
 
         The answer to a Confirmable request that changed something is kept with the change,
@@ -82,18 +104,27 @@ class Api:
         return answered[0]
 
     def active_sessions(self) -> list[wire.SessionOut]:
-        return [wire.session_out(s)
-                for s in sorted(self.engine.state.active.values(), key=lambda s: s.id)]
+        return [
+            wire.session_out(s)
+            for s in sorted(self.engine.state.active.values(), key=lambda s: s.id)
+        ]
 
     def statistics(self, state: State | None = None) -> wire.StatisticsOut:
         return wire.statistics_out((state or self.engine.state).device.counters)
 
     def settings(self, state: State | None = None) -> wire.SettingsOut:
-        return wire.settings_out((state or self.engine.state).device.settings,
-                                 self.engine.clock.now())
+        return wire.settings_out(
+            (state or self.engine.state).device.settings, self.engine.clock.now()
+        )
 
-    def error(self, request: Message, code: Code, message: str, field: str | None,
-              state: State | None = None) -> Message:
+    def error(
+        self,
+        request: Message,
+        code: Code,
+        message: str,
+        field: str | None,
+        state: State | None = None,
+    ) -> Message:
         ct = response_format(request) if request.opt.accept in wire.FORMATS else wire.JSON
         body = self.envelope(None, state, error=wire.error_out(code.dotted, message, field))
         return Message(code=code, payload=body.encode(ct), content_format=ct)
@@ -124,8 +155,9 @@ class Api:
         return int(text)
 
     def number(self, request: Message, required: bool = True) -> int | None:
-        number = self.query_int(query(request), "number", self.limits.number_min,
-                                self.limits.number_max)
+        number = self.query_int(
+            query(request), "number", self.limits.number_min, self.limits.number_max
+        )
         if number is None and required:
             raise Invalid("number is required in the query (number=<integer>)", "number")
         return number
@@ -179,13 +211,18 @@ class ApiResource(resource.Resource):
         """RFC 7252 §5.4.1, §5.7: an unrecognised critical option is 4.02; this is not a proxy
         (5.05). aiocoap answers such requests as if the option were not there."""
         if request.opt.proxy_uri is not None or request.opt.proxy_scheme is not None:
-            return self.api.error(request, Code.PROXYING_NOT_SUPPORTED,
-                                  "this server is not a proxy", None)
+            return self.api.error(
+                request, Code.PROXYING_NOT_SUPPORTED, "this server is not a proxy", None
+            )
         for option in request.opt.option_list():
             number = option.number
             if number.is_critical() and not hasattr(number, "name"):
-                return self.api.error(request, Code.BAD_OPTION,
-                                      f"critical option {int(number)} is not supported", None)
+                return self.api.error(
+                    request,
+                    Code.BAD_OPTION,
+                    f"critical option {int(number)} is not supported",
+                    None,
+                )
         return None
 
     async def render_to_pipe(self, pipe) -> None:
@@ -212,16 +249,21 @@ class ApiResource(resource.Resource):
             if block1 is None:
                 raise
             # aiocoap's Block1 reassembly lets this out for a block that leaves a gap
-            pipe.add_response(self.api.error(request, Code.REQUEST_ENTITY_INCOMPLETE,
-                                             _AIOCOAP_TEXT[Code.REQUEST_ENTITY_INCOMPLETE],
-                                             None), is_last=True)
+            pipe.add_response(
+                self.api.error(
+                    request,
+                    Code.REQUEST_ENTITY_INCOMPLETE,
+                    _AIOCOAP_TEXT[Code.REQUEST_ENTITY_INCOMPLETE],
+                    None,
+                ),
+                is_last=True,
+            )
         except error.RenderableError as e:
             raw = e.to_message()
             if raw.code.is_successful() or raw.code == Code.CONTINUE:
                 raise
             pipe.add_response(
-                self.api.error(request, raw.code, _AIOCOAP_TEXT.get(raw.code, str(raw.code)),
-                               None),
+                self.api.error(request, raw.code, _AIOCOAP_TEXT.get(raw.code, str(raw.code)), None),
                 is_last=True,
             )
 
@@ -241,22 +283,30 @@ class ApiResource(resource.Resource):
         except StoreUnavailable as e:
             return self.api.error(request, Code.SERVICE_UNAVAILABLE, str(e), None)
         except error.UnallowedMethod:
-            return self.api.error(request, Code.METHOD_NOT_ALLOWED,
-                                  f"method {request.code} is not allowed on this resource", None)
+            return self.api.error(
+                request,
+                Code.METHOD_NOT_ALLOWED,
+                f"method {request.code} is not allowed on this resource",
+                None,
+            )
 
     def _check_formats(self, request: Message) -> None:
         if request.opt.content_format not in (None, *wire.FORMATS):
-            raise ApiError(Code.UNSUPPORTED_CONTENT_FORMAT,
-                           "request Content-Format must be 50 (application/json) or 60 "
-                           "(application/cbor)")
+            raise ApiError(
+                Code.UNSUPPORTED_CONTENT_FORMAT,
+                "request Content-Format must be 50 (application/json) or 60 (application/cbor)",
+            )
         if request.opt.accept not in (None, *wire.FORMATS):
-            raise ApiError(Code.NOT_ACCEPTABLE,
-                           "Accept must be 50 (application/json) or 60 (application/cbor)")
+            raise ApiError(
+                Code.NOT_ACCEPTABLE, "Accept must be 50 (application/json) or 60 (application/cbor)"
+            )
 
     def _too_large(self, request: Message) -> Message:
         response = self.api.error(
-            request, Code.REQUEST_ENTITY_TOO_LARGE,
-            f"request body must be at most {rules.BODY_MAX} bytes", None,
+            request,
+            Code.REQUEST_ENTITY_TOO_LARGE,
+            f"request body must be at most {rules.BODY_MAX} bytes",
+            None,
         )
         response.opt.size1 = rules.BODY_MAX
         return response

@@ -18,8 +18,8 @@ one method, `extract_or_insert`) and the `TimeoutDict` of its `Block1Spool`, and
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Hashable
 
 from aiocoap import Message, numbers, resource
 from aiocoap.blockwise import IncompleteException, _extract_block_key
@@ -146,8 +146,9 @@ class BoundedBlock2Cache:
         self.max_transfers = max_transfers
         self.keys: OrderedDict[Hashable, None] = OrderedDict()  # this resource's transfers
 
-    async def extract_or_insert(self, req: Message,
-                                response_builder: Callable[[], Awaitable[Message]]) -> Message:
+    async def extract_or_insert(
+        self, req: Message, response_builder: Callable[[], Awaitable[Message]]
+    ) -> Message:
         key = _extract_block_key(req)
         block2 = req.opt.block2
         if block2 is None or block2.block_number == 0:
@@ -160,8 +161,9 @@ class BoundedBlock2Cache:
         if size <= req.remote.maximum_payload_size and (block2 is None or size <= block2.size):
             return assembled
         block2 = block2 or BlockOption.BlockwiseTuple(0, 0, req.remote.maximum_block_size_exp)
-        block = assembled._extract_block(block2.block_number, block2.size_exponent,
-                                         req.remote.maximum_payload_size)
+        block = assembled._extract_block(
+            block2.block_number, block2.size_exponent, req.remote.maximum_payload_size
+        )
         if block.opt.block2.more:
             self.transfers.put(self, key, assembled)
         else:
@@ -169,8 +171,7 @@ class BoundedBlock2Cache:
         return block
 
 
-def bound_blockwise(res: resource.Resource, transfers: Block2Transfers,
-                    max_transfers: int) -> None:
+def bound_blockwise(res: resource.Resource, transfers: Block2Transfers, max_transfers: int) -> None:
     old = res._block1._assemblies
     res._block1._assemblies = BoundedTimeoutDict(old.timeout, max_transfers)
     res._block2 = BoundedBlock2Cache(transfers, max_transfers)

@@ -21,15 +21,14 @@ class _ExclusiveUDP6(MessageInterfaceUDP6):
     """
 
     @classmethod
-    async def _create_transport_endpoint(cls, sock, ctx, log, loop, multicast=[]):
+    async def _create_transport_endpoint(cls, sock, ctx, log, loop, multicast=()):
         address = sock.getsockname()
         sock.close()
         exclusive = socket.socket(family=socket.AF_INET6, type=socket.SOCK_DGRAM)
         try:
             exclusive.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             exclusive.bind(address)
-            return await super()._create_transport_endpoint(exclusive, ctx, log, loop,
-                                                            multicast)
+            return await super()._create_transport_endpoint(exclusive, ctx, log, loop, multicast)
         except BaseException:
             exclusive.close()
             raise
@@ -55,9 +54,12 @@ class ServerContext(aiocoap.Context):
         self = cls(loop=loop, serversite=site, loggername="coap-server")
         await self._append_tokenmanaged_messagemanaged_transport(
             lambda mman: _ExclusiveUDP6.create_server_transport_endpoint(
-                mman, log=self.log, loop=loop, bind=bind, multicast=[]))
+                mman, log=self.log, loop=loop, bind=bind, multicast=[]
+            )
+        )
         return self
 
     def render_to_pipe(self, pipe) -> None:
-        run_driving_pipe(error_to_message(pipe, self.log), self._render_to_pipe(pipe),
-                         name="CoAP request")
+        run_driving_pipe(
+            error_to_message(pipe, self.log), self._render_to_pipe(pipe), name="CoAP request"
+        )

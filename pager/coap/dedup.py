@@ -109,8 +109,11 @@ def receipt(request: aiocoap.Message, response: aiocoap.Message) -> Receipt | No
     `response` as aiocoap is about to send it: piggybacked on the ACK, with the request's
     message id and token. None where no such answer will be sent: a request that is not
     Confirmable, or one whose answer goes block-wise."""
-    if (request.mtype != CON or request.opt.block2 is not None
-            or len(response.payload) > MAX_PAYLOAD):
+    if (
+        request.mtype != CON
+        or request.opt.block2 is not None
+        or len(response.payload) > MAX_PAYLOAD
+    ):
         return None
     response.mtype, response.mid, response.token = ACK, request.mid, request.token
     try:
@@ -176,8 +179,9 @@ class _ServerTuning(constants.TransportTuning):
     EXCHANGE_LIFETIME = TIMER_SECONDS
 
 
-def bound_deduplication(context: aiocoap.Context, max_entries: int,
-                        receipts: Iterable[Receipt] = ()) -> None:
+def bound_deduplication(
+    context: aiocoap.Context, max_entries: int, receipts: Iterable[Receipt] = ()
+) -> None:
     tuning = _ServerTuning()
     for interface in context.request_interfaces:
         manager = getattr(interface, "token_interface", None)

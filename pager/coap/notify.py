@@ -61,8 +61,9 @@ class Notify(ApiResource):
         """A plain GET (no Observe) answers what a registration would get first."""
         if self._with_sessions(request):
             await self.api.engine.catch_up()
-            return self.api.respond(request, sessions=self.api.active_sessions(),
-                                    statistics=self.api.statistics())
+            return self.api.respond(
+                request, sessions=self.api.active_sessions(), statistics=self.api.statistics()
+            )
         return self.api.respond(request, ping={})
 
     async def render_to_pipe(self, pipe) -> None:
@@ -82,9 +83,15 @@ class Notify(ApiResource):
             pipe.add_response(self.api.error(request, Code.BAD_REQUEST, e.message, e.field), True)
             return
         if len(self.hub.observers) >= self.hub.max_observers:
-            pipe.add_response(self.api.error(
-                request, Code.SERVICE_UNAVAILABLE,
-                f"too many observers (at most {self.hub.max_observers})", None), True)
+            pipe.add_response(
+                self.api.error(
+                    request,
+                    Code.SERVICE_UNAVAILABLE,
+                    f"too many observers (at most {self.hub.max_observers})",
+                    None,
+                ),
+                True,
+            )
             return
         await self.api.engine.catch_up()
         ct = response_format(request)
@@ -97,8 +104,13 @@ class Notify(ApiResource):
                 if note is None:  # the hub dropped every observer (a power cycle)
                     why = "dropped in a power cycle"
                     return
-                response = Message(code=Code.CONTENT, payload=note.payload(ct), content_format=ct,
-                                   observe=sequence, transport_tuning=self.tuning)
+                response = Message(
+                    code=Code.CONTENT,
+                    payload=note.payload(ct),
+                    content_format=ct,
+                    observe=sequence,
+                    transport_tuning=self.tuning,
+                )
                 pipe.add_response(response, is_last=False)
                 observer.sent += 1
                 sequence = (sequence + 1) % OBSERVE_MODULO

@@ -53,12 +53,20 @@ class Sessions(ApiResource):
         now = self.api.engine.clock.now()
         key = (etag, fmt(now))
         if self._last_list is None or self._last_list[0] != key:
-            response = self.api.respond(request, now=now, sessions=self.api.active_sessions(),
-                                        statistics=self.api.statistics())
+            response = self.api.respond(
+                request,
+                now=now,
+                sessions=self.api.active_sessions(),
+                statistics=self.api.statistics(),
+            )
             self._last_list = (key, response)
         cached = self._last_list[1]
-        return Message(code=cached.code, payload=cached.payload,
-                       content_format=cached.opt.content_format, etag=etag)
+        return Message(
+            code=cached.code,
+            payload=cached.payload,
+            content_format=cached.opt.content_format,
+            etag=etag,
+        )
 
     def _etag(self, request: Message) -> bytes:
         """Changes with every session change, statistics clear and factory reset (which
@@ -66,20 +74,30 @@ class Sessions(ApiResource):
         engine = self.api.engine
         device = engine.state.device
         identity = (self._identity_tag + engine.store.resets) & 0xFF
-        return struct.pack(">IHBB", device.global_sequence & 0xFFFFFFFF,
-                           device.statistics_generation & 0xFFFF, identity,
-                           request.opt.accept or 0)
+        return struct.pack(
+            ">IHBB",
+            device.global_sequence & 0xFFFFFFFF,
+            device.statistics_generation & 0xFFFF,
+            identity,
+            request.opt.accept or 0,
+        )
 
     async def render_post(self, request: Message) -> Message:
         api = self.api
         body = api.body(request, wire.SessionBody, required=("number",))
         return await api.change(
             request,
-            lambda state, now: ops.create_or_update(state, body.number, body.patch(), now,
-                                                    str(uuid.uuid4()), api.engine.config),
+            lambda state, now: ops.create_or_update(
+                state, body.number, body.patch(), now, str(uuid.uuid4()), api.engine.config
+            ),
             lambda outcome, state, now: api.respond(
-                request, Code.CREATED if outcome.created else CODE_2_00, now, state,
-                sessions=[wire.session_out(outcome.session)], statistics=api.statistics(state)),
+                request,
+                Code.CREATED if outcome.created else CODE_2_00,
+                now,
+                state,
+                sessions=[wire.session_out(outcome.session)],
+                statistics=api.statistics(state),
+            ),
         )
 
     async def render_put(self, request: Message) -> Message:
@@ -92,19 +110,25 @@ class Sessions(ApiResource):
             request,
             lambda state, now: ops.update(state, number, body.patch(), now, api.engine.config),
             lambda outcome, state, now: api.respond(
-                request, Code.CHANGED, now, state, sessions=[wire.session_out(outcome.session)],
-                statistics=api.statistics(state)),
+                request,
+                Code.CHANGED,
+                now,
+                state,
+                sessions=[wire.session_out(outcome.session)],
+                statistics=api.statistics(state),
+            ),
         )
 
     async def render_delete(self, request: Message) -> Message:
         api = self.api
         number = api.number(request, required=False)
         if number is None:
-            return await api.change(request, lambda state, now: ops.remove_all(state, now),
-                                    _deleted)
+            return await api.change(
+                request, lambda state, now: ops.remove_all(state, now), _deleted
+            )
         return await api.change(
-            request, lambda state, now: ops.remove(state, number, now, api.engine.config),
-            _deleted)
+            request, lambda state, now: ops.remove(state, number, now, api.engine.config), _deleted
+        )
 
 
 class History(ApiResource):
@@ -136,8 +160,7 @@ class History(ApiResource):
         now = await api.engine.catch_up()
         ct = response_format(request)
         async with self._rendering:
-            self._renderings = {k: p for k, p in self._renderings.items()
-                                if api.block2.holds(p)}
+            self._renderings = {k: p for k, p in self._renderings.items() if api.block2.holds(p)}
             store, sequence = api.engine.store, api.engine.state.device.global_sequence
             version = await store.history_version()
             key = (version, sequence, after, limit, ct, fmt(now))
@@ -145,8 +168,9 @@ class History(ApiResource):
             if payload is None:
                 archived = await store.history(after, limit)
                 pieces = []
-                for piece in wire.history_pieces(api.identity, sequence, now, archived, ct,
-                                                 self.SESSIONS_PER_PIECE):
+                for piece in wire.history_pieces(
+                    api.identity, sequence, now, archived, ct, self.SESSIONS_PER_PIECE
+                ):
                     pieces.append(piece)
                     await asyncio.sleep(0)
                 payload = b"".join(pieces)
@@ -161,7 +185,8 @@ class History(ApiResource):
         receipt = dedup.receipt(request, response)
         store = self.api.engine.store
         await self.api.engine.exclusive(
-            lambda: store.delete_history(() if receipt is None else (receipt,)))
+            lambda: store.delete_history(() if receipt is None else (receipt,))
+        )
         return response
 
 
@@ -174,7 +199,8 @@ class Statistics(ApiResource):
 
     async def render_delete(self, request: Message) -> Message:
         return await self.api.change(
-            request, lambda state, now: ops.clear_statistics(state, now), _deleted)
+            request, lambda state, now: ops.clear_statistics(state, now), _deleted
+        )
 
 
 def _deleted(outcome, state, now) -> Message:

@@ -23,7 +23,8 @@ class Settings(ApiResource):
             lambda state, now: ops.update_settings(state, patch, now, api.engine.config),
             # the clock as the change left it: a datetime setting has just moved it
             lambda outcome, state, now: api.respond(
-                request, Code.CHANGED, None, state, settings=api.settings(state)),
+                request, Code.CHANGED, None, state, settings=api.settings(state)
+            ),
         )
 
 
@@ -34,7 +35,9 @@ class Page(ApiResource):
         api = self.api
         page = api.body(request, wire.PageBody, required=("number",)).request()
         return await api.change(
-            request, lambda state, now: ops.page(state, page, now, api.engine.config),
+            request,
+            lambda state, now: ops.page(state, page, now, api.engine.config),
             lambda outcome, state, now: api.respond(
-                request, Code.CHANGED, now, state, page=wire.page_out(outcome.transmission)),
+                request, Code.CHANGED, now, state, page=wire.page_out(outcome.transmission)
+            ),
         )

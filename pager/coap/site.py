@@ -59,15 +59,22 @@ class WellKnownCore(resource.WKCResource):
         except ValueError:
             if pipe.request.opt.block1 is None:
                 raise
-            pipe.add_response(self.api.error(pipe.request, Code.REQUEST_ENTITY_INCOMPLETE,
-                                             "block-wise request body incomplete", None), True)
+            pipe.add_response(
+                self.api.error(
+                    pipe.request,
+                    Code.REQUEST_ENTITY_INCOMPLETE,
+                    "block-wise request body incomplete",
+                    None,
+                ),
+                True,
+            )
 
 
-def build_site(api: Api, hub: Hub, backlogs: Backlogs,
-               amplification_protection: bool = False) -> resource.Site:
+def build_site(
+    api: Api, hub: Hub, backlogs: Backlogs, amplification_protection: bool = False
+) -> resource.Site:
     site = LeafSite(AddressCheck() if amplification_protection else None)
-    site.add_resource([".well-known", "core"],
-                      WellKnownCore(api, site.get_resources_as_linkheader))
+    site.add_resource([".well-known", "core"], WellKnownCore(api, site.get_resources_as_linkheader))
     site.add_resource(["v1", "sessions"], Sessions(api))
     site.add_resource(["v1", "sessions", "history"], History(api))
     site.add_resource(["v1", "sessions", "statistics"], Statistics(api))

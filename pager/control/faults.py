@@ -65,8 +65,14 @@ class FaultInjector:
 
     # -- the controls -----------------------------------------------------------------------
 
-    def add(self, kind: str, path: str | None = None, count: int | None = None,
-            seconds: float = 0.0, code: str = "5.03") -> Fault:
+    def add(
+        self,
+        kind: str,
+        path: str | None = None,
+        count: int | None = None,
+        seconds: float = 0.0,
+        code: str = "5.03",
+    ) -> Fault:
         fault = Fault(next(self._ids), kind, path, count, seconds, code)
         self.faults.append(fault)
         self._update()
@@ -155,8 +161,12 @@ class FaultInjector:
             return True
         fault = self._take("drop", request_path(message))
         if fault is not None:
-            log.info("fault %d: dropped a %s request to %s", fault.id, message.code,
-                     request_path(message))
+            log.info(
+                "fault %d: dropped a %s request to %s",
+                fault.id,
+                message.code,
+                request_path(message),
+            )
         return fault is None
 
     def _outgoing(self, message: aiocoap.Message) -> float | None:

@@ -22,8 +22,8 @@ from pager.domain.pagemodes import Transmission
 from pager.domain.timefmt import fmt, parse
 
 WAIT_MAX = 300.0
-INT_MAX = 10 ** 18 - 1  # 18 digits: fits SQLite's 64 bits
-COUNT_MAX = 10 ** 9
+INT_MAX = 10**18 - 1  # 18 digits: fits SQLite's 64 bits
+COUNT_MAX = 10**9
 _INTEGER = re.compile(r"[0-9]{1,18}")
 _DECIMAL = re.compile(r"[0-9]{1,18}(\.[0-9]{1,18})?")
 
@@ -73,18 +73,29 @@ def transmission_json(t: Transmission) -> dict:
 
 
 def pager_json(p: PagerState) -> dict:
-    return {"number": p.number, "state": "alerting" if p.alerting else "idle",
-            "pageMode": p.last.page_mode if p.alerting else None,
-            "message": p.last.message if p.alerting else None,
-            "overrideCodes": ([{"code": c.letter, "value": c.value} for c in p.last.codes]
-                              if p.alerting else []),
-            "alertingUntil": fmt(p.last.alert_until) if p.alerting else None,
-            "lastTransmission": None if p.last is None else transmission_json(p.last)}
+    return {
+        "number": p.number,
+        "state": "alerting" if p.alerting else "idle",
+        "pageMode": p.last.page_mode if p.alerting else None,
+        "message": p.last.message if p.alerting else None,
+        "overrideCodes": (
+            [{"code": c.letter, "value": c.value} for c in p.last.codes] if p.alerting else []
+        ),
+        "alertingUntil": fmt(p.last.alert_until) if p.alerting else None,
+        "lastTransmission": None if p.last is None else transmission_json(p.last),
+    }
 
 
 def fault_json(f: Fault) -> dict:
-    return {"id": f.id, "kind": f.kind, "path": f.path, "remaining": f.remaining,
-            "seconds": f.seconds, "code": f.code, "hits": f.hits}
+    return {
+        "id": f.id,
+        "kind": f.kind,
+        "path": f.path,
+        "remaining": f.remaining,
+        "seconds": f.seconds,
+        "code": f.code,
+        "hits": f.hits,
+    }
 
 
 def clock_json(status: dict) -> dict:
@@ -101,8 +112,9 @@ async def _body(request: web.Request, model: type[_In]) -> Any:
         raise BadInput(f"{where}: {err['msg']}") from None
 
 
-def _read_number(text: str | None, what: str, lo: int = 0, hi: int = INT_MAX, *,
-                 fraction: bool = False) -> int | float:
+def _read_number(
+    text: str | None, what: str, lo: int = 0, hi: int = INT_MAX, *, fraction: bool = False
+) -> int | float:
     """Every number this API reads from a path or a query: digits 0-9 only, as the CoAP side
     reads them (`str.isdigit` and `int` take "٤٢" for 42, `float` takes "nan", "inf" and
     "1e999"), and a bounded number of them (`int` of thousands of digits is slow, and fails
@@ -112,8 +124,10 @@ def _read_number(text: str | None, what: str, lo: int = 0, hi: int = INT_MAX, *,
         if lo <= value <= hi:
             return value
     bound = f"from {lo} to {hi:g}" if hi < INT_MAX else f"of {lo} or more"
-    raise BadInput(f"{what} must be {'a number' if fraction else 'an integer'} {bound}, "
-                   f"in digits 0-9{' with an optional fraction' if fraction else ''}")
+    raise BadInput(
+        f"{what} must be {'a number' if fraction else 'an integer'} {bound}, "
+        f"in digits 0-9{' with an optional fraction' if fraction else ''}"
+    )
 
 
 def _query_int(request: web.Request, name: str) -> int | None:
@@ -142,8 +156,9 @@ def _number(request: web.Request, emu) -> int:
 def _query(request: web.Request, *known: str) -> None:
     for name in request.query:
         if name not in known:
-            raise BadInput(f"unknown query parameter {name}; this call takes "
-                           + (", ".join(known) or "none"))
+            raise BadInput(
+                f"unknown query parameter {name}; this call takes " + (", ".join(known) or "none")
+            )
 
 
 def _guard(token: str | None):
@@ -158,8 +173,13 @@ def _guard(token: str | None):
             if not hmac.compare_digest(given, f"Bearer {token}".encode()):
                 return _json({"error": "a valid Authorization: Bearer token is required"}, 401)
         elif not _loopback(request.remote):
-            return _json({"error": "the control API answers loopback peers only unless "
-                                   "control_token is set"}, 403)
+            return _json(
+                {
+                    "error": "the control API answers loopback peers only unless "
+                    "control_token is set"
+                },
+                403,
+            )
         return await handler(request)
 
     return guard
@@ -241,9 +261,11 @@ def build_app(emu, token: str | None = None) -> web.Application:
     async def transmissions(request):
         _query(request, "number", "since", "after")
         number = request.query.get("number")
-        records = await emu.transmissions(None if number is None else _pager_number(emu, number),
-                                          _query_time(request, "since"),
-                                          _query_int(request, "after"))
+        records = await emu.transmissions(
+            None if number is None else _pager_number(emu, number),
+            _query_time(request, "since"),
+            _query_int(request, "after"),
+        )
         return _json({"transmissions": [transmission_json(t) for t in records]})
 
     @routes.get("/pagers")
@@ -260,8 +282,9 @@ def build_app(emu, token: str | None = None) -> web.Application:
     async def wait(request):
         _query(request, "timeout", "after")
         number = _number(request, emu)
-        timeout = _read_number(request.query.get("timeout", "10"), "timeout (seconds)", 0,
-                               WAIT_MAX, fraction=True)
+        timeout = _read_number(
+            request.query.get("timeout", "10"), "timeout (seconds)", 0, WAIT_MAX, fraction=True
+        )
         tx = await emu.wait_for_page(number, timeout, _query_int(request, "after"))
         if tx is None:
             return _json({"paged": False, "number": number, "timeout": timeout}, 408)
@@ -270,14 +293,20 @@ def build_app(emu, token: str | None = None) -> web.Application:
     @routes.get("/faults")
     async def faults(request):
         _query(request)
-        return _json({"faults": [fault_json(f) for f in emu.faults.faults],
-                      "unreachable": emu.faults.unreachable})
+        return _json(
+            {
+                "faults": [fault_json(f) for f in emu.faults.faults],
+                "unreachable": emu.faults.unreachable,
+            }
+        )
 
     @routes.post("/faults")
     async def add_fault(request):
         body = await _body(request, FaultIn)
-        return _json(fault_json(emu.add_fault(body.kind, body.path, body.count, body.seconds,
-                                              body.code)), 201)
+        return _json(
+            fault_json(emu.add_fault(body.kind, body.path, body.count, body.seconds, body.code)),
+            201,
+        )
 
     @routes.delete("/faults")
     async def clear_faults(request):

@@ -59,7 +59,7 @@ class PagerBoard:
         self._waiters.setdefault(number, {})[fut] = after_id
         try:
             return await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
         finally:  # timed out or cancelled (its HTTP client went away): nothing stays behind
             waiting = self._waiters.get(number, {})
@@ -109,8 +109,9 @@ class RigControls:
 
     # -- virtual pagers ---------------------------------------------------------------------
 
-    async def transmissions(self, number: int | None = None, since: datetime | None = None,
-                            after_id: int | None = None) -> list[Transmission]:
+    async def transmissions(
+        self, number: int | None = None, since: datetime | None = None, after_id: int | None = None
+    ) -> list[Transmission]:
         records = await self.engine.store.transmissions(number, after_id)
         return [t for t in records if since is None or t.time >= since]
 
@@ -121,8 +122,9 @@ class RigControls:
         now = self.engine.clock.now()
         return [self.pagers.state(n, now) for n in sorted(self.pagers.latest)]
 
-    async def wait_for_page(self, number: int, timeout: float = 10.0,
-                            after_id: int | None = None) -> Transmission | None:
+    async def wait_for_page(
+        self, number: int, timeout: float = 10.0, after_id: int | None = None
+    ) -> Transmission | None:
         """The next transmission to `number` after record `after_id` (default: any from now
         on), or None if none came within `timeout` seconds."""
         if after_id is None:
@@ -132,8 +134,14 @@ class RigControls:
 
     # -- faults -----------------------------------------------------------------------------
 
-    def add_fault(self, kind: str, path: str | None = None, count: int | None = None,
-                  seconds: float = 0.0, code: str = "5.03"):
+    def add_fault(
+        self,
+        kind: str,
+        path: str | None = None,
+        count: int | None = None,
+        seconds: float = 0.0,
+        code: str = "5.03",
+    ):
         return self.faults.add(kind, path, count, seconds, code)
 
     def remove_fault(self, fault_id: int) -> bool:

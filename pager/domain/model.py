@@ -89,4 +89,6 @@ class Change:
     def session_events(self) -> list[Session | Archived]:
         """Every changed session in sequence order: one notification each."""
         events: list[Session | Archived] = [*self.saved, *self.archived]
-        return sorted(events, key=lambda e: e.sequence if isinstance(e, Session) else e.session.sequence)
+        return sorted(
+            events, key=lambda e: e.sequence if isinstance(e, Session) else e.session.sequence
+        )

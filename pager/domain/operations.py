@@ -132,32 +132,54 @@ class _Draft:
         self.set(next_session_id=sid + 1)
         return sid
 
-    def transmit(self, number: int, mode: str, message: str | None, system_id: int,
-                 session_id: int | None, now: datetime) -> Transmission:
+    def transmit(
+        self,
+        number: int,
+        mode: str,
+        message: str | None,
+        system_id: int,
+        session_id: int | None,
+        now: datetime,
+    ) -> Transmission:
         text, codes = parse_message(message) if message is not None else (None, ())
-        tx = Transmission(self.get("next_transmission_id"), now, number, system_id, mode, text,
-                          codes, session_id)
+        tx = Transmission(
+            self.get("next_transmission_id"), now, number, system_id, mode, text, codes, session_id
+        )
         self.set(next_transmission_id=tx.id + 1)
         self.transmissions.append(tx)
         return tx
 
     def clear_statistics(self, now: datetime) -> None:
-        self.set(counters=Counters(), clear_mark_since=now,
-                 statistics_generation=self.get("statistics_generation") + 1)
+        self.set(
+            counters=Counters(),
+            clear_mark_since=now,
+            statistics_generation=self.get("statistics_generation") + 1,
+        )
         self.statistics_cleared = True
 
     def outcome(self, **kw: Any) -> Outcome:
         device = self.device
         if device == self.origin and not self.archived and not self.settings_changed:
             return Outcome(None, **kw)
-        change = Change(device, tuple(self.saved), tuple(self.archived),
-                        tuple(self.transmissions), self.settings_changed,
-                        self.statistics_cleared)
+        change = Change(
+            device,
+            tuple(self.saved),
+            tuple(self.archived),
+            tuple(self.transmissions),
+            self.settings_changed,
+            self.statistics_cleared,
+        )
         return Outcome(change, **kw)
 
 
-def _page(d: _Draft, s: Session, when: datetime, page_mode: str | None, message: str | None,
-          cfg: DeviceConfig) -> Session:
+def _page(
+    d: _Draft,
+    s: Session,
+    when: datetime,
+    page_mode: str | None,
+    message: str | None,
+    cfg: DeviceConfig,
+) -> Session:
     """Transmit to a session's pager; the first page marks it paged and feeds the statistics."""
     mode = page_mode or default_mode(s.number, cfg.staff_pagers)
     d.transmit(s.number, mode, message, d.get("settings").system_id, s.id, when)
@@ -178,11 +200,19 @@ def _apply_fields(s: Session, p: SessionPatch) -> Session:
     return evolve(s, **changes)
 
 
-def _finish(d: _Draft, before: Session | None, s: Session, p: SessionPatch, now: datetime,
-            cfg: DeviceConfig, created: bool) -> Outcome:
+def _finish(
+    d: _Draft,
+    before: Session | None,
+    s: Session,
+    p: SessionPatch,
+    now: datetime,
+    cfg: DeviceConfig,
+    created: bool,
+) -> Outcome:
     if p.action == "clear" or p.action == "remove":
-        return d.outcome(session=d.archive(s, now, STOP if p.action == "clear" else REMOVED),
-                         created=created)
+        return d.outcome(
+            session=d.archive(s, now, STOP if p.action == "clear" else REMOVED), created=created
+        )
     if p.action == "page":  # a re-page changes only the sequence, but it is a change
         s = d.save(_page(d, s, now, p.page_mode, p.message, cfg))
     elif s != before:
@@ -190,8 +220,9 @@ def _finish(d: _Draft, before: Session | None, s: Session, p: SessionPatch, now:
     return d.outcome(session=s, created=created)
 
 
-def create_or_update(state: State, number: int, p: SessionPatch, now: datetime, uuid: str,
-                     cfg: DeviceConfig) -> Outcome:
+def create_or_update(
+    state: State, number: int, p: SessionPatch, now: datetime, uuid: str, cfg: DeviceConfig
+) -> Outcome:
     """POST /v1/sessions: create a session for `number`, or update the active one."""
     rules.check_number(number, cfg.limits)
     p.check(cfg.limits)
@@ -202,8 +233,14 @@ def create_or_update(state: State, number: int, p: SessionPatch, now: datetime, 
     if p.action in ("clear", "remove"):
         raise NoActiveSession(number)
     s = Session(
-        id=d.new_session_id(), sequence=0, uuid=uuid, number=number,
-        party_size=1, goal=state.device.settings.default_goal, created=now, notified=None,
+        id=d.new_session_id(),
+        sequence=0,
+        uuid=uuid,
+        number=number,
+        party_size=1,
+        goal=state.device.settings.default_goal,
+        created=now,
+        notified=None,
         label=None,
     )
     d.set(counters=d.get("counters").created())
@@ -217,8 +254,9 @@ def update(state: State, number: int, p: SessionPatch, now: datetime, cfg: Devic
     existing = state.active.get(number)
     if existing is None:
         raise NoActiveSession(number)
-    return _finish(_Draft(state.device), existing, _apply_fields(existing, p), p, now, cfg,
-                   created=False)
+    return _finish(
+        _Draft(state.device), existing, _apply_fields(existing, p), p, now, cfg, created=False
+    )
 
 
 def remove(state: State, number: int, now: datetime, cfg: DeviceConfig) -> Outcome:
@@ -299,8 +337,11 @@ def maintenance(state: State, now: datetime, cfg: DeviceConfig) -> Change | None
     elif clear_due(since, now, state.device.settings.clear_mark):
         d.clear_statistics(now)
     if cfg.auto_page_at_goal:
-        due = [s for s in state.active.values()
-               if s.notified is None and s.created + timedelta(seconds=s.goal) <= now]
+        due = [
+            s
+            for s in state.active.values()
+            if s.notified is None and s.created + timedelta(seconds=s.goal) <= now
+        ]
         for s in sorted(due, key=lambda s: (s.created + timedelta(seconds=s.goal), s.id)):
             d.save(_page(d, s, s.created + timedelta(seconds=s.goal), None, None, cfg))
     return d.outcome().change
@@ -316,6 +357,9 @@ def next_due(state: State, cfg: DeviceConfig) -> datetime | None:
         return datetime.min
     times = [next_clear(since, state.device.settings.clear_mark)]
     if cfg.auto_page_at_goal:
-        times += [s.created + timedelta(seconds=s.goal)
-                  for s in state.active.values() if s.notified is None]
+        times += [
+            s.created + timedelta(seconds=s.goal)
+            for s in state.active.values()
+            if s.notified is None
+        ]
     return min((t for t in times if t is not None), default=None)

@@ -46,12 +46,14 @@ def requirement(field: str, limits: Limits) -> str:
         lo, hi = ranges[field]
         return f"{field} must be an integer from {lo} to {hi}"
     texts = {
-        "label": f"label must be a string of {LABEL_LENGTH[0]} to {LABEL_LENGTH[1]} characters, or null",
+        "label": (
+            f"label must be a string of {LABEL_LENGTH[0]} to {LABEL_LENGTH[1]} characters, or null"
+        ),
         "action": "action must be one of " + ", ".join(ACTIONS),
         "pageMode": "pageMode must be one of " + ", ".join(ALERT_SECONDS),
         "message": f"message must be a string of at most {MESSAGE_MAX} characters",
         "datetime": "datetime must be a local time written YYYY-MM-DDTHH:MM:SS, from "
-                    "2000-01-01T00:00:00 to 2099-12-31T23:59:59",
+        "2000-01-01T00:00:00 to 2099-12-31T23:59:59",
         "after": "after must be a session id, an integer of 0 or more",
     }
     return texts.get(field, f"{field} is not valid")

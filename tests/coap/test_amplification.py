@@ -20,8 +20,7 @@ class Peer(asyncio.DatagramProtocol):
         self.received.put_nowait(data)
 
     async def ask(self, code, path, payload=b"", echo=None) -> tuple[bytes, bytes]:
-        m = aiocoap.Message(code=code, uri_path=tuple(path.strip("/").split("/")),
-                            payload=payload)
+        m = aiocoap.Message(code=code, uri_path=tuple(path.strip("/").split("/")), payload=payload)
         if payload:
             m.opt.content_format = 50
         if echo is not None:
@@ -36,7 +35,8 @@ class Peer(asyncio.DatagramProtocol):
 @pytest.fixture
 async def peer(emulator):
     transport, proto = await asyncio.get_running_loop().create_datagram_endpoint(
-        Peer, remote_addr=("127.0.0.1", emulator.port))
+        Peer, remote_addr=("127.0.0.1", emulator.port)
+    )
     proto.transport = transport
     yield proto
     transport.close()

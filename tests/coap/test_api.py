@@ -5,10 +5,21 @@ import json
 import cbor2
 import pytest
 
-ENVELOPE = ["responseTypes", "globalSessionSequence", "timestamp", "deviceName",
-            "firmwareVersion"]
-SESSION_KEYS = ["id", "sessionSequence", "uuid", "number", "partySize", "goalInSeconds",
-                "created", "started", "notified", "cleared", "label", "state"]
+ENVELOPE = ["responseTypes", "globalSessionSequence", "timestamp", "deviceName", "firmwareVersion"]
+SESSION_KEYS = [
+    "id",
+    "sessionSequence",
+    "uuid",
+    "number",
+    "partySize",
+    "goalInSeconds",
+    "created",
+    "started",
+    "notified",
+    "cleared",
+    "label",
+    "state",
+]
 
 
 def assert_envelope(body: dict, *sections: str) -> None:
@@ -44,10 +55,20 @@ async def test_create_session_defaults(client):
     assert s["label"] is None and s["state"] == "started"
     assert "notified" not in s and "cleared" not in s
     assert len(s["uuid"]) == 36 and s["uuid"][14] == "4"
-    assert body["statistics"] == {"guestsServed": 0, "percentLate": 0, "percentOnTime": 0,
-                                  "averageTimeServed": 0, "numSessions": 1}
-    assert list(body["statistics"]) == ["guestsServed", "percentLate", "percentOnTime",
-                                        "averageTimeServed", "numSessions"]
+    assert body["statistics"] == {
+        "guestsServed": 0,
+        "percentLate": 0,
+        "percentOnTime": 0,
+        "averageTimeServed": 0,
+        "numSessions": 1,
+    }
+    assert list(body["statistics"]) == [
+        "guestsServed",
+        "percentLate",
+        "percentOnTime",
+        "averageTimeServed",
+        "numSessions",
+    ]
 
 
 async def test_post_existing_is_partial_update_with_raw_2_00(client):
@@ -95,7 +116,11 @@ async def test_put_updates_pages_and_repages(client, manual_time):
     (s,) = r.json["sessions"]
     assert s["state"] == "paged" and s["notified"] == "2026-03-15T11:57:00"
     stats = r.json["statistics"]
-    assert (stats["guestsServed"], stats["percentLate"], stats["averageTimeServed"]) == (1, 100, 100)
+    assert (stats["guestsServed"], stats["percentLate"], stats["averageTimeServed"]) == (
+        1,
+        100,
+        100,
+    )
     manual_time.advance(30)
     r = await client.put("/v1/sessions", {"action": "page"}, query="number=11")
     (s2,) = r.json["sessions"]
@@ -172,8 +197,11 @@ async def test_delete_one_and_all(client):
     body = (await client.get("/v1/sessions")).json
     assert body["sessions"] == [] and body["globalSessionSequence"] == 6
     history = (await client.get("/v1/sessions/history")).json["session_history"]
-    assert [(h["id"], h["clearType"]) for h in history] == [(1, "STOP"), (2, "REMOVED"),
-                                                            (3, "STOP")]
+    assert [(h["id"], h["clearType"]) for h in history] == [
+        (1, "STOP"),
+        (2, "REMOVED"),
+        (3, "STOP"),
+    ]
 
 
 async def test_history_paging_and_delete(client):
@@ -207,8 +235,13 @@ async def test_statistics_get_and_delete(client, manual_time):
     r = await client.get("/v1/sessions/statistics")
     assert r.code == "2.05"
     assert_envelope(r.json, "statistics")
-    assert r.json["statistics"] == {"guestsServed": 2, "percentLate": 50, "percentOnTime": 50,
-                                    "averageTimeServed": 61, "numSessions": 2}
+    assert r.json["statistics"] == {
+        "guestsServed": 2,
+        "percentLate": 50,
+        "percentOnTime": 50,
+        "averageTimeServed": 61,
+        "numSessions": 2,
+    }
     seq = r.json["globalSessionSequence"]
     assert (await client.delete("/v1/sessions/statistics")).code == "2.02"
     r = await client.get("/v1/sessions/statistics")
@@ -220,8 +253,12 @@ async def test_settings_get_and_partial_update(client, manual_time):
     r = await client.get("/v1/settings")
     assert r.code == "2.05"
     assert_envelope(r.json, "settings")
-    assert r.json["settings"] == {"datetime": "2026-03-15T11:55:20", "systemId": 0,
-                                  "defaultTargetGoal": 300, "statisticsClearMark": 24}
+    assert r.json["settings"] == {
+        "datetime": "2026-03-15T11:55:20",
+        "systemId": 0,
+        "defaultTargetGoal": 300,
+        "statisticsClearMark": 24,
+    }
     r = await client.post("/v1/settings", {"systemId": 7, "defaultTargetGoal": 120})
     assert r.code == "2.04"
     assert r.json["settings"]["systemId"] == 7 and r.json["settings"]["statisticsClearMark"] == 24
@@ -240,7 +277,9 @@ async def test_datetime_setting_moves_the_clock(client, manual_time):
 
 
 async def test_statistics_clear_mark_at_the_hour(client, manual_time):
-    await client.post("/v1/settings", {"statisticsClearMark": 12, "datetime": "2026-03-15T11:59:58"})
+    await client.post(
+        "/v1/settings", {"statisticsClearMark": 12, "datetime": "2026-03-15T11:59:58"}
+    )
     await client.post("/v1/sessions", {"number": 1})
     assert (await client.get("/v1/sessions/statistics")).json["statistics"]["numSessions"] == 1
     manual_time.advance(1)  # 11:59:59
@@ -257,11 +296,17 @@ async def test_standalone_page(client, manual_time):
     page = r.json["page"]
     assert page["number"] == 12 and page["pageMode"] == "Flash30Sec" and page["systemId"] == 0
     assert page["message"] == "Your table is ready!"
-    assert page["overrideCodes"] == [{"code": "F", "value": 30}, {"code": "V", "value": None},
-                                     {"code": "v", "value": 5}]
+    assert page["overrideCodes"] == [
+        {"code": "F", "value": 30},
+        {"code": "V", "value": None},
+        {"code": "v", "value": 5},
+    ]
     assert page["alertUntil"] == "2026-03-15T11:55:50" and page["sessionId"] is None
     after = (await client.get("/v1/sessions")).json
-    assert after["sessions"] == [] and after["globalSessionSequence"] == before["globalSessionSequence"]
+    assert (
+        after["sessions"] == []
+        and after["globalSessionSequence"] == before["globalSessionSequence"]
+    )
     assert after["statistics"] == before["statistics"]
 
 
@@ -272,16 +317,27 @@ async def test_staff_pager_defaults_to_vibe(client, emulator):
     await client.post("/v1/sessions", {"number": 901, "action": "page", "pageMode": "Beep3Times"})
     records = await emulator.engine.store.transmissions()
     assert [(t.number, t.page_mode, t.session_id) for t in records] == [
-        (900, "Vibe1", None), (901, "Beep3Times", 1)]
+        (900, "Vibe1", None),
+        (901, "Beep3Times", 1),
+    ]
 
 
 async def test_cbor_in_and_out(client):
-    r = await client.post("/v1/sessions", raw=cbor2.dumps({"number": 44, "label": "Ana"}),
-                          content_format=60, accept=60)
+    r = await client.post(
+        "/v1/sessions",
+        raw=cbor2.dumps({"number": 44, "label": "Ana"}),
+        content_format=60,
+        accept=60,
+    )
     assert r.code == "2.01" and r.message.opt.content_format == 60
     body = r.cbor
-    assert list(body)[:5] == ["responseTypes", "globalSessionSequence", "timestamp",
-                              "deviceName", "firmwareVersion"]
+    assert list(body)[:5] == [
+        "responseTypes",
+        "globalSessionSequence",
+        "timestamp",
+        "deviceName",
+        "firmwareVersion",
+    ]
     assert body["sessions"][0]["label"] == "Ana"
     as_json = (await client.get("/v1/sessions", query="number=44")).json
     as_cbor = (await client.get("/v1/sessions", query="number=44", accept=60)).cbor
@@ -292,10 +348,14 @@ async def test_block2_history_of_2000(client, emulator):
     from datetime import datetime
 
     from pager.domain.model import Archived, Session
+
     t = datetime(2026, 3, 14, 10, 0, 0)
     await emulator.engine.store.bulk_archive(
-        Archived(Session(i, i, f"00000000-0000-4000-8000-{i:012d}", i % 4096, 2, 300, t, t, "x"),
-                 t, "STOP")
+        Archived(
+            Session(i, i, f"00000000-0000-4000-8000-{i:012d}", i % 4096, 2, 300, t, t, "x"),
+            t,
+            "STOP",
+        )
         for i in range(1, 2001)
     )
     r = await client.get("/v1/sessions/history")
@@ -316,10 +376,13 @@ async def test_well_known_core_lists_resources(client):
     r = await client.get("/.well-known/core")
     assert r.code == "2.05"
     links = r.payload.decode()
-    for path, rt in [("/v1/sessions", "t7470.sessions"),
-                     ("/v1/sessions/history", "t7470.session_history"),
-                     ("/v1/sessions/statistics", "t7470.statistics"),
-                     ("/v1/settings", "t7470.settings"), ("/v1/page", "t7470.page")]:
+    for path, rt in [
+        ("/v1/sessions", "t7470.sessions"),
+        ("/v1/sessions/history", "t7470.session_history"),
+        ("/v1/sessions/statistics", "t7470.statistics"),
+        ("/v1/settings", "t7470.settings"),
+        ("/v1/page", "t7470.page"),
+    ]:
         assert f'<{path}>;ct="50 60";rt="{rt}"' in links
 
 

@@ -16,7 +16,7 @@ it is off.
 import json
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import cbor2
@@ -26,8 +26,14 @@ from tests.conftest import START
 
 DEVICE_NAME = "T7470"
 FIRMWARE = "8.4.100.43"
-ENVELOPE_ORDER = ["responseTypes", "globalSessionSequence", "timestamp", "deviceName",
-                  "firmwareVersion", "error"]
+ENVELOPE_ORDER = [
+    "responseTypes",
+    "globalSessionSequence",
+    "timestamp",
+    "deviceName",
+    "firmwareVersion",
+    "error",
+]
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
 
 
@@ -47,20 +53,29 @@ def padded_session_body(size: int) -> bytes:
     return body
 
 
-
-
-
-def case(case_id: str, method: str, path: str, code: str, field: str | None, *,
-         query: str | None = None, body: Any = None, raw: bytes | None = None,
-         content_format: int | None = None, accept: int | None = None, marks=()):
+def case(
+    case_id: str,
+    method: str,
+    path: str,
+    code: str,
+    field: str | None,
+    *,
+    query: str | None = None,
+    body: Any = None,
+    raw: bytes | None = None,
+    content_format: int | None = None,
+    accept: int | None = None,
+    marks=(),
+):
     """One malformed request. `body` is sent as compact JSON with Content-Format 50; `raw` is
     sent byte for byte with only the Content-Format given (none: the server reads JSON)."""
     if body is not None:
         assert raw is None
         raw = js(body)
         content_format = 50 if content_format is None else content_format
-    return pytest.param(method, path, query, raw, content_format, accept, code, field,
-                        id=case_id, marks=marks)
+    return pytest.param(
+        method, path, query, raw, content_format, accept, code, field, id=case_id, marks=marks
+    )
 
 
 S, PAGE, SETTINGS = "/v1/sessions", "/v1/page", "/v1/settings"
@@ -68,14 +83,21 @@ HISTORY, STATISTICS = "/v1/sessions/history", "/v1/sessions/statistics"
 
 CASES = [
     # ---- the body is not a JSON object (§2) -------------------------------------------------
-    case("json-syntax", "POST", S, "4.00", None, raw=b'{number:8}'),
-    case("json-syntax-trailing-comma", "POST", S, "4.00", None, raw=b'{"number":8,}',
-         content_format=50),
+    case("json-syntax", "POST", S, "4.00", None, raw=b"{number:8}"),
+    case(
+        "json-syntax-trailing-comma",
+        "POST",
+        S,
+        "4.00",
+        None,
+        raw=b'{"number":8,}',
+        content_format=50,
+    ),
     case("json-truncated", "POST", S, "4.00", None, raw=b'{"number":8,"label":"ke'),
-    case("json-array", "POST", S, "4.00", None, raw=b'[8]', content_format=50),
+    case("json-array", "POST", S, "4.00", None, raw=b"[8]", content_format=50),
     case("json-string", "POST", S, "4.00", None, raw=b'"number"'),
-    case("json-number", "POST", S, "4.00", None, raw=b'8'),
-    case("json-garbage-bytes", "POST", S, "4.00", None, raw=b'\xff\xfe{}'),
+    case("json-number", "POST", S, "4.00", None, raw=b"8"),
+    case("json-garbage-bytes", "POST", S, "4.00", None, raw=b"\xff\xfe{}"),
     # ---- number (§2 strict types, §4.1 required, §7 range) ----------------------------------
     case("empty-body-no-number", "POST", S, "4.00", "number", raw=b""),
     case("empty-object-no-number", "POST", S, "4.00", "number", body={}),
@@ -87,13 +109,19 @@ CASES = [
     case("number-minus-1", "POST", S, "4.00", "number", body={"number": -1}),
     case("number-4096", "POST", S, "4.00", "number", body={"number": 4096}),
     case("number-as-8.0", "POST", S, "4.00", "number", raw=b'{"number":8.0}'),
-    case("number-huge", "POST", S, "4.00", "number",
-         raw=b'{"number":99999999999999999999999999}', content_format=50),
+    case(
+        "number-huge",
+        "POST",
+        S,
+        "4.00",
+        "number",
+        raw=b'{"number":99999999999999999999999999}',
+        content_format=50,
+    ),
     case("number-twice-last-bad", "POST", S, "4.00", "number", raw=b'{"number":8,"number":"8"}'),
     case("json-two-objects", "POST", S, "4.00", None, raw=b'{"number":8}{"number":8}'),
     case("json-byte-order-mark", "POST", S, "4.00", None, raw=b'\xef\xbb\xbf{"number":8}'),
-    case("json-raw-control-char", "POST", S, "4.00", None,
-         raw=b'{"number":8,"label":"a\x00b"}'),
+    case("json-raw-control-char", "POST", S, "4.00", None, raw=b'{"number":8,"label":"a\x00b"}'),
     # ---- goal, partySize, label (§2, §7); create path (8) and update path (7) ----------------
     case("goal-minus-1", "POST", S, "4.00", "goal", body={"number": 8, "goal": -1}),
     case("goal-86401", "POST", S, "4.00", "goal", body={"number": 8, "goal": 86401}),
@@ -104,106 +132,229 @@ CASES = [
     case("goal-huge", "POST", S, "4.00", "goal", raw=b'{"number":8,"goal":1' + b"0" * 30 + b"}"),
     case("goal-86401-update", "POST", S, "4.00", "goal", body={"number": 7, "goal": 86401}),
     case("party-size-0", "POST", S, "4.00", "partySize", body={"number": 8, "partySize": 0}),
-    case("party-size-1000", "POST", S, "4.00", "partySize",
-         body={"number": 7, "partySize": 1000}),
+    case("party-size-1000", "POST", S, "4.00", "partySize", body={"number": 7, "partySize": 1000}),
     case("label-empty", "POST", S, "4.00", "label", body={"number": 8, "label": ""}),
     case("label-65-chars", "POST", S, "4.00", "label", body={"number": 8, "label": "L" * 65}),
     case("label-as-number", "POST", S, "4.00", "label", body={"number": 7, "label": 5}),
     case("label-as-list", "POST", S, "4.00", "label", body={"number": 8, "label": ["x"]}),
-    case("party-size-false", "POST", S, "4.00", "partySize",
-         body={"number": 8, "partySize": False}),
+    case(
+        "party-size-false", "POST", S, "4.00", "partySize", body={"number": 8, "partySize": False}
+    ),
     # ---- action, pageMode, message (§4.1, §7, §9) --------------------------------------------
     case("action-dance", "POST", S, "4.00", "action", body={"number": 8, "action": "dance"}),
     case("action-as-number", "POST", S, "4.00", "action", body={"number": 7, "action": 5}),
     case("action-null", "POST", S, "4.00", "action", body={"number": 8, "action": None}),
-    case("page-mode-null", "POST", S, "4.00", "pageMode",
-         body={"number": 8, "pageMode": None}),
-    case("message-as-number", "POST", S, "4.00", "message",
-         body={"number": 8, "action": "page", "message": 5}),
-    case("page-mode-wrong-case", "POST", S, "4.00", "pageMode",
-         body={"number": 8, "action": "page", "pageMode": "flash30sec"}),
-    case("page-mode-unknown", "POST", S, "4.00", "pageMode",
-         body={"number": 7, "action": "page", "pageMode": "Strobe"}),
-    case("message-241-chars", "POST", S, "4.00", "message",
-         body={"number": 8, "action": "page", "message": "m" * 241}),
-    case("message-241-with-override", "POST", S, "4.00", "message",
-         body={"number": 7, "action": "page", "message": "m" * 236 + "\fF30V"}),
-    case("message-bad-override", "POST", S, "4.00", "message",
-         body={"number": 7, "action": "page", "message": "hi\f#"}),
+    case("page-mode-null", "POST", S, "4.00", "pageMode", body={"number": 8, "pageMode": None}),
+    case(
+        "message-as-number",
+        "POST",
+        S,
+        "4.00",
+        "message",
+        body={"number": 8, "action": "page", "message": 5},
+    ),
+    case(
+        "page-mode-wrong-case",
+        "POST",
+        S,
+        "4.00",
+        "pageMode",
+        body={"number": 8, "action": "page", "pageMode": "flash30sec"},
+    ),
+    case(
+        "page-mode-unknown",
+        "POST",
+        S,
+        "4.00",
+        "pageMode",
+        body={"number": 7, "action": "page", "pageMode": "Strobe"},
+    ),
+    case(
+        "message-241-chars",
+        "POST",
+        S,
+        "4.00",
+        "message",
+        body={"number": 8, "action": "page", "message": "m" * 241},
+    ),
+    case(
+        "message-241-with-override",
+        "POST",
+        S,
+        "4.00",
+        "message",
+        body={"number": 7, "action": "page", "message": "m" * 236 + "\fF30V"},
+    ),
+    case(
+        "message-bad-override",
+        "POST",
+        S,
+        "4.00",
+        "message",
+        body={"number": 7, "action": "page", "message": "hi\f#"},
+    ),
     # ---- PUT /v1/sessions?number=N body (§4.2) -----------------------------------------------
     case("put-goal-minus-1", "PUT", S, "4.00", "goal", query="number=7", body={"goal": -1}),
-    case("put-label-65-chars", "PUT", S, "4.00", "label", query="number=7",
-         body={"label": "L" * 65}),
-    case("put-action-dance", "PUT", S, "4.00", "action", query="number=7",
-         body={"action": "dance"}),
-    case("put-body-number-mismatch", "PUT", S, "4.00", "number", query="number=7",
-         body={"number": 8, "label": "x"}),
-    case("put-json-array", "PUT", S, "4.00", None, query="number=7", raw=b'[]'),
-    case("put-body-number-as-string", "PUT", S, "4.00", "number", query="number=7",
-         body={"number": "7"}),
+    case(
+        "put-label-65-chars", "PUT", S, "4.00", "label", query="number=7", body={"label": "L" * 65}
+    ),
+    case(
+        "put-action-dance", "PUT", S, "4.00", "action", query="number=7", body={"action": "dance"}
+    ),
+    case(
+        "put-body-number-mismatch",
+        "PUT",
+        S,
+        "4.00",
+        "number",
+        query="number=7",
+        body={"number": 8, "label": "x"},
+    ),
+    case("put-json-array", "PUT", S, "4.00", None, query="number=7", raw=b"[]"),
+    case(
+        "put-body-number-as-string",
+        "PUT",
+        S,
+        "4.00",
+        "number",
+        query="number=7",
+        body={"number": "7"},
+    ),
     # ---- POST /v1/page (§9) ------------------------------------------------------------------
-    case("page-system-id-256", "POST", PAGE, "4.00", "systemId",
-         body={"number": 3, "systemId": 256}),
-    case("page-system-id-as-string", "POST", PAGE, "4.00", "systemId",
-         body={"number": 3, "systemId": "1"}),
-    case("page-system-id-null", "POST", PAGE, "4.00", "systemId",
-         body={"number": 3, "systemId": None}),
-    case("page-message-null", "POST", PAGE, "4.00", "message",
-         body={"number": 3, "message": None}),
-    case("page-without-number", "POST", PAGE, "4.00", "number",
-         body={"pageMode": "Flash30Sec"}),
+    case(
+        "page-system-id-256", "POST", PAGE, "4.00", "systemId", body={"number": 3, "systemId": 256}
+    ),
+    case(
+        "page-system-id-as-string",
+        "POST",
+        PAGE,
+        "4.00",
+        "systemId",
+        body={"number": 3, "systemId": "1"},
+    ),
+    case(
+        "page-system-id-null",
+        "POST",
+        PAGE,
+        "4.00",
+        "systemId",
+        body={"number": 3, "systemId": None},
+    ),
+    case("page-message-null", "POST", PAGE, "4.00", "message", body={"number": 3, "message": None}),
+    case("page-without-number", "POST", PAGE, "4.00", "number", body={"pageMode": "Flash30Sec"}),
     case("page-empty-body", "POST", PAGE, "4.00", "number", raw=b""),
     case("page-number-4096", "POST", PAGE, "4.00", "number", body={"number": 4096}),
-    case("page-standalone-mode-unknown", "POST", PAGE, "4.00", "pageMode",
-         body={"number": 3, "pageMode": "Strobe"}),
-    case("page-message-bad-override", "POST", PAGE, "4.00", "message",
-         body={"number": 3, "message": "hi\f1"}),
+    case(
+        "page-standalone-mode-unknown",
+        "POST",
+        PAGE,
+        "4.00",
+        "pageMode",
+        body={"number": 3, "pageMode": "Strobe"},
+    ),
+    case(
+        "page-message-bad-override",
+        "POST",
+        PAGE,
+        "4.00",
+        "message",
+        body={"number": 3, "message": "hi\f1"},
+    ),
     # ---- POST /v1/settings (§4.6, §7) --------------------------------------------------------
-    case("settings-datetime-month-13", "POST", SETTINGS, "4.00", "datetime",
-         body={"datetime": "2026-13-01T00:00:00"}),
-    case("settings-datetime-word", "POST", SETTINGS, "4.00", "datetime",
-         body={"datetime": "yesterday"}),
-    case("settings-datetime-space", "POST", SETTINGS, "4.00", "datetime",
-         body={"datetime": "2026-03-15 11:55:20"}),
-    case("settings-datetime-with-offset", "POST", SETTINGS, "4.00", "datetime",
-         body={"datetime": "2026-03-15T11:55:20Z"}),
-    case("settings-datetime-as-number", "POST", SETTINGS, "4.00", "datetime",
-         body={"datetime": 1773575720}),
-    case("settings-system-id-minus-1", "POST", SETTINGS, "4.00", "systemId",
-         body={"systemId": -1}),
-    case("settings-default-goal-86401", "POST", SETTINGS, "4.00", "defaultTargetGoal",
-         body={"defaultTargetGoal": 86401}),
-    case("settings-clear-mark-25", "POST", SETTINGS, "4.00", "statisticsClearMark",
-         body={"statisticsClearMark": 25}),
-    case("settings-one-good-one-bad", "POST", SETTINGS, "4.00", "defaultTargetGoal",
-         body={"systemId": 9, "datetime": "2030-01-01T00:00:00", "defaultTargetGoal": 86401}),
+    case(
+        "settings-datetime-month-13",
+        "POST",
+        SETTINGS,
+        "4.00",
+        "datetime",
+        body={"datetime": "2026-13-01T00:00:00"},
+    ),
+    case(
+        "settings-datetime-word",
+        "POST",
+        SETTINGS,
+        "4.00",
+        "datetime",
+        body={"datetime": "yesterday"},
+    ),
+    case(
+        "settings-datetime-space",
+        "POST",
+        SETTINGS,
+        "4.00",
+        "datetime",
+        body={"datetime": "2026-03-15 11:55:20"},
+    ),
+    case(
+        "settings-datetime-with-offset",
+        "POST",
+        SETTINGS,
+        "4.00",
+        "datetime",
+        body={"datetime": "2026-03-15T11:55:20Z"},
+    ),
+    case(
+        "settings-datetime-as-number",
+        "POST",
+        SETTINGS,
+        "4.00",
+        "datetime",
+        body={"datetime": 1773575720},
+    ),
+    case("settings-system-id-minus-1", "POST", SETTINGS, "4.00", "systemId", body={"systemId": -1}),
+    case(
+        "settings-default-goal-86401",
+        "POST",
+        SETTINGS,
+        "4.00",
+        "defaultTargetGoal",
+        body={"defaultTargetGoal": 86401},
+    ),
+    case(
+        "settings-clear-mark-25",
+        "POST",
+        SETTINGS,
+        "4.00",
+        "statisticsClearMark",
+        body={"statisticsClearMark": 25},
+    ),
+    case(
+        "settings-one-good-one-bad",
+        "POST",
+        SETTINGS,
+        "4.00",
+        "defaultTargetGoal",
+        body={"systemId": 9, "datetime": "2030-01-01T00:00:00", "defaultTargetGoal": 86401},
+    ),
     case("settings-json-array", "POST", SETTINGS, "4.00", None, raw=b'[{"systemId":1}]'),
     # ---- number in the query (§4) ------------------------------------------------------------
     case("get-number-abc", "GET", S, "4.00", "number", query="number=abc"),
-    case("put-number-abc", "PUT", S, "4.00", "number", query="number=abc",
-         body={"label": "x"}),
+    case("put-number-abc", "PUT", S, "4.00", "number", query="number=abc", body={"label": "x"}),
     case("delete-number-abc", "DELETE", S, "4.00", "number", query="number=abc"),
     case("get-number-empty", "GET", S, "4.00", "number", query="number="),
-    case("put-number-empty", "PUT", S, "4.00", "number", query="number=",
-         body={"label": "x"}),
+    case("put-number-empty", "PUT", S, "4.00", "number", query="number=", body={"label": "x"}),
     case("delete-number-empty", "DELETE", S, "4.00", "number", query="number="),
     case("get-number-minus-3", "GET", S, "4.00", "number", query="number=-3"),
-    case("put-number-minus-3", "PUT", S, "4.00", "number", query="number=-3",
-         body={"label": "x"}),
+    case("put-number-minus-3", "PUT", S, "4.00", "number", query="number=-3", body={"label": "x"}),
     case("delete-number-1.5", "DELETE", S, "4.00", "number", query="number=1.5"),
     case("get-number-1.5", "GET", S, "4.00", "number", query="number=1.5"),
-    case("put-number-4096", "PUT", S, "4.00", "number", query="number=4096",
-         body={"label": "x"}),
+    case("put-number-4096", "PUT", S, "4.00", "number", query="number=4096", body={"label": "x"}),
     case("get-number-no-equals", "GET", S, "4.00", "number", query="number"),
     case("delete-number-no-equals", "DELETE", S, "4.00", "number", query="number"),
-    case("put-number-no-equals", "PUT", S, "4.00", "number", query="number",
-         body={"label": "x"}),
+    case("put-number-no-equals", "PUT", S, "4.00", "number", query="number", body={"label": "x"}),
     case("get-query-without-name", "GET", S, "4.00", None, query="=7"),
     case("get-number-hex", "GET", S, "4.00", "number", query="number=0x7"),
     case("get-number-twice", "GET", S, "4.00", "number", query="number=7&number=7"),
     case("delete-number-twice", "DELETE", S, "4.00", "number", query="number=7&number=7"),
-    case("put-number-twice", "PUT", S, "4.00", "number", query="number=7&number=8",
-         body={"label": "x"}),
+    case(
+        "put-number-twice",
+        "PUT",
+        S,
+        "4.00",
+        "number",
+        query="number=7&number=8",
+        body={"label": "x"},
+    ),
     case("put-without-number", "PUT", S, "4.00", "number", body={"label": "x"}),
     case("put-without-query-or-body", "PUT", S, "4.00", "number"),
     # ---- history query (§4.4) ----------------------------------------------------------------
@@ -222,72 +373,205 @@ CASES = [
     case("put-history", "PUT", HISTORY, "4.05", None, body={}),
     case("post-history", "POST", HISTORY, "4.05", None, body={"number": 7}),
     # ---- formats (§2) ------------------------------------------------------------------------
-    case("content-format-text-plain", "POST", S, "4.15", None, body={"number": 8},
-         content_format=0),
-    case("content-format-xml-on-settings", "POST", SETTINGS, "4.15", None,
-         body={"systemId": 1}, content_format=41),
-    case("content-format-text-plain-on-put", "PUT", S, "4.15", None, query="number=7",
-         body={"label": "new"}, content_format=0),
+    case(
+        "content-format-text-plain", "POST", S, "4.15", None, body={"number": 8}, content_format=0
+    ),
+    case(
+        "content-format-xml-on-settings",
+        "POST",
+        SETTINGS,
+        "4.15",
+        None,
+        body={"systemId": 1},
+        content_format=41,
+    ),
+    case(
+        "content-format-text-plain-on-put",
+        "PUT",
+        S,
+        "4.15",
+        None,
+        query="number=7",
+        body={"label": "new"},
+        content_format=0,
+    ),
     case("accept-text-plain", "POST", S, "4.06", None, body={"number": 8}, accept=0),
-    case("accept-text-plain-on-delete", "DELETE", S, "4.06", None, query="number=7",
-         accept=0),
-    case("accept-text-plain-on-page", "POST", PAGE, "4.06", None, body={"number": 3},
-         accept=0),
+    case("accept-text-plain-on-delete", "DELETE", S, "4.06", None, query="number=7", accept=0),
+    case("accept-text-plain-on-page", "POST", PAGE, "4.06", None, body={"number": 3}, accept=0),
     case("cbor-not-cbor", "POST", S, "4.00", None, raw=b"\xa1\x66num", content_format=60),
     case("cbor-json-bytes", "POST", S, "4.00", None, raw=b'{"number":8}', content_format=60),
-    case("cbor-number-as-text", "POST", S, "4.00", "number",
-         raw=cbor2.dumps({"number": "8"}), content_format=60),
+    case(
+        "cbor-number-as-text",
+        "POST",
+        S,
+        "4.00",
+        "number",
+        raw=cbor2.dumps({"number": "8"}),
+        content_format=60,
+    ),
     case("cbor-array", "POST", S, "4.00", None, raw=cbor2.dumps([8]), content_format=60),
     case("cbor-null", "POST", S, "4.00", None, raw=cbor2.dumps(None), content_format=60),
-    case("cbor-integer-keys", "POST", S, "4.00", None, raw=cbor2.dumps({1: 8}),
-         content_format=60),
-    case("cbor-number-as-float", "POST", S, "4.00", "number",
-         raw=cbor2.dumps({"number": 8.0}), content_format=60),
-    case("cbor-number-as-true", "POST", S, "4.00", "number",
-         raw=cbor2.dumps({"number": True}), content_format=60),
-    case("cbor-label-as-bytes", "POST", S, "4.00", "label",
-         raw=cbor2.dumps({"number": 8, "label": b"keep"}), content_format=60),
-    case("cbor-datetime-tag", "POST", SETTINGS, "4.00", "datetime",
-         raw=cbor2.dumps({"datetime": datetime(2026, 1, 1, tzinfo=timezone.utc)}),
-         content_format=60),
-    case("cbor-trailing-bytes", "POST", S, "4.00", None,
-         raw=cbor2.dumps({"number": 8}) + b"\x00", content_format=60),
-    case("cbor-settings-system-id-256", "POST", SETTINGS, "4.00", "systemId",
-         raw=cbor2.dumps({"systemId": 256}), content_format=60),
+    case("cbor-integer-keys", "POST", S, "4.00", None, raw=cbor2.dumps({1: 8}), content_format=60),
+    case(
+        "cbor-number-as-float",
+        "POST",
+        S,
+        "4.00",
+        "number",
+        raw=cbor2.dumps({"number": 8.0}),
+        content_format=60,
+    ),
+    case(
+        "cbor-number-as-true",
+        "POST",
+        S,
+        "4.00",
+        "number",
+        raw=cbor2.dumps({"number": True}),
+        content_format=60,
+    ),
+    case(
+        "cbor-label-as-bytes",
+        "POST",
+        S,
+        "4.00",
+        "label",
+        raw=cbor2.dumps({"number": 8, "label": b"keep"}),
+        content_format=60,
+    ),
+    case(
+        "cbor-datetime-tag",
+        "POST",
+        SETTINGS,
+        "4.00",
+        "datetime",
+        raw=cbor2.dumps({"datetime": datetime(2026, 1, 1, tzinfo=UTC)}),
+        content_format=60,
+    ),
+    case(
+        "cbor-trailing-bytes",
+        "POST",
+        S,
+        "4.00",
+        None,
+        raw=cbor2.dumps({"number": 8}) + b"\x00",
+        content_format=60,
+    ),
+    case(
+        "cbor-settings-system-id-256",
+        "POST",
+        SETTINGS,
+        "4.00",
+        "systemId",
+        raw=cbor2.dumps({"systemId": 256}),
+        content_format=60,
+    ),
     # ---- size (§7): checked before anything else ----------------------------------------------
-    case("body-1025-bytes", "POST", S, "4.13", None, raw=padded_session_body(1025),
-         content_format=50),
+    case(
+        "body-1025-bytes", "POST", S, "4.13", None, raw=padded_session_body(1025), content_format=50
+    ),
     case("body-2000-bytes", "POST", S, "4.13", None, raw=padded_session_body(2000)),
     # ---- which refusal wins (README: Content-Format, Accept, size, body/query, existence) ---
-    case("precedence-format-over-accept", "POST", S, "4.15", None, body={"number": 8},
-         content_format=0, accept=0),
-    case("precedence-format-over-size", "POST", S, "4.15", None,
-         raw=padded_session_body(1025), content_format=0),
-    case("precedence-accept-over-size", "POST", S, "4.06", None,
-         raw=padded_session_body(1025), content_format=50, accept=0),
-    case("precedence-format-over-size-blockwise", "POST", S, "4.15", None,
-         raw=padded_session_body(3000), content_format=0),
-    case("precedence-accept-over-size-blockwise", "POST", S, "4.06", None,
-         raw=padded_session_body(3000), content_format=50, accept=0),
-    case("precedence-format-over-method", "PUT", SETTINGS, "4.15", None,
-         body={"systemId": 1}, content_format=0),
-    case("precedence-body-over-existence-put", "PUT", S, "4.00", "goal", query="number=8",
-         body={"goal": -1}),
-    case("precedence-body-over-existence-post", "POST", S, "4.00", "goal",
-         body={"number": 8, "action": "clear", "goal": -1}),
-    case("body-1024-bytes-is-read", "POST", S, "4.00", "label",
-         raw=padded_session_body(1024), content_format=50),
+    case(
+        "precedence-format-over-accept",
+        "POST",
+        S,
+        "4.15",
+        None,
+        body={"number": 8},
+        content_format=0,
+        accept=0,
+    ),
+    case(
+        "precedence-format-over-size",
+        "POST",
+        S,
+        "4.15",
+        None,
+        raw=padded_session_body(1025),
+        content_format=0,
+    ),
+    case(
+        "precedence-accept-over-size",
+        "POST",
+        S,
+        "4.06",
+        None,
+        raw=padded_session_body(1025),
+        content_format=50,
+        accept=0,
+    ),
+    case(
+        "precedence-format-over-size-blockwise",
+        "POST",
+        S,
+        "4.15",
+        None,
+        raw=padded_session_body(3000),
+        content_format=0,
+    ),
+    case(
+        "precedence-accept-over-size-blockwise",
+        "POST",
+        S,
+        "4.06",
+        None,
+        raw=padded_session_body(3000),
+        content_format=50,
+        accept=0,
+    ),
+    case(
+        "precedence-format-over-method",
+        "PUT",
+        SETTINGS,
+        "4.15",
+        None,
+        body={"systemId": 1},
+        content_format=0,
+    ),
+    case(
+        "precedence-body-over-existence-put",
+        "PUT",
+        S,
+        "4.00",
+        "goal",
+        query="number=8",
+        body={"goal": -1},
+    ),
+    case(
+        "precedence-body-over-existence-post",
+        "POST",
+        S,
+        "4.00",
+        "goal",
+        body={"number": 8, "action": "clear", "goal": -1},
+    ),
+    case(
+        "body-1024-bytes-is-read",
+        "POST",
+        S,
+        "4.00",
+        "label",
+        raw=padded_session_body(1024),
+        content_format=50,
+    ),
     # ---- no active session (§4) --------------------------------------------------------------
-    case("post-clear-never-used", "POST", S, "4.04", "number",
-         body={"number": 8, "action": "clear"}),
-    case("post-remove-never-used", "POST", S, "4.04", "number",
-         body={"number": 8, "action": "remove", "label": "x"}),
-    case("post-clear-archived", "POST", S, "4.04", "number",
-         body={"number": 9, "action": "clear"}),
-    case("put-no-session", "PUT", S, "4.04", "number", query="number=8",
-         body={"label": "x"}),
-    case("put-page-archived", "PUT", S, "4.04", "number", query="number=9",
-         body={"action": "page"}),
+    case(
+        "post-clear-never-used", "POST", S, "4.04", "number", body={"number": 8, "action": "clear"}
+    ),
+    case(
+        "post-remove-never-used",
+        "POST",
+        S,
+        "4.04",
+        "number",
+        body={"number": 8, "action": "remove", "label": "x"},
+    ),
+    case("post-clear-archived", "POST", S, "4.04", "number", body={"number": 9, "action": "clear"}),
+    case("put-no-session", "PUT", S, "4.04", "number", query="number=8", body={"label": "x"}),
+    case(
+        "put-page-archived", "PUT", S, "4.04", "number", query="number=9", body={"action": "page"}
+    ),
     case("delete-no-session", "DELETE", S, "4.04", "number", query="number=8"),
     case("delete-archived", "DELETE", S, "4.04", "number", query="number=9"),
     case("get-no-session", "GET", S, "4.04", "number", query="number=8"),
@@ -295,6 +579,7 @@ CASES = [
 
 
 # ---- helpers -------------------------------------------------------------------------------
+
 
 async def seed(client) -> None:
     """One archived session (number 9, paged then cleared) and one active one (number 7)."""
@@ -360,24 +645,27 @@ def assert_error_body(reply, code: str, field: str | None, sequence: int | None 
 
 # ---- 1. the catalogue ----------------------------------------------------------------------
 
+
 def test_catalogue_is_large_and_ids_unique():
     ids = [p.id for p in CASES]
     assert len(ids) >= 40
     assert len(ids) == len(set(ids))
 
 
-@pytest.mark.parametrize(
-    "method, path, query, raw, content_format, accept, code, field", CASES)
+@pytest.mark.parametrize("method, path, query, raw, content_format, accept, code, field", CASES)
 async def test_malformed_request_is_refused_and_changes_nothing(
-        client, emulator, method, path, query, raw, content_format, accept, code, field):
+    client, emulator, method, path, query, raw, content_format, accept, code, field
+):
     await seed(client)
     before = await snapshot(client, emulator)
 
-    reply = await client.request(method, path, query=query, raw=raw,
-                                 content_format=content_format, accept=accept)
+    reply = await client.request(
+        method, path, query=query, raw=raw, content_format=content_format, accept=accept
+    )
 
-    body = assert_error_body(reply, code, field,
-                             sequence=before["sessions"]["globalSessionSequence"])
+    body = assert_error_body(
+        reply, code, field, sequence=before["sessions"]["globalSessionSequence"]
+    )
     assert body["timestamp"] == START.strftime("%Y-%m-%dT%H:%M:%S")
     if code == "4.13":
         assert reply.message.opt.size1 == 1024
@@ -425,8 +713,11 @@ def _send(client, method, path, query, body):
 
 
 def _warnings(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records
-            if r.name == "pager.coap" and r.levelno == logging.WARNING]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "pager.coap" and r.levelno == logging.WARNING
+    ]
 
 
 @pytest.mark.parametrize("config_overrides", [{"strict": True}])
@@ -442,7 +733,8 @@ async def test_strict_refuses_unknown_field(client, emulator, method, path, quer
 
 @pytest.mark.parametrize("method, path, query, body, ok", UNKNOWN_FIELD)
 async def test_lenient_accepts_unknown_field_with_warning(
-        client, caplog, method, path, query, body, ok):
+    client, caplog, method, path, query, body, ok
+):
     await seed(client)
     caplog.set_level(logging.WARNING, logger="pager.coap")
     caplog.clear()
@@ -464,7 +756,8 @@ async def test_strict_refuses_whitespace_json(client, emulator, method, path, qu
 
 @pytest.mark.parametrize("method, path, query, raw, ok", NOT_COMPACT)
 async def test_lenient_accepts_whitespace_json_with_warning(
-        client, caplog, method, path, query, raw, ok):
+    client, caplog, method, path, query, raw, ok
+):
     await seed(client)
     caplog.set_level(logging.WARNING, logger="pager.coap")
     caplog.clear()
@@ -485,7 +778,8 @@ async def test_strict_refuses_unknown_query_key(client, emulator, method, path, 
 
 @pytest.mark.parametrize("method, path, query, body, ok", UNKNOWN_QUERY)
 async def test_lenient_accepts_unknown_query_key_with_warning(
-        client, caplog, method, path, query, body, ok):
+    client, caplog, method, path, query, body, ok
+):
     await seed(client)
     caplog.set_level(logging.WARNING, logger="pager.coap")
     caplog.clear()
@@ -507,12 +801,16 @@ async def test_strict_still_accepts_compact_known_requests(client):
 
 # ---- 3. unknown paths ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("method, path", [
-    ("GET", "/v1/nope"),
-    ("POST", "/v1/nope"),
-    ("GET", "/v1/sessions/nope"),
-    ("GET", "/v2/sessions"),
-])
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/v1/nope"),
+        ("POST", "/v1/nope"),
+        ("GET", "/v1/sessions/nope"),
+        ("GET", "/v2/sessions"),
+    ],
+)
 async def test_unknown_path_is_4_04(client, emulator, method, path):
     """§2.2: 4.04 for an unknown path is the one error that may come without a body."""
     await seed(client)

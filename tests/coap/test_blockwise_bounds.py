@@ -63,7 +63,8 @@ async def test_abandoned_transfers_are_bounded_and_service_continues(emulator, c
     try:
         for _ in range(20):  # 20 clients (ports) each fetch block 0 and walk away
             transport, proto = await loop.create_datagram_endpoint(
-                Datagrams, remote_addr=("127.0.0.1", emulator.port))
+                Datagrams, remote_addr=("127.0.0.1", emulator.port)
+            )
             clients.append((transport, proto))
             transport.sendto(_get(0, 1))
             first = aiocoap.Message.decode(await asyncio.wait_for(proto.received.get(), 5))
@@ -93,8 +94,9 @@ async def test_abandoned_transfers_are_bounded_and_service_continues(emulator, c
 BUDGET = 400_000  # bytes: one history of 1,000 sessions (about 300 kB), not two
 
 
-def _history(block_number: int, mid: int, query: str | None = None,
-             accept: int | None = None) -> bytes:
+def _history(
+    block_number: int, mid: int, query: str | None = None, accept: int | None = None
+) -> bytes:
     m = aiocoap.Message(code=aiocoap.GET, uri_path=("v1", "sessions", "history"))
     if query:
         m.opt.uri_query = (query,)
@@ -111,9 +113,13 @@ FIRST = 101  # archived ids start here; sessions the running engine creates take
 async def _archive(emulator, count: int, label=lambda i: f"party {i}") -> None:
     t = datetime(2026, 3, 14, 10, 0, 0)
     await emulator.engine.store.bulk_archive(
-        Archived(Session(i, i, f"00000000-0000-4000-8000-{i:012d}", i % 4096, 2, 300, t, t,
-                         label(i)), t, "STOP" if i % 2 else "REMOVED")
-        for i in range(FIRST, FIRST + count))
+        Archived(
+            Session(i, i, f"00000000-0000-4000-8000-{i:012d}", i % 4096, 2, 300, t, t, label(i)),
+            t,
+            "STOP" if i % 2 else "REMOVED",
+        )
+        for i in range(FIRST, FIRST + count)
+    )
 
 
 class _Peer:
@@ -124,11 +130,13 @@ class _Peer:
 
     async def open(self) -> "_Peer":
         self.transport, self.proto = await asyncio.get_running_loop().create_datagram_endpoint(
-            Datagrams, remote_addr=("127.0.0.1", self.port))
+            Datagrams, remote_addr=("127.0.0.1", self.port)
+        )
         return self
 
-    async def block(self, number: int, query: str | None = None,
-                    accept: int | None = None) -> aiocoap.Message:
+    async def block(
+        self, number: int, query: str | None = None, accept: int | None = None
+    ) -> aiocoap.Message:
         self.mid += 1
         self.transport.sendto(_history(number, self.mid, query, accept))
         while True:
@@ -136,8 +144,9 @@ class _Peer:
             if answer.code != aiocoap.EMPTY:  # an empty ACK first when rendering takes long
                 return answer
 
-    async def rest(self, first: aiocoap.Message, query: str | None = None,
-                   accept: int | None = None) -> bytes:
+    async def rest(
+        self, first: aiocoap.Message, query: str | None = None, accept: int | None = None
+    ) -> bytes:
         """The whole answer, from its first block on."""
         payload, answer = first.payload, first
         while answer.opt.block2.more:
@@ -156,8 +165,9 @@ async def _peers(emulator, count: int) -> list[_Peer]:
 
 def _held_payload_bytes(transfers) -> int:
     """What the transfers hold, counted from their answers: each distinct payload once."""
-    payloads = {id(t.response.payload): len(t.response.payload)
-                for t in transfers._transfers.values()}
+    payloads = {
+        id(t.response.payload): len(t.response.payload) for t in transfers._transfers.values()
+    }
     return sum(payloads.values())
 
 
@@ -169,10 +179,12 @@ async def _expected(emulator, body: bytes, accept: int | None, query: str = "") 
     after = int(params["after"]) if "after" in params else None
     limit = int(params["limit"]) if "limit" in params else None
     archived = await emulator.engine.store.history(after, limit)
-    return wire.envelope(wire.Identity(), decoded["globalSessionSequence"],
-                         parse(decoded["timestamp"]),
-                         session_history=[wire.session_out(a, history=True) for a in archived]
-                         ).encode(wire.CBOR if accept == wire.CBOR else wire.JSON)
+    return wire.envelope(
+        wire.Identity(),
+        decoded["globalSessionSequence"],
+        parse(decoded["timestamp"]),
+        session_history=[wire.session_out(a, history=True) for a in archived],
+    ).encode(wire.CBOR if accept == wire.CBOR else wire.JSON)
 
 
 @pytest.mark.parametrize("config_overrides", [{"max_block_transfer_bytes": BUDGET}])
@@ -260,8 +272,10 @@ async def test_history_changing_mid_transfer_keeps_each_transfer_consistent(emul
         r = await client.get("/v1/sessions/history")
         assert r.json["session_history"] == []
         assert r.json["globalSessionSequence"] == new["globalSessionSequence"]
-        assert [h["id"] for h in json.loads(await before.rest(first))["session_history"]] == \
-            [1, *range(FIRST, FIRST + 1000)]
+        assert [h["id"] for h in json.loads(await before.rest(first))["session_history"]] == [
+            1,
+            *range(FIRST, FIRST + 1000),
+        ]
     finally:
         before.close()
         during.close()

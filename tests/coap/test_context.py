@@ -11,11 +11,18 @@ async def test_requests_are_answered_without_a_repr_of_each(emulator, monkeypatc
     assert isinstance(emulator._context, ServerContext)
     reprs = []
     original = aiocoap.Message.__repr__
-    monkeypatch.setattr(aiocoap.Message, "__repr__",
-                        lambda self: reprs.append(self.code) or original(self))
-    answer = await exchange_once(emulator.port, aiocoap.Message(
-        code=aiocoap.POST, payload=b'{"number":5}', content_format=50,
-        uri_path=("v1", "sessions")))
+    monkeypatch.setattr(
+        aiocoap.Message, "__repr__", lambda self: reprs.append(self.code) or original(self)
+    )
+    answer = await exchange_once(
+        emulator.port,
+        aiocoap.Message(
+            code=aiocoap.POST,
+            payload=b'{"number":5}',
+            content_format=50,
+            uri_path=("v1", "sessions"),
+        ),
+    )
     assert answer.code == aiocoap.CREATED
     assert reprs == []
 
@@ -28,6 +35,7 @@ async def test_an_unexpected_error_while_rendering_is_still_answered_500(emulato
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(sessions, "render_get", broken)
-    answer = await exchange_once(emulator.port, aiocoap.Message(
-        code=aiocoap.GET, uri_path=("v1", "sessions")))
+    answer = await exchange_once(
+        emulator.port, aiocoap.Message(code=aiocoap.GET, uri_path=("v1", "sessions"))
+    )
     assert answer.code == aiocoap.INTERNAL_SERVER_ERROR

@@ -56,11 +56,13 @@ def test_window_covers_a_clients_retransmissions(emulator):
 async def test_duplicate_recognised_within_bound_and_forgotten_beyond(emulator, client):
     loop = asyncio.get_running_loop()
     transport, proto = await loop.create_datagram_endpoint(
-        Datagrams, remote_addr=("127.0.0.1", emulator.port))
+        Datagrams, remote_addr=("127.0.0.1", emulator.port)
+    )
 
     async def send(mid: int, body: bytes) -> bytes:
-        m = aiocoap.Message(code=aiocoap.POST, payload=body, content_format=50,
-                            uri_path=("v1", "sessions"))
+        m = aiocoap.Message(
+            code=aiocoap.POST, payload=body, content_format=50, uri_path=("v1", "sessions")
+        )
         m.mtype, m.mid, m.token = Type.CON, mid, b"t"
         transport.sendto(m.encode())
         return await asyncio.wait_for(proto.received.get(), 5)
@@ -83,12 +85,12 @@ async def test_expiry_timers_fire_at_once_for_this_server_only(emulator, monkeyp
     """aiocoap schedules a timer per request to forget it; for the emulator's requests it
     fires at the next turn of the loop (the table expires itself), while any other aiocoap
     context in the process keeps RFC 7252's EXCHANGE_LIFETIME."""
-    recent = next(i.token_interface._recent_messages
-                  for i in emulator._context.request_interfaces)
+    recent = next(i.token_interface._recent_messages for i in emulator._context.request_interfaces)
     pops = []
     monkeypatch.setattr(recent, "pop", lambda key, default=None: pops.append(key))
-    answer = await exchange_once(emulator.port, aiocoap.Message(
-        code=aiocoap.GET, uri_path=("v1", "settings")))
+    answer = await exchange_once(
+        emulator.port, aiocoap.Message(code=aiocoap.GET, uri_path=("v1", "settings"))
+    )
     assert answer.code == aiocoap.CONTENT
     await asyncio.sleep(0.05)
     assert [mid for _, mid in pops] == [77] and len(recent) == 1

@@ -12,7 +12,6 @@ import pytest
 from aiocoap.numbers.types import Type
 
 
-
 class Watch:
     """One observer on its own client context (its own UDP port), collecting notifications."""
 
@@ -25,7 +24,8 @@ class Watch:
     async def start(self) -> "Watch":
         self.context = await aiocoap.Context.create_client_context()
         self.request = self.context.request(
-            aiocoap.Message(code=aiocoap.GET, uri=self.uri, observe=0))
+            aiocoap.Message(code=aiocoap.GET, uri=self.uri, observe=0)
+        )
         first = await asyncio.wait_for(self.request.response, 10)
         assert first.code == aiocoap.CONTENT and first.opt.observe is not None
         self._add(first)
@@ -50,6 +50,7 @@ class Watch:
             while not predicate(self):
                 self._changed.clear()
                 await self._changed.wait()
+
         await asyncio.wait_for(wait(), timeout)
 
     async def stop(self) -> None:
@@ -74,8 +75,13 @@ async def test_first_answer_is_a_ping_or_the_session_list(client, watches):
     await client.post("/v1/sessions", {"number": 4})
     ping = (await watches()).notes[0]
     assert ping["responseTypes"] == ["ping"] and ping["ping"] == {}
-    assert list(ping)[:5] == ["responseTypes", "globalSessionSequence", "timestamp",
-                              "deviceName", "firmwareVersion"]
+    assert list(ping)[:5] == [
+        "responseTypes",
+        "globalSessionSequence",
+        "timestamp",
+        "deviceName",
+        "firmwareVersion",
+    ]
     listing = (await watches("action=get_sessions")).notes[0]
     assert listing["responseTypes"] == ["sessions", "statistics"]
     assert [s["number"] for s in listing["sessions"]] == [4]
@@ -122,11 +128,11 @@ async def test_fifty_changes_reach_three_observers_in_order(client, watches, emu
         notes = w.of("sessions")
         assert [(n["sessions"][0]["number"], n["sessions"][0]["state"]) for n in notes] == expected
         assert [n["globalSessionSequence"] for n in notes] == list(range(1, 61))  # no gaps
-        assert all(n["sessions"][0]["sessionSequence"] == n["globalSessionSequence"]
-                   for n in notes)
+        assert all(n["sessions"][0]["sessionSequence"] == n["globalSessionSequence"] for n in notes)
         assert all(n["responseTypes"] == ["sessions", "statistics"] for n in notes)
-        assert all("cleared" in n["sessions"][0] for n in notes
-                   if n["sessions"][0]["state"] == "cleared")
+        assert all(
+            "cleared" in n["sessions"][0] for n in notes if n["sessions"][0]["state"] == "cleared"
+        )
         # the settings notification sits between the updates and the pages, as it happened
         kinds = [n["responseTypes"][0] for n in w.notes if n["responseTypes"][0] != "ping"]
         assert kinds.index("settings") == 15
@@ -157,7 +163,8 @@ class RawObserver(asyncio.DatagramProtocol):
     @classmethod
     async def open(cls, port: int):
         transport, proto = await asyncio.get_running_loop().create_datagram_endpoint(
-            cls, remote_addr=("127.0.0.1", port))
+            cls, remote_addr=("127.0.0.1", port)
+        )
         proto.transport = transport
         return proto
 
@@ -166,8 +173,12 @@ class RawObserver(asyncio.DatagramProtocol):
         self.transport.sendto(message.encode())
 
     def register(self, observe: int = 0, mid: int = 1) -> None:
-        self.send(aiocoap.Message(code=aiocoap.GET, uri_path=("v1", "notify"), observe=observe),
-                  Type.CON, mid, b"obs1")
+        self.send(
+            aiocoap.Message(code=aiocoap.GET, uri_path=("v1", "notify"), observe=observe),
+            Type.CON,
+            mid,
+            b"obs1",
+        )
 
     async def next(self, timeout: float = 5) -> aiocoap.Message:
         return await asyncio.wait_for(self.datagrams.get(), timeout)
@@ -195,8 +206,10 @@ async def test_dead_observer_dropped_after_three_pings(client, watches, emulator
     while len(emulator.hub.observers) == 2 and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     assert len(emulator.hub.observers) == 1
-    assert any("ended" in rec.getMessage() and "unacknowledged" in rec.getMessage()
-               for rec in caplog.records)
+    assert any(
+        "ended" in rec.getMessage() and "unacknowledged" in rec.getMessage()
+        for rec in caplog.records
+    )
     retransmissions = [m for m in _drain(dead) if m.mid == ping.mid]
     assert retransmissions  # it really was retransmitted before being given up
     await client.post("/v1/sessions", {"number": 2})
@@ -269,9 +282,14 @@ async def test_get_sessions_delivers_300_active_sessions(client, watches):
 async def test_cbor_observer(client, emulator):
     context = await aiocoap.Context.create_client_context()
     try:
-        request = context.request(aiocoap.Message(
-            code=aiocoap.GET, uri=f"coap://127.0.0.1:{emulator.port}/v1/notify", observe=0,
-            accept=60))
+        request = context.request(
+            aiocoap.Message(
+                code=aiocoap.GET,
+                uri=f"coap://127.0.0.1:{emulator.port}/v1/notify",
+                observe=0,
+                accept=60,
+            )
+        )
         first = await request.response
         assert first.opt.content_format == 60
         assert cbor2.loads(first.payload)["responseTypes"] == ["ping"]
@@ -285,8 +303,9 @@ async def test_cbor_observer(client, emulator):
 @pytest.mark.parametrize("config_overrides", [{"auto_page_at_goal": True}])
 async def test_time_driven_changes_notify(client, watches, manual_time):
     w = await watches()
-    await client.post("/v1/settings", {"statisticsClearMark": 12,
-                                       "datetime": "2026-03-15T11:59:50"})
+    await client.post(
+        "/v1/settings", {"statisticsClearMark": 12, "datetime": "2026-03-15T11:59:50"}
+    )
     await client.post("/v1/sessions", {"number": 5, "goal": 5})
     manual_time.advance(5)  # the goal passes: the ticker pages it
     await w.until(lambda w: any(n["sessions"][0]["state"] == "paged" for n in w.of("sessions")))
@@ -316,7 +335,6 @@ async def test_bad_registration_is_refused(client):
 async def test_well_known_core_marks_notify_observable(client):
     links = (await client.get("/.well-known/core")).payload.decode()
     assert '</v1/notify>;ct="50 60";rt="t7470.notify";obs' in links
-
 
 
 @pytest.mark.parametrize("config_overrides", [{"max_observers": 2}])
@@ -385,8 +403,17 @@ async def test_the_first_session_list_is_never_dropped(client, emulator):
     for n in range(60):
         await client.post("/v1/sessions", {"number": n, "label": f"guest {n:03d}"})
     slow = await RawObserver.open(emulator.port)
-    slow.send(aiocoap.Message(code=aiocoap.GET, uri_path=("v1", "notify"), observe=0,
-                              uri_query=("action=get_sessions",)), Type.CON, 1, b"obs2")
+    slow.send(
+        aiocoap.Message(
+            code=aiocoap.GET,
+            uri_path=("v1", "notify"),
+            observe=0,
+            uri_query=("action=get_sessions",),
+        ),
+        Type.CON,
+        1,
+        b"obs2",
+    )
     note = await slow.next()
     for n in range(60, 70):  # changes pile up behind the list while nothing is acknowledged
         await client.post("/v1/sessions", {"number": n})

@@ -6,16 +6,22 @@ import socket
 
 import aiocoap
 from aiocoap.numbers.types import Type
+
 from tests.conftest import Datagrams, exchange_once
 
 
 async def test_duplicate_con_is_answered_from_cache_not_reprocessed(emulator, client):
     loop = asyncio.get_running_loop()
     transport, proto = await loop.create_datagram_endpoint(
-        Datagrams, remote_addr=("127.0.0.1", emulator.port))
+        Datagrams, remote_addr=("127.0.0.1", emulator.port)
+    )
     try:
-        request = aiocoap.Message(code=aiocoap.POST, payload=b'{"number":5}',
-                                  content_format=50, uri_path=("v1", "sessions"))
+        request = aiocoap.Message(
+            code=aiocoap.POST,
+            payload=b'{"number":5}',
+            content_format=50,
+            uri_path=("v1", "sessions"),
+        )
         request.mtype, request.mid, request.token = Type.CON, 4711, b"\x01\x02"
         datagram = request.encode()
         transport.sendto(datagram)
@@ -38,8 +44,9 @@ async def test_no_coap_over_tcp(emulator):
 
 
 async def test_unknown_critical_option_is_402(emulator, client):
-    m = aiocoap.Message(code=aiocoap.POST, payload=b'{"number":5}', content_format=50,
-                        uri_path=("v1", "sessions"))
+    m = aiocoap.Message(
+        code=aiocoap.POST, payload=b'{"number":5}', content_format=50, uri_path=("v1", "sessions")
+    )
     m.opt.add_option(aiocoap.optiontypes.OpaqueOption(2049, b"x"))  # odd: critical
     answer = await exchange_once(emulator.port, m)
     assert answer.code.dotted == "4.02"

@@ -34,9 +34,16 @@ class Http:
     def __init__(self, session: aiohttp.ClientSession):
         self.session = session
 
-    async def request(self, method: str, path: str, body: Any = None, *, raw: str | None = None,
-                      params: dict | None = None, headers: dict | None = None
-                      ) -> tuple[int, Any]:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: str | None = None,
+        params: dict | None = None,
+        headers: dict | None = None,
+    ) -> tuple[int, Any]:
         kwargs: dict[str, Any] = {"headers": dict(headers or {})}
         if raw is not None:
             kwargs["data"] = raw.encode("utf-8", "surrogatepass")
@@ -48,8 +55,7 @@ class Http:
             assert r.content_type == "application/json", (r.status, r.content_type, text)
             return r.status, json.loads(text)
 
-    async def _ok(self, method: str, path: str, body: Any = None, status: int = 200,
-                  **kw) -> Any:
+    async def _ok(self, method: str, path: str, body: Any = None, status: int = 200, **kw) -> Any:
         got, answer = await self.request(method, path, body, **kw)
         assert got == status, (method, path, got, answer)
         return answer
@@ -88,21 +94,24 @@ async def rig(tmp_path, config_overrides) -> Rig:
 async def frozen(rig) -> Rig:
     """The rig with its clock frozen at T0, through the control API."""
     await rig.http.post("/clock/freeze")
-    assert await rig.http.post("/clock/set", {"datetime": ts()}) == \
-        {"now": ts(), "frozen": True, "speed": 1.0}
+    assert await rig.http.post("/clock/set", {"datetime": ts()}) == {
+        "now": ts(),
+        "frozen": True,
+        "speed": 1.0,
+    }
     return rig
 
 
-async def no_answer(port: int, path: str, timeout: float = 0.5,
-                    method=aiocoap.GET) -> bool:
+async def no_answer(port: int, path: str, timeout: float = 0.5, method=aiocoap.GET) -> bool:
     """Whether a NON request to `path` goes unanswered for `timeout` seconds (own context)."""
     context = await aiocoap.Context.create_client_context()
     try:
-        msg = aiocoap.Message(code=method, uri=f"coap://127.0.0.1:{port}{path}",
-                              transport_tuning=aiocoap.Unreliable)
+        msg = aiocoap.Message(
+            code=method, uri=f"coap://127.0.0.1:{port}{path}", transport_tuning=aiocoap.Unreliable
+        )
         try:
             await asyncio.wait_for(context.request(msg).response, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return True
         return False
     finally:

@@ -16,11 +16,19 @@ FAULT_KEYS = ["id", "kind", "path", "remaining", "seconds", "code", "hits"]
 
 async def test_dropped_request_gets_through_on_retransmission(rig):
     http, coap = rig.http, rig.coap
-    fault = await http.post("/faults", {"kind": "drop", "path": "/v1/sessions", "count": 1},
-                            status=201)
+    fault = await http.post(
+        "/faults", {"kind": "drop", "path": "/v1/sessions", "count": 1}, status=201
+    )
     assert list(fault) == FAULT_KEYS
-    assert fault == {"id": fault["id"], "kind": "drop", "path": "/v1/sessions", "remaining": 1,
-                     "seconds": 0.0, "code": "5.03", "hits": 0}
+    assert fault == {
+        "id": fault["id"],
+        "kind": "drop",
+        "path": "/v1/sessions",
+        "remaining": 1,
+        "seconds": 0.0,
+        "code": "5.03",
+        "hits": 0,
+    }
     assert (await http.get("/faults"))["faults"] == [fault]
     (held,) = rig.emu.faults.faults  # the live fault, to read its hits once it is gone
 
@@ -38,8 +46,9 @@ async def test_dropped_request_gets_through_on_retransmission(rig):
 
 async def test_drop_counts_hits_until_spent(rig):
     http = rig.http
-    fault = await http.post("/faults", {"kind": "drop", "path": "/v1/settings", "count": 2},
-                            status=201)
+    fault = await http.post(
+        "/faults", {"kind": "drop", "path": "/v1/settings", "count": 2}, status=201
+    )
     assert await no_answer(rig.emu.port, "/v1/settings")
     (seen,) = (await http.get("/faults"))["faults"]
     assert seen == {**fault, "remaining": 1, "hits": 1}
@@ -74,8 +83,9 @@ async def test_drop_without_path_drops_everything(rig):
 
 async def test_delayed_answer(rig):
     http, coap = rig.http, rig.coap
-    await http.post("/faults", {"kind": "delay", "seconds": 1.0, "path": "/v1/sessions",
-                                "count": 1}, status=201)
+    await http.post(
+        "/faults", {"kind": "delay", "seconds": 1.0, "path": "/v1/sessions", "count": 1}, status=201
+    )
     started = time.monotonic()
     r = await coap.post("/v1/sessions", {"number": 3})
     elapsed = time.monotonic() - started
@@ -104,14 +114,19 @@ async def test_delay_holds_back_retransmissions_too(rig, count):
     holds its answer: no datagram of that exchange arrives before 3 s, the request is
     processed once and the fault hit once."""
     http = rig.http
-    await http.post("/faults", {"kind": "delay", "seconds": 3.0, "path": "/v1/sessions",
-                                "count": count}, status=201)
-    request = aiocoap.Message(code=aiocoap.POST, uri_path=("v1", "sessions"),
-                              payload=b'{"number": 8}', content_format=50)
+    await http.post(
+        "/faults",
+        {"kind": "delay", "seconds": 3.0, "path": "/v1/sessions", "count": count},
+        status=201,
+    )
+    request = aiocoap.Message(
+        code=aiocoap.POST, uri_path=("v1", "sessions"), payload=b'{"number": 8}', content_format=50
+    )
     request.mtype, request.mid, request.token = Type.CON, 4242, b"dl"
     datagram = request.encode()
     transport, proto = await asyncio.get_running_loop().create_datagram_endpoint(
-        TimedDatagrams, remote_addr=("127.0.0.1", rig.emu.port))
+        TimedDatagrams, remote_addr=("127.0.0.1", rig.emu.port)
+    )
     arrivals: list[tuple[float, aiocoap.Message]] = []
     try:
         sent = time.monotonic()
@@ -126,8 +141,12 @@ async def test_delay_holds_back_retransmissions_too(rig, count):
         transport.close()
     assert min(t for t, _ in arrivals) >= 3.0, [t for t, _ in arrivals]
     for _, answer in arrivals:
-        assert (answer.mtype, answer.mid, answer.token, answer.code) == \
-            (Type.ACK, 4242, b"dl", aiocoap.CREATED)
+        assert (answer.mtype, answer.mid, answer.token, answer.code) == (
+            Type.ACK,
+            4242,
+            b"dl",
+            aiocoap.CREATED,
+        )
     assert len({a.payload for _, a in arrivals}) == 1  # the same answer, from the cache
     (fault,) = (await http.get("/faults"))["faults"] or [{"hits": 1}]
     assert fault["hits"] == 1
@@ -136,8 +155,9 @@ async def test_delay_holds_back_retransmissions_too(rig, count):
 
 
 async def test_delay_on_another_path_is_not_felt(rig):
-    await rig.http.post("/faults", {"kind": "delay", "seconds": 2.0, "path": "/v1/settings"},
-                        status=201)
+    await rig.http.post(
+        "/faults", {"kind": "delay", "seconds": 2.0, "path": "/v1/settings"}, status=201
+    )
     started = time.monotonic()
     assert (await rig.coap.get("/v1/sessions")).code == "2.05"
     assert time.monotonic() - started < 0.5
@@ -147,8 +167,9 @@ async def test_delay_on_another_path_is_not_felt(rig):
 @pytest.mark.parametrize("code", ["5.03", "4.04"])
 async def test_error_fault_answers_that_code_for_count_requests(rig, code):
     http, coap = rig.http, rig.coap
-    fault = await http.post("/faults", {"kind": "error", "code": code, "path": "/v1/sessions",
-                                        "count": 2}, status=201)
+    fault = await http.post(
+        "/faults", {"kind": "error", "code": code, "path": "/v1/sessions", "count": 2}, status=201
+    )
     assert fault["code"] == code and fault["remaining"] == 2
     for _ in range(2):
         r = await coap.post("/v1/sessions", {"number": 8})
@@ -180,12 +201,13 @@ async def test_error_fault_without_path_or_count_until_cleared(rig):
 
 async def test_delete_faults_by_id_and_all(rig):
     http, coap = rig.http, rig.coap
-    a = await http.post("/faults", {"kind": "error", "code": "4.03", "path": "/v1/settings"},
-                        status=201)
-    b = await http.post("/faults", {"kind": "error", "code": "5.03",
-                                    "path": "/v1/sessions/statistics"}, status=201)
-    c = await http.post("/faults", {"kind": "delay", "seconds": 5, "path": "/v1/page"},
-                        status=201)
+    a = await http.post(
+        "/faults", {"kind": "error", "code": "4.03", "path": "/v1/settings"}, status=201
+    )
+    b = await http.post(
+        "/faults", {"kind": "error", "code": "5.03", "path": "/v1/sessions/statistics"}, status=201
+    )
+    c = await http.post("/faults", {"kind": "delay", "seconds": 5, "path": "/v1/page"}, status=201)
     assert a["id"] < b["id"] < c["id"]
     assert [f["id"] for f in (await http.get("/faults"))["faults"]] == [a["id"], b["id"], c["id"]]
     assert (await coap.get("/v1/sessions/statistics")).code == "5.03"

@@ -14,8 +14,10 @@ import aiohttp
 
 from tests.conftest import REPO, Client
 
-BANNER = re.compile(r"pager-emulator listening on udp 127\.0\.0\.1:(\d+), store (\S+), "
-                    r"control http://127\.0\.0\.1:(\d+)")
+BANNER = re.compile(
+    r"pager-emulator listening on udp 127\.0\.0\.1:(\d+), store (\S+), "
+    r"control http://127\.0\.0\.1:(\d+)"
+)
 
 
 def _count(db: Path, table: str) -> int:
@@ -30,14 +32,30 @@ async def test_fleet_of_three_with_separate_state(tmp_path):
     db = tmp_path / "p.db"
     with open(tmp_path / "stderr.log", "wb") as stderr:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pager", "serve", "--fleet", "3", "--host", "127.0.0.1",
-            "--port", "0", "--control-port", "0", "--db", str(db),
-            stdout=asyncio.subprocess.PIPE, stderr=stderr, cwd=REPO,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            sys.executable,
+            "-m",
+            "pager",
+            "serve",
+            "--fleet",
+            "3",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--control-port",
+            "0",
+            "--db",
+            str(db),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+            cwd=REPO,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     context = await aiocoap.Context.create_client_context()
     try:
-        lines = [(await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip()
-                 for _ in range(3)]
+        lines = [
+            (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip() for _ in range(3)
+        ]
         matches = [BANNER.fullmatch(line) for line in lines]
         assert all(matches), (lines, (tmp_path / "stderr.log").read_text())
         ports = [int(m.group(1)) for m in matches]
@@ -59,13 +77,13 @@ async def test_fleet_of_three_with_separate_state(tmp_path):
         page = (await coap[1].post("/v1/page", {"number": 5})).json["page"]
         assert page["systemId"] == 2
         async with aiohttp.ClientSession() as http:
+
             async def get(i: int, path: str):
                 async with http.get(f"http://127.0.0.1:{controls[i]}{path}") as resp:
                     assert resp.status == 200
                     return await resp.json()
 
-            pagers = [[p["number"] for p in (await get(i, "/pagers"))["pagers"]]
-                      for i in range(3)]
+            pagers = [[p["number"] for p in (await get(i, "/pagers"))["pagers"]] for i in range(3)]
             assert pagers == [[], [5], []]
             transmissions = [(await get(i, "/transmissions"))["transmissions"] for i in range(3)]
             assert transmissions == [[], [page], []]
@@ -78,7 +96,7 @@ async def test_fleet_of_three_with_separate_state(tmp_path):
             proc.send_signal(signal.SIGTERM)
         try:
             code = await asyncio.wait_for(proc.wait(), 20)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             await proc.wait()
             raise

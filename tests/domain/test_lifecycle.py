@@ -23,14 +23,25 @@ CFG = DeviceConfig()
 at = seconds_after(T0)
 
 
-def create(state: State, number: int, now: datetime = T0, cfg: DeviceConfig = CFG,
-           **patch) -> ops.Outcome:
-    return apply(state, ops.create_or_update(state, number, SessionPatch(**patch), now,
-                                             f"uuid-{number}-{state.device.next_session_id}", cfg))
+def create(
+    state: State, number: int, now: datetime = T0, cfg: DeviceConfig = CFG, **patch
+) -> ops.Outcome:
+    return apply(
+        state,
+        ops.create_or_update(
+            state,
+            number,
+            SessionPatch(**patch),
+            now,
+            f"uuid-{number}-{state.device.next_session_id}",
+            cfg,
+        ),
+    )
 
 
-def put(state: State, number: int, now: datetime = T0, cfg: DeviceConfig = CFG,
-        **patch) -> ops.Outcome:
+def put(
+    state: State, number: int, now: datetime = T0, cfg: DeviceConfig = CFG, **patch
+) -> ops.Outcome:
     return apply(state, ops.update(state, number, SessionPatch(**patch), now, cfg))
 
 
@@ -40,13 +51,23 @@ def fresh(**settings) -> State:
 
 # --- create -----------------------------------------------------------------------------
 
+
 def test_create_with_defaults():
     state = fresh(default_goal=120)
     outcome = ops.create_or_update(state, 66, SessionPatch(), T0, "947fbd21", CFG)
     s = outcome.session
     assert outcome.created is True
-    assert s == Session(id=1, sequence=1, uuid="947fbd21", number=66, party_size=1, goal=120,
-                        created=T0, notified=None, label=None)
+    assert s == Session(
+        id=1,
+        sequence=1,
+        uuid="947fbd21",
+        number=66,
+        party_size=1,
+        goal=120,
+        created=T0,
+        notified=None,
+        label=None,
+    )
     assert s.state == "started"
     assert outcome.transmission is None
     change = outcome.change
@@ -88,17 +109,28 @@ def test_create_with_action_page():
     change = outcome.change
     assert change.saved == (s,)  # one session change, not two
     assert s.sequence == 1 and change.device.global_sequence == 1
-    assert change.device.counters == Counters(num_sessions=1, guests_served=1, on_time=1, total_wait=0)
+    assert change.device.counters == Counters(
+        num_sessions=1, guests_served=1, on_time=1, total_wait=0
+    )
     (tx,) = change.transmissions
-    assert (tx.id, tx.time, tx.number, tx.system_id, tx.page_mode, tx.message, tx.codes,
-            tx.session_id) == (1, T0, 66, 7, "Flash30Sec", None, (), 1)
+    assert (
+        tx.id,
+        tx.time,
+        tx.number,
+        tx.system_id,
+        tx.page_mode,
+        tx.message,
+        tx.codes,
+        tx.session_id,
+    ) == (1, T0, 66, 7, "Flash30Sec", None, (), 1)
     assert change.device.next_transmission_id == 2
 
 
 def test_create_with_action_page_mode_and_message():
     state = fresh()
-    outcome = create(state, 66, action="page", page_mode="Glow5Min",
-                     message="Your table is ready!\fF30Vv5")
+    outcome = create(
+        state, 66, action="page", page_mode="Glow5Min", message="Your table is ready!\fF30Vv5"
+    )
     (tx,) = outcome.change.transmissions
     assert tx.page_mode == "Glow5Min"
     assert tx.message == "Your table is ready!"
@@ -125,14 +157,24 @@ def test_post_clear_or_remove_without_active_session(action):
 
 # --- update -----------------------------------------------------------------------------
 
+
 def test_post_on_active_session_is_a_partial_update():
     state = fresh()
     first = create(state, 66, goal=60, label="Sarah", party_size=4).session
     outcome = ops.create_or_update(state, 66, SessionPatch(party_size=5), at(5), "other-uuid", CFG)
     s = outcome.session
     assert outcome.created is False
-    assert s == Session(id=first.id, sequence=2, uuid=first.uuid, number=66, party_size=5,
-                        goal=60, created=T0, notified=None, label="Sarah")
+    assert s == Session(
+        id=first.id,
+        sequence=2,
+        uuid=first.uuid,
+        number=66,
+        party_size=5,
+        goal=60,
+        created=T0,
+        notified=None,
+        label="Sarah",
+    )
     assert outcome.change.saved == (s,)
     assert outcome.change.device.counters.num_sessions == 1
     assert outcome.change.device.next_session_id == 2
@@ -208,6 +250,7 @@ def test_label_none_on_unlabelled_session_is_a_noop():
 
 # --- page and re-page -------------------------------------------------------------------
 
+
 def test_page_sets_notified_and_feeds_statistics():
     state = fresh()
     create(state, 66, goal=60)
@@ -219,9 +262,17 @@ def test_page_sets_notified_and_feeds_statistics():
     change = outcome.change
     assert change.saved == (s,)
     assert change.device.global_sequence == 2
-    assert change.device.counters == Counters(num_sessions=1, guests_served=1, on_time=1, total_wait=45)
+    assert change.device.counters == Counters(
+        num_sessions=1, guests_served=1, on_time=1, total_wait=45
+    )
     (tx,) = change.transmissions
-    assert (tx.id, tx.time, tx.number, tx.session_id, tx.page_mode) == (1, at(45), 66, 1, "Flash30Sec")
+    assert (tx.id, tx.time, tx.number, tx.session_id, tx.page_mode) == (
+        1,
+        at(45),
+        66,
+        1,
+        "Flash30Sec",
+    )
 
 
 def test_page_with_field_changes_is_one_sequence_step():
@@ -231,8 +282,9 @@ def test_page_with_field_changes_is_one_sequence_step():
     s = outcome.session
     assert (s.label, s.goal, s.notified, s.sequence) == ("Ann", 30, at(45), 2)
     # the goal given in the same request is the one the page is measured against
-    assert outcome.change.device.counters == Counters(num_sessions=1, guests_served=1, on_time=0,
-                                                      total_wait=45)
+    assert outcome.change.device.counters == Counters(
+        num_sessions=1, guests_served=1, on_time=0, total_wait=45
+    )
 
 
 def test_page_through_post_on_active_session():
@@ -247,11 +299,14 @@ def test_page_through_post_on_active_session():
 def test_page_uses_the_given_mode_message_and_the_system_id_setting():
     state = State(Device(settings=Settings(system_id=42)))
     create(state, 66)
-    outcome = put(state, 66, at(10), action="page", page_mode="FlashBeep5x5",
-                  message="Table 4\fB3")
+    outcome = put(state, 66, at(10), action="page", page_mode="FlashBeep5x5", message="Table 4\fB3")
     (tx,) = outcome.change.transmissions
     assert (tx.page_mode, tx.message, tx.codes, tx.system_id) == (
-        "FlashBeep5x5", "Table 4", (AlertCode("B", 3),), 42)
+        "FlashBeep5x5",
+        "Table 4",
+        (AlertCode("B", 3),),
+        42,
+    )
 
 
 def test_repage_retransmits_and_changes_neither_notified_nor_statistics():
@@ -259,7 +314,9 @@ def test_repage_retransmits_and_changes_neither_notified_nor_statistics():
     create(state, 66, goal=60)
     put(state, 66, at(45), action="page")
     counters = state.device.counters
-    outcome = ops.update(state, 66, SessionPatch(action="page", page_mode="Beep3Times"), at(100), CFG)
+    outcome = ops.update(
+        state, 66, SessionPatch(action="page", page_mode="Beep3Times"), at(100), CFG
+    )
     change = outcome.change
     assert change is not None
     (tx,) = change.transmissions
@@ -311,9 +368,8 @@ def test_staff_pager_given_mode_wins():
 
 # --- clear and remove -------------------------------------------------------------------
 
-@pytest.mark.parametrize(
-    "action, clear_type", [("clear", STOP), ("remove", REMOVED)]
-)
+
+@pytest.mark.parametrize("action, clear_type", [("clear", STOP), ("remove", REMOVED)])
 @pytest.mark.parametrize("via", ["put", "post"])
 def test_clear_or_remove_action_archives(action, clear_type, via):
     state = fresh()
@@ -409,15 +465,27 @@ def test_create_after_clear_starts_a_new_session():
 
 # --- remove_all -------------------------------------------------------------------------
 
+
 def sess(id_: int, number: int, sequence: int) -> Session:
-    return Session(id=id_, sequence=sequence, uuid=f"u{id_}", number=number, party_size=1,
-                   goal=300, created=T0, notified=None, label=None)
+    return Session(
+        id=id_,
+        sequence=sequence,
+        uuid=f"u{id_}",
+        number=number,
+        party_size=1,
+        goal=300,
+        created=T0,
+        notified=None,
+        label=None,
+    )
 
 
 def test_remove_all_clears_by_id_one_step_each():
     # the dict's order (by number, as inserted) deliberately differs from the id order
-    state = State(Device(global_sequence=20, next_session_id=8),
-                  active={3: sess(7, 3, 20), 1: sess(5, 1, 12), 2: sess(6, 2, 15)})
+    state = State(
+        Device(global_sequence=20, next_session_id=8),
+        active={3: sess(7, 3, 20), 1: sess(5, 1, 12), 2: sess(6, 2, 15)},
+    )
     outcome = ops.remove_all(state, at(60))
     change = outcome.change
     assert [a.session.id for a in change.archived] == [5, 6, 7]
@@ -436,6 +504,7 @@ def test_remove_all_with_nothing_active_changes_nothing():
 
 
 # --- ids and sequence numbers -----------------------------------------------------------
+
 
 def test_session_ids_are_sequential_and_never_reused():
     state = fresh()
@@ -468,20 +537,22 @@ def test_global_sequence_rises_by_one_per_changed_session():
             outcome.change.apply(state)
         steps.append(state.device.global_sequence - before)
 
-    step(ops.create_or_update(state, 1, SessionPatch(), T0, "a", CFG))                 # create
-    step(ops.update(state, 1, SessionPatch(goal=10), at(1), CFG))                     # update
-    step(ops.update(state, 1, SessionPatch(goal=10), at(2), CFG))                     # no-op
-    step(ops.update(state, 1, SessionPatch(action="page"), at(3), CFG))               # page
-    step(ops.create_or_update(state, 2, SessionPatch(action="page"), at(4), "b", CFG))  # create+page
-    step(ops.create_or_update(state, 3, SessionPatch(), at(5), "c", CFG))             # create
-    step(ops.page(state, PageRequest(3), at(6), CFG))                                 # standalone page
-    step(ops.update_settings(state, SettingsPatch(system_id=3), at(7), CFG))          # settings
-    step(ops.clear_statistics(state, at(8)))                                          # statistics
-    step(ops.update(state, 1, SessionPatch(action="clear"), at(9), CFG))              # clear
-    step(ops.create_or_update(state, 4, SessionPatch(), at(10), "d", CFG))            # create
-    step(ops.remove(state, 4, at(11), CFG))                                           # remove
-    step(ops.create_or_update(state, 5, SessionPatch(), at(12), "e", CFG))            # create
-    step(ops.remove_all(state, at(13)))                                               # 3 removed
+    step(ops.create_or_update(state, 1, SessionPatch(), T0, "a", CFG))  # create
+    step(ops.update(state, 1, SessionPatch(goal=10), at(1), CFG))  # update
+    step(ops.update(state, 1, SessionPatch(goal=10), at(2), CFG))  # no-op
+    step(ops.update(state, 1, SessionPatch(action="page"), at(3), CFG))  # page
+    step(
+        ops.create_or_update(state, 2, SessionPatch(action="page"), at(4), "b", CFG)
+    )  # create+page
+    step(ops.create_or_update(state, 3, SessionPatch(), at(5), "c", CFG))  # create
+    step(ops.page(state, PageRequest(3), at(6), CFG))  # standalone page
+    step(ops.update_settings(state, SettingsPatch(system_id=3), at(7), CFG))  # settings
+    step(ops.clear_statistics(state, at(8)))  # statistics
+    step(ops.update(state, 1, SessionPatch(action="clear"), at(9), CFG))  # clear
+    step(ops.create_or_update(state, 4, SessionPatch(), at(10), "d", CFG))  # create
+    step(ops.remove(state, 4, at(11), CFG))  # remove
+    step(ops.create_or_update(state, 5, SessionPatch(), at(12), "e", CFG))  # create
+    step(ops.remove_all(state, at(13)))  # 3 removed
     assert steps == [1, 1, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 3]
     assert state.device.global_sequence == 12
 
@@ -496,6 +567,7 @@ def test_session_sequence_is_the_global_value_of_its_latest_change():
 
 
 # --- Change.apply and session_events ----------------------------------------------------
+
 
 def test_change_apply_replaces_the_device_and_the_sessions():
     state = State(Device(), active={1: sess(1, 1, 1), 2: sess(2, 2, 2)})
@@ -518,17 +590,32 @@ def test_session_events_are_in_sequence_order():
 
 # --- standalone page --------------------------------------------------------------------
 
+
 def test_standalone_page_creates_no_session():
-    state = State(Device(global_sequence=9, next_session_id=4, next_transmission_id=12,
-                         counters=Counters(num_sessions=3, guests_served=2, on_time=2, total_wait=8),
-                         settings=Settings(system_id=17)))
+    state = State(
+        Device(
+            global_sequence=9,
+            next_session_id=4,
+            next_transmission_id=12,
+            counters=Counters(num_sessions=3, guests_served=2, on_time=2, total_wait=8),
+            settings=Settings(system_id=17),
+        )
+    )
     outcome = ops.page(state, PageRequest(66), at(5), CFG)
     change = outcome.change
     tx = outcome.transmission
     assert change is not None
     assert change.transmissions == (tx,)
-    assert (tx.id, tx.time, tx.number, tx.system_id, tx.page_mode, tx.message, tx.codes,
-            tx.session_id) == (12, at(5), 66, 17, "Flash30Sec", None, (), None)
+    assert (
+        tx.id,
+        tx.time,
+        tx.number,
+        tx.system_id,
+        tx.page_mode,
+        tx.message,
+        tx.codes,
+        tx.session_id,
+    ) == (12, at(5), 66, 17, "Flash30Sec", None, (), None)
     assert change.saved == () and change.archived == ()
     assert change.settings_changed is False and change.statistics_cleared is False
     assert change.device.global_sequence == 9
@@ -550,10 +637,18 @@ def test_standalone_page_to_a_number_with_an_active_session_leaves_it_alone():
 
 def test_standalone_page_with_every_field():
     state = fresh()
-    tx = ops.page(state, PageRequest(66, page_mode="VibeBeep2", message="Call the kitchen\fV2",
-                                     system_id=200), T0, CFG).transmission
+    tx = ops.page(
+        state,
+        PageRequest(66, page_mode="VibeBeep2", message="Call the kitchen\fV2", system_id=200),
+        T0,
+        CFG,
+    ).transmission
     assert (tx.system_id, tx.page_mode, tx.message, tx.codes) == (
-        200, "VibeBeep2", "Call the kitchen", (AlertCode("V", 2),))
+        200,
+        "VibeBeep2",
+        "Call the kitchen",
+        (AlertCode("V", 2),),
+    )
 
 
 def test_standalone_page_system_id_zero_is_not_the_default():
@@ -579,9 +674,15 @@ def test_transmission_ids_are_shared_by_session_and_standalone_pages():
 
 # --- settings ---------------------------------------------------------------------------
 
+
 def test_update_settings_is_partial():
-    state = State(Device(settings=Settings(system_id=3, default_goal=120, clear_mark=5),
-                         global_sequence=8, clock_offset=60))
+    state = State(
+        Device(
+            settings=Settings(system_id=3, default_goal=120, clear_mark=5),
+            global_sequence=8,
+            clock_offset=60,
+        )
+    )
     outcome = ops.update_settings(state, SettingsPatch(default_goal=600), T0, CFG)
     change = outcome.change
     assert change.device.settings == Settings(system_id=3, default_goal=600, clear_mark=5)
@@ -593,8 +694,9 @@ def test_update_settings_is_partial():
 
 def test_update_settings_all_fields():
     state = fresh()
-    change = ops.update_settings(state, SettingsPatch(system_id=255, default_goal=0, clear_mark=0),
-                                 T0, CFG).change
+    change = ops.update_settings(
+        state, SettingsPatch(system_id=255, default_goal=0, clear_mark=0), T0, CFG
+    ).change
     assert change.device.settings == Settings(system_id=255, default_goal=0, clear_mark=0)
 
 
@@ -613,7 +715,9 @@ def test_empty_settings_update_still_notifies():
         (0, T0, T0 - timedelta(days=1), -86400),
     ],
 )
-def test_setting_datetime_moves_the_clock_offset_by_the_difference(offset, now, new, expected_offset):
+def test_setting_datetime_moves_the_clock_offset_by_the_difference(
+    offset, now, new, expected_offset
+):
     state = State(Device(clock_offset=offset))
     change = ops.update_settings(state, SettingsPatch(datetime=new), now, CFG).change
     assert change.device.clock_offset == expected_offset
@@ -655,7 +759,9 @@ def test_auto_page_at_the_goal_is_exactly_on_time(tick):
     assert s.notified == at(60)  # created + goal, whenever the tick ran
     assert s.state == "paged"
     assert s.sequence == 2 and change.device.global_sequence == 2
-    assert change.device.counters == Counters(num_sessions=1, guests_served=1, on_time=1, total_wait=60)
+    assert change.device.counters == Counters(
+        num_sessions=1, guests_served=1, on_time=1, total_wait=60
+    )
     (tx,) = change.transmissions
     assert (tx.number, tx.session_id, tx.page_mode, tx.time) == (66, 1, "Flash30Sec", at(60))
     change.apply(state)
@@ -681,13 +787,16 @@ def test_auto_page_skips_sessions_already_paged():
 
 def test_auto_page_pages_due_sessions_in_order_of_due_time():
     state = auto_state()
-    create(state, 1, T0, cfg=AUTO, goal=100)        # id 1, due at(100)
-    create(state, 2, at(10), cfg=AUTO, goal=30)     # id 2, due at(40)
-    create(state, 3, at(20), cfg=AUTO, goal=20)     # id 3, due at(40): tie broken by id
-    create(state, 4, at(20), cfg=AUTO, goal=1000)   # not due yet
+    create(state, 1, T0, cfg=AUTO, goal=100)  # id 1, due at(100)
+    create(state, 2, at(10), cfg=AUTO, goal=30)  # id 2, due at(40)
+    create(state, 3, at(20), cfg=AUTO, goal=20)  # id 3, due at(40): tie broken by id
+    create(state, 4, at(20), cfg=AUTO, goal=1000)  # not due yet
     change = ops.maintenance(state, at(200), AUTO)
     assert [(s.id, s.notified, s.sequence) for s in change.saved] == [
-        (2, at(40), 5), (3, at(40), 6), (1, at(100), 7)]
+        (2, at(40), 5),
+        (3, at(40), 6),
+        (1, at(100), 7),
+    ]
     assert [t.session_id for t in change.transmissions] == [2, 3, 1]
     assert change.device.global_sequence == 7
     assert change.device.counters.on_time == 3

@@ -30,11 +30,20 @@ SPEC_MODES = {
 
 
 def tx(mode: str = "Flash30Sec", time: datetime = T0) -> Transmission:
-    return Transmission(id=1, time=time, number=66, system_id=0, page_mode=mode, message=None,
-                        codes=(), session_id=None)
+    return Transmission(
+        id=1,
+        time=time,
+        number=66,
+        system_id=0,
+        page_mode=mode,
+        message=None,
+        codes=(),
+        session_id=None,
+    )
 
 
 # --- the mode table ---------------------------------------------------------------------
+
 
 def test_mode_table_is_exactly_the_spec_table():
     assert pagemodes.ALERT_SECONDS == SPEC_MODES
@@ -59,6 +68,7 @@ def test_default_mode_depends_on_staff_pagers(number, staff, expected):
 
 
 # --- alert-override parsing -------------------------------------------------------------
+
 
 def test_parse_spec_example():
     text, codes = parse_message("Your table is ready!\fF30Vv5")
@@ -106,18 +116,23 @@ def test_code_values_are_clamped_to_255(override, value):
 
 def test_codes_follow_each_other_without_separators():
     _, codes = parse_message("\fA1B22C333D")
-    assert codes == (AlertCode("A", 1), AlertCode("B", 22), AlertCode("C", 255), AlertCode("D", None))
+    assert codes == (
+        AlertCode("A", 1),
+        AlertCode("B", 22),
+        AlertCode("C", 255),
+        AlertCode("D", None),
+    )
 
 
 @pytest.mark.parametrize(
     "message",
     [
-        "Ready\f30",         # a number with no letter
-        "Ready\fF30 V",      # a space
-        "Ready\fF30\fV",     # a second form feed
-        "Ready\f-F",         # punctuation
-        "Ready\fé",          # a letter, but not ASCII
-        "Ready\fF\u0663",    # a non-ASCII digit after the letter
+        "Ready\f30",  # a number with no letter
+        "Ready\fF30 V",  # a space
+        "Ready\fF30\fV",  # a second form feed
+        "Ready\f-F",  # punctuation
+        "Ready\fé",  # a letter, but not ASCII
+        "Ready\fF\u0663",  # a non-ASCII digit after the letter
     ],
 )
 def test_invalid_override_is_refused_on_field_message(message):
@@ -135,6 +150,7 @@ def test_invalid_override_error_names_the_position():
 
 # --- transmissions and alerting ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("mode, seconds", sorted(SPEC_MODES.items()))
 def test_alert_until_per_mode(mode, seconds):
     assert tx(mode).alert_until == T0 + timedelta(seconds=seconds)
@@ -148,8 +164,8 @@ def test_alerting_without_a_transmission():
     "offset, expected",
     [
         (-1, False),  # before the transmission
-        (0, True),    # the moment it is sent
-        (29, True),   # the last second of Flash30Sec
+        (0, True),  # the moment it is sent
+        (29, True),  # the last second of Flash30Sec
         (30, False),  # the alert length has passed
         (3600, False),
     ],

@@ -29,8 +29,20 @@ DEFAULT = rules.Limits()
 CFG = DeviceConfig()
 
 SPEC_PAGE_MODES = [
-    "Flash1Sec", "Flash30Sec", "Flash5Min", "FlashBeep5x5", "Beep3Times", "Beep5Min",
-    "Glow5Min", "Glow15Times", "Vibe1", "Vibe2", "Vibe3", "VibeBeep1", "VibeBeep2", "VibeBeep3",
+    "Flash1Sec",
+    "Flash30Sec",
+    "Flash5Min",
+    "FlashBeep5x5",
+    "Beep3Times",
+    "Beep5Min",
+    "Glow5Min",
+    "Glow15Times",
+    "Vibe1",
+    "Vibe2",
+    "Vibe3",
+    "VibeBeep1",
+    "VibeBeep2",
+    "VibeBeep3",
 ]
 
 
@@ -43,6 +55,7 @@ def assert_invalid(exc_info, field: str, limits: rules.Limits = DEFAULT) -> None
 
 
 # --- the requirement sentences ----------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "field, sentence",
@@ -57,8 +70,11 @@ def assert_invalid(exc_info, field: str, limits: rules.Limits = DEFAULT) -> None
         ("label", "label must be a string of 1 to 64 characters, or null"),
         ("action", "action must be one of page, clear, remove"),
         ("message", "message must be a string of at most 240 characters"),
-        ("datetime", "datetime must be a local time written YYYY-MM-DDTHH:MM:SS, from "
-                 "2000-01-01T00:00:00 to 2099-12-31T23:59:59"),
+        (
+            "datetime",
+            "datetime must be a local time written YYYY-MM-DDTHH:MM:SS, from "
+            "2000-01-01T00:00:00 to 2099-12-31T23:59:59",
+        ),
         ("after", "after must be a session id, an integer of 0 or more"),
         ("bogus", "bogus is not valid"),
     ],
@@ -68,14 +84,20 @@ def test_requirement_sentences(field, sentence):
 
 
 def test_page_mode_sentence_lists_every_mode():
-    assert rules.requirement("pageMode", DEFAULT) == "pageMode must be one of " + ", ".join(SPEC_PAGE_MODES)
+    assert rules.requirement("pageMode", DEFAULT) == "pageMode must be one of " + ", ".join(
+        SPEC_PAGE_MODES
+    )
 
 
 def test_number_sentence_follows_the_configured_range():
-    assert rules.requirement("number", rules.Limits(100, 199)) == "number must be an integer from 100 to 199"
+    assert (
+        rules.requirement("number", rules.Limits(100, 199))
+        == "number must be an integer from 100 to 199"
+    )
 
 
 # --- number -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("number", [0, 1, 4094, 4095])
 def test_number_in_default_range(number):
@@ -92,7 +114,9 @@ def test_number_outside_default_range(number):
 CUSTOM = rules.Limits(number_min=100, number_max=199)
 
 
-@pytest.mark.parametrize("number, ok", [(99, False), (100, True), (199, True), (200, False), (0, False)])
+@pytest.mark.parametrize(
+    "number, ok", [(99, False), (100, True), (199, True), (200, False), (0, False)]
+)
 def test_number_in_custom_range(number, ok):
     if ok:
         rules.check_number(number, CUSTOM)
@@ -120,6 +144,7 @@ def test_custom_number_range_applies_to_every_operation(number, ok):
 
 
 # --- SessionPatch.check -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "patch",
@@ -203,6 +228,7 @@ def test_the_first_bad_field_is_reported():
 
 # --- the checks run in the operations, and a refusal changes nothing --------------------
 
+
 def test_create_refuses_bad_patch_and_changes_nothing():
     state = State(Device())
     before = state.device
@@ -236,6 +262,7 @@ def test_update_refuses_bad_patch_on_active_session_and_changes_nothing():
 
 
 # --- PageRequest ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "req",
@@ -278,6 +305,7 @@ def test_page_request_refuses_malformed_override():
 
 
 # --- settings ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "patch",
@@ -325,10 +353,15 @@ def test_settings_refusal_applies_nothing_even_if_other_fields_are_good():
     assert state.device.settings.system_id == 0
 
 
-@pytest.mark.parametrize("when,ok", [
-    (datetime(2000, 1, 1, 0, 0, 0), True), (datetime(1999, 12, 31, 23, 59, 59), False),
-    (datetime(2099, 12, 31, 23, 59, 59), True), (datetime(2100, 1, 1, 0, 0, 0), False),
-])
+@pytest.mark.parametrize(
+    "when,ok",
+    [
+        (datetime(2000, 1, 1, 0, 0, 0), True),
+        (datetime(1999, 12, 31, 23, 59, 59), False),
+        (datetime(2099, 12, 31, 23, 59, 59), True),
+        (datetime(2100, 1, 1, 0, 0, 0), False),
+    ],
+)
 def test_datetime_setting_range(when, ok):
     state = State(Device(clear_mark_since=datetime(2026, 3, 15)))
     patch = ops.SettingsPatch(datetime=when)

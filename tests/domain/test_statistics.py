@@ -19,10 +19,18 @@ at = seconds_after(T0)
 
 def serve(state: State, number: int, goal: int, wait: int, created: datetime = T0, **patch) -> None:
     """Create a session at `created` and page it `wait` seconds later."""
-    apply(state, ops.create_or_update(state, number, SessionPatch(goal=goal, **patch), created,
-                                      f"uuid-{number}", CFG))
-    apply(state, ops.update(state, number, SessionPatch(action="page"),
-                            created + timedelta(seconds=wait), CFG))
+    apply(
+        state,
+        ops.create_or_update(
+            state, number, SessionPatch(goal=goal, **patch), created, f"uuid-{number}", CFG
+        ),
+    )
+    apply(
+        state,
+        ops.update(
+            state, number, SessionPatch(action="page"), created + timedelta(seconds=wait), CFG
+        ),
+    )
 
 
 def counters_of(*waits_and_goals: tuple[int, int], created: int = 0) -> Counters:
@@ -33,6 +41,7 @@ def counters_of(*waits_and_goals: tuple[int, int], created: int = 0) -> Counters
 
 
 # --- counters ---------------------------------------------------------------------------
+
 
 def test_counters_start_at_zero():
     assert Counters() == Counters(0, 0, 0, 0)
@@ -45,11 +54,11 @@ def test_created_counts_a_session():
 @pytest.mark.parametrize(
     "wait, goal, on_time",
     [
-        (0, 0, 1),        # goal 0, paged at once
+        (0, 0, 1),  # goal 0, paged at once
         (1, 0, 0),
         (59, 60, 1),
-        (60, 60, 1),      # exactly at the goal is on time
-        (61, 60, 0),      # one second over is late
+        (60, 60, 1),  # exactly at the goal is on time
+        (61, 60, 0),  # one second over is late
         (86400, 86400, 1),
     ],
 )
@@ -70,19 +79,20 @@ def test_first_page_ignores_sub_second_parts():
 
 # --- rounding and the figures -----------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "num, den, expected",
     [
         (0, 1, 0),
-        (1, 2, 1),      # 0.5 -> 1 (Python's round() would give 0)
-        (3, 2, 2),      # 1.5 -> 2
-        (5, 2, 3),      # 2.5 -> 3 (round() would give 2)
-        (100, 8, 13),   # 12.5 -> 13
-        (200, 3, 67),   # 66.67 -> 67
-        (100, 3, 33),   # 33.33 -> 33
+        (1, 2, 1),  # 0.5 -> 1 (Python's round() would give 0)
+        (3, 2, 2),  # 1.5 -> 2
+        (5, 2, 3),  # 2.5 -> 3 (round() would give 2)
+        (100, 8, 13),  # 12.5 -> 13
+        (200, 3, 67),  # 66.67 -> 67
+        (100, 3, 33),  # 33.33 -> 33
         (7, 3, 2),
         (8, 3, 3),
-        (1, 200, 0),    # 0.005 -> 0
+        (1, 200, 0),  # 0.005 -> 0
         (100, 200, 1),  # 0.5 -> 1
         (249, 100, 2),  # 2.49 -> 2
         (250, 100, 3),  # 2.5 -> 3
@@ -107,14 +117,14 @@ def test_figures_of_nothing():
     [
         (1, 1, 100),
         (1, 0, 0),
-        (8, 1, 13),    # 12.5 -> 13
-        (8, 7, 88),    # 87.5 -> 88
+        (8, 1, 13),  # 12.5 -> 13
+        (8, 7, 88),  # 87.5 -> 88
         (3, 2, 67),
         (3, 1, 33),
         (6, 5, 83),
         (6, 1, 17),
-        (200, 1, 1),   # 0.5 -> 1
-        (201, 1, 0),   # 0.497 -> 0
+        (200, 1, 1),  # 0.5 -> 1
+        (201, 1, 0),  # 0.497 -> 0
         (40, 40, 100),
     ],
 )
@@ -129,11 +139,11 @@ def test_percent_on_time_and_late(served, on_time, percent_on_time):
     "served, total_wait, average",
     [
         (1, 285, 285),
-        (2, 3, 2),    # 1.5 -> 2
-        (2, 5, 3),    # 2.5 -> 3
-        (2, 1, 1),    # 0.5 -> 1
-        (3, 7, 2),    # 2.33 -> 2
-        (3, 8, 3),    # 2.67 -> 3
+        (2, 3, 2),  # 1.5 -> 2
+        (2, 5, 3),  # 2.5 -> 3
+        (2, 1, 1),  # 0.5 -> 1
+        (3, 7, 2),  # 2.33 -> 2
+        (3, 8, 3),  # 2.67 -> 3
         (4, 0, 0),
     ],
 )
@@ -151,6 +161,7 @@ def test_figures_from_counters_built_page_by_page():
 
 
 # --- statistics through the operations --------------------------------------------------
+
 
 def test_num_sessions_counts_creation_not_paging():
     state = State(Device())
@@ -172,8 +183,9 @@ def test_updates_and_clears_do_not_count_sessions_again():
 def test_page_at_exactly_the_goal_is_on_time(wait, on_time):
     state = State(Device())
     serve(state, 66, goal=300, wait=wait)
-    assert state.device.counters == Counters(num_sessions=1, guests_served=1, on_time=on_time,
-                                             total_wait=wait)
+    assert state.device.counters == Counters(
+        num_sessions=1, guests_served=1, on_time=on_time, total_wait=wait
+    )
 
 
 def test_goal_changed_before_page_is_the_one_that_counts():
@@ -189,14 +201,17 @@ def test_guests_served_counts_sessions_not_party_members():
     serve(state, 1, goal=60, wait=30, party_size=4)
     serve(state, 2, goal=60, wait=90, party_size=12)
     f = figures(state.device.counters)
-    assert f == Figures(guests_served=2, percent_late=50, percent_on_time=50,
-                        average_time_served=60, num_sessions=2)
+    assert f == Figures(
+        guests_served=2, percent_late=50, percent_on_time=50, average_time_served=60, num_sessions=2
+    )
 
 
 def test_create_with_page_counts_served():
     state = State(Device())
     apply(state, ops.create_or_update(state, 66, SessionPatch(action="page"), T0, "u", CFG))
-    assert state.device.counters == Counters(num_sessions=1, guests_served=1, on_time=1, total_wait=0)
+    assert state.device.counters == Counters(
+        num_sessions=1, guests_served=1, on_time=1, total_wait=0
+    )
 
 
 def test_repage_does_not_count_again():
@@ -219,9 +234,9 @@ def test_clear_and_remove_do_not_feed_statistics():
 
 def test_mixed_figures_through_operations():
     state = State(Device())
-    serve(state, 1, goal=60, wait=60)    # on time
-    serve(state, 2, goal=60, wait=61)    # late
-    serve(state, 3, goal=600, wait=0)    # on time
+    serve(state, 1, goal=60, wait=60)  # on time
+    serve(state, 2, goal=60, wait=61)  # late
+    serve(state, 3, goal=600, wait=0)  # on time
     apply(state, ops.create_or_update(state, 4, SessionPatch(), T0, "d", CFG))  # never paged
     assert figures(state.device.counters) == Figures(
         guests_served=3, percent_late=33, percent_on_time=67, average_time_served=40, num_sessions=4
@@ -229,6 +244,7 @@ def test_mixed_figures_through_operations():
 
 
 # --- clear_statistics -------------------------------------------------------------------
+
 
 def test_clear_statistics_resets_counters_and_bumps_generation():
     state = State(Device(global_sequence=17, statistics_generation=3))
@@ -261,7 +277,9 @@ def test_session_created_before_clear_counts_served_after_it():
     apply(state, ops.create_or_update(state, 66, SessionPatch(goal=60), T0, "u", CFG))
     apply(state, ops.clear_statistics(state, at(10)))
     apply(state, ops.update(state, 66, SessionPatch(action="page"), at(20), CFG))
-    assert state.device.counters == Counters(num_sessions=0, guests_served=1, on_time=1, total_wait=20)
+    assert state.device.counters == Counters(
+        num_sessions=0, guests_served=1, on_time=1, total_wait=20
+    )
 
 
 # --- clear_due --------------------------------------------------------------------------
@@ -278,19 +296,19 @@ def hms(day: datetime, h: int, m: int = 0, s: int = 0) -> datetime:
 @pytest.mark.parametrize(
     "since, now, mark, due",
     [
-        (hms(D1, 4), hms(D1, 4, 59, 59), 5, False),      # the hour is not reached
-        (hms(D1, 4), hms(D1, 5), 5, True),                # exactly the hour
+        (hms(D1, 4), hms(D1, 4, 59, 59), 5, False),  # the hour is not reached
+        (hms(D1, 4), hms(D1, 5), 5, True),  # exactly the hour
         (hms(D1, 4), hms(D1, 5, 0, 1), 5, True),
-        (hms(D1, 5), hms(D1, 5), 5, False),               # cleared at the hour itself
+        (hms(D1, 5), hms(D1, 5), 5, False),  # cleared at the hour itself
         (hms(D1, 5), hms(D2, 4, 59, 59), 5, False),
-        (hms(D1, 5), hms(D2, 5), 5, True),                # a day later
-        (hms(D1, 6), hms(D1, 23, 59, 59), 5, False),      # since is after today's mark
-        (hms(D1, 6), hms(D3, 3), 5, True),                # days skipped: D2 05:00 passed
-        (hms(D1, 23, 59, 59), hms(D2, 0), 0, True),       # mark 0 is midnight
+        (hms(D1, 5), hms(D2, 5), 5, True),  # a day later
+        (hms(D1, 6), hms(D1, 23, 59, 59), 5, False),  # since is after today's mark
+        (hms(D1, 6), hms(D3, 3), 5, True),  # days skipped: D2 05:00 passed
+        (hms(D1, 23, 59, 59), hms(D2, 0), 0, True),  # mark 0 is midnight
         (hms(D1, 23, 59, 59), hms(D1, 23, 59, 59), 0, False),
         (hms(D1, 22), hms(D1, 23), 23, True),
         (hms(D1, 23), hms(D2, 22, 59, 59), 23, False),
-        (hms(D1, 0), hms(D3, 12), NEVER, False),          # 24 never clears
+        (hms(D1, 0), hms(D3, 12), NEVER, False),  # 24 never clears
         (datetime(2000, 1, 1), hms(D1, 12), NEVER, False),
     ],
 )
@@ -304,10 +322,15 @@ def test_never_is_24():
 
 # --- the clear mark through maintenance -------------------------------------------------
 
+
 def state_with_counters(mark: int, since: datetime | None) -> State:
-    dev = Device(counters=Counters(num_sessions=3, guests_served=2, on_time=1, total_wait=100),
-                 statistics_generation=5, clear_mark_since=since, settings=Settings(clear_mark=mark),
-                 global_sequence=10)
+    dev = Device(
+        counters=Counters(num_sessions=3, guests_served=2, on_time=1, total_wait=100),
+        statistics_generation=5,
+        clear_mark_since=since,
+        settings=Settings(clear_mark=mark),
+        global_sequence=10,
+    )
     return State(dev)
 
 
@@ -406,11 +429,14 @@ class TestNextDue:
     def test_fresh_store_is_due_at_once(self):
         assert ops.next_due(State(Device()), CFG) == datetime.min
 
-    @pytest.mark.parametrize("since,mark,expected", [
-        (datetime(2024, 3, 15, 4, 59, 59), 5, datetime(2024, 3, 15, 5, 0, 0)),
-        (datetime(2024, 3, 15, 5, 0, 0), 5, datetime(2024, 3, 16, 5, 0, 0)),
-        (datetime(2024, 3, 15, 23, 0, 0), 0, datetime(2024, 3, 16, 0, 0, 0)),
-    ])
+    @pytest.mark.parametrize(
+        "since,mark,expected",
+        [
+            (datetime(2024, 3, 15, 4, 59, 59), 5, datetime(2024, 3, 15, 5, 0, 0)),
+            (datetime(2024, 3, 15, 5, 0, 0), 5, datetime(2024, 3, 16, 5, 0, 0)),
+            (datetime(2024, 3, 15, 23, 0, 0), 0, datetime(2024, 3, 16, 0, 0, 0)),
+        ],
+    )
     def test_next_clear_mark(self, since, mark, expected):
         state = State(Device(clear_mark_since=since, settings=Settings(clear_mark=mark)))
         assert ops.next_due(state, CFG) == expected

@@ -35,8 +35,15 @@ BODIES: dict[str, list[tuple[str, dict]]] = {
     "sessions-post": [
         ("create", {"number": 5}),
         ("full", {"number": 12, "goal": 600, "label": "Smith, 4", "partySize": 4}),
-        ("create-and-page", {"number": 13, "action": "page", "pageMode": "Flash5Min",
-                             "message": "Your table is ready!\fF30Vv5"}),
+        (
+            "create-and-page",
+            {
+                "number": 13,
+                "action": "page",
+                "pageMode": "Flash5Min",
+                "message": "Your table is ready!\fF30Vv5",
+            },
+        ),
         ("clear", {"number": 5, "action": "clear"}),
         ("remove", {"number": 12, "action": "remove"}),
         ("label-null", {"number": 14, "label": None, "goal": 0, "partySize": 999}),
@@ -55,23 +62,38 @@ BODIES: dict[str, list[tuple[str, dict]]] = {
     ],
     "settings": [
         ("datetime", {"datetime": "2026-03-15T12:00:00"}),
-        ("all", {"datetime": "2026-03-15T11:55:20", "systemId": 17, "defaultTargetGoal": 900,
-                 "statisticsClearMark": 24}),
+        (
+            "all",
+            {
+                "datetime": "2026-03-15T11:55:20",
+                "systemId": 17,
+                "defaultTargetGoal": 900,
+                "statisticsClearMark": 24,
+            },
+        ),
         ("goal", {"defaultTargetGoal": 300}),
     ],
 }
 
 
-def _request(code, path: str, query: tuple[str, ...] = (), body: dict | None = None,
-             cbor: bool = False, non: bool = False, first: int | None = None,
-             **options) -> bytes:
+def _request(
+    code,
+    path: str,
+    query: tuple[str, ...] = (),
+    body: dict | None = None,
+    cbor: bool = False,
+    non: bool = False,
+    first: int | None = None,
+    **options,
+) -> bytes:
     """One request datagram; `first` keeps only that many bytes of the body (a Block1 block)."""
     payload = b""
     if body is not None:
         payload = cbor2.dumps(body) if cbor else json.dumps(body, separators=(",", ":")).encode()
         payload = payload[:first]
-    msg = aiocoap.Message(code=code, payload=payload, uri_path=tuple(path.strip("/").split("/")),
-                          uri_query=query)
+    msg = aiocoap.Message(
+        code=code, payload=payload, uri_path=tuple(path.strip("/").split("/")), uri_query=query
+    )
     if body is not None:
         msg.opt.content_format = 60 if cbor else 50
     for name, value in options.items():
@@ -99,14 +121,17 @@ def datagrams() -> dict[str, bytes]:
         "sessions-post-full-cbor": _request(P, S, body=posts["full"], cbor=True, accept=60),
         "sessions-post-page": _request(P, S, body=posts["create-and-page"]),
         "sessions-post-clear": _request(P, S, body=posts["clear"]),
-        "sessions-post-block1": _request(P, S, body=posts["full"], first=16,
-                                         block1=BlockOption.BlockwiseTuple(0, True, 0),
-                                         size1=len(json.dumps(posts["full"],
-                                                              separators=(",", ":")))),
+        "sessions-post-block1": _request(
+            P,
+            S,
+            body=posts["full"],
+            first=16,
+            block1=BlockOption.BlockwiseTuple(0, True, 0),
+            size1=len(json.dumps(posts["full"], separators=(",", ":"))),
+        ),
         "sessions-put-page": _request(U, S, ("number=5",), body=puts["page"]),
         "sessions-put-update": _request(U, S, ("number=12",), body=puts["update"]),
-        "sessions-put-update-cbor": _request(U, S, ("number=12",), body=puts["update"],
-                                             cbor=True),
+        "sessions-put-update-cbor": _request(U, S, ("number=12",), body=puts["update"], cbor=True),
         "sessions-put-clear": _request(U, S, ("number=5",), body=puts["number-matches"]),
         "sessions-delete-one": _request(D, S, ("number=5",)),
         "sessions-delete-all": _request(D, S),
@@ -125,8 +150,9 @@ def datagrams() -> dict[str, bytes]:
         "notify-get": _request(G, "/v1/notify"),
         "notify-get-sessions": _request(G, "/v1/notify", ("action=get_sessions",)),
         "notify-observe": _request(G, "/v1/notify", observe=0),
-        "notify-observe-sessions": _request(G, "/v1/notify", ("action=get_sessions",),
-                                            observe=0, accept=60),
+        "notify-observe-sessions": _request(
+            G, "/v1/notify", ("action=get_sessions",), observe=0, accept=60
+        ),
         "settings-put-not-allowed": _request(U, "/v1/settings", body=settings["goal"]),
         "unknown-path": _request(G, "/v2/nothing"),
     }

@@ -39,9 +39,10 @@ import multiprocessing
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import aiocoap
 import cbor2
@@ -55,32 +56,110 @@ MAX_PROBLEMS = 50  # problems kept with their details; all are counted
 # ---- CoAP framing, including what a well-behaved encoder would refuse to write --------------
 
 OPTION_NUMBERS = {
-    "if_match": 1, "uri_host": 3, "etag": 4, "if_none_match": 5, "observe": 6, "uri_port": 7,
-    "location_path": 8, "oscore": 9, "uri_path": 11, "content_format": 12, "uri_path_abbrev": 13,
-    "max_age": 14, "uri_query": 15, "hop_limit": 16, "accept": 17, "q_block1": 19,
-    "location_query": 20, "edhoc": 21, "block2": 23, "block1": 27, "size2": 28, "q_block2": 31,
-    "proxy_uri": 35, "proxy_scheme": 39, "size1": 60, "echo": 252, "no_response": 258,
-    "request_tag": 292, "request_hash": 548,
+    "if_match": 1,
+    "uri_host": 3,
+    "etag": 4,
+    "if_none_match": 5,
+    "observe": 6,
+    "uri_port": 7,
+    "location_path": 8,
+    "oscore": 9,
+    "uri_path": 11,
+    "content_format": 12,
+    "uri_path_abbrev": 13,
+    "max_age": 14,
+    "uri_query": 15,
+    "hop_limit": 16,
+    "accept": 17,
+    "q_block1": 19,
+    "location_query": 20,
+    "edhoc": 21,
+    "block2": 23,
+    "block1": 27,
+    "size2": 28,
+    "q_block2": 31,
+    "proxy_uri": 35,
+    "proxy_scheme": 39,
+    "size1": 60,
+    "echo": 252,
+    "no_response": 258,
+    "request_tag": 292,
+    "request_hash": 548,
 }
 UINT_OPTIONS = {6, 7, 12, 13, 14, 16, 17, 28, 60, 258}
 BLOCK_OPTIONS = {19, 23, 27, 31}
 STRING_OPTIONS = {3, 8, 11, 15, 20, 35, 39}
-INTERESTING_OPTIONS = sorted(set(OPTION_NUMBERS.values()) | {
-    0, 2, 10, 18, 22, 24, 25, 26, 29, 30, 128, 132, 136, 140, 2048, 2049, 3000, 65000, 65001,
-    65534, 65535,
-})
-INTERESTING_BYTES = (b"\x00\x01\x0c\x0d\x0e\x0f\x10\x1f\x20\x3f\x40\x7f"
-                     b"\x80\x81\xc0\xd0\xe0\xef\xf0\xfe\xff")
+INTERESTING_OPTIONS = sorted(
+    set(OPTION_NUMBERS.values())
+    | {
+        0,
+        2,
+        10,
+        18,
+        22,
+        24,
+        25,
+        26,
+        29,
+        30,
+        128,
+        132,
+        136,
+        140,
+        2048,
+        2049,
+        3000,
+        65000,
+        65001,
+        65534,
+        65535,
+    }
+)
+INTERESTING_BYTES = (
+    b"\x00\x01\x0c\x0d\x0e\x0f\x10\x1f\x20\x3f\x40\x7f\x80\x81\xc0\xd0\xe0\xef\xf0\xfe\xff"
+)
 QUERY_SAMPLES = [
-    b"number=5", b"number=", b"number", b"=5", b"number=-1", b"number=4096", b"number=1e3",
-    b"number=0x10", b"number=\xd9\xa3", b"number=99999999999999999999999999", b"limit=0",
-    b"limit=1001", b"after=-1", b"after=", b"action=get_sessions", b"action=x", b"number=5",
-    b"\xff\xfe", b"a=b=c", b"",
+    b"number=5",
+    b"number=",
+    b"number",
+    b"=5",
+    b"number=-1",
+    b"number=4096",
+    b"number=1e3",
+    b"number=0x10",
+    b"number=\xd9\xa3",
+    b"number=99999999999999999999999999",
+    b"limit=0",
+    b"limit=1001",
+    b"after=-1",
+    b"after=",
+    b"action=get_sessions",
+    b"action=x",
+    b"number=5",
+    b"\xff\xfe",
+    b"a=b=c",
+    b"",
 ]
 PATH_SAMPLES = [
-    b"v1", b"sessions", b"history", b"statistics", b"settings", b"page", b"notify",
-    b".well-known", b"core", b"", b".", b"..", b"%2e", b"v1/sessions", b"\x00", b"\xc3\x28",
-    b"\xed\xa0\x80", b"x" * 255, b"V1",
+    b"v1",
+    b"sessions",
+    b"history",
+    b"statistics",
+    b"settings",
+    b"page",
+    b"notify",
+    b".well-known",
+    b"core",
+    b"",
+    b".",
+    b"..",
+    b"%2e",
+    b"v1/sessions",
+    b"\x00",
+    b"\xc3\x28",
+    b"\xed\xa0\x80",
+    b"x" * 255,
+    b"V1",
 ]
 
 
@@ -115,8 +194,14 @@ def encode_options(options: list[tuple[int, bytes]]) -> bytes:
 
 
 def header(version: int, mtype: int, tkl: int, code: int, mid: int) -> bytes:
-    return bytes([(version & 3) << 6 | (mtype & 3) << 4 | (tkl & 15), code & 0xFF,
-                  (mid >> 8) & 0xFF, mid & 0xFF])
+    return bytes(
+        [
+            (version & 3) << 6 | (mtype & 3) << 4 | (tkl & 15),
+            code & 0xFF,
+            (mid >> 8) & 0xFF,
+            mid & 0xFF,
+        ]
+    )
 
 
 @dataclass
@@ -136,19 +221,31 @@ class Parts:
         body = b""
         if marker if marker is not None else bool(self.payload):
             body = b"\xff" + self.payload
-        return (header(self.version, self.mtype, tkl, self.code, self.mid) + self.token
-                + encode_options(self.options) + body)
+        return (
+            header(self.version, self.mtype, tkl, self.code, self.mid)
+            + self.token
+            + encode_options(self.options)
+            + body
+        )
 
     def copy(self) -> "Parts":
-        return Parts(self.version, self.mtype, self.code, self.mid, self.token,
-                     list(self.options), self.payload)
+        return Parts(
+            self.version,
+            self.mtype,
+            self.code,
+            self.mid,
+            self.token,
+            list(self.options),
+            self.payload,
+        )
 
 
 def take_apart(datagram: bytes) -> Parts:
     msg = aiocoap.Message.decode(datagram)
     options = [(int(o.number), o.encode()) for o in msg.opt.option_list()]
-    return Parts(1, int(msg.mtype), int(msg.code), msg.mid, bytes(msg.token), options,
-                 bytes(msg.payload))
+    return Parts(
+        1, int(msg.mtype), int(msg.code), msg.mid, bytes(msg.token), options, bytes(msg.payload)
+    )
 
 
 def code_name(code: int) -> str:
@@ -156,6 +253,7 @@ def code_name(code: int) -> str:
 
 
 # ---- the datagram mutator ----------------------------------------------------------------
+
 
 class Mutator:
     """Deterministic (for a seed) malformed and mutated datagrams from the corpus seeds."""
@@ -283,13 +381,24 @@ class Mutator:
         if pick < 0.15:  # any bytes of any length, extended lengths included
             return r.randbytes(r.choice((0, 1, 4, 12, 13, 14, 100, 268, 269, 270, 400)))
         if number in UINT_OPTIONS:
-            return r.choice((b"", b"\x00", bytes([r.randint(0, 255)]), b"\x00\x32", b"\x00\x3c",
-                             r.randbytes(2), r.randbytes(3), r.randbytes(4), b"\xff" * 4,
-                             r.randbytes(r.randint(5, 9))))
+            return r.choice(
+                (
+                    b"",
+                    b"\x00",
+                    bytes([r.randint(0, 255)]),
+                    b"\x00\x32",
+                    b"\x00\x3c",
+                    r.randbytes(2),
+                    r.randbytes(3),
+                    r.randbytes(4),
+                    b"\xff" * 4,
+                    r.randbytes(r.randint(5, 9)),
+                )
+            )
         if number in BLOCK_OPTIONS:
             num = r.choice((0, 1, 2, 15, 16, 4095, 1 << 19))
             more, szx = r.randint(0, 1), r.randint(0, 7)
-            value = (num << 4 | more << 3 | szx)
+            value = num << 4 | more << 3 | szx
             raw = value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big")
             return r.choice((raw, raw, b"", r.randbytes(4), b"\xff\xff\xff", raw.rjust(3, b"\x00")))
         if number in STRING_OPTIONS:
@@ -346,8 +455,13 @@ class Mutator:
         else:
             bad = bytes([0xEE, 0xFF, 0xFF, 0xFF, 0xFF])  # largest delta, largest length
         rest = good[cut:] + (b"\xff" + p.payload if p.payload and r.random() < 0.7 else b"")
-        return (header(p.version, p.mtype, len(p.token), p.code, p.mid) + p.token
-                + good[:cut] + bad + rest)
+        return (
+            header(p.version, p.mtype, len(p.token), p.code, p.mid)
+            + p.token
+            + good[:cut]
+            + bad
+            + rest
+        )
 
     def s_huge_delta(self, p: Parts) -> bytes:
         r = self.rng
@@ -370,8 +484,13 @@ class Mutator:
         if pick == 2:
             return p.encode(marker=False) + b"\xff" + r.randbytes(r.randint(0, 30))
         p.options.insert(0, (0, b""))  # then a marker instead of the options
-        return (header(p.version, p.mtype, len(p.token), p.code, p.mid) + p.token + b"\xff"
-                + encode_options(p.options) + p.payload)
+        return (
+            header(p.version, p.mtype, len(p.token), p.code, p.mid)
+            + p.token
+            + b"\xff"
+            + encode_options(p.options)
+            + p.payload
+        )
 
     def s_big_payload(self, p: Parts) -> bytes:
         r = self.rng
@@ -382,8 +501,9 @@ class Mutator:
     def s_splice(self, p: Parts) -> bytes:
         r = self.rng
         a, b = r.choice(self.seeds), r.choice(self.seeds)
-        p.options = [o for o in p.options if r.random() < 0.5] + \
-                    [o for o in a.options if r.random() < 0.5]
+        p.options = [o for o in p.options if r.random() < 0.5] + [
+            o for o in a.options if r.random() < 0.5
+        ]
         p.payload = b.payload if r.random() < 0.7 else p.payload + b.payload
         return p.encode()
 
@@ -405,7 +525,7 @@ class Mutator:
 
     def b_truncate(self, buf: bytearray) -> None:
         if buf:
-            del buf[self.rng.randrange(len(buf)):]
+            del buf[self.rng.randrange(len(buf)) :]
 
     def b_insert(self, buf: bytearray) -> None:
         r = self.rng
@@ -415,7 +535,7 @@ class Mutator:
     def b_delete(self, buf: bytearray) -> None:
         if buf:
             i = self.rng.randrange(len(buf))
-            del buf[i:i + self.rng.choice((1, 1, 2, 4, 8))]
+            del buf[i : i + self.rng.choice((1, 1, 2, 4, 8))]
 
     def b_interesting(self, buf: bytearray) -> None:
         if buf:
@@ -433,10 +553,14 @@ class Mutator:
 
 # ---- log triage: any error or traceback is a failure ------------------------------------
 
+
 def is_trouble(record: logging.LogRecord) -> bool:
     """An error, or an exception or traceback at any level."""
-    return (record.levelno >= logging.ERROR or bool(record.exc_info)
-            or "Traceback" in record.getMessage())
+    return (
+        record.levelno >= logging.ERROR
+        or bool(record.exc_info)
+        or "Traceback" in record.getMessage()
+    )
 
 
 def triage_logs(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
@@ -464,6 +588,7 @@ class TriageHandler(logging.Handler):
 
 
 # ---- receiving: every datagram the server sends is decoded and counted ------------------
+
 
 def describe(data: bytes) -> str:
     """A label for an answer: its code, or RST/ACK/CON for empty messages."""
@@ -531,7 +656,7 @@ class Sink(asyncio.DatagramProtocol):
             self._remember(self.by_mid, int.from_bytes(data[2:4], "big"), data)
             tkl = data[0] & 15
             if tkl <= 8 and len(data) >= 4 + tkl:
-                self._remember(self.by_token, data[4:4 + tkl], data)
+                self._remember(self.by_token, data[4 : 4 + tkl], data)
         self.transport.sendto(data)
 
     def _remember(self, table: dict, key, data: bytes) -> None:
@@ -578,8 +703,9 @@ class Sink(asyncio.DatagramProtocol):
             key = (int(msg.mtype), msg.mid, bytes(msg.token))
             if key not in self.seen_5xx:
                 self.seen_5xx.add(key)
-                self.report.server_errors.append(ServerError(label, bytes(msg.payload),
-                                                             self.culprit(msg)))
+                self.report.server_errors.append(
+                    ServerError(label, bytes(msg.payload), self.culprit(msg))
+                )
         if msg.mtype == Type.CON:
             kind = Type.RST if msg.opt.observe is not None else Type.ACK
             self.transport.sendto(header(1, kind, 0, 0, msg.mid))
@@ -594,14 +720,18 @@ class Sink(asyncio.DatagramProtocol):
         drains and the run measures that queue, not the fuzzing."""
         self.report.deregistrations += 1
         self.mid = (self.mid + 1) & 0xFFFF
-        self.transport.sendto(header(1, Type.CON, len(token), 1, self.mid) + token
-                              + encode_options([(6, b"\x01"), (11, b"v1"), (11, b"notify")]))
+        self.transport.sendto(
+            header(1, Type.CON, len(token), 1, self.mid)
+            + token
+            + encode_options([(6, b"\x01"), (11, b"v1"), (11, b"notify")])
+        )
 
     def error_received(self, exc) -> None:
         self.send_errors += 1
 
 
 # ---- a small CoAP client over a raw socket -----------------------------------------------
+
 
 @dataclass
 class Answer:
@@ -627,7 +757,8 @@ class RawClient(asyncio.DatagramProtocol):
     @classmethod
     async def open(cls, port: int, host: str = "127.0.0.1") -> "RawClient":
         _, client = await asyncio.get_running_loop().create_datagram_endpoint(
-            cls, remote_addr=(host, port))
+            cls, remote_addr=(host, port)
+        )
         return client
 
     def close(self) -> None:
@@ -648,27 +779,48 @@ class RawClient(asyncio.DatagramProtocol):
             if fut is not None and not fut.done():
                 fut.set_result(msg)
 
-    async def request(self, method: str, path: str, query: tuple[str, ...] = (),
-                      payload: bytes = b"", content_format: int | None = None,
-                      accept: int | None = None, timeout: float = 30.0) -> Answer:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        query: tuple[str, ...] = (),
+        payload: bytes = b"",
+        content_format: int | None = None,
+        accept: int | None = None,
+        timeout: float = 30.0,
+    ) -> Answer:
         """One request; a GET answered block-wise (Block2) is fetched whole."""
-        reply = await self._exchange(method, path, query, payload, content_format, accept,
-                                     None, timeout)
+        reply = await self._exchange(
+            method, path, query, payload, content_format, accept, None, timeout
+        )
         body = bytes(reply.payload)
         while method == "GET" and reply.opt.block2 is not None and reply.opt.block2.more:
             b2 = reply.opt.block2
-            reply = await self._exchange(method, path, query, payload, content_format, accept,
-                                         (b2.block_number + 1, False, b2.size_exponent), timeout)
+            reply = await self._exchange(
+                method,
+                path,
+                query,
+                payload,
+                content_format,
+                accept,
+                (b2.block_number + 1, False, b2.size_exponent),
+                timeout,
+            )
             body += bytes(reply.payload)
         return Answer(reply.code.dotted, body, reply)
 
-    async def _exchange(self, method, path, query, payload, content_format, accept, block2,
-                        timeout) -> aiocoap.Message:
+    async def _exchange(
+        self, method, path, query, payload, content_format, accept, block2, timeout
+    ) -> aiocoap.Message:
         self.mid = (self.mid + 1) & 0xFFFF
         self.token += 1
         token = self.token.to_bytes(4, "big")
-        msg = aiocoap.Message(code=getattr(aiocoap, method), payload=payload,
-                              uri_path=tuple(path.strip("/").split("/")), uri_query=query)
+        msg = aiocoap.Message(
+            code=getattr(aiocoap, method),
+            payload=payload,
+            uri_path=tuple(path.strip("/").split("/")),
+            uri_query=query,
+        )
         msg.mtype, msg.mid, msg.token = Type.CON, self.mid, token
         if content_format is not None:
             msg.opt.content_format = content_format
@@ -685,12 +837,14 @@ class RawClient(asyncio.DatagramProtocol):
             while True:
                 self.transport.sendto(datagram)
                 try:
-                    return await asyncio.wait_for(asyncio.shield(fut), min(wait, max(
-                        0.01, deadline - time.monotonic())))
-                except asyncio.TimeoutError:
+                    return await asyncio.wait_for(
+                        asyncio.shield(fut), min(wait, max(0.01, deadline - time.monotonic()))
+                    )
+                except TimeoutError:
                     if time.monotonic() >= deadline:
-                        raise TimeoutError(f"no answer to {method} {path} in {timeout} s; "
-                                           f"request {datagram.hex()}") from None
+                        raise TimeoutError(
+                            f"no answer to {method} {path} in {timeout} s; request {datagram.hex()}"
+                        ) from None
                     self.retransmissions += 1
                     wait *= 2
         finally:
@@ -698,6 +852,7 @@ class RawClient(asyncio.DatagramProtocol):
 
 
 # ---- the datagram fuzzer -----------------------------------------------------------------
+
 
 def udp_drops(ports: set[int]) -> int:
     """Datagrams the kernel dropped on our sockets (full receive buffers), /proc/net/udp*."""
@@ -762,14 +917,23 @@ async def probe(client: RawClient, report: DatagramReport, timeout: float) -> No
     except ValueError:
         ok = False
     if not ok:
-        report.problems.add("wrong answer to a valid probe",
-                            f"{answer.code} {answer.payload[:200]!r}")
+        report.problems.add(
+            "wrong answer to a valid probe", f"{answer.code} {answer.payload[:200]!r}"
+        )
 
 
-async def blast_datagrams(port: int, count: int, seed: int, *, rate: float = 5000.0,
-                          window: int = 100, sockets: int = 8, host: str = "127.0.0.1",
-                          progress: Callable[[DatagramReport], None] | None = None,
-                          seeds: list[bytes] | None = None) -> DatagramReport:
+async def blast_datagrams(
+    port: int,
+    count: int,
+    seed: int,
+    *,
+    rate: float = 5000.0,
+    window: int = 100,
+    sockets: int = 8,
+    host: str = "127.0.0.1",
+    progress: Callable[[DatagramReport], None] | None = None,
+    seeds: list[bytes] | None = None,
+) -> DatagramReport:
     """Send `count` mutated datagrams to the server; see the module docstring."""
     loop = asyncio.get_running_loop()
     report = DatagramReport()
@@ -778,7 +942,8 @@ async def blast_datagrams(port: int, count: int, seed: int, *, rate: float = 500
     sinks: list[Sink] = []
     for _ in range(sockets):
         _, sink = await loop.create_datagram_endpoint(
-            lambda: Sink(report), remote_addr=(host, port))
+            lambda: Sink(report), remote_addr=(host, port)
+        )
         sinks.append(sink)
     prober = await RawClient.open(port, host)
     ports = {port, prober.transport.get_extra_info("sockname")[1]}
@@ -817,6 +982,7 @@ async def blast_datagrams(port: int, count: int, seed: int, *, rate: float = 500
 
 # ---- the payload fuzzer ------------------------------------------------------------------
 
+
 @dataclass
 class PayloadCase:
     target: str  # a corpus.TARGETS name
@@ -831,19 +997,33 @@ class PayloadCase:
 
     @property
     def path(self) -> str:
-        return {"sessions-post": "/v1/sessions", "sessions-put": "/v1/sessions",
-                "page": "/v1/page", "settings": "/v1/settings"}[self.target]
+        return {
+            "sessions-post": "/v1/sessions",
+            "sessions-put": "/v1/sessions",
+            "page": "/v1/page",
+            "settings": "/v1/settings",
+        }[self.target]
 
     def __str__(self) -> str:
         q = "?" + "&".join(self.query) if self.query else ""
-        return (f"{self.method} {self.path}{q} Content-Format {self.content_format} "
-                f"[{self.kind}] payload {self.payload!r}")
+        return (
+            f"{self.method} {self.path}{q} Content-Format {self.content_format} "
+            f"[{self.kind}] payload {self.payload!r}"
+        )
 
 
-SUCCESS = {"sessions-post": {"2.01", "2.00"}, "sessions-put": {"2.04"}, "page": {"2.04"},
-           "settings": {"2.04"}}
-REFUSALS = {"sessions-post": {"4.00", "4.04", "4.13"}, "sessions-put": {"4.00", "4.04", "4.13"},
-            "page": {"4.00", "4.13"}, "settings": {"4.00", "4.13"}}
+SUCCESS = {
+    "sessions-post": {"2.01", "2.00"},
+    "sessions-put": {"2.04"},
+    "page": {"2.04"},
+    "settings": {"2.04"},
+}
+REFUSALS = {
+    "sessions-post": {"4.00", "4.04", "4.13"},
+    "sessions-put": {"4.00", "4.04", "4.13"},
+    "page": {"4.00", "4.13"},
+    "settings": {"4.00", "4.13"},
+}
 
 
 def _strategies(bodies: dict[str, list[tuple[int, bytes]]]):
@@ -852,39 +1032,106 @@ def _strategies(bodies: dict[str, list[tuple[int, bytes]]]):
 
     from pager.domain.pagemodes import ALERT_SECONDS
 
-    edge_ints = st.sampled_from([
-        -1, 0, 1, 5, 12, 64, 65, 240, 241, 255, 256, 999, 1000, 4095, 4096, 86400, 86401,
-        2**31 - 1, 2**31, 2**53 + 1, 2**63 - 1, 2**63, 2**64, -2**63 - 1, 10**30, -(10**30)])
+    edge_ints = st.sampled_from(
+        [
+            -1,
+            0,
+            1,
+            5,
+            12,
+            64,
+            65,
+            240,
+            241,
+            255,
+            256,
+            999,
+            1000,
+            4095,
+            4096,
+            86400,
+            86401,
+            2**31 - 1,
+            2**31,
+            2**53 + 1,
+            2**63 - 1,
+            2**63,
+            2**64,
+            -(2**63) - 1,
+            10**30,
+            -(10**30),
+        ]
+    )
     floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
-        [0.0, -0.0, 1.0, 5.0, 1e308, 5e-324, 66.5])
+        [0.0, -0.0, 1.0, 5.0, 1e308, 5e-324, 66.5]
+    )
     scalars = st.none() | st.booleans() | st.integers() | edge_ints | floats | st.text(max_size=30)
     json_values = st.recursive(
-        scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c,
-                                                                     max_size=4),
-        max_leaves=12)
-    texts = st.text(max_size=70) | st.text(st.characters(codec="utf-8"), max_size=70) | \
-        st.sampled_from(["", " ", "\x00", "\f", "\fF30Vv5", "\f#", "\f\f", "\fF" + "9" * 200,
-                         "x" * 64, "x" * 65, "m" * 240, "m" * 241, "\u202e", "\U0001f600" * 64,
-                         "null"])
+        scalars,
+        lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+        max_leaves=12,
+    )
+    texts = (
+        st.text(max_size=70)
+        | st.text(st.characters(codec="utf-8"), max_size=70)
+        | st.sampled_from(
+            [
+                "",
+                " ",
+                "\x00",
+                "\f",
+                "\fF30Vv5",
+                "\f#",
+                "\f\f",
+                "\fF" + "9" * 200,
+                "x" * 64,
+                "x" * 65,
+                "m" * 240,
+                "m" * 241,
+                "\u202e",
+                "\U0001f600" * 64,
+                "null",
+            ]
+        )
+    )
     number = st.one_of(st.integers(0, 40), st.integers(0, 40), st.integers(0, 4095), edge_ints)
     modes = st.sampled_from(sorted(ALERT_SECONDS)) | st.sampled_from(
-        ["flash30sec", "Flash30Sec ", "", "Vibe4"])
-    dt_text = st.datetimes().map(lambda d: d.replace(microsecond=0).isoformat()) | st.sampled_from([
-        "9999-12-31T23:59:59", "9999-12-31T00:00:00", "0001-01-01T00:00:00", "2099-12-31T23:59:59",
-        "2100-01-01T00:00:00", "1999-12-31T23:59:59", "2000-01-01T00:00:00", "2026-03-15T11:55:20",
-        "2026-02-30T12:00:00", "2026-03-15 12:00:00", "2026-03-15T12:00:00Z", "2026-03-15T24:00:00",
-        "2026-03-15T12:00:00.5", "0000-01-01T00:00:00", "2026-03-15T12:00", "",
-        "１２３４-01-01T00:00:00", "2026-03-15T12:00:00+01:00"])
+        ["flash30sec", "Flash30Sec ", "", "Vibe4"]
+    )
+    dt_text = st.datetimes().map(lambda d: d.replace(microsecond=0).isoformat()) | st.sampled_from(
+        [
+            "9999-12-31T23:59:59",
+            "9999-12-31T00:00:00",
+            "0001-01-01T00:00:00",
+            "2099-12-31T23:59:59",
+            "2100-01-01T00:00:00",
+            "1999-12-31T23:59:59",
+            "2000-01-01T00:00:00",
+            "2026-03-15T11:55:20",
+            "2026-02-30T12:00:00",
+            "2026-03-15 12:00:00",
+            "2026-03-15T12:00:00Z",
+            "2026-03-15T24:00:00",
+            "2026-03-15T12:00:00.5",
+            "0000-01-01T00:00:00",
+            "2026-03-15T12:00",
+            "",
+            "１２３４-01-01T00:00:00",
+            "2026-03-15T12:00:00+01:00",
+        ]
+    )
 
     def field_of(valid):
         return st.one_of(valid, valid, valid, valid, valid, json_values)
 
     fields = {
-        "number": field_of(number), "goal": field_of(st.integers(0, 86400) | edge_ints),
+        "number": field_of(number),
+        "goal": field_of(st.integers(0, 86400) | edge_ints),
         "label": field_of(st.none() | texts),
         "partySize": field_of(st.integers(1, 999) | edge_ints),
         "action": field_of(st.sampled_from(["page", "clear", "remove"] * 3 + ["Page", ""])),
-        "pageMode": field_of(modes), "message": field_of(texts),
+        "pageMode": field_of(modes),
+        "message": field_of(texts),
         "systemId": field_of(st.integers(0, 255) | edge_ints),
         "datetime": field_of(dt_text),
         "defaultTargetGoal": field_of(st.integers(0, 86400) | edge_ints),
@@ -903,24 +1150,61 @@ def _strategies(bodies: dict[str, list[tuple[int, bytes]]]):
         valid_shape = st.fixed_dictionaries(required, optional=optional)
         sloppy = st.fixed_dictionaries({}, optional={n: fields[n] for n in names[target]})
         extra = st.dictionaries(st.text(max_size=12), json_values, max_size=3)
-        return st.one_of(valid_shape, valid_shape, sloppy,
-                         st.tuples(valid_shape, extra).map(lambda t: {**t[1], **t[0]}))
+        return st.one_of(
+            valid_shape,
+            valid_shape,
+            sloppy,
+            st.tuples(valid_shape, extra).map(lambda t: {**t[1], **t[0]}),
+        )
 
     cbor_exotic = st.recursive(
-        scalars | st.binary(max_size=20) | st.just(cbor2.undefined)
+        scalars
+        | st.binary(max_size=20)
+        | st.just(cbor2.undefined)
         | st.builds(cbor2.CBORSimpleValue, st.integers(0, 19) | st.integers(32, 255))
-        | st.builds(cbor2.CBORTag, st.sampled_from([0, 1, 2, 3, 4, 5, 24, 25, 28, 29, 30, 35, 36,
-                                                     37, 256, 258, 260, 261, 55799, 2**64 - 1]),
-                    scalars | st.binary(max_size=16) | st.lists(st.integers(), max_size=3)),
-        lambda c: st.lists(c, max_size=4) | st.dictionaries(
-            st.text(max_size=8) | st.integers() | st.binary(max_size=4), c, max_size=4),
-        max_leaves=10)
+        | st.builds(
+            cbor2.CBORTag,
+            st.sampled_from(
+                [
+                    0,
+                    1,
+                    2,
+                    3,
+                    4,
+                    5,
+                    24,
+                    25,
+                    28,
+                    29,
+                    30,
+                    35,
+                    36,
+                    37,
+                    256,
+                    258,
+                    260,
+                    261,
+                    55799,
+                    2**64 - 1,
+                ]
+            ),
+            scalars | st.binary(max_size=16) | st.lists(st.integers(), max_size=3),
+        ),
+        lambda c: (
+            st.lists(c, max_size=4)
+            | st.dictionaries(
+                st.text(max_size=8) | st.integers() | st.binary(max_size=4), c, max_size=4
+            )
+        ),
+        max_leaves=10,
+    )
 
     def dumps_json(value, spaced=False) -> bytes:
         if spaced:
             return json.dumps(value, indent="\t", ensure_ascii=False).encode("utf-8", "replace")
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode(
-            "utf-8", "replace")
+            "utf-8", "replace"
+        )
 
     def safe_cbor(value) -> bytes:
         try:
@@ -934,11 +1218,11 @@ def _strategies(bodies: dict[str, list[tuple[int, bytes]]]):
         for pos, op, chunk in edits:
             i = pos % (len(buf) + 1)
             if op == 0:
-                buf[i:i + len(chunk)] = chunk
+                buf[i : i + len(chunk)] = chunk
             elif op == 1:
                 buf[i:i] = chunk
             else:
-                del buf[i:i + 1 + len(chunk)]
+                del buf[i : i + 1 + len(chunk)]
         return bytes(buf)
 
     def bomb(args) -> tuple[bytes, int]:
@@ -955,74 +1239,139 @@ def _strategies(bodies: dict[str, list[tuple[int, bytes]]]):
             return b"\x9f" * depth + b"\xff" * depth, 60  # indefinite-length arrays
         return b'{"label":"' + b"\\u0000" * depth + b'"}', 50
 
-    raw_json = st.sampled_from([
-        b'{"number":1e400}', b'{"number":-0}', b'{"number":1.0}', b'{"number":NaN}',
-        b'{"number":Infinity}', b'{"number":0x10}', b'{"number":01}', b'{"number":+1}',
-        b'{"label":"\\ud800"}', b'{"label":"\\udc00\\ud800"}', b'{"message":"\\u000c\\u0000"}',
-        b'{"number":5,"number":6}', b'{"number":5}\x00', b'\xef\xbb\xbf{"number":5}',
-        b'{"number":5,}', b"{'number':5}", b'{"number":5', b"", b" ", b"null", b"[]", b"{}",
-        b'{"\\u0000":1}', b'{"number":' + b"9" * 1000 + b"}", b'{"number":5}' + b" " * 1100,
-        b'{"datetime":"9999-99-99T99:99:99"}', b'{"systemId":256}', b'{"number":4096}',
-    ])
+    raw_json = st.sampled_from(
+        [
+            b'{"number":1e400}',
+            b'{"number":-0}',
+            b'{"number":1.0}',
+            b'{"number":NaN}',
+            b'{"number":Infinity}',
+            b'{"number":0x10}',
+            b'{"number":01}',
+            b'{"number":+1}',
+            b'{"label":"\\ud800"}',
+            b'{"label":"\\udc00\\ud800"}',
+            b'{"message":"\\u000c\\u0000"}',
+            b'{"number":5,"number":6}',
+            b'{"number":5}\x00',
+            b'\xef\xbb\xbf{"number":5}',
+            b'{"number":5,}',
+            b"{'number':5}",
+            b'{"number":5',
+            b"",
+            b" ",
+            b"null",
+            b"[]",
+            b"{}",
+            b'{"\\u0000":1}',
+            b'{"number":' + b"9" * 1000 + b"}",
+            b'{"number":5}' + b" " * 1100,
+            b'{"datetime":"9999-99-99T99:99:99"}',
+            b'{"systemId":256}',
+            b'{"number":4096}',
+        ]
+    )
 
     def cases(target: str):
         """(kind, payload, Content-Format); repeated branches weigh more: valid-looking
         objects most, so that many requests get through to the engine and change state."""
         corpus_bodies = bodies.get(target) or [(50, b"{}")]
         obj = objects(target)
-        json_obj = st.tuples(st.just("object-json"), obj.map(dumps_json),
-                             st.sampled_from([50, 50, 50, None]))
+        json_obj = st.tuples(
+            st.just("object-json"), obj.map(dumps_json), st.sampled_from([50, 50, 50, None])
+        )
         cbor_obj = st.tuples(st.just("object-cbor"), obj.map(safe_cbor), st.just(60))
         swapped = st.one_of(
             st.tuples(st.just("format-swapped"), obj.map(dumps_json), st.just(60)),
-            st.tuples(st.just("format-swapped"), obj.map(safe_cbor), st.sampled_from([50, None])))
+            st.tuples(st.just("format-swapped"), obj.map(safe_cbor), st.sampled_from([50, None])),
+        )
         mutated = st.tuples(
             st.just("corpus-mutated"),
-            st.sampled_from(corpus_bodies).flatmap(lambda b: st.tuples(
-                st.just(b[0]),
-                st.tuples(st.just(b[1]), st.lists(st.tuples(st.integers(0, 200),
-                                                            st.integers(0, 2),
-                                                            st.binary(min_size=1, max_size=4)),
-                                                  min_size=1, max_size=4)).map(mutate)))
+            st.sampled_from(corpus_bodies).flatmap(
+                lambda b: st.tuples(
+                    st.just(b[0]),
+                    st.tuples(
+                        st.just(b[1]),
+                        st.lists(
+                            st.tuples(
+                                st.integers(0, 200),
+                                st.integers(0, 2),
+                                st.binary(min_size=1, max_size=4),
+                            ),
+                            min_size=1,
+                            max_size=4,
+                        ),
+                    ).map(mutate),
+                )
+            ),
         ).map(lambda t: (t[0], t[1][1], t[1][0]))
         weighted = [
-            (json_obj, 30), (cbor_obj, 12), (mutated, 10), (swapped, 6),
-            (st.tuples(st.just("object-json-whitespace"),
-                       obj.map(lambda v: dumps_json(v, spaced=True)), st.just(50)), 5),
+            (json_obj, 30),
+            (cbor_obj, 12),
+            (mutated, 10),
+            (swapped, 6),
+            (
+                st.tuples(
+                    st.just("object-json-whitespace"),
+                    obj.map(lambda v: dumps_json(v, spaced=True)),
+                    st.just(50),
+                ),
+                5,
+            ),
             (st.tuples(st.just("value-json"), json_values.map(dumps_json), st.just(50)), 6),
             (st.tuples(st.just("value-cbor"), json_values.map(safe_cbor), st.just(60)), 5),
             (st.tuples(st.just("cbor-exotic"), cbor_exotic.map(safe_cbor), st.just(60)), 8),
-            (st.tuples(st.just("raw-bytes"), st.binary(max_size=1100),
-                       st.sampled_from([50, 60, None])), 6),
+            (
+                st.tuples(
+                    st.just("raw-bytes"), st.binary(max_size=1100), st.sampled_from([50, 60, None])
+                ),
+                6,
+            ),
             (st.tuples(st.just("raw-json"), raw_json, st.sampled_from([50, None])), 6),
-            (st.tuples(st.just("nesting-bomb"),
-                       st.tuples(st.integers(0, 5), st.integers(1, 150)).map(bomb)
-                       ).map(lambda t: (t[0], t[1][0], t[1][1])), 6),
+            (
+                st.tuples(
+                    st.just("nesting-bomb"),
+                    st.tuples(st.integers(0, 5), st.integers(1, 150)).map(bomb),
+                ).map(lambda t: (t[0], t[1][0], t[1][1])),
+                6,
+            ),
         ]
         table = [strategy for strategy, weight in weighted for _ in range(weight)]
         return st.integers(0, len(table) - 1).flatmap(table.__getitem__)
 
     def queries():
-        return st.one_of(st.integers(0, 40).map(lambda n: (f"number={n}",)),
-                         st.integers(0, 40).map(lambda n: (f"number={n}",)),
-                         st.sampled_from([(), ("number=",), ("number=-1",), ("number=4096",),
-                                          ("number=5", "number=5"), ("number=5", "x=1"),
-                                          ("number=1e3",), ("number",)]))
+        return st.one_of(
+            st.integers(0, 40).map(lambda n: (f"number={n}",)),
+            st.integers(0, 40).map(lambda n: (f"number={n}",)),
+            st.sampled_from(
+                [
+                    (),
+                    ("number=",),
+                    ("number=-1",),
+                    ("number=4096",),
+                    ("number=5", "number=5"),
+                    ("number=5", "x=1"),
+                    ("number=1e3",),
+                    ("number",),
+                ]
+            ),
+        )
 
     out = {}
     for target in corpus.TARGETS:
         base = cases(target)
         if target == "sessions-put":
             out[target] = st.tuples(base, queries()).map(
-                lambda t, target=target: PayloadCase(target, t[0][0], t[0][1], t[0][2], t[1]))
+                lambda t, target=target: PayloadCase(target, t[0][0], t[0][1], t[0][2], t[1])
+            )
         else:
-            out[target] = base.map(
-                lambda t, target=target: PayloadCase(target, t[0], t[1], t[2]))
+            out[target] = base.map(lambda t, target=target: PayloadCase(target, t[0], t[1], t[2]))
     return out
 
 
-def payload_cases(target: str, count: int, seed: int | None = None,
-                  batch: int = 10) -> list[PayloadCase]:
+def payload_cases(
+    target: str, count: int, seed: int | None = None, batch: int = 10
+) -> list[PayloadCase]:
     """`count` cases for `target`, drawn by Hypothesis: with `derandomize` (the same cases on
     every run) when `seed` is None, else from that seed. Each example is a list of `batch`
     cases, which halves Hypothesis's cost per case."""
@@ -1033,8 +1382,14 @@ def payload_cases(target: str, count: int, seed: int | None = None,
     strategy = _strategies(corpus.load_bodies())[target]
     drawn: list[PayloadCase] = []
 
-    @settings(max_examples=max(1, -(-count // batch)), derandomize=seed is None, database=None,
-              phases=[Phase.generate], suppress_health_check=list(HealthCheck), deadline=None)
+    @settings(
+        max_examples=max(1, -(-count // batch)),
+        derandomize=seed is None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        deadline=None,
+    )
     @given(st.lists(strategy, min_size=batch, max_size=batch))
     def collect(cases: list[PayloadCase]) -> None:
         drawn.extend(cases)
@@ -1060,8 +1415,9 @@ class PayloadReport:
 def check_answer(case: PayloadCase, answer: Answer, report: PayloadReport) -> None:
     report.answers[f"{case.method} {case.path} {answer.code}"] += 1
     if answer.code not in SUCCESS[case.target] | REFUSALS[case.target]:
-        report.problems.add(f"answered {answer.code}",
-                            f"{case}\n    answer {answer.payload[:300]!r}")
+        report.problems.add(
+            f"answered {answer.code}", f"{case}\n    answer {answer.payload[:300]!r}"
+        )
         return
     if answer.code == "2.01":
         report.created += 1
@@ -1071,19 +1427,25 @@ def check_answer(case: PayloadCase, answer: Answer, report: PayloadReport) -> No
         body = json.loads(answer.payload)
         types, error = body["responseTypes"], body.get("error")
         if answer.code.startswith("4."):
-            ok = (types == ["error"] and error["code"] == answer.code
-                  and isinstance(error["message"], str) and error["message"] != "")
+            ok = (
+                types == ["error"]
+                and error["code"] == answer.code
+                and isinstance(error["message"], str)
+                and error["message"] != ""
+            )
         else:
             ok = bool(types) and "error" not in types and error is None
     except (ValueError, KeyError, TypeError, IndexError, AttributeError):
         ok = False
     if not ok:
-        report.problems.add(f"malformed {answer.code} answer",
-                            f"{case}\n    answer {answer.payload[:300]!r}")
+        report.problems.add(
+            f"malformed {answer.code} answer", f"{case}\n    answer {answer.payload[:300]!r}"
+        )
 
 
-async def send_payloads(clients: list[RawClient], cases: list[PayloadCase],
-                        report: PayloadReport, concurrency: int = 8) -> None:
+async def send_payloads(
+    clients: list[RawClient], cases: list[PayloadCase], report: PayloadReport, concurrency: int = 8
+) -> None:
     """Send the cases with at most `concurrency` in flight; check every answer."""
     queue = iter(cases)
     t0 = time.monotonic()
@@ -1093,8 +1455,9 @@ async def send_payloads(clients: list[RawClient], cases: list[PayloadCase],
             report.sent += 1
             report.kinds[case.kind] += 1
             try:
-                answer = await client.request(case.method, case.path, case.query, case.payload,
-                                              case.content_format)
+                answer = await client.request(
+                    case.method, case.path, case.query, case.payload, case.content_format
+                )
             except TimeoutError as e:
                 report.problems.add("no answer", f"{case}: {e}")
                 continue
@@ -1122,14 +1485,16 @@ def generate_in_background(count: int, seed: int | None = None) -> concurrent.fu
     """`generate_payload_cases` in a fresh process (Hypothesis takes ~2.5 ms a case, time
     better spent on the machine's other core while the datagram fuzzer runs)."""
     pool = concurrent.futures.ProcessPoolExecutor(
-        max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        max_workers=1, mp_context=multiprocessing.get_context("spawn")
+    )
     future = pool.submit(generate_payload_cases, count, seed)
     pool.shutdown(wait=False)
     return future
 
 
-async def fuzz_payloads(port: int, cases: dict[str, list[PayloadCase]], *,
-                        host: str = "127.0.0.1", concurrency: int = 8) -> PayloadReport:
+async def fuzz_payloads(
+    port: int, cases: dict[str, list[PayloadCase]], *, host: str = "127.0.0.1", concurrency: int = 8
+) -> PayloadReport:
     """The whole payload fuzz: the settings cases first, then the statistics cleared and the
     daily clear switched off (so that nothing but this run's creates counts), then the
     sessions (create/update and update/page) and page cases interleaved.
@@ -1141,15 +1506,18 @@ async def fuzz_payloads(port: int, cases: dict[str, list[PayloadCase]], *,
     try:
         await send_payloads(clients, cases["settings"], report, concurrency)
         control = clients[0]
-        answer = await control.request("POST", "/v1/settings",
-                                       payload=b'{"statisticsClearMark":24}', content_format=50)
+        answer = await control.request(
+            "POST", "/v1/settings", payload=b'{"statisticsClearMark":24}', content_format=50
+        )
         if answer.code != "2.04":
-            report.problems.add("could not switch the daily clear off",
-                                f"{answer.code} {answer.payload!r}")
+            report.problems.add(
+                "could not switch the daily clear off", f"{answer.code} {answer.payload!r}"
+            )
         answer = await control.request("DELETE", "/v1/sessions/statistics")
         if answer.code != "2.02":
-            report.problems.add("could not clear the statistics",
-                                f"{answer.code} {answer.payload!r}")
+            report.problems.add(
+                "could not clear the statistics", f"{answer.code} {answer.payload!r}"
+            )
         await send_payloads(clients, rest, report, concurrency)
     finally:
         for c in clients:
@@ -1166,11 +1534,13 @@ async def check_service(port: int, created: int | None, host: str = "127.0.0.1")
     try:
         stats = (await c.request("GET", "/v1/sessions/statistics")).json["statistics"]
         if created is not None and stats["numSessions"] != created:
-            wrong.append(f"numSessions is {stats['numSessions']}, but {created} creates were "
-                         f"answered 2.01")
+            wrong.append(
+                f"numSessions is {stats['numSessions']}, but {created} creates were answered 2.01"
+            )
         before = (await c.request("GET", "/v1/sessions")).json
-        number = next(n for n in range(4095, 0, -1)
-                      if n not in {s["number"] for s in before["sessions"]})
+        number = next(
+            n for n in range(4095, 0, -1) if n not in {s["number"] for s in before["sessions"]}
+        )
         seq = before["globalSessionSequence"]
         steps = [
             ("POST", (), {"number": number, "label": "after fuzz", "goal": 60}, "2.01"),
@@ -1184,22 +1554,29 @@ async def check_service(port: int, created: int | None, host: str = "127.0.0.1")
             payload = b"" if body is None else json.dumps(body).encode()
             a = await c.request(method, "/v1/sessions", query, payload, 50 if body else None)
             if a.code != expect:
-                wrong.append(f"{method} ?{query} {body}: {a.code} (expected {expect}) "
-                             f"{a.payload!r}")
+                wrong.append(
+                    f"{method} ?{query} {body}: {a.code} (expected {expect}) {a.payload!r}"
+                )
                 break
             doc = a.json
             if expect.startswith("2."):
                 s = doc["sessions"][0]
                 session_id = session_id or s["id"]
                 want_state = {0: "started", 1: "started", 2: "paged", 3: "cleared"}[i]
-                if (s["id"], s["number"], s["label"], s["state"]) != (session_id, number,
-                                                                       "after fuzz", want_state):
+                if (s["id"], s["number"], s["label"], s["state"]) != (
+                    session_id,
+                    number,
+                    "after fuzz",
+                    want_state,
+                ):
                     wrong.append(f"step {i} ({method}) answered {s}")
                 if method != "GET":
                     seq += 1
                 if doc["globalSessionSequence"] != seq:
-                    wrong.append(f"step {i}: globalSessionSequence {doc['globalSessionSequence']}"
-                                 f", expected {seq}")
+                    wrong.append(
+                        f"step {i}: globalSessionSequence {doc['globalSessionSequence']}"
+                        f", expected {seq}"
+                    )
         for path in ("/v1/settings", "/v1/sessions/history?limit=1", "/.well-known/core"):
             p, _, q = path.partition("?")
             a = await c.request("GET", p, (q,) if q else ())
@@ -1207,11 +1584,15 @@ async def check_service(port: int, created: int | None, host: str = "127.0.0.1")
                 wrong.append(f"GET {path}: {a.code} {a.payload[:200]!r}")
         after = (await c.request("GET", "/v1/sessions/statistics")).json["statistics"]
         if after["numSessions"] != stats["numSessions"] + 1:
-            wrong.append(f"numSessions went from {stats['numSessions']} to {after['numSessions']}"
-                         f" over one create")
+            wrong.append(
+                f"numSessions went from {stats['numSessions']} to {after['numSessions']}"
+                f" over one create"
+            )
         if after["guestsServed"] != stats["guestsServed"] + 1:
-            wrong.append(f"guestsServed went from {stats['guestsServed']} to "
-                         f"{after['guestsServed']} over one first page")
+            wrong.append(
+                f"guestsServed went from {stats['guestsServed']} to "
+                f"{after['guestsServed']} over one first page"
+            )
     finally:
         c.close()
     return wrong

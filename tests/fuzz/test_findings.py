@@ -20,42 +20,54 @@ async def exchange(port: int, *datagrams: bytes, wait: float = 1.0) -> list[str]
     """Send the datagrams one by one from one socket; what each got back (None: nothing)."""
     loop = asyncio.get_running_loop()
     transport, proto = await loop.create_datagram_endpoint(
-        Datagrams, remote_addr=("127.0.0.1", port))
+        Datagrams, remote_addr=("127.0.0.1", port)
+    )
     answers = []
     try:
         for datagram in datagrams:
             transport.sendto(datagram)
             try:
-                answers.append(harness.describe(await asyncio.wait_for(proto.received.get(),
-                                                                       wait)))
-            except asyncio.TimeoutError:
+                answers.append(harness.describe(await asyncio.wait_for(proto.received.get(), wait)))
+            except TimeoutError:
                 answers.append(None)
     finally:
         transport.close()
     return answers
 
 
-def request(code: int, mid: int, options: list[tuple[int, bytes]], payload: bytes = b"",
-            token: bytes = b"\x5a\x01") -> bytes:
-    return (harness.header(1, Type.CON, len(token), code, mid) + token
-            + harness.encode_options(options) + (b"\xff" + payload if payload else b""))
+def request(
+    code: int,
+    mid: int,
+    options: list[tuple[int, bytes]],
+    payload: bytes = b"",
+    token: bytes = b"\x5a\x01",
+) -> bytes:
+    return (
+        harness.header(1, Type.CON, len(token), code, mid)
+        + token
+        + harness.encode_options(options)
+        + (b"\xff" + payload if payload else b"")
+    )
 
 
 def troubles(caplog) -> list[str]:
-    return [f"{r.levelname} {r.name}: {r.getMessage()}" for r in caplog.records
-            if harness.is_trouble(r)]
+    return [
+        f"{r.levelname} {r.name}: {r.getMessage()}" for r in caplog.records if harness.is_trouble(r)
+    ]
 
 
 SESSIONS = [(11, b"v1"), (11, b"sessions")]
 
 
-@pytest.mark.parametrize("options", [
-    pytest.param([(11, b"v1"), (11, b"sessions\xff")], id="uri-path"),
-    pytest.param(SESSIONS + [(15, b"number=\xff")], id="uri-query"),
-    pytest.param([(3, b"\xc3\x28")] + SESSIONS, id="uri-host"),
-])
-async def test_string_option_that_is_not_utf8_is_dropped_quietly(emulator, client, caplog,
-                                                                  options):
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param([(11, b"v1"), (11, b"sessions\xff")], id="uri-path"),
+        pytest.param(SESSIONS + [(15, b"number=\xff")], id="uri-query"),
+        pytest.param([(3, b"\xc3\x28")] + SESSIONS, id="uri-host"),
+    ],
+)
+async def test_string_option_that_is_not_utf8_is_dropped_quietly(emulator, client, caplog, options):
     caplog.set_level(logging.WARNING)
     answers = await exchange(emulator.port, request(GET, 0x1234, options))
     assert answers[0] in (None, "RST (empty)", "4.00", "4.02")  # a format error: any refusal
@@ -63,10 +75,13 @@ async def test_string_option_that_is_not_utf8_is_dropped_quietly(emulator, clien
     assert troubles(caplog) == []
 
 
-@pytest.mark.parametrize("code, options", [
-    pytest.param(POST, SESSIONS + [(12, b"\x32")], id="post-v1-sessions"),
-    pytest.param(GET, [(11, b".well-known"), (11, b"core")], id="get-well-known-core"),
-])
+@pytest.mark.parametrize(
+    "code, options",
+    [
+        pytest.param(POST, SESSIONS + [(12, b"\x32")], id="post-v1-sessions"),
+        pytest.param(GET, [(11, b".well-known"), (11, b"core")], id="get-well-known-core"),
+    ],
+)
 async def test_block1_block_that_leaves_a_gap_is_4_08(emulator, client, caplog, code, options):
     caplog.set_level(logging.WARNING)
     first = request(code, 1, options + [(27, b"\x08")], b'{"number":12,"la')  # 0, more, 16 B
@@ -78,22 +93,23 @@ async def test_block1_block_that_leaves_a_gap_is_4_08(emulator, client, caplog, 
 
 
 async def test_retransmission_after_a_notification_with_its_message_id_is_answered(
-        emulator, client, caplog):
+    emulator, client, caplog
+):
     caplog.set_level(logging.WARNING)
     loop = asyncio.get_running_loop()
     transport, proto = await loop.create_datagram_endpoint(
-        Datagrams, remote_addr=("127.0.0.1", emulator.port))
+        Datagrams, remote_addr=("127.0.0.1", emulator.port)
+    )
 
     async def answer() -> aiocoap.Message | None:
         try:
             return aiocoap.Message.decode(await asyncio.wait_for(proto.received.get(), 2))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
 
     statistics = SESSIONS + [(11, b"statistics")]
     try:
-        transport.sendto(request(GET, 100, [(6, b""), (11, b"v1"), (11, b"notify")],
-                                 token=b"\x01"))
+        transport.sendto(request(GET, 100, [(6, b""), (11, b"v1"), (11, b"notify")], token=b"\x01"))
         assert (await answer()).code.dotted == "2.05"  # observing /v1/notify
         non = request(GET, 101, statistics, token=b"\x02")
         transport.sendto(bytes([non[0] | 0x10]) + non[1:])  # NON: answered with a NON of
@@ -129,8 +145,9 @@ async def test_datetime_on_the_last_day_with_a_clear_mark(emulator, client, capl
     moved and the pending state had changed: 5.00, the clock moved anyway, and every later
     write answered 5.00 until a restart."""
     caplog.set_level(logging.WARNING)
-    r = await client.post("/v1/settings", {"datetime": "9999-12-31T23:59:58",
-                                           "statisticsClearMark": 0})
+    r = await client.post(
+        "/v1/settings", {"datetime": "9999-12-31T23:59:58", "statisticsClearMark": 0}
+    )
     assert r.code in ("2.04", "4.00")
     settings = (await client.get("/v1/settings")).json["settings"]
     if r.code == "4.00":  # a refusal changes nothing (spec §2.2)
@@ -140,8 +157,9 @@ async def test_datetime_on_the_last_day_with_a_clear_mark(emulator, client, capl
     assert troubles(caplog) == []
 
 
-async def test_datetime_at_the_end_of_time_then_the_clock_runs_on(emulator, client, caplog,
-                                                                    manual_time):
+async def test_datetime_at_the_end_of_time_then_the_clock_runs_on(
+    emulator, client, caplog, manual_time
+):
     """Was: accepted (2.04); one second later Clock.exact() overflowed, every request answered
     5.00 and the tick task logged 'time-driven update failed' every second."""
     caplog.set_level(logging.WARNING)
@@ -154,8 +172,9 @@ async def test_datetime_at_the_end_of_time_then_the_clock_runs_on(emulator, clie
     assert troubles(caplog) == []
 
 
-async def test_store_with_the_clock_at_the_end_of_time_starts_again(db_path, manual_time,
-                                                                      coap_context):
+async def test_store_with_the_clock_at_the_end_of_time_starts_again(
+    db_path, manual_time, coap_context
+):
     """Was: accepted and persisted as the clock offset; a restart on that store failed in
     Engine.__init__ (clock.shift) with OverflowError."""
     async with Emulator(make_config(db_path), Clock(system=manual_time)) as emu:

@@ -48,8 +48,15 @@ def test_corpus_is_valid_and_small():
         msg = aiocoap.Message.decode(data)
         assert msg.code.is_request() or name == "dgram-ping.bin", name
         methods.add((str(msg.code), "/".join(msg.opt.uri_path)))
-    for path in ("v1/sessions", "v1/sessions/history", "v1/sessions/statistics", "v1/settings",
-                 "v1/page", "v1/notify", ".well-known/core"):
+    for path in (
+        "v1/sessions",
+        "v1/sessions/history",
+        "v1/sessions/statistics",
+        "v1/settings",
+        "v1/page",
+        "v1/notify",
+        ".well-known/core",
+    ):
         assert any(p == path for _, p in methods), path
     for target, items in bodies.items():
         for content_format, data in items:
@@ -76,7 +83,7 @@ class TriagedLogs:
         records = self.caplog.records
         troubles = harness.triage_logs(records)
         self.count += len(troubles)
-        self.troubles += [self.FORMAT.format(r) for r in troubles[:100 - len(self.troubles)]]
+        self.troubles += [self.FORMAT.format(r) for r in troubles[: 100 - len(self.troubles)]]
         for r in records:
             r.exc_info = None
         self.caplog.clear()
@@ -90,8 +97,9 @@ async def test_hostile_datagrams_and_payloads(emulator, caplog):
     logs = TriagedLogs(caplog)
     generation = harness.generate_in_background(PAYLOADS)  # Hypothesis, derandomized
 
-    d = await harness.blast_datagrams(emulator.port, DATAGRAMS, SEED, rate=RATE, window=WINDOW,
-                                      progress=logs.triage)
+    d = await harness.blast_datagrams(
+        emulator.port, DATAGRAMS, SEED, rate=RATE, window=WINDOW, progress=logs.triage
+    )
     cases = await asyncio.wrap_future(generation)
     p = await harness.fuzz_payloads(emulator.port, cases)
     wrong = await harness.check_service(emulator.port, p.created)
@@ -103,10 +111,12 @@ async def test_hostile_datagrams_and_payloads(emulator, caplog):
     assert d.kernel_drops <= DATAGRAMS // 100, "the receive buffers overflowed: lower RATE"
     assert not d.problems, d.problems.report()
     assert not p.problems, p.problems.report()
-    assert not logs.troubles, (f"{logs.count} troubling log records, the first:\n"
-                               + "\n\n".join(logs.troubles[:5]))
-    assert not d.server_errors, (f"{len(d.server_errors)} 5.xx answers:\n"
-                                 + "\n".join(map(str, d.server_errors[:20])))
+    assert not logs.troubles, f"{logs.count} troubling log records, the first:\n" + "\n\n".join(
+        logs.troubles[:5]
+    )
+    assert not d.server_errors, f"{len(d.server_errors)} 5.xx answers:\n" + "\n".join(
+        map(str, d.server_errors[:20])
+    )
     assert not wrong, "\n".join(wrong)
     # still running: the committer and the time and ping tasks (private, read for this test)
     assert not emulator.engine._committer.done()

@@ -8,8 +8,13 @@ import pytest
 # tests' own; this must come before the first import of helpers.
 pytest.register_assert_rewrite("tests.interop.helpers")
 
-from tests.interop.helpers import (COAP_CLIENT, NODE_COAP, CoapClient, NodeCoap,  # noqa: E402
-                                   require)
+from tests.interop.helpers import (
+    COAP_CLIENT,
+    NODE_COAP,
+    CoapClient,
+    NodeCoap,
+    require,
+)
 
 
 @pytest.fixture

@@ -76,11 +76,12 @@ def require(client: str) -> str:
         problem = f"{COAP_CLIENT} (libcoap) is not on PATH"
     else:
         raise ValueError(f"unknown interop client {client!r}")
-    message = (f"interop client {client} unavailable: {problem}; "
-               "install it with `bash scripts/bootstrap.sh --test`")
+    message = (
+        f"interop client {client} unavailable: {problem}; "
+        "install it with `bash scripts/bootstrap.sh --test`"
+    )
     if _under_ci():
-        pytest.fail(f"{message} (CI=true: a missing interop client is a failure)",
-                    pytrace=False)
+        pytest.fail(f"{message} (CI=true: a missing interop client is a failure)", pytrace=False)
     pytest.skip(message)
 
 
@@ -92,25 +93,39 @@ class Completed:
     stderr: bytes
 
     def describe(self) -> str:
-        return (f"{' '.join(self.argv)}\n exit {self.returncode}\n"
-                f" stdout: {self.stdout.decode(errors='replace')[:3000]}\n"
-                f" stderr: {self.stderr.decode(errors='replace')[:3000]}")
+        return (
+            f"{' '.join(self.argv)}\n exit {self.returncode}\n"
+            f" stdout: {self.stdout.decode(errors='replace')[:3000]}\n"
+            f" stderr: {self.stderr.decode(errors='replace')[:3000]}"
+        )
 
 
-async def run(argv: list[str], *, timeout: float = CLIENT_TIMEOUT, cwd: Path = INTEROP,
-              env: dict | None = None) -> Completed:
+async def run(
+    argv: list[str],
+    *,
+    timeout: float = CLIENT_TIMEOUT,
+    cwd: Path = INTEROP,
+    env: dict | None = None,
+) -> Completed:
     """Run one client process without blocking the event loop; kill it on timeout."""
     proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, cwd=cwd, env=env)
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=cwd,
+        env=env,
+    )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except (asyncio.TimeoutError, TimeoutError):
+    except TimeoutError:
         proc.kill()
         out, err = await proc.communicate()
-        pytest.fail(f"client timed out after {timeout} s: {' '.join(argv)}\n"
-                    f" stdout: {out.decode(errors='replace')}\n"
-                    f" stderr: {err.decode(errors='replace')}")
+        pytest.fail(
+            f"client timed out after {timeout} s: {' '.join(argv)}\n"
+            f" stdout: {out.decode(errors='replace')}\n"
+            f" stderr: {err.decode(errors='replace')}"
+        )
     return Completed(list(argv), proc.returncode, out, err)
 
 
@@ -145,17 +160,37 @@ class NodeCoap(InteropClient):
 
     JSON = "application/json"
 
-    async def request(self, method: str, path: str, *, query: str | None = None,
-                      payload: Any = None, content_format: str | int | None = None,
-                      accept: str | int | None = None, etag: str | None = None) -> NodeReply:
-        argv = [self.executable, str(INTEROP / "coap_request.js"), "--host", self.host,
-                "--port", str(self.port), "--method", method, "--path", path,
-                "--timeout-ms", str(COAP_WAIT * 1000)]
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: str | None = None,
+        payload: Any = None,
+        content_format: str | int | None = None,
+        accept: str | int | None = None,
+        etag: str | None = None,
+    ) -> NodeReply:
+        argv = [
+            self.executable,
+            str(INTEROP / "coap_request.js"),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--method",
+            method,
+            "--path",
+            path,
+            "--timeout-ms",
+            str(COAP_WAIT * 1000),
+        ]
         if query is not None:
             argv += ["--query", query]
         if payload is not None:
-            text = payload if isinstance(payload, str) else json.dumps(payload,
-                                                                        separators=(",", ":"))
+            text = (
+                payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+            )
             argv += ["--payload", text]
         if content_format is not None:
             argv += ["--content-format", str(content_format)]
@@ -170,12 +205,25 @@ class NodeCoap(InteropClient):
         out = json.loads(lines[0])
         return NodeReply(out["code"], out["payload"], out["contentFormat"], out["etag"])
 
-    def observe(self, *, query: str | None = None, count: int | None = None,
-                timeout: float = CLIENT_TIMEOUT - 5) -> NodeObservation:
+    def observe(
+        self,
+        *,
+        query: str | None = None,
+        count: int | None = None,
+        timeout: float = CLIENT_TIMEOUT - 5,
+    ) -> NodeObservation:
         """`node observe.js`: `async with node.observe(...) as obs:`, then `await obs.next()`
         for each notification as it arrives and `await obs.finish()` (see NodeObservation)."""
-        argv = [self.executable, str(INTEROP / "observe.js"), "--host", self.host,
-                "--port", str(self.port), "--timeout-ms", str(int(timeout * 1000))]
+        argv = [
+            self.executable,
+            str(INTEROP / "observe.js"),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--timeout-ms",
+            str(int(timeout * 1000)),
+        ]
         if query is not None:
             argv += ["--query", query]
         if count is not None:
@@ -184,8 +232,13 @@ class NodeCoap(InteropClient):
 
     async def vendor(self, script: str, *args: Any) -> str:
         """Run vendor_create.js / vendor_get.js; return its one line of output."""
-        argv = [self.executable, str(INTEROP / script), self.host, str(self.port),
-                *(str(a) for a in args)]
+        argv = [
+            self.executable,
+            str(INTEROP / script),
+            self.host,
+            str(self.port),
+            *(str(a) for a in args),
+        ]
         done = await run(argv, env={**os.environ, "COAP_TIMEOUT_MS": str(COAP_WAIT * 1000)})
         assert done.returncode == 0, done.describe()
         lines = done.stdout.decode().splitlines()
@@ -198,7 +251,8 @@ class NodeCoap(InteropClient):
 # One PDU logged by libcoap at -v 6 (coap_show_pdu): "v:1 t:ACK c:2.05 i:5b00 {01} [ ... ]".
 PDU_LINE = re.compile(
     r"^v:1 t:(?P<type>CON|NON|ACK|RST) c:(?P<code>\S+) i:(?P<mid>[0-9a-f]+) "
-    r"\{(?P<token>[0-9a-f]*)\} \[ ?(?P<options>.*?) ?\]")
+    r"\{(?P<token>[0-9a-f]*)\} \[ ?(?P<options>.*?) ?\]"
+)
 RESPONSE_CODE = re.compile(r"^[0-7]\.\d\d$")
 
 
@@ -219,8 +273,13 @@ class LibcoapReply(DecodedPayload):
         return None
 
     def options(self, name: str) -> list[str]:
-        return [v for pdu in self.responses for o in pdu["options"]
-                for k, _, v in [o.partition(":")] if k == name]
+        return [
+            v
+            for pdu in self.responses
+            for o in pdu["options"]
+            for k, _, v in [o.partition(":")]
+            if k == name
+        ]
 
 
 def parse_libcoap(done: Completed, body_file: Path) -> LibcoapReply:
@@ -248,18 +307,38 @@ class CoapClient(InteropClient):
 
     JSON = "json"
 
-    async def request(self, method: str, path: str, *, query: str | None = None,
-                      payload: Any = None, content_format: str | None = None,
-                      accept: str | None = None, etag: str | None = None,
-                      extra: tuple[str, ...] = ()) -> LibcoapReply:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: str | None = None,
+        payload: Any = None,
+        content_format: str | None = None,
+        accept: str | None = None,
+        etag: str | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> LibcoapReply:
         uri = f"coap://{self.host}:{self.port}{path}" + (f"?{query}" if query else "")
         with tempfile.TemporaryDirectory(prefix="coap-client-") as tmp:
             body_file = Path(tmp) / "body"
-            argv = [self.executable, "-v", "6", "-B", str(COAP_WAIT), "-o", str(body_file),
-                    "-m", method.lower()]
+            argv = [
+                self.executable,
+                "-v",
+                "6",
+                "-B",
+                str(COAP_WAIT),
+                "-o",
+                str(body_file),
+                "-m",
+                method.lower(),
+            ]
             if payload is not None:
-                data = payload if isinstance(payload, (bytes, str)) else json.dumps(
-                    payload, separators=(",", ":"))
+                data = (
+                    payload
+                    if isinstance(payload, (bytes, str))
+                    else json.dumps(payload, separators=(",", ":"))
+                )
                 # -f sends the file as-is; -e would percent-decode the text.
                 request_file = Path(tmp) / "request"
                 request_file.write_bytes(data.encode() if isinstance(data, str) else data)
@@ -275,9 +354,9 @@ class CoapClient(InteropClient):
             assert done.returncode == 0, done.describe()
             return parse_libcoap(done, body_file)
 
-
-    def observe(self, seconds: int, *, query: str | None = None,
-                accept: str | None = None) -> LibcoapObservation:
+    def observe(
+        self, seconds: int, *, query: str | None = None, accept: str | None = None
+    ) -> LibcoapObservation:
         """`coap-client-notls -s SECONDS` (whole seconds: libcoap reads the value with atoi, so
         "2.5" means 2): `async with coap.observe(...) as obs:`, then
         `await obs.wait_for(n)` to sync with the n-th notification and `await obs.finish()`
@@ -289,8 +368,7 @@ class CoapClient(InteropClient):
 
 # ------------------------------------------------------------------------------ shared
 
-ENVELOPE = ["responseTypes", "globalSessionSequence", "timestamp", "deviceName",
-            "firmwareVersion"]
+ENVELOPE = ["responseTypes", "globalSessionSequence", "timestamp", "deviceName", "firmwareVersion"]
 
 
 def assert_envelope(body: dict, *sections: str) -> None:
@@ -303,14 +381,22 @@ def assert_envelope(body: dict, *sections: str) -> None:
 async def fill_sessions(client, count: int, first: int = 100) -> None:
     """Create `count` labelled sessions through the aiocoap client fixture."""
     for n in range(first, first + count):
-        r = await client.post("/v1/sessions", {"number": n, "label": f"Guest party {n:04d}",
-                                               "partySize": 4, "goal": 600})
+        r = await client.post(
+            "/v1/sessions",
+            {"number": n, "label": f"Guest party {n:04d}", "partySize": 4, "goal": 600},
+        )
         assert r.code == "2.01", r.payload
 
 
-async def session_lifecycle(client: InteropClient, manual_time: ManualTime, *, update: dict,
-                            updated: dict, page: tuple[float, str],
-                            clear: tuple[float, str]) -> dict[str, Any]:
+async def session_lifecycle(
+    client: InteropClient,
+    manual_time: ManualTime,
+    *,
+    update: dict,
+    updated: dict,
+    page: tuple[float, str],
+    clear: tuple[float, str],
+) -> dict[str, Any]:
     """Session 66 through its life, every request sent by `client` (a CoapClient or NodeCoap).
 
     Create -> 2.01; create again on the same number with `update` -> raw 2.00, the same
@@ -330,24 +416,43 @@ async def session_lifecycle(client: InteropClient, manual_time: ManualTime, *, u
     async def put(step: str, action: str, after: tuple[float, str], state: str, field: str):
         seconds, stamp = after
         manual_time.advance(seconds)
-        (s,) = (await send(step, "PUT", "2.04", query="number=66", content_format=client.JSON,
-                           payload={"action": action}))["sessions"]
+        (s,) = (
+            await send(
+                step,
+                "PUT",
+                "2.04",
+                query="number=66",
+                content_format=client.JSON,
+                payload={"action": action},
+            )
+        )["sessions"]
         assert s["state"] == state
         assert s[field] == stamp
 
-    body = await send("created", "POST", "2.01", content_format=client.JSON,
-                      payload={"number": 66, "goal": 60, "label": "Sarah", "partySize": 4})
+    body = await send(
+        "created",
+        "POST",
+        "2.01",
+        content_format=client.JSON,
+        payload={"number": 66, "goal": 60, "label": "Sarah", "partySize": 4},
+    )
     assert_envelope(body, "sessions", "statistics")
     (s,) = body["sessions"]
-    assert (s["number"], s["label"], s["partySize"], s["goalInSeconds"], s["state"]) == \
-        (66, "Sarah", 4, 60, "started")
+    assert (s["number"], s["label"], s["partySize"], s["goalInSeconds"], s["state"]) == (
+        66,
+        "Sarah",
+        4,
+        60,
+        "started",
+    )
     assert s["created"] == s["started"] == "2026-03-15T11:55:20"
     assert "notified" not in s and "cleared" not in s
     assert body["statistics"]["numSessions"] == 1
     session_id = s["id"]
 
-    body = await send("updated", "POST", "2.00", content_format=client.JSON,
-                      payload={"number": 66, **update})
+    body = await send(
+        "updated", "POST", "2.00", content_format=client.JSON, payload={"number": 66, **update}
+    )
     (s,) = body["sessions"]
     assert (s["id"], {name: s[name] for name in updated}) == (session_id, updated)
     assert body["statistics"]["numSessions"] == 1
@@ -407,8 +512,12 @@ class _ObserverProcess:
 
     async def __aenter__(self):
         self.proc = await asyncio.create_subprocess_exec(
-            *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, cwd=INTEROP)
+            *self.argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=INTEROP,
+        )
         return self
 
     async def __aexit__(self, *exc):
@@ -420,9 +529,12 @@ class _ObserverProcess:
         """The next stdout line, or None at end of output."""
         try:
             raw = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
-        except (asyncio.TimeoutError, TimeoutError):
-            pytest.fail(f"no output from the observer within {timeout} s\n"
-                        f"{await self._kill_and_describe()}", pytrace=False)
+        except TimeoutError:
+            pytest.fail(
+                f"no output from the observer within {timeout} s\n"
+                f"{await self._kill_and_describe()}",
+                pytrace=False,
+            )
         if not raw:
             return None
         line = raw.decode(errors="replace").rstrip("\n")
@@ -432,20 +544,25 @@ class _ObserverProcess:
     async def _finish(self) -> Completed:
         try:
             rest, err = await asyncio.wait_for(self.proc.communicate(), self.timeout + COAP_WAIT)
-        except (asyncio.TimeoutError, TimeoutError):
-            pytest.fail(f"observer still running after {self.timeout + COAP_WAIT} s\n"
-                        f"{await self._kill_and_describe()}", pytrace=False)
+        except TimeoutError:
+            pytest.fail(
+                f"observer still running after {self.timeout + COAP_WAIT} s\n"
+                f"{await self._kill_and_describe()}",
+                pytrace=False,
+            )
         self.stdout_lines += rest.decode(errors="replace").splitlines()
-        return Completed(self.argv, self.proc.returncode,
-                         "\n".join(self.stdout_lines).encode(), err)
+        return Completed(
+            self.argv, self.proc.returncode, "\n".join(self.stdout_lines).encode(), err
+        )
 
     async def _kill_and_describe(self) -> str:
         if self.proc.returncode is None:
             self.proc.kill()
         rest, err = await self.proc.communicate()
         self.stdout_lines += rest.decode(errors="replace").splitlines()
-        return Completed(self.argv, self.proc.returncode,
-                         "\n".join(self.stdout_lines).encode(), err).describe()
+        return Completed(
+            self.argv, self.proc.returncode, "\n".join(self.stdout_lines).encode(), err
+        ).describe()
 
 
 class NodeObservation(_ObserverProcess):
@@ -467,8 +584,10 @@ class NodeObservation(_ObserverProcess):
         line = await self._readline(timeout)
         out = self._parse(line) if line is not None else {}
         if "payload" not in out or "code" in out:
-            pytest.fail(f"observation over before the next notification\n"
-                        f"{await self._kill_and_describe()}", pytrace=False)
+            pytest.fail(
+                f"observation over before the next notification\n{await self._kill_and_describe()}",
+                pytrace=False,
+            )
         note = Notification(out["payload"].encode(), out["observe"])
         self.notifications.append(note)
         return note
@@ -482,7 +601,7 @@ class NodeObservation(_ObserverProcess):
         assert done.returncode == 0, done.describe()
         rest: list[Notification] = []
         deregistered: Any = "missing"
-        for line in self.stdout_lines[len(self.notifications):]:
+        for line in self.stdout_lines[len(self.notifications) :]:
             out = self._parse(line)
             if "payload" in out:
                 rest.append(Notification(out["payload"].encode(), out["observe"]))
@@ -522,8 +641,19 @@ class LibcoapObservation(_ObserverProcess):
         assert isinstance(seconds, int) and seconds > 0, "coap-client -s takes whole seconds"
         self._tmp = tempfile.TemporaryDirectory(prefix="coap-observe-")
         self.body_file = Path(self._tmp.name) / "bodies"
-        argv = [binary, "-v", "7", "-B", str(int(seconds + COAP_WAIT)), "-s", str(seconds),
-                "-o", str(self.body_file), *options, uri]
+        argv = [
+            binary,
+            "-v",
+            "7",
+            "-B",
+            str(int(seconds + COAP_WAIT)),
+            "-s",
+            str(seconds),
+            "-o",
+            str(self.body_file),
+            *options,
+            uri,
+        ]
         super().__init__(argv, seconds)
         self.pdus: list[LoggedPdu] = []
         self._direction: str | None = None
@@ -542,14 +672,15 @@ class LibcoapObservation(_ObserverProcess):
             if d is not None:
                 self._direction = d["dir"] or "presented"
             return
-        tail = line[m.end():]
-        data = tail[len(" :: "):] if tail.startswith(" :: ") else None
+        tail = line[m.end() :]
+        data = tail[len(" :: ") :] if tail.startswith(" :: ") else None
         options = [o.strip() for o in m["options"].split(", ")] if m["options"] else []
         direction = self._direction
         if direction is None:  # not expected at -v 7; a response can only be received
             direction = "received" if re.match(r"^[2-5]\.\d\d$", m["code"]) else "sent"
-        self.pdus.append(LoggedPdu(direction, m["type"], m["code"], int(m["mid"], 16),
-                                   m["token"], options, data))
+        self.pdus.append(
+            LoggedPdu(direction, m["type"], m["code"], int(m["mid"], 16), m["token"], options, data)
+        )
         self._direction = None
 
     def received(self) -> list[LoggedPdu]:
@@ -567,8 +698,9 @@ class LibcoapObservation(_ObserverProcess):
         return out
 
     def sent(self, type_: str | None = None) -> list[LoggedPdu]:
-        return [p for p in self.pdus if p.direction == "sent"
-                and (type_ is None or p.type == type_)]
+        return [
+            p for p in self.pdus if p.direction == "sent" and (type_ is None or p.type == type_)
+        ]
 
     async def wait_for(self, count: int, timeout: float = OBSERVE_WAIT) -> None:
         """Return once `count` notifications (the registration's answer included) arrived."""
@@ -577,8 +709,11 @@ class LibcoapObservation(_ObserverProcess):
         while len(self.received()) < count:
             line = await self._readline(max(0.0, deadline - loop.time()))
             if line is None:
-                pytest.fail(f"coap-client ended after {len(self.received())} of {count} "
-                            f"notifications\n{await self._kill_and_describe()}", pytrace=False)
+                pytest.fail(
+                    f"coap-client ended after {len(self.received())} of {count} "
+                    f"notifications\n{await self._kill_and_describe()}",
+                    pytrace=False,
+                )
             self._feed(line)
 
     async def finish(self) -> list[Notification]:
@@ -594,7 +729,8 @@ class LibcoapObservation(_ObserverProcess):
         good = [p for p in received if p.code.startswith("2.")]
         assert len(bodies) == len(good), (
             f"{len(good)} 2.xx notifications logged but {len(bodies)} bodies in -o file\n"
-            f"{done.describe()}")
+            f"{done.describe()}"
+        )
         notes, it = [], iter(bodies)
         for pdu in received:
             payload = next(it) if pdu.code.startswith("2.") else b""
@@ -602,8 +738,11 @@ class LibcoapObservation(_ObserverProcess):
                 # printable ASCII without a backslash is logged verbatim
                 assert pdu.data == f"'{payload.decode()}'", (pdu, payload)
             observe = pdu.option("Observe")
-            notes.append(Notification(payload, None if observe is None else int(observe),
-                                      pdu.type, pdu.mid, pdu.code))
+            notes.append(
+                Notification(
+                    payload, None if observe is None else int(observe), pdu.type, pdu.mid, pdu.code
+                )
+            )
         return notes
 
     def _bodies(self, received: list[LoggedPdu]) -> list[bytes]:
@@ -616,7 +755,7 @@ class LibcoapObservation(_ObserverProcess):
             while stream.tell() < len(data):
                 start = stream.tell()
                 decoder.decode()
-                bodies.append(data[start:stream.tell()])
+                bodies.append(data[start : stream.tell()])
         else:
             assert formats <= {"application/json"}, formats
             text, pos = data.decode(), 0

@@ -11,9 +11,14 @@ from tests.interop.helpers import assert_envelope, fill_sessions, session_lifecy
 
 async def test_session_lifecycle(coap, manual_time):
     # the steps, and what every client must see in them, are in helpers.session_lifecycle
-    r = await session_lifecycle(coap, manual_time, update={"label": "Sarah B."},
-                                updated={"label": "Sarah B.", "partySize": 4},
-                                page=(30, "2026-03-15T11:55:50"), clear=(5, "2026-03-15T11:55:55"))
+    r = await session_lifecycle(
+        coap,
+        manual_time,
+        update={"label": "Sarah B."},
+        updated={"label": "Sarah B.", "partySize": 4},
+        page=(30, "2026-03-15T11:55:50"),
+        clear=(5, "2026-03-15T11:55:55"),
+    )
     assert r["created"].option("Content-Format") == "application/json"
     # gone: 4.04 with the JSON error body (read from coap-client's stderr)
     assert_envelope(r["gone"].json, "error")
@@ -56,14 +61,19 @@ async def test_cbor_accept(coap, client):
     (s,) = body["sessions"]
     assert (s["number"], s["label"], s["state"]) == (31, "Kim", "started")
 
-    r = await coap.request("POST", "/v1/sessions", content_format="json", accept="60",
-                           payload={"number": 32})
+    r = await coap.request(
+        "POST", "/v1/sessions", content_format="json", accept="60", payload={"number": 32}
+    )
     assert r.code == "2.01", r
     assert r.cbor["sessions"][0]["number"] == 32
 
     # a CBOR request body (Content-Format 60), answered in JSON
-    r = await coap.request("POST", "/v1/sessions", content_format="60",
-                           payload=cbor2.dumps({"number": 33, "label": "Zoë", "partySize": 2}))
+    r = await coap.request(
+        "POST",
+        "/v1/sessions",
+        content_format="60",
+        payload=cbor2.dumps({"number": 33, "label": "Zoë", "partySize": 2}),
+    )
     assert r.code == "2.01", r
     assert r.option("Content-Format") == "application/json"
     (s,) = r.json["sessions"]
@@ -71,8 +81,9 @@ async def test_cbor_accept(coap, client):
 
 
 async def test_non_request_and_delete(coap, client):
-    r = await coap.request("POST", "/v1/sessions", content_format="json",
-                           payload={"number": 40}, extra=("-N",))
+    r = await coap.request(
+        "POST", "/v1/sessions", content_format="json", payload={"number": 40}, extra=("-N",)
+    )
     assert r.code == "2.01", r
     assert r.responses[-1]["type"] == "NON"  # a NON request gets a NON answer
     r = await coap.request("DELETE", "/v1/sessions", query="number=40")
@@ -85,8 +96,7 @@ async def test_non_request_and_delete(coap, client):
 
 
 async def test_bad_request_error_body(coap, client):
-    r = await coap.request("POST", "/v1/sessions", content_format="json",
-                           payload={"number": "x"})
+    r = await coap.request("POST", "/v1/sessions", content_format="json", payload={"number": "x"})
     assert r.code == "4.00", r
     body = r.json
     assert_envelope(body, "error")

@@ -12,9 +12,14 @@ JSON = "application/json"
 
 async def test_session_lifecycle(node, manual_time):
     # the steps, and what every client must see in them, are in helpers.session_lifecycle
-    r = await session_lifecycle(node, manual_time, update={"partySize": 5},
-                                updated={"partySize": 5, "label": "Sarah"},
-                                page=(42, "2026-03-15T11:56:02"), clear=(10, "2026-03-15T11:56:12"))
+    r = await session_lifecycle(
+        node,
+        manual_time,
+        update={"partySize": 5},
+        updated={"partySize": 5, "label": "Sarah"},
+        page=(42, "2026-03-15T11:56:02"),
+        clear=(10, "2026-03-15T11:56:12"),
+    )
     assert r["created"].content_format == 50
     assert r["paged"].json["statistics"]["guestsServed"] == 1
     assert r["got"].json["sessions"][0]["number"] == 66
@@ -56,16 +61,19 @@ async def test_vendor_get_found_and_missing(node, client):
     assert (found["number"], found["label"], found["state"]) == (23, "Ann", "started")
 
     # an inactive (cleared) session and a number never used are both missing
-    assert (await client.put("/v1/sessions", {"action": "clear"}, query="number=24")).code \
-        == "2.04"
+    assert (await client.put("/v1/sessions", {"action": "clear"}, query="number=24")).code == "2.04"
     assert await node.vendor("vendor_get.js", 24) == "missing"
     assert await node.vendor("vendor_get.js", 25) == "missing"
 
 
 async def test_standalone_page(node, client):
     before = (await client.get("/v1/sessions")).json
-    r = await node.request("POST", "/v1/page", content_format=JSON,
-                           payload={"number": 12, "pageMode": "Vibe1", "message": "Hi"})
+    r = await node.request(
+        "POST",
+        "/v1/page",
+        content_format=JSON,
+        payload={"number": 12, "pageMode": "Vibe1", "message": "Hi"},
+    )
     assert r.code == "2.04", r
     body = r.json
     assert_envelope(body, "page")
@@ -76,8 +84,11 @@ async def test_standalone_page(node, client):
     after = (await client.get("/v1/sessions")).json
     assert after["sessions"] == []
     assert after["statistics"] == before["statistics"]
-    assert after["globalSessionSequence"] == before["globalSessionSequence"] \
+    assert (
+        after["globalSessionSequence"]
+        == before["globalSessionSequence"]
         == body["globalSessionSequence"]
+    )
 
 
 async def test_etag_valid(node, client):

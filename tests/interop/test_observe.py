@@ -59,14 +59,21 @@ async def change_sessions(client, manual_time) -> list:
 
 
 def assert_changes(notes: list[Notification], replies: list) -> None:
-    create, page, clear = (assert_session_note(n, r, seq)
-                           for n, r, seq in zip(notes, replies, (1, 2, 3), strict=True))
+    create, page, clear = (
+        assert_session_note(n, r, seq) for n, r, seq in zip(notes, replies, (1, 2, 3), strict=True)
+    )
     assert (create["number"], create["label"], create["state"]) == (66, "Sarah", "started")
     assert "notified" not in create
-    assert (page["id"], page["state"], page["notified"]) == \
-        (create["id"], "paged", "2026-03-15T11:56:02")
-    assert (clear["id"], clear["state"], clear["cleared"]) == \
-        (create["id"], "cleared", "2026-03-15T11:56:12")
+    assert (page["id"], page["state"], page["notified"]) == (
+        create["id"],
+        "paged",
+        "2026-03-15T11:56:02",
+    )
+    assert (clear["id"], clear["state"], clear["cleared"]) == (
+        create["id"],
+        "cleared",
+        "2026-03-15T11:56:12",
+    )
     assert [n.json["statistics"]["guestsServed"] for n in notes] == [0, 1, 1]
 
 
@@ -74,8 +81,7 @@ async def make_listing(client) -> dict:
     """Sessions 7 and 8 active, 9 cleared; returns GET /v1/sessions."""
     for n in (7, 8, 9):
         assert (await client.post("/v1/sessions", {"number": n, "label": f"P{n}"})).code == "2.01"
-    assert (await client.put("/v1/sessions", {"action": "clear"}, query="number=9")).code \
-        == "2.04"
+    assert (await client.put("/v1/sessions", {"action": "clear"}, query="number=9")).code == "2.04"
     listing = await client.get("/v1/sessions")
     assert [s["number"] for s in listing.json["sessions"]] == [7, 8]
     return listing.json
@@ -137,8 +143,7 @@ async def test_node_observer_acknowledges_pings(node, emulator):
 # ---------------------------------------------------------------------- coap-client-notls
 
 
-async def test_coap_client_observer_gets_each_change_in_order(coap, client, manual_time,
-                                                              emulator):
+async def test_coap_client_observer_gets_each_change_in_order(coap, client, manual_time, emulator):
     async with coap.observe(2) as obs:
         await obs.wait_for(1)  # the registration's answer
         assert len(emulator.hub.observers) == 1

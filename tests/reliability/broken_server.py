@@ -28,7 +28,8 @@ async def _answer_before_commit(self, operation, answer=None):
     outcome = operation(self._pending, now)
     if outcome.change is not None:
         self._enqueue(outcome.change).done.add_done_callback(
-            lambda fut: fut.cancelled() or fut.exception())
+            lambda fut: fut.cancelled() or fut.exception()
+        )
     if answer is not None:
         answer(outcome, self._pending, now)
     return outcome

@@ -49,16 +49,27 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import aiocoap
 import aiohttp
 
-from tests.reliability.harness import (HOST, Answer, Ledger, Server, Snapshot, Workload,
-                                       client_context, coap_request, integrity, logged_errors,
-                                       number_ranges, snapshot)
+from tests.reliability.harness import (
+    HOST,
+    Answer,
+    Ledger,
+    Server,
+    Snapshot,
+    Workload,
+    client_context,
+    coap_request,
+    integrity,
+    logged_errors,
+    number_ranges,
+    snapshot,
+)
 
 REQUEST_TIMEOUT = 20.0  # no answer from a live server within this is a violation
 PARK_TIMEOUT = 30.0  # workers must stop within this after a kill
@@ -132,11 +143,13 @@ class CrashReport:
             out.append(
                 f"final store                     {len(f.active)} active + {len(f.history)} "
                 f"in history; globalSessionSequence {f.global_sequence}; "
-                f"max id {max((s['id'] for s in f.sessions), default=0)}")
+                f"max id {max((s['id'] for s in f.sessions), default=0)}"
+            )
             out.append(
                 f"final statistics                numSessions {st['numSessions']}, "
                 f"guestsServed {st['guestsServed']}, percentOnTime {st['percentOnTime']}, "
-                f"averageTimeServed {st['averageTimeServed']}")
+                f"averageTimeServed {st['averageTimeServed']}"
+            )
         out += [
             f"graceful stop exit status       {self.exit_status}",
             f"errors in server logs           {len(self.log_errors)}",
@@ -154,8 +167,9 @@ def _spread(values: list[float]) -> str:
     if not values:
         return "-"
     fmt = (lambda v: f"{v:.2f}") if isinstance(values[0], float) else str
-    return (f"min {fmt(min(values))} / median {fmt(statistics.median(values))} / "
-            f"max {fmt(max(values))}")
+    return (
+        f"min {fmt(min(values))} / median {fmt(statistics.median(values))} / max {fmt(max(values))}"
+    )
 
 
 def _free_tcp_port() -> int:
@@ -168,10 +182,11 @@ async def _control(http, inst: Instance, path: str, body) -> dict | None:
     """POST to the control API; its JSON answer, or None if none came (killed)."""
     url = f"http://{HOST}:{inst.server.control_port}{path}"
     try:
-        async with http.post(url, json=body,
-                             timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)) as r:
+        async with http.post(
+            url, json=body, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+        ) as r:
             return await r.json() if r.status == 200 else {"status": r.status}
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError):
         return None
 
 
@@ -193,26 +208,44 @@ class _RigCall:
         await self._task
 
 
-def _check_reset(ledger: Ledger, snap: Snapshot, reset: _RigCall, label: str,
-                 deferred: list[str]) -> None:
+def _check_reset(
+    ledger: Ledger, snap: Snapshot, reset: _RigCall, label: str, deferred: list[str]
+) -> None:
     """After a reset raced with the load and a kill: acknowledged, the old state must not come
     back and what was acknowledged after it must be there; cut by the kill, the store is the
     old one (the ledger's checks) or a reset one."""
     stored = {s["uuid"] for s in snap.sessions}
-    old = [e for e in ledger.sessions if e.uuid is not None and any(
-        op.session is e and op.kind == "create" and op.answered_at is not None
-        and op.answered_at < reset.sent_at for op in ledger.ops)]
+    old = [
+        e
+        for e in ledger.sessions
+        if e.uuid is not None
+        and any(
+            op.session is e
+            and op.kind == "create"
+            and op.answered_at is not None
+            and op.answered_at < reset.sent_at
+            for op in ledger.ops
+        )
+    ]
     back = [e for e in old if e.uuid in stored]
-    after = [op for op in ledger.ops if op.kind == "create" and op.outcome == "acked"
-             and reset.answered_at is not None and op.sent_at > reset.answered_at]
+    after = [
+        op
+        for op in ledger.ops
+        if op.kind == "create"
+        and op.outcome == "acked"
+        and reset.answered_at is not None
+        and op.sent_at > reset.answered_at
+    ]
     lost = [op for op in after if op.session.uuid not in stored]
     reset_like = not back and not lost
     if reset.answered_at is not None:
         if reset.answer != {"reset": True}:
             ledger.violation(f"{label}: POST /reset answered {reset.answer}")
         for e in back:
-            ledger.violation(f"{label}: {e.describe()}, acknowledged before the acknowledged "
-                             "reset, is in the store again")
+            ledger.violation(
+                f"{label}: {e.describe()}, acknowledged before the acknowledged "
+                "reset, is in the store again"
+            )
         for op in lost:
             ledger.violation(f"{label}: {op.describe()}, acknowledged after the reset, is lost")
         return
@@ -272,9 +305,12 @@ async def _worker(i: int, shared: _Shared) -> None:
             shared.busy.add(i)
             try:
                 answer, why = await _race(
-                    coap_request(inst.contexts[i], inst.server.port, op.method, op.path,
-                                 op.body, op.query),
-                    inst.dead, REQUEST_TIMEOUT)
+                    coap_request(
+                        inst.contexts[i], inst.server.port, op.method, op.path, op.body, op.query
+                    ),
+                    inst.dead,
+                    REQUEST_TIMEOUT,
+                )
                 if answer is None:
                     ledger.unknown(op)
                     if not inst.killing:
@@ -294,9 +330,15 @@ async def _worker(i: int, shared: _Shared) -> None:
         raise
 
 
-async def run(cycles: int = 20, seconds: float = 2.0, clients: int = 8, seed: int = 7470,
-              log: Callable[[str], None] | None = None,
-              server_module: str = "pager", rig_actions: bool = False) -> CrashReport:
+async def run(
+    cycles: int = 20,
+    seconds: float = 2.0,
+    clients: int = 8,
+    seed: int = 7470,
+    log: Callable[[str], None] | None = None,
+    server_module: str = "pager",
+    rig_actions: bool = False,
+) -> CrashReport:
     say = log or (lambda text: None)
     started = time.monotonic()
     rng = random.Random(seed)
@@ -304,9 +346,10 @@ async def run(cycles: int = 20, seconds: float = 2.0, clients: int = 8, seed: in
     report = CrashReport(cycles, seconds, clients, seed, ledger)
 
     def new_workloads(epoch: int) -> list[Workload]:
-        return [Workload(i, numbers, random.Random(f"{seed}/{epoch}/{i}" if epoch else
-                                                   f"{seed}/{i}"))
-                for i, numbers in enumerate(number_ranges(clients))]
+        return [
+            Workload(i, numbers, random.Random(f"{seed}/{epoch}/{i}" if epoch else f"{seed}/{i}"))
+            for i, numbers in enumerate(number_ranges(clients))
+        ]
 
     shared = _Shared(ledger, new_workloads(0))
     http = aiohttp.ClientSession() if rig_actions else None
@@ -320,10 +363,15 @@ async def run(cycles: int = 20, seconds: float = 2.0, clients: int = 8, seed: in
         async def start(index: int) -> Instance:
             logs.append(Path(tmp) / f"server-{index}.log")
             t = time.monotonic()
-            server = await Server(db, logs[-1], 0, "--config", str(config),
-                                  module=server_module,
-                                  control_port=_free_tcp_port() if rig_actions else None
-                                  ).start()
+            server = await Server(
+                db,
+                logs[-1],
+                0,
+                "--config",
+                str(config),
+                module=server_module,
+                control_port=_free_tcp_port() if rig_actions else None,
+            ).start()
             if index:
                 report.restart_seconds.append(time.monotonic() - t)
             started = Instance(index, server)
@@ -360,8 +408,9 @@ async def run(cycles: int = 20, seconds: float = 2.0, clients: int = 8, seed: in
                     await asyncio.sleep(load)
                 elif action == "power-cycle":
                     await asyncio.sleep(load / 2)
-                    report.rig_actions["power-cycle"] += await _control(
-                        http, instance, "/power-cycle", {"seconds": 0.3}) is not None
+                    report.rig_actions["power-cycle"] += (
+                        await _control(http, instance, "/power-cycle", {"seconds": 0.3}) is not None
+                    )
                     await asyncio.sleep(load / 2)
                 else:
                     await asyncio.sleep(load)
@@ -379,8 +428,11 @@ async def run(cycles: int = 20, seconds: float = 2.0, clients: int = 8, seed: in
                     await asyncio.sleep(0.005)
                 if shared.busy:
                     raise RuntimeError(f"workers {shared.busy} did not stop after the kill")
-                in_flight = sum(1 for op in ledger.ops
-                                if op.instance == instance.index and op.outcome == "unknown")
+                in_flight = sum(
+                    1
+                    for op in ledger.ops
+                    if op.instance == instance.index and op.outcome == "unknown"
+                )
                 report.in_flight.append(in_flight)
                 report.load_seconds.append(load)
                 await close(instance)
@@ -391,31 +443,39 @@ async def run(cycles: int = 20, seconds: float = 2.0, clients: int = 8, seed: in
                 if reset is None:
                     snap = await check(f"after restart {cycle}")
                 else:
-                    report.rig_actions["reset acknowledged" if reset.answered_at is not None
-                                       else "reset cut by the kill"] += 1
+                    report.rig_actions[
+                        "reset acknowledged"
+                        if reset.answered_at is not None
+                        else "reset cut by the kill"
+                    ] += 1
                     snap = await snapshot(verifier, instance.server.port)
-                    _check_reset(ledger, snap, reset, f"after reset + kill {cycle}",
-                                 shared.deferred)
+                    _check_reset(
+                        ledger, snap, reset, f"after reset + kill {cycle}", shared.deferred
+                    )
                     shared.resetting, shared.deferred = False, []
                     # a new ledger on an empty store, the load paused
                     if await _control(http, instance, "/reset", None) != {"reset": True}:
                         ledger.violation(f"cycle {cycle}: a reset with the load paused failed")
                     snap = await snapshot(verifier, instance.server.port)
                     if snap.sessions or snap.global_sequence or snap.statistics["numSessions"]:
-                        ledger.violation(f"cycle {cycle}: not empty after a reset: "
-                                         f"{len(snap.sessions)} sessions, globalSessionSequence"
-                                         f" {snap.global_sequence}, {snap.statistics}")
+                        ledger.violation(
+                            f"cycle {cycle}: not empty after a reset: "
+                            f"{len(snap.sessions)} sessions, globalSessionSequence"
+                            f" {snap.global_sequence}, {snap.statistics}"
+                        )
                     fresh = Ledger()
                     fresh.violations = ledger.violations
                     report.ledgers.append(ledger)
                     ledger = report.ledger = shared.ledger = fresh
                     shared.workloads = new_workloads(cycle)
                     report.verifications += 1
-                say(f"cycle {cycle:3}: killed after {load:.2f} s with {in_flight} request(s) "
+                say(
+                    f"cycle {cycle:3}: killed after {load:.2f} s with {in_flight} request(s) "
                     f"in flight; restarted in {report.restart_seconds[-1]:.2f} s; verified "
                     f"{len(snap.active)} active + {len(snap.history)} archived sessions, "
                     f"globalSessionSequence {snap.global_sequence}; "
-                    f"violations so far {len(ledger.violations)}")
+                    f"violations so far {len(ledger.violations)}"
+                )
             report.final = snap if cycles else await check("final")
             report.resolved = ledger.resolve_uncertain(report.final)
             for task in tasks:

@@ -53,6 +53,7 @@ NUMBER_MAX = 4095  # the emulator's default number range is 0..4095
 
 # ---- the server ------------------------------------------------------------------------
 
+
 class Server:
     """`python -m pager serve` on 127.0.0.1 in its own process, its log in a file."""
 
@@ -64,8 +65,15 @@ class Server:
         path.write_text("history_limit = 1000000000\n")
         return path
 
-    def __init__(self, db_path: Path, log_path: Path, port: int = 0, *extra: str,
-                 module: str = "pager", control_port: int | None = None):
+    def __init__(
+        self,
+        db_path: Path,
+        log_path: Path,
+        port: int = 0,
+        *extra: str,
+        module: str = "pager",
+        control_port: int | None = None,
+    ):
         self.db_path = db_path
         self.log_path = log_path
         self.requested_port = port
@@ -75,20 +83,35 @@ class Server:
         self.process: asyncio.subprocess.Process | None = None
         self.port: int | None = None
 
-    async def start(self, timeout: float = 20) -> "Server":
+    async def start(self, timeout: float = 20) -> Server:
         with open(self.log_path, "ab") as log:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", self.module, "serve", "--host", HOST,
-                "--port", str(self.requested_port), "--db", str(self.db_path),
-                *(("--no-control",) if self.control_port is None
-                  else ("--control-port", str(self.control_port))),
-                "--log-level", "WARNING", *self.extra,
-                stdout=asyncio.subprocess.PIPE, stderr=log, cwd=REPO,
+                sys.executable,
+                "-m",
+                self.module,
+                "serve",
+                "--host",
+                HOST,
+                "--port",
+                str(self.requested_port),
+                "--db",
+                str(self.db_path),
+                *(
+                    ("--no-control",)
+                    if self.control_port is None
+                    else ("--control-port", str(self.control_port))
+                ),
+                "--log-level",
+                "WARNING",
+                *self.extra,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+                cwd=REPO,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         try:
             line = (await asyncio.wait_for(self.process.stdout.readline(), timeout)).decode()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await self.kill()
             raise RuntimeError(f"server did not start within {timeout} s") from None
         match = re.search(r":(\d+), store ", line)
@@ -116,7 +139,7 @@ class Server:
             self.process.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(self.process.wait(), 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await self.kill()
         return self.process.returncode
 
@@ -145,17 +168,22 @@ def logged_errors(log_path: Path) -> list[str]:
     """Lines of a server log that show an error or an unhandled exception."""
     if not log_path.exists():
         return []
-    return [line for line in log_path.read_text(errors="replace").splitlines()
-            if "Traceback" in line or " ERROR " in line or " CRITICAL " in line]
+    return [
+        line
+        for line in log_path.read_text(errors="replace").splitlines()
+        if "Traceback" in line or " ERROR " in line or " CRITICAL " in line
+    ]
 
 
 # ---- CoAP requests ---------------------------------------------------------------------
 
+
 async def client_context() -> aiocoap.Context:
     """An aiocoap context for requests, its UDP socket bound to 127.0.0.1 only (a client
     context binds to every address); the empty site answers 4.04 to any stray request."""
-    return await aiocoap.Context.create_server_context(resource.Site(), bind=(HOST, 0),
-                                                      transports=["udp6"])
+    return await aiocoap.Context.create_server_context(
+        resource.Site(), bind=(HOST, 0), transports=["udp6"]
+    )
 
 
 @dataclass
@@ -164,14 +192,24 @@ class Answer:
     body: Any
 
 
-async def coap_request(context: aiocoap.Context, port: int, method: str, path: str,
-                       body: Any = None, query: str | None = None,
-                       tuning: aiocoap.numbers.TransportTuning | None = None) -> Answer:
+async def coap_request(
+    context: aiocoap.Context,
+    port: int,
+    method: str,
+    path: str,
+    body: Any = None,
+    query: str | None = None,
+    tuning: aiocoap.numbers.TransportTuning | None = None,
+) -> Answer:
     """One CON request to 127.0.0.1:port; the answer with its JSON body (None if empty)."""
     uri = f"coap://{HOST}:{port}{path}" + (f"?{query}" if query else "")
     payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
-    msg = aiocoap.Message(code=getattr(aiocoap.Code, method), uri=uri, payload=payload,
-                          transport_tuning=tuning or aiocoap.Reliable())
+    msg = aiocoap.Message(
+        code=getattr(aiocoap.Code, method),
+        uri=uri,
+        payload=payload,
+        transport_tuning=tuning or aiocoap.Reliable(),
+    )
     if payload:
         msg.opt.content_format = 50
     response = await context.request(msg).response
@@ -195,8 +233,9 @@ class Snapshot:
 
 async def snapshot(context: aiocoap.Context, port: int, timeout: float = 120) -> Snapshot:
     async def get(path: str, query: str | None = None) -> dict:
-        answer = await asyncio.wait_for(coap_request(context, port, "GET", path, query=query),
-                                        timeout)
+        answer = await asyncio.wait_for(
+            coap_request(context, port, "GET", path, query=query), timeout
+        )
         if answer.code != "2.05":
             raise AssertionError(f"GET {path}?{query} answered {answer.code}: {answer.body}")
         return answer.body
@@ -211,14 +250,24 @@ async def snapshot(context: aiocoap.Context, port: int, timeout: float = 120) ->
             break
         after = page[-1]["id"]
     statistics = (await get("/v1/sessions/statistics"))["statistics"]
-    return Snapshot(listing["sessions"], history, statistics, listing["statistics"],
-                    listing["globalSessionSequence"])
+    return Snapshot(
+        listing["sessions"],
+        history,
+        statistics,
+        listing["statistics"],
+        listing["globalSessionSequence"],
+    )
 
 
 # ---- the load --------------------------------------------------------------------------
 
-EXPECTED_CODE = {"create": "2.01", "page": "2.04", "label": "2.04", "clear": "2.04",
-                 "remove": "2.02"}
+EXPECTED_CODE = {
+    "create": "2.01",
+    "page": "2.04",
+    "label": "2.04",
+    "clear": "2.04",
+    "remove": "2.02",
+}
 
 
 @dataclass(eq=False)
@@ -237,7 +286,7 @@ class Expect:
     paged: bool = False  # some page was acknowledged
     end: str | None = None  # "STOP" / "REMOVED" once acknowledged
     last_sequence: int = 0  # sessionSequence of its latest acknowledged change
-    uncertain: "Op | None" = None  # the last request, whose effect is unknown
+    uncertain: Op | None = None  # the last request, whose effect is unknown
 
     def describe(self) -> str:
         return f"session id={self.id} number={self.number} (worker {self.worker})"
@@ -289,8 +338,9 @@ class Workload:
         rng = self.rng
         if not self.free and not self.active:
             raise RuntimeError(f"worker {self.worker} has no pager number left to use")
-        if self.free and (not self.active or
-                          (len(self.active) < self.max_active and rng.random() < 0.35)):
+        if self.free and (
+            not self.active or (len(self.active) < self.max_active and rng.random() < 0.35)
+        ):
             return self._create(serial)
         s = rng.choice(self.active)
         r = rng.random()
@@ -315,8 +365,9 @@ class Workload:
             body["goal"] = goal
         if rng.random() < 0.25:
             body["action"] = "page"
-        s = Expect(self.worker, number, body["partySize"], body.get("label"), goal,
-                   "action" in body)
+        s = Expect(
+            self.worker, number, body["partySize"], body.get("label"), goal, "action" in body
+        )
         return Op(serial, self.worker, "create", s, "POST", "/v1/sessions", None, body)
 
     def settle(self, op: Op) -> None:
@@ -341,6 +392,7 @@ def number_ranges(workers: int, span: int | None = None) -> list[range]:
 
 
 # ---- the ledger ------------------------------------------------------------------------
+
 
 class Ledger:
     """Every request and its outcome; checks answers as they come and snapshots on demand."""
@@ -380,8 +432,10 @@ class Ledger:
         if answer.code != op.expected_code:
             op.outcome = "unexpected"
             s.uncertain = op
-            self.violation(f"{op.describe()} on {s.describe()} answered {answer.code} "
-                           f"instead of {op.expected_code}: {answer.body}")
+            self.violation(
+                f"{op.describe()} on {s.describe()} answered {answer.code} "
+                f"instead of {op.expected_code}: {answer.body}"
+            )
             return
         op.outcome = "acked"
         if op.kind == "remove":  # 2.02 carries no body
@@ -415,49 +469,64 @@ class Ledger:
             self.violation(f"{where}: answer is about number {got.get('number')}")
         if op.kind != "create" and got.get("id") != s.id:
             self.violation(f"{where}: answer is about id {got.get('id')}")
-        want_state = {"create": "paged" if s.create_page else "started", "page": "paged",
-                      "clear": "cleared",
-                      "label": "paged" if s.paged else "started"}[op.kind]
+        want_state = {
+            "create": "paged" if s.create_page else "started",
+            "page": "paged",
+            "clear": "cleared",
+            "label": "paged" if s.paged else "started",
+        }[op.kind]
         if got.get("state") != want_state:
             self.violation(f"{where}: answer state {got.get('state')}, expected {want_state}")
         if op.kind == "create":
             if got.get("partySize") != s.party_size or got.get("label") != s.label:
                 self.violation(f"{where}: created with other fields: {got}")
             if got["id"] <= self.id_floor:
-                self.violation(f"{where}: new id {got['id']} not above {self.id_floor}, the "
-                               "largest id in the store when this server started")
+                self.violation(
+                    f"{where}: new id {got['id']} not above {self.id_floor}, the "
+                    "largest id in the store when this server started"
+                )
             if got["id"] <= self._last_id.get(w, 0):
-                self.violation(f"{where}: id {got['id']} not above this worker's previous "
-                               f"{self._last_id[w]}")
+                self.violation(
+                    f"{where}: id {got['id']} not above this worker's previous {self._last_id[w]}"
+                )
             self._last_id[w] = got["id"]
         if op.kind == "label" and got.get("label") != op.body["label"]:
             self.violation(f"{where}: label answered {got.get('label')!r}")
         if op.sequence in self._sequences:
-            self.violation(f"{where}: sessionSequence {op.sequence} was already acknowledged "
-                           f"for {self._sequences[op.sequence].describe()}")
+            self.violation(
+                f"{where}: sessionSequence {op.sequence} was already acknowledged "
+                f"for {self._sequences[op.sequence].describe()}"
+            )
         self._sequences[op.sequence] = op
         if op.global_sequence < op.sequence:
-            self.violation(f"{where}: globalSessionSequence {op.global_sequence} below the "
-                           f"change's own sessionSequence {op.sequence}")
+            self.violation(
+                f"{where}: globalSessionSequence {op.global_sequence} below the "
+                f"change's own sessionSequence {op.sequence}"
+            )
         if op.global_sequence < self._last_global.get(w, 0):
-            self.violation(f"{where}: globalSessionSequence went back from "
-                           f"{self._last_global[w]} to {op.global_sequence}")
+            self.violation(
+                f"{where}: globalSessionSequence went back from "
+                f"{self._last_global[w]} to {op.global_sequence}"
+            )
         self._last_global[w] = op.global_sequence
         self.max_global_seen = max(self.max_global_seen, op.global_sequence)
 
     # -- figures
 
     def count(self, outcome: str, kinds: tuple[str, ...] | None = None) -> int:
-        return sum(1 for op in self.ops
-                   if op.outcome == outcome and (kinds is None or op.kind in kinds))
+        return sum(
+            1 for op in self.ops if op.outcome == outcome and (kinds is None or op.kind in kinds)
+        )
 
     # -- checks against the store
 
     def check_restart(self, snap: Snapshot, label: str) -> None:
         """A (re)started server: nothing went back; new ids must come after all stored ones."""
         if snap.global_sequence < self.max_global_seen:
-            self.violation(f"{label}: globalSessionSequence {snap.global_sequence} is below "
-                           f"{self.max_global_seen}, already seen in an answer")
+            self.violation(
+                f"{label}: globalSessionSequence {snap.global_sequence} is below "
+                f"{self.max_global_seen}, already seen in an answer"
+            )
         self.max_global_seen = max(self.max_global_seen, snap.global_sequence)
         ids = [s["id"] for s in snap.sessions]
         if ids and max(ids) < self.id_floor:
@@ -489,8 +558,11 @@ class Ledger:
             if s["id"] in history:
                 bad(f"id {s['id']} twice in history")
             history[s["id"]] = s
-            if s.get("state") != "cleared" or "cleared" not in s or \
-                    s.get("clearType") not in ("STOP", "REMOVED"):
+            if (
+                s.get("state") != "cleared"
+                or "cleared" not in s
+                or s.get("clearType") not in ("STOP", "REMOVED")
+            ):
                 bad(f"malformed history entry {s}")
         for sid in active.keys() & history.keys():
             bad(f"session {sid} is both active and in history")
@@ -530,15 +602,21 @@ class Ledger:
         if {k: st.get(k) for k in expect} != expect:
             bad(f"statistics {st} are not those of the sessions in the store {expect}")
         lo, hi = self._bounds()
-        for name, value in (("numSessions", st["numSessions"]),
-                            ("guestsServed", st["guestsServed"]),
-                            ("globalSessionSequence", snap.global_sequence)):
+        for name, value in (
+            ("numSessions", st["numSessions"]),
+            ("guestsServed", st["guestsServed"]),
+            ("globalSessionSequence", snap.global_sequence),
+        ):
             if not lo[name] <= value <= hi[name]:
-                bad(f"{name} {value} outside [{lo[name]}, {hi[name]}] (acknowledged, "
-                    "acknowledged + unanswered)")
+                bad(
+                    f"{name} {value} outside [{lo[name]}, {hi[name]}] (acknowledged, "
+                    "acknowledged + unanswered)"
+                )
         if self._sequences and snap.global_sequence < max(self._sequences):
-            bad(f"globalSessionSequence {snap.global_sequence} below an acknowledged "
-                f"sessionSequence {max(self._sequences)}")
+            bad(
+                f"globalSessionSequence {snap.global_sequence} below an acknowledged "
+                f"sessionSequence {max(self._sequences)}"
+            )
         self.violations += found
         return found
 
@@ -591,8 +669,8 @@ class Ledger:
                 lo["guestsServed"] += 1
                 hi["guestsServed"] += 1
             elif e.uncertain is not None and (
-                    e.uncertain.kind == "page"
-                    or (e.uncertain.kind == "create" and e.create_page)):
+                e.uncertain.kind == "page" or (e.uncertain.kind == "create" and e.create_page)
+            ):
                 hi["guestsServed"] += 1
         for op in self.ops:
             if op.outcome == "acked":  # every request of the load is one session change
@@ -651,12 +729,17 @@ def _figures(sessions: list[dict]) -> dict[str, int]:
         return (2 * n + d) // (2 * d)
 
     pct = half_up(100 * on_time, served) if served else 0
-    return {"numSessions": len(sessions), "guestsServed": served, "percentOnTime": pct,
-            "percentLate": 100 - pct if served else 0,
-            "averageTimeServed": half_up(sum(waits), served) if served else 0}
+    return {
+        "numSessions": len(sessions),
+        "guestsServed": served,
+        "percentOnTime": pct,
+        "percentLate": 100 - pct if served else 0,
+        "averageTimeServed": half_up(sum(waits), served) if served else 0,
+    }
 
 
 # ---- the long versions' command line ---------------------------------------------------
+
 
 class Report(Protocol):
     violations: list[str]
@@ -664,9 +747,14 @@ class Report(Protocol):
     def lines(self) -> list[str]: ...
 
 
-def script_arguments(doc: str, argv: list[str] | None, options: dict[str, int | float], *,
-                     negative_control: str, flags: dict[str, str] | None = None
-                     ) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+def script_arguments(
+    doc: str,
+    argv: list[str] | None,
+    options: dict[str, int | float],
+    *,
+    negative_control: str,
+    flags: dict[str, str] | None = None,
+) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     """The command line of a long version (scripts/crash_cycles.py, scripts/lossy_network.py),
     described by the first line of its docstring `doc`: its own `options` (each flag with its
     default, which gives its type), then what they all take, --seed and --negative-control

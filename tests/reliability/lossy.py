@@ -49,14 +49,24 @@ import socket
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import aiocoap
 
-from tests.reliability.harness import (HOST, Ledger, Server, Snapshot, Workload, client_context,
-                                       coap_request, logged_errors, number_ranges, snapshot)
+from tests.reliability.harness import (
+    HOST,
+    Ledger,
+    Server,
+    Snapshot,
+    Workload,
+    client_context,
+    coap_request,
+    logged_errors,
+    number_ranges,
+    snapshot,
+)
 
 CON, ACK = 0, 2  # CoAP message types
 
@@ -86,9 +96,17 @@ class Flow:
 class Relay:
     """UDP between the clients and the server that loses, delays and reorders datagrams."""
 
-    def __init__(self, server_port: int, loss: float, reorder: float, rng: random.Random,
-                 delay: tuple[float, float] = (0.005, 0.1), drop_first_response: bool = True,
-                 hold_second_request: float = 0.3, disguise_duplicates: bool = False):
+    def __init__(
+        self,
+        server_port: int,
+        loss: float,
+        reorder: float,
+        rng: random.Random,
+        delay: tuple[float, float] = (0.005, 0.1),
+        drop_first_response: bool = True,
+        hold_second_request: float = 0.3,
+        disguise_duplicates: bool = False,
+    ):
         self.server = (HOST, server_port)
         self.loss, self.reorder, self.delay, self.rng = loss, reorder, delay, rng
         self.drop_first_response = drop_first_response
@@ -115,7 +133,7 @@ class Relay:
         self._down: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def start(self) -> "Relay":
+    def start(self) -> Relay:
         self._loop = asyncio.get_running_loop()
         self._down = self._socket()
         self._loop.add_reader(self._down, self._from_clients)
@@ -166,8 +184,7 @@ class Relay:
             except OSError:
                 self.stats["socket errors"] += 1
                 continue
-            self._forward("down", client, data,
-                          lambda d, c=client: self._down.sendto(d, c))
+            self._forward("down", client, data, lambda d, c=client: self._down.sendto(d, c))
 
     def _forward(self, direction: str, client: tuple, data: bytes, send) -> None:
         self.stats[f"{direction} datagrams"] += 1
@@ -348,16 +365,24 @@ class LossyReport:
         return out
 
 
-async def _worker(i: int, count: int, workload: Workload, context: aiocoap.Context,
-                  port: int, ledger: Ledger, report: LossyReport) -> None:
+async def _worker(
+    i: int,
+    count: int,
+    workload: Workload,
+    context: aiocoap.Context,
+    port: int,
+    ledger: Ledger,
+    report: LossyReport,
+) -> None:
     tuning = LossyTuning()
     for _ in range(count):
         op = workload.next_op(ledger.new_serial())
         ledger.sent(op)
         try:
             answer = await asyncio.wait_for(
-                coap_request(context, port, op.method, op.path, op.body, op.query, tuning), 60)
-        except (aiocoap.error.Error, OSError, asyncio.TimeoutError) as e:
+                coap_request(context, port, op.method, op.path, op.body, op.query, tuning), 60
+            )
+        except (TimeoutError, aiocoap.error.Error, OSError) as e:
             ledger.unknown(op)
             report.failures.append(f"{op.describe()}: {e!r}")
         else:
@@ -365,9 +390,16 @@ async def _worker(i: int, count: int, workload: Workload, context: aiocoap.Conte
         workload.settle(op)
 
 
-async def run(requests: int = 1000, loss: float = 0.2, clients: int = 4, seed: int = 7470,
-              reorder: float = 0.15, max_active: int = 2, disguise_duplicates: bool = False,
-              log: Callable[[str], None] | None = None) -> LossyReport:
+async def run(
+    requests: int = 1000,
+    loss: float = 0.2,
+    clients: int = 4,
+    seed: int = 7470,
+    reorder: float = 0.15,
+    max_active: int = 2,
+    disguise_duplicates: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> LossyReport:
     say = log or (lambda text: None)
     started = time.monotonic()
     ledger = Ledger()
@@ -378,20 +410,33 @@ async def run(requests: int = 1000, loss: float = 0.2, clients: int = 4, seed: i
     with tempfile.TemporaryDirectory(prefix="pager-lossy-") as tmp:
         log_path = Path(tmp) / "server.log"
         try:
-            server = await Server(Path(tmp) / "pager.db", log_path, 0,
-                                  "--config", str(Server.config_file(Path(tmp)))).start()
-            relay = report.relay = Relay(server.port, loss, reorder, random.Random(seed),
-                                         disguise_duplicates=disguise_duplicates).start()
+            server = await Server(
+                Path(tmp) / "pager.db", log_path, 0, "--config", str(Server.config_file(Path(tmp)))
+            ).start()
+            relay = report.relay = Relay(
+                server.port,
+                loss,
+                reorder,
+                random.Random(seed),
+                disguise_duplicates=disguise_duplicates,
+            ).start()
             for _ in range(clients + 1):  # the last one reads the store directly
                 contexts.append(await client_context())
-            workloads = [Workload(i, numbers, random.Random(f"{seed}/{i}"), max_active)
-                         for i, numbers in enumerate(number_ranges(clients))]
+            workloads = [
+                Workload(i, numbers, random.Random(f"{seed}/{i}"), max_active)
+                for i, numbers in enumerate(number_ranges(clients))
+            ]
             counts = [requests // clients + (i < requests % clients) for i in range(clients)]
-            say(f"{requests} requests from {clients} clients through the relay on port "
-                f"{relay.port} to the server on port {server.port}")
-            await asyncio.gather(*(_worker(i, counts[i], workloads[i], contexts[i],
-                                           relay.port, ledger, report)
-                                   for i in range(clients)))
+            say(
+                f"{requests} requests from {clients} clients through the relay on port "
+                f"{relay.port} to the server on port {server.port}"
+            )
+            await asyncio.gather(
+                *(
+                    _worker(i, counts[i], workloads[i], contexts[i], relay.port, ledger, report)
+                    for i in range(clients)
+                )
+            )
             await asyncio.sleep(0.5)  # delayed and held datagrams still in the relay land
             snap = report.final = await snapshot(contexts[-1], server.port)
             ledger.check_restart(snap, "final state")
@@ -420,15 +465,21 @@ def _check_exactly_once(report: LossyReport, snap: Snapshot) -> None:
             ledger.violation(
                 f"{relay.requests[key]} (message id {key[1]} from {key[0]}) reached the server "
                 f"{n} times and was answered {len(relay.answers[key])} different ways: "
-                "processed more than once")
+                "processed more than once"
+            )
     if snap.statistics["numSessions"] != report.creates_arrived:
-        ledger.violation(f"numSessions {snap.statistics['numSessions']} != "
-                         f"{report.creates_arrived} distinct create requests at the server")
+        ledger.violation(
+            f"numSessions {snap.statistics['numSessions']} != "
+            f"{report.creates_arrived} distinct create requests at the server"
+        )
     if snap.global_sequence != len(relay.arrivals):
-        ledger.violation(f"globalSessionSequence {snap.global_sequence} != "
-                         f"{len(relay.arrivals)} distinct requests at the server, each one "
-                         "session change")
+        ledger.violation(
+            f"globalSessionSequence {snap.global_sequence} != "
+            f"{len(relay.arrivals)} distinct requests at the server, each one "
+            "session change"
+        )
     sent = len(ledger.ops)
     if len(relay.arrivals) > sent:
-        ledger.violation(f"{len(relay.arrivals)} distinct requests at the server, but only "
-                         f"{sent} were sent")
+        ledger.violation(
+            f"{len(relay.arrivals)} distinct requests at the server, but only {sent} were sent"
+        )

@@ -9,7 +9,6 @@ import json
 import socket
 
 import aiocoap
-import pytest
 from aiocoap.numbers.types import Type
 
 from tests.reliability import crash
@@ -19,8 +18,9 @@ DEADLINE = 90  # seconds; a run normally takes about 6
 
 
 async def test_sigkill_under_load_loses_nothing_acknowledged():
-    report = await asyncio.wait_for(crash.run(cycles=3, seconds=1.5, clients=8, seed=7470),
-                                    DEADLINE)
+    report = await asyncio.wait_for(
+        crash.run(cycles=3, seconds=1.5, clients=8, seed=7470), DEADLINE
+    )
     figures = "\n".join(report.lines())
     assert report.violations == [], figures
     assert len(report.in_flight) == 3 and report.verifications == 4, figures
@@ -34,13 +34,15 @@ async def test_sigkill_racing_resets_and_power_cycles():
     """Issue 11: the kill also lands during a POST /reset or a power cycle racing with the
     load. Nothing acknowledged is lost, the store is never corrupt, and after an
     acknowledged reset the old state never comes back (see crash.py)."""
-    report = await asyncio.wait_for(crash.run(cycles=8, seconds=1.0, clients=4, seed=7470,
-                                              rig_actions=True), DEADLINE)
+    report = await asyncio.wait_for(
+        crash.run(cycles=8, seconds=1.0, clients=4, seed=7470, rig_actions=True), DEADLINE
+    )
     figures = "\n".join(report.lines())
     assert report.violations == [], figures
     assert report.rig_actions["power-cycle"] >= 1, figures
-    assert report.rig_actions["reset acknowledged"] + \
-        report.rig_actions["reset cut by the kill"] >= 1, figures
+    assert (
+        report.rig_actions["reset acknowledged"] + report.rig_actions["reset cut by the kill"] >= 1
+    ), figures
     assert report.exit_status == 0 and report.log_errors == [], figures
 
 
@@ -48,8 +50,15 @@ async def test_checks_catch_a_server_that_answers_before_committing():
     """Negative control: the same run against an emulator patched to answer before the commit
     (tests/reliability/broken_server.py) must be caught losing acknowledged changes."""
     report = await asyncio.wait_for(
-        crash.run(cycles=2, seconds=1.0, clients=4, seed=7470,
-                  server_module="tests.reliability.broken_server"), DEADLINE)
+        crash.run(
+            cycles=2,
+            seconds=1.0,
+            clients=4,
+            seed=7470,
+            server_module="tests.reliability.broken_server",
+        ),
+        DEADLINE,
+    )
     lost = [v for v in report.violations if v.startswith("after restart")]
     assert any("is missing" in v for v in lost), "\n".join(report.lines())
 
@@ -79,8 +88,9 @@ class Peer:
 
 
 def con(code, path, payload=b"", query=(), mid=0x1234, token=b"rt") -> bytes:
-    request = aiocoap.Message(code=code, payload=payload, content_format=50,
-                              uri_path=path, uri_query=query)
+    request = aiocoap.Message(
+        code=code, payload=payload, content_format=50, uri_path=path, uri_query=query
+    )
     request.mtype, request.mid, request.token = Type.CON, mid, token
     return request.encode()
 
@@ -145,8 +155,12 @@ async def test_a_retransmitted_clear_after_a_restart_gets_its_answer_not_4_04(tm
         await rig.restart()
         assert await rig.send(clear) == first
         # a new request (a new message id) from the same peer is processed as usual
-        assert await rig.code(con(aiocoap.PUT, ("v1", "sessions"), b'{"action":"clear"}',
-                                  ("number=8",), mid=3)) == "4.04"
+        assert (
+            await rig.code(
+                con(aiocoap.PUT, ("v1", "sessions"), b'{"action":"clear"}', ("number=8",), mid=3)
+            )
+            == "4.04"
+        )
         # and the same message id from another port is another peer's request
         other = Peer()
         try:
@@ -175,8 +189,18 @@ async def test_a_retransmitted_history_deletion_after_a_restart_deletes_nothing_
         async def archived(number: int, mid: int) -> None:
             body = b'{"number":%d}' % number
             assert await rig.code(con(aiocoap.POST, ("v1", "sessions"), body, mid=mid)) == "2.01"
-            assert await rig.code(con(aiocoap.PUT, ("v1", "sessions"), b'{"action":"clear"}',
-                                      (f"number={number}",), mid=mid + 1)) == "2.04"
+            assert (
+                await rig.code(
+                    con(
+                        aiocoap.PUT,
+                        ("v1", "sessions"),
+                        b'{"action":"clear"}',
+                        (f"number={number}",),
+                        mid=mid + 1,
+                    )
+                )
+                == "2.04"
+            )
 
         await archived(1, 10)
         delete = con(aiocoap.DELETE, ("v1", "sessions", "history"), mid=20)

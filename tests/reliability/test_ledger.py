@@ -25,10 +25,18 @@ class FakeTransmitter:
         self.sequence += 1
         b = op.body or {}
         if op.kind == "create":
-            s = {"id": self.next_id, "sessionSequence": self.sequence,
-                 "uuid": f"uuid-{self.next_id}", "number": b["number"],
-                 "partySize": b["partySize"], "goalInSeconds": b.get("goal", 300),
-                 "created": T, "started": T, "label": b.get("label"), "state": "started"}
+            s = {
+                "id": self.next_id,
+                "sessionSequence": self.sequence,
+                "uuid": f"uuid-{self.next_id}",
+                "number": b["number"],
+                "partySize": b["partySize"],
+                "goalInSeconds": b.get("goal", 300),
+                "created": T,
+                "started": T,
+                "label": b.get("label"),
+                "state": "started",
+            }
             self.next_id += 1
             if b.get("action") == "page":
                 s.update(notified=T, state="paged")
@@ -44,8 +52,9 @@ class FakeTransmitter:
         else:
             del self.active[s["number"]]
             archived = {k: v for k, v in s.items() if k != "sessionSequence"}
-            archived.update(cleared=T, state="cleared",
-                            clearType="STOP" if op.kind == "clear" else "REMOVED")
+            archived.update(
+                cleared=T, state="cleared", clearType="STOP" if op.kind == "clear" else "REMOVED"
+            )
             self.history.append(archived)
             if op.kind == "remove":
                 return Answer("2.02", None)
@@ -58,20 +67,29 @@ class FakeTransmitter:
     def snapshot(self) -> Snapshot:
         sessions = list(self.active.values()) + self.history
         served = sum(1 for s in sessions if "notified" in s)
-        stats = {"guestsServed": served, "percentLate": 0,
-                 "percentOnTime": 100 if served else 0, "averageTimeServed": 0,
-                 "numSessions": len(sessions)}
-        return Snapshot(sorted((dict(s) for s in self.active.values()), key=lambda s: s["id"]),
-                        sorted((dict(s) for s in self.history), key=lambda s: s["id"]),
-                        dict(stats), dict(stats), self.sequence)
+        stats = {
+            "guestsServed": served,
+            "percentLate": 0,
+            "percentOnTime": 100 if served else 0,
+            "averageTimeServed": 0,
+            "numSessions": len(sessions),
+        }
+        return Snapshot(
+            sorted((dict(s) for s in self.active.values()), key=lambda s: s["id"]),
+            sorted((dict(s) for s in self.history), key=lambda s: s["id"]),
+            dict(stats),
+            dict(stats),
+            self.sequence,
+        )
 
 
 def drive(requests: int, seed: int, unknown_every: int = 0) -> tuple[Ledger, FakeTransmitter]:
     """Two workers; every `unknown_every`-th request goes unanswered, applied or not."""
     rng = random.Random(seed)
     ledger, fake = Ledger(), FakeTransmitter()
-    workloads = [Workload(i, r, random.Random(seed + i)) for i, r in
-                 enumerate(number_ranges(2, 50))]
+    workloads = [
+        Workload(i, r, random.Random(seed + i)) for i, r in enumerate(number_ranges(2, 50))
+    ]
     for n in range(requests):
         w = workloads[n % 2]
         op = w.next_op(ledger.new_serial())

@@ -13,8 +13,9 @@ DEADLINE = 60  # seconds; a run normally takes 3 to 8
 
 
 async def test_every_change_happens_exactly_once_through_a_lossy_network():
-    report = await asyncio.wait_for(lossy.run(requests=100, loss=0.2, clients=4, seed=7470),
-                                    DEADLINE)
+    report = await asyncio.wait_for(
+        lossy.run(requests=100, loss=0.2, clients=4, seed=7470), DEADLINE
+    )
     figures = "\n".join(report.lines())
     assert report.violations == [], figures
     stats = report.relay.stats
@@ -35,7 +36,8 @@ async def test_checks_catch_a_server_that_processes_duplicates():
     """Negative control: the relay gives every repeated request a new message id, so the
     server cannot recognise it as a duplicate; the checks must see it processed twice."""
     report = await asyncio.wait_for(
-        lossy.run(requests=40, loss=0.2, clients=4, seed=7470, disguise_duplicates=True),
-        DEADLINE)
-    assert any("processed more than once" in v for v in report.violations), \
-        "\n".join(report.lines())
+        lossy.run(requests=40, loss=0.2, clients=4, seed=7470, disguise_duplicates=True), DEADLINE
+    )
+    assert any("processed more than once" in v for v in report.violations), "\n".join(
+        report.lines()
+    )

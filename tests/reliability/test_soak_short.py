@@ -12,7 +12,7 @@ from tests.conftest import run_script
 
 def test_quick_soak_finds_nothing_wrong():
     code, out, err = run_script("soak.py", "--quick")
-    summary = out[out.find("==== soak.py summary ===="):]
+    summary = out[out.find("==== soak.py summary ====") :]
     assert code == 0, f"exit {code}\n{summary or out[-3000:]}\n{err[-3000:]}"
     assert "==== soak.py summary ====" in out, out[-3000:]
     assert "unexpected answers: 0 (RST 0); timeouts: 0 " in summary, summary

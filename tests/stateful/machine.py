@@ -33,7 +33,7 @@ import cbor2
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
-from tests.stateful.model import (ALERT, FMT, Expected, Fault, Model, Request, fmt)
+from tests.stateful.model import FMT, Expected, Fault, Model, Request, fmt
 from tests.stateful.rig import Exchange, Rig
 
 SKIP = frozenset(filter(None, os.environ.get("STATEFUL_SKIP", "").split(",")))
@@ -67,6 +67,7 @@ def skip(name: str):
 
 
 # ---- requests --------------------------------------------------------------------------
+
 
 def _json(data) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
@@ -120,8 +121,9 @@ def update(draw):
     body = draw(session_fields())
     if draw(st.integers(0, 5)) == 0:
         body["number"] = draw(numbers)  # must equal the query's
-    return _with_format(draw, Request("PUT", "/v1/sessions", (f"number={draw(numbers)}",),
-                                      kind="update"), body)
+    return _with_format(
+        draw, Request("PUT", "/v1/sessions", (f"number={draw(numbers)}",), kind="update"), body
+    )
 
 
 @st.composite
@@ -146,8 +148,9 @@ def settings(draw):
     if draw(st.booleans()):
         body["statisticsClearMark"] = draw(st.sampled_from([24, 18, 19, 0]))
     if draw(st.integers(0, 3)) == 0:
-        body["datetime"] = draw(st.sampled_from(
-            ["2026-01-15T18:30:00", "2026-01-15T17:00:00", "2026-01-16T09:00:00"]))
+        body["datetime"] = draw(
+            st.sampled_from(["2026-01-15T18:30:00", "2026-01-15T17:00:00", "2026-01-16T09:00:00"])
+        )
     return _with_format(draw, Request("POST", "/v1/settings", kind="settings"), body)
 
 
@@ -171,43 +174,47 @@ def simple(method, path, kind, query=()):
 def invalid(draw):
     """A request the spec refuses (each changes nothing)."""
     n = draw(numbers)
-    choice = draw(st.sampled_from([
-        ("POST", "/v1/sessions", b"{}", ()),
-        ("POST", "/v1/sessions", _json({"number": 4096}), ()),
-        ("POST", "/v1/sessions", _json({"number": "1"}), ()),
-        ("POST", "/v1/sessions", _json({"number": True}), ()),
-        ("POST", "/v1/sessions", _json({"number": n, "goal": 86401}), ()),
-        ("POST", "/v1/sessions", _json({"number": n, "goal": 1.5}), ()),
-        ("POST", "/v1/sessions", _json({"number": n, "partySize": 0}), ()),
-        ("POST", "/v1/sessions", _json({"number": n, "label": ""}), ()),
-        ("POST", "/v1/sessions", _json({"number": n, "label": "x" * 65}), ()),
-        ("POST", "/v1/sessions", _json({"number": n, "action": "dance"}), ()),
-        ("POST", "/v1/sessions", _json({"number": n, "pageMode": "Blink"}), ()),
-        ("POST", "/v1/sessions", _json({"number": n, "message": "m" * 241}), ()),
-        ("POST", "/v1/sessions", _json({"number": n, "message": "x\f1"}), ()),
-        ("POST", "/v1/sessions", _json({"number": n, "action": "clear"}), ()),
-        ("POST", "/v1/sessions", b'{"number":', ()),
-        ("POST", "/v1/sessions", b"[1]", ()),
-        ("POST", "/v1/sessions", _json({"number": n, "label": "y" * 1100}), ()),
-        ("PUT", "/v1/sessions", _json({"action": "page"}), ()),
-        ("PUT", "/v1/sessions", _json({"action": "page"}), ("number=abc",)),
-        ("PUT", "/v1/sessions", _json({"action": "page"}), (f"number={n}", f"number={n}")),
-        ("PUT", "/v1/sessions", _json({"number": (n + 1) % 4}), (f"number={n}",)),
-        ("PUT", "/v1/sessions", _json({"goal": -1}), (f"number={n}",)),
-        ("DELETE", "/v1/sessions", b"", ("number=-1",)),
-        ("GET", "/v1/sessions/history", b"", ("limit=0",)),
-        ("GET", "/v1/sessions/history", b"", ("limit=1001",)),
-        ("GET", "/v1/sessions/history", b"", ("after=x",)),
-        ("POST", "/v1/settings", _json({"systemId": 256}), ()),
-        ("POST", "/v1/settings", _json({"statisticsClearMark": 25}), ()),
-        ("POST", "/v1/settings", _json({"datetime": "yesterday"}), ()),
-        ("POST", "/v1/settings", _json({"datetime": "1999-12-31T23:59:59"}), ()),
-        ("POST", "/v1/settings", _json({"defaultTargetGoal": "300"}), ()),
-        ("POST", "/v1/page", b"{}", ()),
-        ("POST", "/v1/page", _json({"number": 1, "systemId": 300}), ()),
-        ("POST", "/v1/page", _json({"number": 1, "pageMode": "vibe1"}), ()),
-        ("PUT", "/v1/settings", b"{}", ()),
-    ]))
+    choice = draw(
+        st.sampled_from(
+            [
+                ("POST", "/v1/sessions", b"{}", ()),
+                ("POST", "/v1/sessions", _json({"number": 4096}), ()),
+                ("POST", "/v1/sessions", _json({"number": "1"}), ()),
+                ("POST", "/v1/sessions", _json({"number": True}), ()),
+                ("POST", "/v1/sessions", _json({"number": n, "goal": 86401}), ()),
+                ("POST", "/v1/sessions", _json({"number": n, "goal": 1.5}), ()),
+                ("POST", "/v1/sessions", _json({"number": n, "partySize": 0}), ()),
+                ("POST", "/v1/sessions", _json({"number": n, "label": ""}), ()),
+                ("POST", "/v1/sessions", _json({"number": n, "label": "x" * 65}), ()),
+                ("POST", "/v1/sessions", _json({"number": n, "action": "dance"}), ()),
+                ("POST", "/v1/sessions", _json({"number": n, "pageMode": "Blink"}), ()),
+                ("POST", "/v1/sessions", _json({"number": n, "message": "m" * 241}), ()),
+                ("POST", "/v1/sessions", _json({"number": n, "message": "x\f1"}), ()),
+                ("POST", "/v1/sessions", _json({"number": n, "action": "clear"}), ()),
+                ("POST", "/v1/sessions", b'{"number":', ()),
+                ("POST", "/v1/sessions", b"[1]", ()),
+                ("POST", "/v1/sessions", _json({"number": n, "label": "y" * 1100}), ()),
+                ("PUT", "/v1/sessions", _json({"action": "page"}), ()),
+                ("PUT", "/v1/sessions", _json({"action": "page"}), ("number=abc",)),
+                ("PUT", "/v1/sessions", _json({"action": "page"}), (f"number={n}", f"number={n}")),
+                ("PUT", "/v1/sessions", _json({"number": (n + 1) % 4}), (f"number={n}",)),
+                ("PUT", "/v1/sessions", _json({"goal": -1}), (f"number={n}",)),
+                ("DELETE", "/v1/sessions", b"", ("number=-1",)),
+                ("GET", "/v1/sessions/history", b"", ("limit=0",)),
+                ("GET", "/v1/sessions/history", b"", ("limit=1001",)),
+                ("GET", "/v1/sessions/history", b"", ("after=x",)),
+                ("POST", "/v1/settings", _json({"systemId": 256}), ()),
+                ("POST", "/v1/settings", _json({"statisticsClearMark": 25}), ()),
+                ("POST", "/v1/settings", _json({"datetime": "yesterday"}), ()),
+                ("POST", "/v1/settings", _json({"datetime": "1999-12-31T23:59:59"}), ()),
+                ("POST", "/v1/settings", _json({"defaultTargetGoal": "300"}), ()),
+                ("POST", "/v1/page", b"{}", ()),
+                ("POST", "/v1/page", _json({"number": 1, "systemId": 300}), ()),
+                ("POST", "/v1/page", _json({"number": 1, "pageMode": "vibe1"}), ()),
+                ("PUT", "/v1/settings", b"{}", ()),
+            ]
+        )
+    )
     req = Request(choice[0], choice[1], choice[3], choice[2], kind="invalid")
     twist = draw(st.integers(0, 7))
     if twist == 0:
@@ -218,7 +225,14 @@ def invalid(draw):
 
 
 device_request = st.one_of(
-    create(), create(), update(), update(), page(), settings(), history_read(), invalid(),
+    create(),
+    create(),
+    update(),
+    update(),
+    page(),
+    settings(),
+    history_read(),
+    invalid(),
     invalid(),
     numbers.map(lambda n: Request("DELETE", "/v1/sessions", (f"number={n}",), kind="remove")),
     numbers.map(lambda n: Request("GET", "/v1/sessions", (f"number={n}",), kind="get one")),
@@ -238,21 +252,24 @@ def batch(of=device_request, lo=1, hi=3):
 
 # ---- the machine -----------------------------------------------------------------------
 
+
 @dataclass
 class Op:
     req: Request | None  # None: the rig's POST /reset
     client: int = 0
     exchange: Exchange | None = None
     actual: dict | None = None
-    retransmit_of: "Sent | None" = None
+    retransmit_of: Sent | None = None
 
     def describe(self) -> str:
         if self.req is None:
             return "POST /reset (control API)"
         head = f"client {self.client}: {self.req.describe()}"
         if self.retransmit_of is not None:
-            head = f"client {self.client}: RETRANSMISSION of mid {self.exchange.mid}: " \
-                   f"{self.req.describe()}"
+            head = (
+                f"client {self.client}: RETRANSMISSION of mid {self.exchange.mid}: "
+                f"{self.req.describe()}"
+            )
         if self.exchange is None or self.exchange.answer is None:
             return head + " -> no answer"
         return f"{head} -> {self.exchange.code} {self.exchange.payload[:400]!r}"
@@ -289,8 +306,9 @@ def mismatch(exp: Expected, ex: Exchange, actual) -> str | None:
     if ex.answer is None:
         return f"expected {exp.code}, got no answer"
     if ex.code != exp.code:
-        return f"expected {exp.code} {json.dumps(exp.body)[:300] if exp.body else ''}, " \
-               f"got {ex.code}"
+        return (
+            f"expected {exp.code} {json.dumps(exp.body)[:300] if exp.body else ''}, got {ex.code}"
+        )
     if exp.body is None:
         return None if not ex.payload else f"expected no payload, got {ex.payload[:200]!r}"
     if not isinstance(actual, dict):
@@ -299,15 +317,24 @@ def mismatch(exp: Expected, ex: Exchange, actual) -> str | None:
     if ex.answer.opt.content_format != want_ct:
         return f"Content-Format {ex.answer.opt.content_format}"
     if exp.code[0] in "45":
-        head = ("responseTypes", "globalSessionSequence", "timestamp", "deviceName",
-                "firmwareVersion")
+        head = (
+            "responseTypes",
+            "globalSessionSequence",
+            "timestamp",
+            "deviceName",
+            "firmwareVersion",
+        )
         got = {k: actual.get(k) for k in head}
         want = {k: exp.body[k] for k in head}
         err = actual.get("error")
         if got != want or list(actual)[:5] != list(head):
             return f"error envelope {got}, expected {want}"
-        if not isinstance(err, dict) or err.get("code") != exp.code or \
-                not isinstance(err.get("message"), str) or not err["message"]:
+        if (
+            not isinstance(err, dict)
+            or err.get("code") != exp.code
+            or not isinstance(err.get("message"), str)
+            or not err["message"]
+        ):
             return f"error body {err}"
         if exp.field is not None and err.get("field") != exp.field:
             return f"error field {err.get('field')!r}, expected {exp.field!r}"
@@ -335,8 +362,10 @@ def _diff(got, want, at="body") -> str:
         for i, (g, w) in enumerate(zip(got, want)):
             if g != w:
                 return _diff(g, w, f"{at}[{i}]")
-    return f"{at}: server {json.dumps(got, ensure_ascii=False)[:300]}, " \
-           f"model {json.dumps(want, ensure_ascii=False)[:300]}"
+    return (
+        f"{at}: server {json.dumps(got, ensure_ascii=False)[:300]}, "
+        f"model {json.dumps(want, ensure_ascii=False)[:300]}"
+    )
 
 
 class PagerMachine(RuleBasedStateMachine):
@@ -388,14 +417,17 @@ class PagerMachine(RuleBasedStateMachine):
     async def _send(self, op: Op, dead=None, first_wait=0.25, deadline=8.0) -> Op:
         c = self.rig.clients[op.client]
         if op.retransmit_of is not None:
-            op.exchange = await c.resend(op.retransmit_of.op.exchange, self.rig.port,
-                                         deadline=deadline, dead=dead)
+            op.exchange = await c.resend(
+                op.retransmit_of.op.exchange, self.rig.port, deadline=deadline, dead=dead
+            )
         else:
             r = op.req
-            msg = c.message(r.method, r.path, r.query, r.payload, r.content_format, r.accept,
-                            r.etag)
-            op.exchange = await c.send(msg, self.rig.port, first_wait=first_wait,
-                                       deadline=deadline, dead=dead)
+            msg = c.message(
+                r.method, r.path, r.query, r.payload, r.content_format, r.accept, r.etag
+            )
+            op.exchange = await c.send(
+                msg, self.rig.port, first_wait=first_wait, deadline=deadline, dead=dead
+            )
         op.actual = decode(op.exchange)
         FIGURES.requests += 1
         return op
@@ -410,13 +442,16 @@ class PagerMachine(RuleBasedStateMachine):
 
     # -- candidates
 
-    def resolve(self, ops: list[Op], killed: bool = False,
-                window: tuple[datetime, datetime] | None = None) -> None:
+    def resolve(
+        self, ops: list[Op], killed: bool = False, window: tuple[datetime, datetime] | None = None
+    ) -> None:
         """Keep the candidates that some serial order of `ops` explains."""
         answered = [op for op in ops if op.req is None or op.exchange.answer is not None]
         unanswered = [op for op in ops if op not in answered]
         if unanswered and not killed:
-            self.fail("no answer from a live server: " + "; ".join(o.describe() for o in unanswered))
+            self.fail(
+                "no answer from a live server: " + "; ".join(o.describe() for o in unanswered)
+            )
         orders = []
         for k in range(len(unanswered) + 1):
             for extra in itertools.combinations(unanswered, k):
@@ -434,9 +469,11 @@ class PagerMachine(RuleBasedStateMachine):
                 elif first_failure is None:
                     first_failure = why
         if not survivors:
-            self.fail("no serial order of the step explains the answers:\n  "
-                      + "\n  ".join(o.describe() for o in ops)
-                      + f"\nfirst candidate order: {first_failure}")
+            self.fail(
+                "no serial order of the step explains the answers:\n  "
+                + "\n  ".join(o.describe() for o in ops)
+                + f"\nfirst candidate order: {first_failure}"
+            )
         self.models = list(survivors.values())[:MAX_CANDIDATES]
 
     def _simulate(self, m: Model, order, window) -> str | None:
@@ -498,10 +535,12 @@ class PagerMachine(RuleBasedStateMachine):
 
     def observe(self) -> None:
         self.check_logs()
-        reads = [Request("GET", "/v1/sessions", kind="observe"),
-                 Request("GET", "/v1/sessions/statistics", kind="observe"),
-                 Request("GET", "/v1/sessions/history", kind="observe"),
-                 Request("GET", "/v1/settings", kind="observe")]
+        reads = [
+            Request("GET", "/v1/sessions", kind="observe"),
+            Request("GET", "/v1/sessions/statistics", kind="observe"),
+            Request("GET", "/v1/sessions/history", kind="observe"),
+            Request("GET", "/v1/settings", kind="observe"),
+        ]
         for req in reads:
             op = self.run(self._send(Op(req, 0)))
             if op.exchange.answer is None:
@@ -510,26 +549,41 @@ class PagerMachine(RuleBasedStateMachine):
             self.resolve([op])
             if req.path == "/v1/sessions" and op.exchange.code == "2.05":
                 self.etag = op.exchange.answer.opt.etag
-        got = {path: self.run(self.rig.control("GET", path))
-               for path in ("/transmissions", "/pagers", "/clock", "/faults")}
+        got = {
+            path: self.run(self.rig.control("GET", path))
+            for path in ("/transmissions", "/pagers", "/clock", "/faults")
+        }
         keep = {}
         first = None
         for m in self.models:
-            want = {"/transmissions": (200, {"transmissions": [m.tx_json(t)
-                                                              for t in m.transmissions]}),
-                    "/pagers": (200, m.pagers_json()),
-                    "/clock": (200, m.clock_json()),
-                    "/faults": (200, [(f.kind, f.path, f.remaining, f.code) for f in m.faults])}
+            want = {
+                "/transmissions": (200, {"transmissions": [m.tx_json(t) for t in m.transmissions]}),
+                "/pagers": (200, m.pagers_json()),
+                "/clock": (200, m.clock_json()),
+                "/faults": (200, [(f.kind, f.path, f.remaining, f.code) for f in m.faults]),
+            }
             status, faults = got["/faults"]
-            seen = dict(got, **{"/faults": (status, [
-                (f["kind"], f["path"], f["remaining"], f["code"])
-                for f in faults.get("faults", []) if f["kind"] == "error"])})
+            seen = dict(
+                got,
+                **{
+                    "/faults": (
+                        status,
+                        [
+                            (f["kind"], f["path"], f["remaining"], f["code"])
+                            for f in faults.get("faults", [])
+                            if f["kind"] == "error"
+                        ],
+                    )
+                },
+            )
             diff = [p for p in want if want[p] != seen[p]]
             if not diff:
                 keep.setdefault(m.key(), m)
             elif first is None:
-                first = "; ".join(f"{p}: server {json.dumps(seen[p])[:600]} model "
-                                  f"{json.dumps(want[p])[:600]}" for p in diff)
+                first = "; ".join(
+                    f"{p}: server {json.dumps(seen[p])[:600]} model {json.dumps(want[p])[:600]}"
+                    for p in diff
+                )
         if not keep:
             self.fail(f"control API state differs from the model: {first}")
         self.models = list(keep.values())
@@ -538,8 +592,12 @@ class PagerMachine(RuleBasedStateMachine):
         """Sessions created by requests whose answers were lost: the store shows their uuid."""
         if not isinstance(actual, dict):
             return
-        shown = {s.get("id"): s.get("uuid") for key in ("sessions", "session_history")
-                 for s in actual.get(key) or [] if isinstance(s, dict)}
+        shown = {
+            s.get("id"): s.get("uuid")
+            for key in ("sessions", "session_history")
+            for s in actual.get(key) or []
+            if isinstance(s, dict)
+        }
         for m in self.models:
             for s in list(m.active.values()) + m.history:
                 if s["uuid"] is None and s["id"] in shown:
@@ -563,21 +621,31 @@ class PagerMachine(RuleBasedStateMachine):
         now = time.monotonic()
         for op in ops:
             if op.req is not None and op.retransmit_of is None:
-                self.sent.append(Sent(op, self.rig.lives, now, op.exchange.payload
-                                      if op.exchange.answer is not None else None,
-                                      op.exchange.code))
-            elif op.retransmit_of is not None and op.exchange.answer is not None \
-                    and op.retransmit_of.answer is None:
-                op.retransmit_of.answer, op.retransmit_of.code = op.exchange.payload, \
-                    op.exchange.code
+                self.sent.append(
+                    Sent(
+                        op,
+                        self.rig.lives,
+                        now,
+                        op.exchange.payload if op.exchange.answer is not None else None,
+                        op.exchange.code,
+                    )
+                )
+            elif (
+                op.retransmit_of is not None
+                and op.exchange.answer is not None
+                and op.retransmit_of.answer is None
+            ):
+                op.retransmit_of.answer, op.retransmit_of.code = (
+                    op.exchange.payload,
+                    op.exchange.code,
+                )
         self.sent = [s for s in self.sent if now - s.at < RETRANSMIT_WINDOW][-50:]
 
     def _clients(self, reqs) -> list[Op]:
         return [Op(r, i % len(self.rig.clients)) for i, r in enumerate(reqs)]
 
     async def _concurrently(self, ops, dead=None, deadline=8.0):
-        return await asyncio.gather(*(self._send(op, dead=dead, deadline=deadline)
-                                      for op in ops))
+        return await asyncio.gather(*(self._send(op, dead=dead, deadline=deadline) for op in ops))
 
     @rule(reqs=batch())
     def requests(self, reqs):
@@ -600,8 +668,12 @@ class PagerMachine(RuleBasedStateMachine):
         ops += [Op(r, (sent.op.client + 1) % len(self.rig.clients)) for r in with_new]
         self.run(self._concurrently(ops))
         FIGURES.retransmissions += 1
-        self.step("retransmit", "concurrently: " + " | ".join(o.describe() for o in ops)
-                  + f" (first sent in server life {sent.life}, now {self.rig.lives})")
+        self.step(
+            "retransmit",
+            "concurrently: "
+            + " | ".join(o.describe() for o in ops)
+            + f" (first sent in server life {sent.life}, now {self.rig.lives})",
+        )
         self.resolve(ops)
         self._remember(ops)
         self.observe()
@@ -614,13 +686,16 @@ class PagerMachine(RuleBasedStateMachine):
         before = self._wall()
 
         async def race():
-            return await asyncio.gather(self._control_reset(Op(None), delay),
-                                        self._concurrently(ops))
+            return await asyncio.gather(
+                self._control_reset(Op(None), delay), self._concurrently(ops)
+            )
 
         reset_op, _ = self.run(race())
         FIGURES.resets += 1
-        self.step("reset", f"POST /reset after {delay} s, racing with: "
-                  + " | ".join(o.describe() for o in ops))
+        self.step(
+            "reset",
+            f"POST /reset after {delay} s, racing with: " + " | ".join(o.describe() for o in ops),
+        )
         frozen, after = self._refreeze()
         self.resolve([reset_op] + ops, window=(before, frozen))
         self._refrozen(frozen, before, after, offset=False)
@@ -632,21 +707,23 @@ class PagerMachine(RuleBasedStateMachine):
             self.fail(f"POST /clock/freeze answered {status} {clock}")
         return datetime.strptime(clock["now"], FMT), self._wall()
 
-    def _refrozen(self, frozen: datetime, before: datetime, after: datetime,
-                  offset: bool) -> None:
+    def _refrozen(self, frozen: datetime, before: datetime, after: datetime, offset: bool) -> None:
         """Keep the candidates whose clock could show `frozen`: system time (plus the
         persisted offset after a restart) between `before` and `after`."""
         keep = []
         for m in self.models:
             shift = timedelta(seconds=m.offset if offset else 0)
-            if m.now is None and before + shift - timedelta(seconds=2) <= frozen \
-                    <= after + shift + timedelta(seconds=2):
+            if m.now is None and before + shift - timedelta(
+                seconds=2
+            ) <= frozen <= after + shift + timedelta(seconds=2):
                 m.frozen_at(frozen)
                 keep.append(m)
         if not keep:
-            self.fail(f"the clock showed {fmt(frozen)} after the "
-                      f"{'restart' if offset else 'reset'}: not the system time (plus the "
-                      f"persisted offset {self.models[0].offset} s) between {before} and {after}")
+            self.fail(
+                f"the clock showed {fmt(frozen)} after the "
+                f"{'restart' if offset else 'reset'}: not the system time (plus the "
+                f"persisted offset {self.models[0].offset} s) between {before} and {after}"
+            )
         self.models = keep
         self.sent = [] if not offset else self.sent
         self.etag = None if not offset else self.etag
@@ -671,8 +748,12 @@ class PagerMachine(RuleBasedStateMachine):
 
         self.run(race())
         FIGURES.kills += 1
-        self.step("kill", f"SIGKILL after {delay} s racing with: "
-                  + " | ".join(o.describe() for o in ops) + "; restart")
+        self.step(
+            "kill",
+            f"SIGKILL after {delay} s racing with: "
+            + " | ".join(o.describe() for o in ops)
+            + "; restart",
+        )
         self.resolve(ops, killed=True)
         for m in self.models:
             m.restarted()
@@ -685,15 +766,29 @@ class PagerMachine(RuleBasedStateMachine):
         # registry survives the restart (unlike a reset)
         now = time.monotonic()
         for op in ops:
-            self.sent.append(Sent(op, self.rig.lives - 1, now,
-                                  op.exchange.payload if op.exchange.answer else None,
-                                  op.exchange.code))
+            self.sent.append(
+                Sent(
+                    op,
+                    self.rig.lives - 1,
+                    now,
+                    op.exchange.payload if op.exchange.answer else None,
+                    op.exchange.code,
+                )
+            )
 
     @skip("clock")
-    @rule(action=st.sampled_from(["set", "advance", "freeze", "run", "speed", "bad"]),
-          seconds=st.sampled_from([1, 29, 30, 61, 3600, 5400, -600, 86400]),
-          when=st.sampled_from(["2026-01-15T18:59:59", "2026-01-16T00:00:00",
-                                "2026-01-15T12:00:00", "2026-01-17T19:00:00"]))
+    @rule(
+        action=st.sampled_from(["set", "advance", "freeze", "run", "speed", "bad"]),
+        seconds=st.sampled_from([1, 29, 30, 61, 3600, 5400, -600, 86400]),
+        when=st.sampled_from(
+            [
+                "2026-01-15T18:59:59",
+                "2026-01-16T00:00:00",
+                "2026-01-15T12:00:00",
+                "2026-01-17T19:00:00",
+            ]
+        ),
+    )
     def clock(self, action, seconds, when):
         rig = self.rig
         if action == "set":
@@ -705,25 +800,29 @@ class PagerMachine(RuleBasedStateMachine):
                     m2 = copy.deepcopy(m)
                     m2.clock_set(target, clears)
                     outcomes.append(m2)
-            self._rig_answer(f"POST /clock/set {when}", got, outcomes,
-                             lambda m: (200, m.clock_json()))
+            self._rig_answer(
+                f"POST /clock/set {when}", got, outcomes, lambda m: (200, m.clock_json())
+            )
         elif action == "advance":
             got = self.run(rig.control("POST", "/clock/advance", {"seconds": seconds}))
             for m in self.models:
                 m.clock_advance(seconds)
-            self._rig_answer(f"POST /clock/advance {seconds}", got, self.models,
-                             lambda m: (200, m.clock_json()))
+            self._rig_answer(
+                f"POST /clock/advance {seconds}", got, self.models, lambda m: (200, m.clock_json())
+            )
         elif action == "freeze":
             got = self.run(rig.control("POST", "/clock/freeze"))
-            self._rig_answer("POST /clock/freeze", got, self.models,
-                             lambda m: (200, m.clock_json()))
+            self._rig_answer(
+                "POST /clock/freeze", got, self.models, lambda m: (200, m.clock_json())
+            )
         elif action == "speed":
             factor = 60.0 if seconds > 60 else 1.0
             got = self.run(rig.control("POST", "/clock/speed", {"factor": factor}))
             for m in self.models:
                 m.speed = factor
-            self._rig_answer(f"POST /clock/speed {factor}", got, self.models,
-                             lambda m: (200, m.clock_json()))
+            self._rig_answer(
+                f"POST /clock/speed {factor}", got, self.models, lambda m: (200, m.clock_json())
+            )
         elif action == "run":  # unfreeze, let it run a moment, freeze again
             t0 = time.monotonic()
             status, body = self.run(rig.control("POST", "/clock/unfreeze"))
@@ -740,22 +839,33 @@ class PagerMachine(RuleBasedStateMachine):
                     m.clock_advance(int(ran))
                     keep.append(m)
             if not keep:
-                self.fail(f"the clock ran from {fmt(self.models[0].now)} to {body2['now']} "
-                          f"in {elapsed:.2f} s at speed {self.models[0].speed}")
+                self.fail(
+                    f"the clock ran from {fmt(self.models[0].now)} to {body2['now']} "
+                    f"in {elapsed:.2f} s at speed {self.models[0].speed}"
+                )
             self.models = keep
         else:
-            bad = [("/clock/set", {"datetime": "1999-01-01T00:00:00"}),
-                   ("/clock/set", {"datetime": "noon"}), ("/clock/advance", {"seconds": "x"}),
-                   ("/clock/speed", {"factor": 0}), ("/clock/freeze", {"x": 1}),
-                   ("/reset", {"now": True}), ("/power-cycle", {"seconds": 0}),
-                   ("/faults", {"kind": "explode"}), ("/faults", {"kind": "error",
-                                                                  "code": "2.05"})]
+            bad = [
+                ("/clock/set", {"datetime": "1999-01-01T00:00:00"}),
+                ("/clock/set", {"datetime": "noon"}),
+                ("/clock/advance", {"seconds": "x"}),
+                ("/clock/speed", {"factor": 0}),
+                ("/clock/freeze", {"x": 1}),
+                ("/reset", {"now": True}),
+                ("/power-cycle", {"seconds": 0}),
+                ("/faults", {"kind": "explode"}),
+                ("/faults", {"kind": "error", "code": "2.05"}),
+            ]
             path, body = bad[seconds % len(bad)]
             status, answer = self.run(rig.control("POST", path, body))
-            if status != 400 or not isinstance(answer, dict) or \
-                    not isinstance(answer.get("error"), str):
-                self.fail(f"POST {path} {body} answered {status} {answer}, expected 400 "
-                          "with an error")
+            if (
+                status != 400
+                or not isinstance(answer, dict)
+                or not isinstance(answer.get("error"), str)
+            ):
+                self.fail(
+                    f"POST {path} {body} answered {status} {answer}, expected 400 with an error"
+                )
             action = f"bad {path}"
         self.step("clock", f"clock {action} ({seconds}, {when})")
         self.observe()
@@ -770,10 +880,14 @@ class PagerMachine(RuleBasedStateMachine):
         self.models = list(keep.values())
 
     @skip("faults")
-    @rule(path=st.sampled_from([None, "/v1/sessions", "/v1/page", "/v1/settings",
-                                "/v1/sessions/statistics"]),
-          count=st.sampled_from([1, 2, None]), code=st.sampled_from(["5.03", "5.00", "4.29"]),
-          then=batch(device_request, 0, 3))
+    @rule(
+        path=st.sampled_from(
+            [None, "/v1/sessions", "/v1/page", "/v1/settings", "/v1/sessions/statistics"]
+        ),
+        count=st.sampled_from([1, 2, None]),
+        code=st.sampled_from(["5.03", "5.00", "4.29"]),
+        then=batch(device_request, 0, 3),
+    )
     def error_fault(self, path, count, code, then):
         body = {"kind": "error", "code": code}
         if path is not None:
@@ -781,15 +895,21 @@ class PagerMachine(RuleBasedStateMachine):
         if count is not None:
             body["count"] = count
         status, answer = self.run(self.rig.control("POST", "/faults", body))
-        if status != 201 or (answer.get("kind"), answer.get("path"), answer.get("remaining"),
-                             answer.get("code")) != ("error", path, count, code):
+        if status != 201 or (
+            answer.get("kind"),
+            answer.get("path"),
+            answer.get("remaining"),
+            answer.get("code"),
+        ) != ("error", path, count, code):
             self.fail(f"POST /faults {body} answered {status} {answer}")
         for m in self.models:
             m.add_fault(Fault(answer["id"], "error", path, count, code=code))
         ops = self._clients(then)
         self.run(self._concurrently(ops))
-        self.step("error_fault", f"error fault {body}, then concurrently: "
-                  + " | ".join(o.describe() for o in ops))
+        self.step(
+            "error_fault",
+            f"error fault {body}, then concurrently: " + " | ".join(o.describe() for o in ops),
+        )
         self.resolve(ops)
         self._remember(ops)
         self.observe()
@@ -809,8 +929,9 @@ class PagerMachine(RuleBasedStateMachine):
             got = self.run(self.rig.control("DELETE", f"/faults/{fid}"))
             for m in self.models:
                 m.remove_fault(fid)
-            self._rig_answer(f"DELETE /faults/{fid}", got, self.models,
-                             lambda m: (200, {"removed": fid}))
+            self._rig_answer(
+                f"DELETE /faults/{fid}", got, self.models, lambda m: (200, {"removed": fid})
+            )
             what = str(fid)
         self.step("clear_faults", f"DELETE faults {what}")
         self.observe()
@@ -819,8 +940,9 @@ class PagerMachine(RuleBasedStateMachine):
     @rule(req=device_request)
     def drop(self, req):
         """The next datagram of a request is lost; the client's retransmission gets through."""
-        status, answer = self.run(self.rig.control("POST", "/faults", {
-            "kind": "drop", "path": req.path, "count": 1}))
+        status, answer = self.run(
+            self.rig.control("POST", "/faults", {"kind": "drop", "path": req.path, "count": 1})
+        )
         if status != 201:
             self.fail(f"POST /faults drop answered {status} {answer}")
         ops = [Op(req, 0)]
@@ -836,20 +958,30 @@ class PagerMachine(RuleBasedStateMachine):
     def delay(self, req):
         """A delayed answer arrives late, also when the client retransmits meanwhile."""
         seconds = 0.5
-        status, answer = self.run(self.rig.control("POST", "/faults", {
-            "kind": "delay", "path": req.path, "count": 1, "seconds": seconds}))
+        status, answer = self.run(
+            self.rig.control(
+                "POST",
+                "/faults",
+                {"kind": "delay", "path": req.path, "count": 1, "seconds": seconds},
+            )
+        )
         if status != 201:
             self.fail(f"POST /faults delay answered {status} {answer}")
         op = Op(req, 0)
         self.run(self._send(op, first_wait=0.1))
         self.run(self.rig.control("DELETE", f"/faults/{answer['id']}"))
-        self.step("delay", f"delay fault {seconds} s on {req.path}, then {op.describe()} "
-                  f"(sent at {[round(t - op.exchange.sent[0], 2) for t in op.exchange.sent]})")
+        self.step(
+            "delay",
+            f"delay fault {seconds} s on {req.path}, then {op.describe()} "
+            f"(sent at {[round(t - op.exchange.sent[0], 2) for t in op.exchange.sent]})",
+        )
         ex = op.exchange
         if ex.answer is not None and ex.answered_at - ex.sent[0] < seconds - 0.05:
-            self.fail(f"a delay fault of {seconds} s, yet the answer came after "
-                      f"{ex.answered_at - ex.sent[0]:.3f} s (the request was sent "
-                      f"{len(ex.sent)} times)")
+            self.fail(
+                f"a delay fault of {seconds} s, yet the answer came after "
+                f"{ex.answered_at - ex.sent[0]:.3f} s (the request was sent "
+                f"{len(ex.sent)} times)"
+            )
         self.resolve([op])
         self._remember([op])
         self.observe()
@@ -862,8 +994,10 @@ class PagerMachine(RuleBasedStateMachine):
             self.fail(f"POST /power-cycle answered {status} {answer}")
         ops = self._clients(reqs)
         self.run(self._concurrently(ops, deadline=10.0))
-        self.step("power_cycle", "power cycle 0.3 s, then concurrently: "
-                  + " | ".join(o.describe() for o in ops))
+        self.step(
+            "power_cycle",
+            "power cycle 0.3 s, then concurrently: " + " | ".join(o.describe() for o in ops),
+        )
         self.resolve(ops)
         self._remember(ops)
         self.observe()
@@ -906,16 +1040,19 @@ class _Replay(Expected):
         if ex.answer is None:
             return f"expected the first answer again ({self.code}), got no answer"
         if ex.code != self.code:
-            return f"processed again: first answered {self.code} {self.sent.answer[:300]!r}," \
-                   f" now {ex.code}"
+            return (
+                f"processed again: first answered {self.code} {self.sent.answer[:300]!r},"
+                f" now {ex.code}"
+            )
         if life == self.sent.life:
             if ex.payload != self.sent.answer:
                 return f"processed again: first answered {self.sent.answer[:300]!r}"
             return None
         got = decode(ex)
-        strip = (lambda d: {k: v for k, v in d.items() if k != "timestamp"}
-                 if isinstance(d, dict) else d)
+
+        def strip(d):
+            return {k: v for k, v in d.items() if k != "timestamp"} if isinstance(d, dict) else d
+
         if strip(got) != strip(self.body):
-            return f"processed again after the restart: first answered " \
-                   f"{self.sent.answer[:300]!r}"
+            return f"processed again after the restart: first answered {self.sent.answer[:300]!r}"
         return None

@@ -24,9 +24,22 @@ import cbor2
 
 FMT = "%Y-%m-%dT%H:%M:%S"
 NEVER = 24
-ALERT = {"Flash1Sec": 1, "Flash30Sec": 30, "Flash5Min": 300, "FlashBeep5x5": 25,
-         "Beep3Times": 3, "Beep5Min": 300, "Glow5Min": 300, "Glow15Times": 15, "Vibe1": 1,
-         "Vibe2": 2, "Vibe3": 3, "VibeBeep1": 1, "VibeBeep2": 2, "VibeBeep3": 3}
+ALERT = {
+    "Flash1Sec": 1,
+    "Flash30Sec": 30,
+    "Flash5Min": 300,
+    "FlashBeep5x5": 25,
+    "Beep3Times": 3,
+    "Beep5Min": 300,
+    "Glow5Min": 300,
+    "Glow15Times": 15,
+    "Vibe1": 1,
+    "Vibe2": 2,
+    "Vibe3": 3,
+    "VibeBeep1": 1,
+    "VibeBeep2": 2,
+    "VibeBeep3": 3,
+}
 DEFAULT_MODE = "Flash30Sec"  # no staff pagers in the rig's configuration
 BODY_MAX = 1024
 BLOCK = 1024  # aiocoap's default Block2 size
@@ -45,8 +58,11 @@ def half_up(n: int, d: int) -> int:
 
 def is_uuid4(text: Any) -> bool:
     try:
-        return isinstance(text, str) and uuidlib.UUID(text).version == 4 and \
-            str(uuidlib.UUID(text)) == text
+        return (
+            isinstance(text, str)
+            and uuidlib.UUID(text).version == 4
+            and str(uuidlib.UUID(text)) == text
+        )
     except ValueError:
         return False
 
@@ -74,9 +90,11 @@ class Request:
 
     def describe(self) -> str:
         q = "?" + "&".join(self.query) if self.query else ""
-        extra = "".join(f" {k}={v}" for k, v in (("ct", self.content_format),
-                                                 ("accept", self.accept), ("etag", self.etag))
-                        if v is not None)
+        extra = "".join(
+            f" {k}={v}"
+            for k, v in (("ct", self.content_format), ("accept", self.accept), ("etag", self.etag))
+            if v is not None
+        )
         return f"{self.method} {self.path}{q} {self.payload[:120]!r}{extra}"
 
 
@@ -153,15 +171,35 @@ class Model:
 
     def durable(self) -> str:
         """What a request can change that outlives a restart (the store's contents)."""
-        keep = ("offset", "system_id", "default_goal", "clear_mark", "clear_since", "sequence",
-                "next_id", "next_tx", "active", "history", "num_sessions", "served", "on_time",
-                "total_wait", "statistics_generation", "transmissions", "pagers")
+        keep = (
+            "offset",
+            "system_id",
+            "default_goal",
+            "clear_mark",
+            "clear_since",
+            "sequence",
+            "next_id",
+            "next_tx",
+            "active",
+            "history",
+            "num_sessions",
+            "served",
+            "on_time",
+            "total_wait",
+            "statistics_generation",
+            "transmissions",
+            "pagers",
+        )
         return repr([getattr(self, k) for k in keep])
 
     def envelope(self, now: datetime, *sections: tuple[str, Any]) -> dict:
-        body = {"responseTypes": [n for n, _ in sections],
-                "globalSessionSequence": self.sequence, "timestamp": fmt(now),
-                "deviceName": DEVICE_NAME, "firmwareVersion": FIRMWARE}
+        body = {
+            "responseTypes": [n for n, _ in sections],
+            "globalSessionSequence": self.sequence,
+            "timestamp": fmt(now),
+            "deviceName": DEVICE_NAME,
+            "firmwareVersion": FIRMWARE,
+        }
         body.update(sections)
         return body
 
@@ -172,43 +210,69 @@ class Model:
             pct = half_up(100 * self.on_time, self.served)
             late = 100 - pct
             avg = half_up(self.total_wait, self.served)
-        return {"guestsServed": self.served, "percentLate": late, "percentOnTime": pct,
-                "averageTimeServed": avg, "numSessions": self.num_sessions}
+        return {
+            "guestsServed": self.served,
+            "percentLate": late,
+            "percentOnTime": pct,
+            "averageTimeServed": avg,
+            "numSessions": self.num_sessions,
+        }
 
     @staticmethod
     def session_json(s: dict, history: bool = False) -> dict:
         out: dict[str, Any] = {"id": s["id"]}
         if not history:
             out["sessionSequence"] = s["sequence"]
-        out.update(uuid=s["uuid"], number=s["number"], partySize=s["party"],
-                   goalInSeconds=s["goal"], created=fmt(s["created"]),
-                   started=fmt(s["created"]))
+        out.update(
+            uuid=s["uuid"],
+            number=s["number"],
+            partySize=s["party"],
+            goalInSeconds=s["goal"],
+            created=fmt(s["created"]),
+            started=fmt(s["created"]),
+        )
         if s["notified"] is not None:
             out["notified"] = fmt(s["notified"])
         if s.get("cleared") is not None:
             out["cleared"] = fmt(s["cleared"])
         out["label"] = s["label"]
-        out["state"] = ("cleared" if s.get("cleared") is not None
-                        else "paged" if s["notified"] is not None else "started")
+        out["state"] = (
+            "cleared"
+            if s.get("cleared") is not None
+            else "paged"
+            if s["notified"] is not None
+            else "started"
+        )
         if history:
             out["clearType"] = s["clear_type"]
         return out
 
     @staticmethod
     def tx_json(t: dict) -> dict:
-        return {"id": t["id"], "time": fmt(t["time"]), "number": t["number"],
-                "systemId": t["system_id"], "pageMode": t["mode"], "message": t["message"],
-                "overrideCodes": [{"code": c, "value": v} for c, v in t["codes"]],
-                "sessionId": t["session_id"],
-                "alertUntil": fmt(t["time"] + timedelta(seconds=ALERT[t["mode"]]))}
+        return {
+            "id": t["id"],
+            "time": fmt(t["time"]),
+            "number": t["number"],
+            "systemId": t["system_id"],
+            "pageMode": t["mode"],
+            "message": t["message"],
+            "overrideCodes": [{"code": c, "value": v} for c, v in t["codes"]],
+            "sessionId": t["session_id"],
+            "alertUntil": fmt(t["time"] + timedelta(seconds=ALERT[t["mode"]])),
+        }
 
     def settings_json(self, now: datetime) -> dict:
-        return {"datetime": fmt(now), "systemId": self.system_id,
-                "defaultTargetGoal": self.default_goal, "statisticsClearMark": self.clear_mark}
+        return {
+            "datetime": fmt(now),
+            "systemId": self.system_id,
+            "defaultTargetGoal": self.default_goal,
+            "statisticsClearMark": self.clear_mark,
+        }
 
     def error(self, now: datetime, refusal: Refusal) -> Expected:
-        return Expected(refusal.code, self.envelope(now, ("error", {"code": refusal.code})),
-                        refusal.field)
+        return Expected(
+            refusal.code, self.envelope(now, ("error", {"code": refusal.code})), refusal.field
+        )
 
     # ---- time ------------------------------------------------------------------------
 
@@ -334,15 +398,29 @@ class Model:
             out[name] = value
         return out
 
-    def _transmit(self, number: int, mode: str | None, message: str | None, system_id: int,
-                  session_id: int | None, now: datetime) -> dict:
+    def _transmit(
+        self,
+        number: int,
+        mode: str | None,
+        message: str | None,
+        system_id: int,
+        session_id: int | None,
+        now: datetime,
+    ) -> dict:
         text, codes = parse_message(message) if message is not None else (None, [])
-        tx = {"id": self.next_tx, "time": now, "number": number, "system_id": system_id,
-              "mode": mode or DEFAULT_MODE, "message": text, "codes": codes,
-              "session_id": session_id}
+        tx = {
+            "id": self.next_tx,
+            "time": now,
+            "number": number,
+            "system_id": system_id,
+            "mode": mode or DEFAULT_MODE,
+            "message": text,
+            "codes": codes,
+            "session_id": session_id,
+        }
         self.next_tx += 1
         self.transmissions.append(tx)
-        del self.transmissions[:-self.history_limit]
+        del self.transmissions[: -self.history_limit]
         self.pagers[number] = tx
         return tx
 
@@ -351,8 +429,9 @@ class Model:
         s["sequence"] = self.sequence
 
     def _page(self, s: dict, body: dict, now: datetime) -> None:
-        self._transmit(s["number"], body.get("pageMode"), body.get("message"), self.system_id,
-                       s["id"], now)
+        self._transmit(
+            s["number"], body.get("pageMode"), body.get("message"), self.system_id, s["id"], now
+        )
         if s["notified"] is None:
             s["notified"] = now
             wait = max(0, int((now - s["created"]).total_seconds()))
@@ -366,7 +445,7 @@ class Model:
         s = dict(s, cleared=now, clear_type=clear_type)
         self.history.append(s)
         self.history.sort(key=lambda a: a["id"])
-        del self.history[:-self.history_limit]  # the oldest (lowest id) dropped first
+        del self.history[: -self.history_limit]  # the oldest (lowest id) dropped first
         return s
 
     def _apply(self, s: dict, body: dict, now: datetime, new: bool) -> dict:
@@ -399,16 +478,25 @@ class Model:
         else:
             if body.get("action") in ("clear", "remove"):
                 raise Refusal("4.04")
-            s = {"id": self.next_id, "sequence": 0, "uuid": self._learn_uuid(actual),
-                 "number": number, "party": 1, "goal": self.default_goal, "created": now,
-                 "notified": None, "label": None}
+            s = {
+                "id": self.next_id,
+                "sequence": 0,
+                "uuid": self._learn_uuid(actual),
+                "number": number,
+                "party": 1,
+                "goal": self.default_goal,
+                "created": now,
+                "notified": None,
+                "label": None,
+            }
             self.next_id += 1
             self.num_sessions += 1
             self.active[number] = s
             s = self._apply(s, body, now, new=True)
             code = "2.01"
-        return self._answer(code, now, ("sessions", [self.session_json(s)]),
-                            ("statistics", self.statistics()))
+        return self._answer(
+            code, now, ("sessions", [self.session_json(s)]), ("statistics", self.statistics())
+        )
 
     def _learn_uuid(self, actual: dict | None) -> str | None:
         try:
@@ -439,8 +527,9 @@ class Model:
         if s is None:
             raise Refusal("4.04")
         s = self._apply(s, body, now, new=False)
-        return self._answer("2.04", now, ("sessions", [self.session_json(s)]),
-                            ("statistics", self.statistics()))
+        return self._answer(
+            "2.04", now, ("sessions", [self.session_json(s)]), ("statistics", self.statistics())
+        )
 
     def _delete_session(self, req, query, now, actual) -> Expected:
         number = self._number(query, required=False)
@@ -468,24 +557,32 @@ class Model:
             return Expected("2.03")
         if req.kind == "observe":
             self.seen_etag = self.etag()
-        exp = self._answer("2.05", now, ("sessions", [
-            self.session_json(s) for s in sorted(self.active.values(), key=lambda s: s["id"])]),
-            ("statistics", self.statistics()))
+        exp = self._answer(
+            "2.05",
+            now,
+            (
+                "sessions",
+                [self.session_json(s) for s in sorted(self.active.values(), key=lambda s: s["id"])],
+            ),
+            ("statistics", self.statistics()),
+        )
         exp.etag = b"any"
         return exp
 
     def _get_history(self, req, query, now, actual) -> Expected:
         limit, after = query.get("limit"), query.get("after")
-        if limit is not None and not (limit.isascii() and limit.isdigit()
-                                      and 1 <= int(limit) <= 1000):
+        if limit is not None and not (
+            limit.isascii() and limit.isdigit() and 1 <= int(limit) <= 1000
+        ):
             raise Refusal("4.00", "limit")
         if after is not None and not (after.isascii() and after.isdigit()):
             raise Refusal("4.00", "after")
         items = [a for a in self.history if after is None or a["id"] > int(after)]
         if limit is not None:
-            items = items[:int(limit)]
-        return self._answer("2.05", now, ("session_history",
-                                          [self.session_json(a, history=True) for a in items]))
+            items = items[: int(limit)]
+        return self._answer(
+            "2.05", now, ("session_history", [self.session_json(a, history=True) for a in items])
+        )
 
     def _delete_history(self, req, query, now, actual) -> Expected:
         self.history = []
@@ -533,15 +630,22 @@ class Model:
         if "number" not in data:
             raise Refusal("4.00", "number")
         _int(data["number"], 0, NUMBER_MAX, "number")
-        if "pageMode" in data and (not isinstance(data["pageMode"], str)
-                                   or data["pageMode"] not in ALERT):
+        if "pageMode" in data and (
+            not isinstance(data["pageMode"], str) or data["pageMode"] not in ALERT
+        ):
             raise Refusal("4.00", "pageMode")
         if "message" in data:
             parse_message(data["message"])
         if "systemId" in data:
             _int(data["systemId"], 0, 255, "systemId")
-        tx = self._transmit(data["number"], data.get("pageMode"), data.get("message"),
-                            data.get("systemId", self.system_id), None, now)
+        tx = self._transmit(
+            data["number"],
+            data.get("pageMode"),
+            data.get("message"),
+            data.get("systemId", self.system_id),
+            None,
+            now,
+        )
         return self._answer("2.04", now, ("page", self.tx_json(tx)))
 
     # ---- the rig ----------------------------------------------------------------------
@@ -552,13 +656,19 @@ class Model:
             t = self.pagers[number]
             until = t["time"] + timedelta(seconds=ALERT[t["mode"]])
             on = t["time"] <= self.now < until
-            out.append({"number": number, "state": "alerting" if on else "idle",
-                        "pageMode": t["mode"] if on else None,
-                        "message": t["message"] if on else None,
-                        "overrideCodes": ([{"code": c, "value": v} for c, v in t["codes"]]
-                                          if on else []),
-                        "alertingUntil": fmt(until) if on else None,
-                        "lastTransmission": self.tx_json(t)})
+            out.append(
+                {
+                    "number": number,
+                    "state": "alerting" if on else "idle",
+                    "pageMode": t["mode"] if on else None,
+                    "message": t["message"] if on else None,
+                    "overrideCodes": (
+                        [{"code": c, "value": v} for c, v in t["codes"]] if on else []
+                    ),
+                    "alertingUntil": fmt(until) if on else None,
+                    "lastTransmission": self.tx_json(t),
+                }
+            )
         return {"pagers": out}
 
     def clock_json(self) -> dict:
@@ -607,6 +717,7 @@ class Model:
 
 
 # ---- decoding, as the spec describes it (§2, §7) ---------------------------------------
+
 
 def _times(actual: dict | None) -> list[str]:
     """Times an answer shows for the request it answers, most specific first."""

@@ -64,20 +64,33 @@ class Client:
         self.transport = None
         self.proto: Datagrams | None = None
 
-    async def open(self) -> "Client":
+    async def open(self) -> Client:
         self.transport, self.proto = await asyncio.get_running_loop().create_datagram_endpoint(
-            Datagrams, local_addr=(HOST, 0))
+            Datagrams, local_addr=(HOST, 0)
+        )
         return self
 
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
 
-    def message(self, method: str, path: str, query=(), payload=b"", content_format=None,
-                accept=None, etag=None, block2=None) -> aiocoap.Message:
-        msg = aiocoap.Message(code=getattr(aiocoap.Code, method), payload=payload,
-                              uri_path=tuple(p for p in path.split("/") if p),
-                              uri_query=tuple(query))
+    def message(
+        self,
+        method: str,
+        path: str,
+        query=(),
+        payload=b"",
+        content_format=None,
+        accept=None,
+        etag=None,
+        block2=None,
+    ) -> aiocoap.Message:
+        msg = aiocoap.Message(
+            code=getattr(aiocoap.Code, method),
+            payload=payload,
+            uri_path=tuple(p for p in path.split("/") if p),
+            uri_query=tuple(query),
+        )
         if content_format is not None:
             msg.opt.content_format = content_format
         if accept is not None:
@@ -90,8 +103,15 @@ class Client:
         msg.token = next(self._tokens).to_bytes(4, "big")
         return msg
 
-    async def send(self, msg: aiocoap.Message, port: int, *, first_wait: float = 0.25,
-                   deadline: float = 8.0, dead: asyncio.Event | None = None) -> Exchange:
+    async def send(
+        self,
+        msg: aiocoap.Message,
+        port: int,
+        *,
+        first_wait: float = 0.25,
+        deadline: float = 8.0,
+        dead: asyncio.Event | None = None,
+    ) -> Exchange:
         """Send `msg` (retransmitting it unchanged, doubling the wait) until answered, the
         deadline passes or `dead` is set; then fetch the rest of a Block2 answer."""
         ex = Exchange(self.index, msg.mid, msg.encode())
@@ -99,10 +119,15 @@ class Client:
         block = ex.answer.opt.block2 if ex.answer is not None else None
         ex.payload = ex.answer.payload if ex.answer is not None else b""
         while ex.answer is not None and block is not None and block.more:
-            nxt = self.message(str(msg.code), "/" + "/".join(msg.opt.uri_path),
-                               msg.opt.uri_query, accept=msg.opt.accept,
-                               block2=BlockOption.BlockwiseTuple(block.block_number + 1, False,
-                                                                 block.size_exponent))
+            nxt = self.message(
+                str(msg.code),
+                "/" + "/".join(msg.opt.uri_path),
+                msg.opt.uri_query,
+                accept=msg.opt.accept,
+                block2=BlockOption.BlockwiseTuple(
+                    block.block_number + 1, False, block.size_exponent
+                ),
+            )
             part = Exchange(self.index, nxt.mid, nxt.encode())
             await self._exchange(part, nxt.token, port, first_wait, deadline, dead)
             ex.requests += 1
@@ -114,8 +139,9 @@ class Client:
             block = part.answer.opt.block2
         return ex
 
-    async def resend(self, ex: Exchange, port: int, *, deadline: float = 8.0,
-                     dead: asyncio.Event | None = None) -> Exchange:
+    async def resend(
+        self, ex: Exchange, port: int, *, deadline: float = 8.0, dead: asyncio.Event | None = None
+    ) -> Exchange:
         """The same datagram again (same message id, same source port): a retransmission."""
         again = Exchange(self.index, ex.mid, ex.datagram)
         token = aiocoap.Message.decode(ex.datagram).token
@@ -123,9 +149,15 @@ class Client:
         again.payload = again.answer.payload if again.answer is not None else b""
         return again
 
-    async def _exchange(self, ex: Exchange, token: bytes, port: int, first_wait: float,
-                        deadline: float, dead: asyncio.Event | None) -> None:
-        loop = asyncio.get_running_loop()
+    async def _exchange(
+        self,
+        ex: Exchange,
+        token: bytes,
+        port: int,
+        first_wait: float,
+        deadline: float,
+        dead: asyncio.Event | None,
+    ) -> None:
         end = time.monotonic() + deadline
         wait = first_wait
         while time.monotonic() < end and not (dead is not None and dead.is_set()):
@@ -136,7 +168,7 @@ class Client:
             while (left := retransmit_at - time.monotonic()) > 0:
                 try:
                     data = await asyncio.wait_for(self.proto.received.get(), min(left, 0.05))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     if dead is not None and dead.is_set():
                         return
                     continue
@@ -155,13 +187,15 @@ class Client:
 class Rig:
     """The emulator process, its clients and an HTTP session to its control API."""
 
-    def __init__(self, directory: Path, clients: int = 3, history_limit: int = 6,
-                 ping_interval: float = 0.3):
+    def __init__(
+        self, directory: Path, clients: int = 3, history_limit: int = 6, ping_interval: float = 0.3
+    ):
         self.directory = directory
         self.db = directory / "pager.db"
         self.config = directory / "stateful.toml"
-        self.config.write_text(CONFIG.format(history_limit=history_limit,
-                                             ping_interval=ping_interval))
+        self.config.write_text(
+            CONFIG.format(history_limit=history_limit, ping_interval=ping_interval)
+        )
         self.port = free_port(socket.SOCK_DGRAM)
         self.control_port = free_port(socket.SOCK_STREAM)
         self.logs: list[Path] = []
@@ -182,8 +216,14 @@ class Rig:
         self.lives += 1
         self.logs.append(self.directory / f"server-{self.lives}.log")
         self.dead = asyncio.Event()
-        self.server = await Server(self.db, self.logs[-1], self.port, "--config",
-                                   str(self.config), control_port=self.control_port).start()
+        self.server = await Server(
+            self.db,
+            self.logs[-1],
+            self.port,
+            "--config",
+            str(self.config),
+            control_port=self.control_port,
+        ).start()
 
     async def kill(self) -> None:
         await self.server.kill()
@@ -214,16 +254,21 @@ class Rig:
             text = path.read_text(errors="replace").splitlines() if path.exists() else []
             for i, line in enumerate(text):
                 if "Traceback" in line or " ERROR " in line or " CRITICAL " in line:
-                    return text[i:i + lines]
+                    return text[i : i + lines]
         return []
 
-    async def control(self, method: str, path: str, body=None,
-                      timeout: float = 20) -> tuple[int, object]:
+    async def control(
+        self, method: str, path: str, body=None, timeout: float = 20
+    ) -> tuple[int, object]:
         url = f"http://{HOST}:{self.control_port}{path}"
-        data = None if body is None else (body if isinstance(body, bytes)
-                                          else json.dumps(body).encode())
-        async with self.http.request(method, url, data=data,
-                                     timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+        data = (
+            None
+            if body is None
+            else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        )
+        async with self.http.request(
+            method, url, data=data, timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as r:
             text = await r.read()
             try:
                 return r.status, json.loads(text)
@@ -234,12 +279,13 @@ class Rig:
         """GET /v1/notify with Observe 0 from a socket that then never answers again: a dead
         observer, to be dropped after its notifications go unacknowledged."""
         transport, proto = await asyncio.get_running_loop().create_datagram_endpoint(
-            Datagrams, local_addr=(HOST, 0))
+            Datagrams, local_addr=(HOST, 0)
+        )
         msg = aiocoap.Message(code=aiocoap.GET, uri_path=("v1", "notify"), observe=0)
         msg.mtype, msg.mid, msg.token = Type.CON, 1, b"dead"
         transport.sendto(msg.encode(), (HOST, self.port))
         try:
             await asyncio.wait_for(proto.received.get(), 5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         transport.close()  # its port now answers nothing (or ICMP unreachable)

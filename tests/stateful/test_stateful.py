@@ -9,7 +9,6 @@ import asyncio
 import json
 
 import aiocoap
-import pytest
 from aiocoap.numbers.types import Type
 from hypothesis import HealthCheck, settings
 from hypothesis.internal.conjecture import engine
@@ -18,8 +17,14 @@ from hypothesis.stateful import run_state_machine_as_test
 from tests.conftest import Datagrams
 from tests.stateful.machine import PagerMachine
 
-SHORT = settings(max_examples=8, stateful_step_count=25, deadline=None, derandomize=True,
-                 database=None, suppress_health_check=list(HealthCheck))
+SHORT = settings(
+    max_examples=8,
+    stateful_step_count=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 
 def test_the_emulator_behaves_like_the_model(monkeypatch):
@@ -37,15 +42,20 @@ async def test_clear_all_archives_with_clear_type_stop(client):
 
 async def test_a_no_change_answer_never_runs_ahead_of_the_commit(emulator):
     loop = asyncio.get_running_loop()
-    ends = [await loop.create_datagram_endpoint(Datagrams, local_addr=("127.0.0.1", 0))
-            for _ in range(2)]
+    ends = [
+        await loop.create_datagram_endpoint(Datagrams, local_addr=("127.0.0.1", 0))
+        for _ in range(2)
+    ]
     bad = []
     try:
         for number in range(20):
             for i, (transport, _) in enumerate(ends):
-                msg = aiocoap.Message(code=aiocoap.POST, uri_path=("v1", "sessions"),
-                                      payload=json.dumps({"number": number}).encode(),
-                                      content_format=50)
+                msg = aiocoap.Message(
+                    code=aiocoap.POST,
+                    uri_path=("v1", "sessions"),
+                    payload=json.dumps({"number": number}).encode(),
+                    content_format=50,
+                )
                 msg.mtype, msg.mid, msg.token = Type.CON, 100 + number, bytes([i, number])
                 transport.sendto(msg.encode(), ("127.0.0.1", emulator.port))
             for _, proto in ends:
@@ -53,8 +63,14 @@ async def test_a_no_change_answer_never_runs_ahead_of_the_commit(emulator):
                 body = json.loads(answer.payload)
                 session = body["sessions"][0]
                 if body["globalSessionSequence"] < session["sessionSequence"]:
-                    bad.append((number, answer.code.dotted, body["globalSessionSequence"],
-                                session["sessionSequence"]))
+                    bad.append(
+                        (
+                            number,
+                            answer.code.dotted,
+                            body["globalSessionSequence"],
+                            session["sessionSequence"],
+                        )
+                    )
     finally:
         for transport, _ in ends:
             transport.close()
@@ -66,13 +82,16 @@ async def test_a_refusal_never_runs_ahead_of_the_commit(emulator):
     it had archived the session was answered at once, before that clear-all was committed,
     with the committed globalSessionSequence (still showing the session)."""
     loop = asyncio.get_running_loop()
-    ends = [await loop.create_datagram_endpoint(Datagrams, local_addr=("127.0.0.1", 0))
-            for _ in range(2)]
+    ends = [
+        await loop.create_datagram_endpoint(Datagrams, local_addr=("127.0.0.1", 0))
+        for _ in range(2)
+    ]
     bad, refused = [], 0
 
     def con(code, path, payload, query=(), mid=0, token=b"") -> bytes:
-        msg = aiocoap.Message(code=code, uri_path=path, uri_query=query, payload=payload,
-                              content_format=50)
+        msg = aiocoap.Message(
+            code=code, uri_path=path, uri_query=query, payload=payload, content_format=50
+        )
         msg.mtype, msg.mid, msg.token = Type.CON, mid, token
         return msg.encode()
 
@@ -82,14 +101,32 @@ async def test_a_refusal_never_runs_ahead_of_the_commit(emulator):
     try:
         for number in range(30):
             (t0, p0), (t1, p1) = ends
-            t0.sendto(con(aiocoap.POST, ("v1", "sessions"), b'{"number":%d}' % number,
-                          mid=1000 + number, token=b"c"), ("127.0.0.1", emulator.port))
+            t0.sendto(
+                con(
+                    aiocoap.POST,
+                    ("v1", "sessions"),
+                    b'{"number":%d}' % number,
+                    mid=1000 + number,
+                    token=b"c",
+                ),
+                ("127.0.0.1", emulator.port),
+            )
             created = json.loads((await answer(p0)).payload)["globalSessionSequence"]
-            t0.sendto(con(aiocoap.DELETE, ("v1", "sessions"), b"", mid=2000 + number,
-                          token=b"d"), ("127.0.0.1", emulator.port))
-            t1.sendto(con(aiocoap.PUT, ("v1", "sessions"), b'{"label":"x"}',
-                          (f"number={number}",), mid=3000 + number, token=b"u"),
-                      ("127.0.0.1", emulator.port))
+            t0.sendto(
+                con(aiocoap.DELETE, ("v1", "sessions"), b"", mid=2000 + number, token=b"d"),
+                ("127.0.0.1", emulator.port),
+            )
+            t1.sendto(
+                con(
+                    aiocoap.PUT,
+                    ("v1", "sessions"),
+                    b'{"label":"x"}',
+                    (f"number={number}",),
+                    mid=3000 + number,
+                    token=b"u",
+                ),
+                ("127.0.0.1", emulator.port),
+            )
             await answer(p0)
             put = await answer(p1)
             if put.code.dotted == "4.04":
