@@ -25,7 +25,7 @@ from pager.control.rig import PagerBoard, RigControls
 from pager.domain.operations import DeviceConfig, SettingsPatch, update_settings
 from pager.domain.rules import Limits
 from pager.engine import Engine
-from pager.notify import Hub
+from pager.hub import Hub
 from pager.store import Store, StoreUnavailable
 
 log = logging.getLogger("pager")
@@ -115,17 +115,13 @@ class Emulator(RigControls):
         self.hub = Hub(
             self.engine, identity, c.ping_interval, c.max_observers, c.observer_queue_limit
         )
+        self.engine.listeners.append(self.hub.publish)
         receipts = await store.receipts()
         self.backlogs = backlogs = Backlogs()
-        self.api = Api(
-            self.engine,
-            identity,
-            c.strict,
-            self.faults,
-            c.max_block_transfers,
-            c.max_block_transfer_bytes,
+        self.api = Api.create(
+            self.engine, identity, c.strict, c.max_block_transfers, c.max_block_transfer_bytes
         )
-        site = build_site(self.api, self.hub, backlogs, c.amplification_protection)
+        site = build_site(self.api, self.hub, backlogs, self.faults, c.amplification_protection)
         try:
             self._context = await ServerContext.create_exclusive(site, (c.host, c.port))
         except (OSError, ResolutionError) as e:

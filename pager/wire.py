@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from pager.domain import rules
 from pager.domain.errors import Invalid
-from pager.domain.model import Archived, Session, Settings
+from pager.domain.model import Archived, Session, Settings, State
 from pager.domain.operations import UNSET, PageRequest, SessionPatch, SettingsPatch
 from pager.domain.pagemodes import Transmission
 from pager.domain.statistics import Counters, figures
@@ -271,6 +271,21 @@ def envelope(identity: Identity, sequence: int, now: datetime, **sections: Any) 
         firmwareVersion=identity.firmware_version,
         **sections,
     )
+
+
+def envelope_on(identity: Identity, state: State, now: datetime, **sections: Any) -> Envelope:
+    """The envelope of an answer or notification showing `state`: its globalSessionSequence
+    is the state's, so that a client can tell which change it reflects."""
+    return envelope(identity, state.device.global_sequence, now, **sections)
+
+
+def active_sessions(state: State) -> list[SessionOut]:
+    """The active sessions in id order, the one order every list of them has (spec §4, §8)."""
+    return [session_out(s) for s in sorted(state.active.values(), key=_session_id)]
+
+
+def _session_id(session: Session) -> int:
+    return session.id
 
 
 def history_pieces(

@@ -715,7 +715,7 @@ DROPPED = re.compile(
 
 def server_dropped(stderr_text: str) -> tuple[Counter, Counter]:
     """Session notifications the server says it dropped, and settings/statistics ones it
-    replaced by newer ones, by observer port (pager.notify.Observer)."""
+    replaced by newer ones, by observer port (pager.hub.Observer)."""
     dropped: Counter = Counter()
     replaced: Counter = Counter()
     for m in DROPPED.finditer(stderr_text):

@@ -9,7 +9,7 @@ message had already used one of aiocoap's 65,536 message ids.
 
 So an observation hands aiocoap its next notification only when nothing is waiting for that
 peer: aiocoap then has at most one message in flight and one behind it, and the rest wait in
-the observer's own bounded queue (`pager.notify.Observer`), where the oldest can be dropped.
+the observer's own bounded queue (`pager.hub.Observer`), where the oldest can be dropped.
 
 aiocoap has no public view of its backlog (nor an acknowledgement hook, its issue #281); this
 module is the one place that reaches into it. `Backlogs` replaces the manager's dict of

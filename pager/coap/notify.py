@@ -4,7 +4,7 @@ Each notification is handed to aiocoap as a Confirmable response on the observat
 and the next one only once nothing waits behind it for that peer (`pager.coap.backlog`):
 aiocoap keeps at most one Confirmable message in flight per peer (NSTART = 1), so a healthy
 observer gets every notification, in order, and one that acknowledges more slowly than
-sessions change falls behind in its own bounded queue (`pager.notify.Observer`).
+sessions change falls behind in its own bounded queue (`pager.hub.Observer`).
 
 There is no public way to learn that a particular notification was acknowledged (aiocoap
 issue #281), so "three pings in a row unacknowledged" is expressed through the
@@ -13,13 +13,19 @@ notifications' retransmission schedule: a notification that stays unacknowledged
 behind it; aiocoap then drops the peer's exchanges and ends the observation.
 """
 
+from typing import Any
+
 from aiocoap import Message, numbers
 from aiocoap.numbers.codes import Code
+from aiocoap.pipe import Pipe
 
+from pager.coap.answers import response_format
 from pager.coap.backlog import Backlogs
-from pager.coap.base import ApiError, ApiResource, query, response_format
-from pager.domain.errors import Invalid, Refused
-from pager.notify import Hub
+from pager.coap.base import Api, ApiResource
+from pager.coap.gate import Admission
+from pager.coap.reading import query
+from pager.domain.errors import Invalid
+from pager.hub import Hub
 
 LIVENESS_PINGS = 3
 OBSERVE_MODULO = 1 << 24
@@ -38,17 +44,20 @@ def notification_tuning(ping_interval: float) -> numbers.TransportTuning:
     return NotificationTuning()
 
 
-class Notify(ApiResource):
-    rt = "t7470.notify"
-    queries = {"GET": ("action",)}
+class NotifyResource(ApiResource):
+    """The gate has checked a registration like any other request; what is left is its
+    `action`, the observer limit, and the observation itself."""
 
-    def __init__(self, api, hub: Hub, backlogs: Backlogs):
+    rt = "t7470.notify"
+    admission = Admission(queries={"GET": ("action",)})
+
+    def __init__(self, api: Api, hub: Hub, backlogs: Backlogs) -> None:
         super().__init__(api)
         self.hub = hub
         self.backlogs = backlogs
         self.tuning = notification_tuning(hub.ping_interval)
 
-    def get_link_description(self):
+    def get_link_description(self) -> dict[str, Any]:
         return {**super().get_link_description(), "obs": None}
 
     def _with_sessions(self, request: Message) -> bool:
@@ -60,31 +69,28 @@ class Notify(ApiResource):
     async def render_get(self, request: Message) -> Message:
         """A plain GET (no Observe) answers what a registration would get first."""
         if self._with_sessions(request):
-            await self.api.engine.catch_up()
-            return self.api.respond(
-                request, sessions=self.api.active_sessions(), statistics=self.api.statistics()
+            await self.engine.catch_up()
+            return self.answers.respond(
+                request,
+                sessions=self.answers.active_sessions(),
+                statistics=self.answers.statistics(),
             )
-        return self.api.respond(request, ping={})
+        return self.answers.respond(request, ping={})
 
-    async def render_to_pipe(self, pipe) -> None:
+    async def render_to_pipe(self, pipe: Pipe) -> None:
         request = pipe.request
-        if request.opt.observe != 0:
+        if request.opt.observe != 0 or request.code != Code.GET:
             return await super().render_to_pipe(pipe)
-        if self.answered_by_fault(pipe):
-            return
         try:
-            self._check_formats(request)
-            self.api.check_query(request, self.queries["GET"])
             with_sessions = self._with_sessions(request)
-        except ApiError as e:
-            pipe.add_response(self.api.error(request, e.code, e.message, e.field), True)
-            return
-        except Refused as e:
-            pipe.add_response(self.api.error(request, Code.BAD_REQUEST, e.message, e.field), True)
+        except Invalid as e:
+            pipe.add_response(
+                self.answers.error(request, Code.BAD_REQUEST, e.message, e.field), True
+            )
             return
         if len(self.hub.observers) >= self.hub.max_observers:
             pipe.add_response(
-                self.api.error(
+                self.answers.error(
                     request,
                     Code.SERVICE_UNAVAILABLE,
                     f"too many observers (at most {self.hub.max_observers})",
@@ -93,7 +99,7 @@ class Notify(ApiResource):
                 True,
             )
             return
-        await self.api.engine.catch_up()
+        await self.engine.catch_up()
         ct = response_format(request)
         observer = self.hub.subscribe(str(request.remote.hostinfo), ct, with_sessions)
         why = "ended (deregistered, reset, or its notifications went unacknowledged)"

@@ -4,39 +4,44 @@ import asyncio
 import struct
 import uuid
 import zlib
+from datetime import datetime
 
 from aiocoap import Message
 from aiocoap.numbers.codes import Code
 
 from pager import wire
 from pager.coap import dedup
-from pager.coap.base import CODE_2_00, ApiResource, query, response_format
+from pager.coap.answers import CODE_2_00, response_format
+from pager.coap.base import Api, ApiResource
+from pager.coap.gate import Admission
+from pager.coap.reading import query
 from pager.domain import operations as ops
 from pager.domain import rules
 from pager.domain.errors import Invalid, NoActiveSession
+from pager.domain.model import State
+from pager.domain.operations import Outcome
 from pager.domain.timefmt import fmt
 
 
-class Sessions(ApiResource):
+class SessionsResource(ApiResource):
     rt = "t7470.sessions"
-    queries = {"GET": ("number",), "PUT": ("number",), "DELETE": ("number",)}
+    admission = Admission(queries={"GET": ("number",), "PUT": ("number",), "DELETE": ("number",)})
 
-    def __init__(self, api):
+    def __init__(self, api: Api) -> None:
         super().__init__(api)
         # The envelope's identity is part of the answer, so part of the ETag too.
-        self._identity_tag = zlib.crc32(repr(api.identity).encode()) & 0xFF
+        self._identity_tag = zlib.crc32(repr(api.answers.identity).encode()) & 0xFF
         self._last_list: tuple[tuple[bytes, str], Message] | None = None
 
     async def render_get(self, request: Message) -> Message:
-        api = self.api
-        number = api.number(request, required=False)
-        await api.engine.catch_up()
-        state = api.engine.state
+        number = self.reader.number(request, required=False)
+        await self.engine.catch_up()
+        state = self.engine.state
         if number is not None:
             session = state.active.get(number)
             if session is None:
                 raise NoActiveSession(number)
-            return api.respond(request, sessions=[wire.session_out(session)])
+            return self.answers.respond(request, sessions=[wire.session_out(session)])
         etag = self._etag(request)
         if etag in request.opt.etags:
             return Message(code=Code.VALID, etag=etag)
@@ -50,14 +55,14 @@ class Sessions(ApiResource):
         exchange of a small answer, and a client following the list block by block, or many
         clients polling it, would otherwise render it again and again.
         """
-        now = self.api.engine.clock.now()
+        now = self.engine.clock.now()
         key = (etag, fmt(now))
         if self._last_list is None or self._last_list[0] != key:
-            response = self.api.respond(
+            response = self.answers.respond(
                 request,
                 now=now,
-                sessions=self.api.active_sessions(),
-                statistics=self.api.statistics(),
+                sessions=self.answers.active_sessions(),
+                statistics=self.answers.statistics(),
             )
             self._last_list = (key, response)
         cached = self._last_list[1]
@@ -71,7 +76,7 @@ class Sessions(ApiResource):
     def _etag(self, request: Message) -> bytes:
         """Changes with every session change, statistics clear and factory reset (which
         starts the sequence numbers again), never with the time alone."""
-        engine = self.api.engine
+        engine = self.engine
         device = engine.state.device
         identity = (self._identity_tag + engine.store.resets) & 0xFF
         return struct.pack(
@@ -83,55 +88,55 @@ class Sessions(ApiResource):
         )
 
     async def render_post(self, request: Message) -> Message:
-        api = self.api
-        body = api.body(request, wire.SessionBody, required=("number",))
-        return await api.change(
+        answers, config = self.answers, self.engine.config
+        body = self.reader.body(request, wire.SessionBody, required=("number",))
+        return await self.changes.run(
             request,
             lambda state, now: ops.create_or_update(
-                state, body.number, body.patch(), now, str(uuid.uuid4()), api.engine.config
+                state, body.number, body.patch(), now, str(uuid.uuid4()), config
             ),
-            lambda outcome, state, now: api.respond(
+            lambda outcome, state, now: answers.respond(
                 request,
                 Code.CREATED if outcome.created else CODE_2_00,
                 now,
                 state,
                 sessions=[wire.session_out(outcome.session)],
-                statistics=api.statistics(state),
+                statistics=answers.statistics(state),
             ),
         )
 
     async def render_put(self, request: Message) -> Message:
-        api = self.api
-        number = api.number(request)
-        body = api.body(request, wire.SessionBody)
+        answers, config = self.answers, self.engine.config
+        number = self.reader.number(request)
+        body = self.reader.body(request, wire.SessionBody)
         if "number" in body.model_fields_set and body.number != number:
             raise Invalid("number in the body must match the query", "number")
-        return await api.change(
+        return await self.changes.run(
             request,
-            lambda state, now: ops.update(state, number, body.patch(), now, api.engine.config),
-            lambda outcome, state, now: api.respond(
+            lambda state, now: ops.update(state, number, body.patch(), now, config),
+            lambda outcome, state, now: answers.respond(
                 request,
                 Code.CHANGED,
                 now,
                 state,
                 sessions=[wire.session_out(outcome.session)],
-                statistics=api.statistics(state),
+                statistics=answers.statistics(state),
             ),
         )
 
     async def render_delete(self, request: Message) -> Message:
-        api = self.api
-        number = api.number(request, required=False)
+        number = self.reader.number(request, required=False)
+        changes, config = self.changes, self.engine.config
         if number is None:
-            return await api.change(
+            return await changes.run(
                 request, lambda state, now: ops.remove_all(state, now), _deleted
             )
-        return await api.change(
-            request, lambda state, now: ops.remove(state, number, now, api.engine.config), _deleted
+        return await changes.run(
+            request, lambda state, now: ops.remove(state, number, now, config), _deleted
         )
 
 
-class History(ApiResource):
+class HistoryResource(ApiResource):
     """Archived sessions: a whole history is a large answer, fetched block by block.
 
     One rendering serves every client asking for the same representation (the store's
@@ -143,25 +148,25 @@ class History(ApiResource):
     """
 
     rt = "t7470.session_history"
-    queries = {"GET": ("limit", "after")}
+    admission = Admission(queries={"GET": ("limit", "after")})
     SESSIONS_PER_PIECE = 100
 
-    def __init__(self, api):
+    def __init__(self, api: Api) -> None:
         super().__init__(api)
         # payloads some transfer holds (see Block2Transfers.holds), and the latest
-        self._renderings: dict[tuple, bytes] = {}
+        self._renderings: dict[tuple[object, ...], bytes] = {}
         self._rendering = asyncio.Lock()
 
     async def render_get(self, request: Message) -> Message:
-        api = self.api
         params = query(request)
-        limit = api.query_int(params, "limit", *rules.HISTORY_LIMIT)
-        after = api.query_int(params, "after", 0, 2**63 - 1)
-        now = await api.engine.catch_up()
+        limit = self.reader.query_int(params, "limit", *rules.HISTORY_LIMIT)
+        after = self.reader.query_int(params, "after", 0, 2**63 - 1)
+        now = await self.engine.catch_up()
         ct = response_format(request)
+        block2 = self.api.block2
         async with self._rendering:
-            self._renderings = {k: p for k, p in self._renderings.items() if api.block2.holds(p)}
-            store, sequence = api.engine.store, api.engine.state.device.global_sequence
+            self._renderings = {k: p for k, p in self._renderings.items() if block2.holds(p)}
+            store, sequence = self.engine.store, self.engine.state.device.global_sequence
             version = await store.history_version()
             key = (version, sequence, after, limit, ct, fmt(now))
             payload = self._renderings.get(key)
@@ -169,7 +174,7 @@ class History(ApiResource):
                 archived = await store.history(after, limit)
                 pieces = []
                 for piece in wire.history_pieces(
-                    api.identity, sequence, now, archived, ct, self.SESSIONS_PER_PIECE
+                    self.answers.identity, sequence, now, archived, ct, self.SESSIONS_PER_PIECE
                 ):
                     pieces.append(piece)
                     await asyncio.sleep(0)
@@ -183,25 +188,25 @@ class History(ApiResource):
         answer is kept with it for a retransmission after a restart."""
         response = Message(code=Code.DELETED)
         receipt = dedup.receipt(request, response)
-        store = self.api.engine.store
-        await self.api.engine.exclusive(
+        store = self.engine.store
+        await self.engine.exclusive(
             lambda: store.delete_history(() if receipt is None else (receipt,))
         )
         return response
 
 
-class Statistics(ApiResource):
+class StatisticsResource(ApiResource):
     rt = "t7470.statistics"
 
     async def render_get(self, request: Message) -> Message:
-        await self.api.engine.catch_up()
-        return self.api.respond(request, statistics=self.api.statistics())
+        await self.engine.catch_up()
+        return self.answers.respond(request, statistics=self.answers.statistics())
 
     async def render_delete(self, request: Message) -> Message:
-        return await self.api.change(
+        return await self.changes.run(
             request, lambda state, now: ops.clear_statistics(state, now), _deleted
         )
 
 
-def _deleted(outcome, state, now) -> Message:
+def _deleted(outcome: Outcome, state: State, now: datetime) -> Message:
     return Message(code=Code.DELETED)

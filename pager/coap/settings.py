@@ -1,4 +1,4 @@
-"""/v1/settings and /v1/page (spec §4.6, §9)."""
+"""/v1/settings (spec §4.6)."""
 
 from aiocoap import Message
 from aiocoap.numbers.codes import Code
@@ -8,36 +8,21 @@ from pager.coap.base import ApiResource
 from pager.domain import operations as ops
 
 
-class Settings(ApiResource):
+class SettingsResource(ApiResource):
     rt = "t7470.settings"
 
     async def render_get(self, request: Message) -> Message:
-        await self.api.engine.catch_up()
-        return self.api.respond(request, settings=self.api.settings())
+        await self.engine.catch_up()
+        return self.answers.respond(request, settings=self.answers.settings())
 
     async def render_post(self, request: Message) -> Message:
-        api = self.api
-        patch = api.body(request, wire.SettingsBody).patch(api.limits)
-        return await api.change(
+        answers, config = self.answers, self.engine.config
+        patch = self.reader.body(request, wire.SettingsBody).patch(self.reader.limits)
+        return await self.changes.run(
             request,
-            lambda state, now: ops.update_settings(state, patch, now, api.engine.config),
+            lambda state, now: ops.update_settings(state, patch, now, config),
             # the clock as the change left it: a datetime setting has just moved it
-            lambda outcome, state, now: api.respond(
-                request, Code.CHANGED, None, state, settings=api.settings(state)
-            ),
-        )
-
-
-class Page(ApiResource):
-    rt = "t7470.page"
-
-    async def render_post(self, request: Message) -> Message:
-        api = self.api
-        page = api.body(request, wire.PageBody, required=("number",)).request()
-        return await api.change(
-            request,
-            lambda state, now: ops.page(state, page, now, api.engine.config),
-            lambda outcome, state, now: api.respond(
-                request, Code.CHANGED, now, state, page=wire.page_out(outcome.transmission)
+            lambda outcome, state, now: answers.respond(
+                request, Code.CHANGED, None, state, settings=answers.settings(state)
             ),
         )

@@ -1,36 +1,44 @@
-"""The resource tree the transmitter serves."""
+"""The resource tree the transmitter serves, every request passing the gate on its way in."""
+
+from collections.abc import Sequence
 
 from aiocoap import Message, resource
 from aiocoap.numbers.codes import Code
+from aiocoap.pipe import Pipe
 
 from pager.coap.backlog import Backlogs
 from pager.coap.base import Api
 from pager.coap.echo import AddressCheck
-from pager.coap.notify import Notify
-from pager.coap.sessions import History, Sessions, Statistics
-from pager.coap.settings import Page, Settings
-from pager.notify import Hub
+from pager.coap.gate import LINK_FORMAT, Admission, Gate, Gated, InjectedErrors
+from pager.coap.notify import NotifyResource
+from pager.coap.page import PageResource
+from pager.coap.sessions import HistoryResource, SessionsResource, StatisticsResource
+from pager.coap.settings import SettingsResource
+from pager.hub import Hub
 
 
 class LeafSite(resource.Site):
-    """aiocoap's Site, without a deep copy of every request on the way to a leaf resource.
+    """aiocoap's Site, with the gate in front and without a deep copy of every request on the
+    way to a leaf resource.
 
     Site hands each resource a copy of the request with the matched path stripped, so that
     nested sites see relative paths. Our resources are leaves that never read the path, and
     under load that copy was a third of the server's CPU (py-spy). Exact paths of leaves are
-    dispatched directly; anything else takes Site's usual way.
+    dispatched directly; anything else (an unknown path, a Uri-Path-Abbrev) takes Site's
+    usual way behind the checks that do not depend on the resource.
     """
 
-    def __init__(self, address_check: AddressCheck | None = None):
+    def __init__(self, gate: Gate, address_check: AddressCheck | None = None) -> None:
         super().__init__()
-        self._leaves: dict[tuple[str, ...], resource.Resource] = {}
+        self.gate = gate
+        self._leaves: dict[tuple[str, ...], Gated] = {}
         self.address_check = address_check
 
-    def add_resource(self, path, resource_):
+    def add_resource(self, path: Sequence[str], resource_: Gated) -> None:
         super().add_resource(path, resource_)
         self._leaves[tuple(path)] = resource_
 
-    async def render_to_pipe(self, pipe) -> None:
+    async def render_to_pipe(self, pipe: Pipe) -> None:
         request = pipe.request
         if self.address_check is not None:
             peer = request.remote.hostinfo
@@ -41,44 +49,31 @@ class LeafSite(resource.Site):
                 return
         leaf = self._leaves.get(request.opt.uri_path)
         if leaf is not None and request.opt.uri_path_abbrev is None:
-            return await leaf.render_to_pipe(pipe)
-        return await super().render_to_pipe(pipe)
+            return await self.gate.serve(pipe, leaf.admission, leaf.render_to_pipe)
+        return await self.gate.serve(pipe, None, super().render_to_pipe)
 
 
 class WellKnownCore(resource.WKCResource):
-    """aiocoap's /.well-known/core, with the same answer to a broken block-wise upload (a
-    block leaving a gap, which aiocoap lets out as a ValueError) as every /v1 resource."""
+    """aiocoap's /.well-known/core (RFC 6690): link-format only, any query a filter."""
 
-    def __init__(self, api: Api, listgenerator):
-        super().__init__(listgenerator, impl_info=None)
-        self.api = api
-
-    async def render_to_pipe(self, pipe) -> None:
-        try:
-            await super().render_to_pipe(pipe)
-        except ValueError:
-            if pipe.request.opt.block1 is None:
-                raise
-            pipe.add_response(
-                self.api.error(
-                    pipe.request,
-                    Code.REQUEST_ENTITY_INCOMPLETE,
-                    "block-wise request body incomplete",
-                    None,
-                ),
-                True,
-            )
+    admission = Admission(answers=(LINK_FORMAT,), queries=None)
 
 
 def build_site(
-    api: Api, hub: Hub, backlogs: Backlogs, amplification_protection: bool = False
-) -> resource.Site:
-    site = LeafSite(AddressCheck() if amplification_protection else None)
-    site.add_resource([".well-known", "core"], WellKnownCore(api, site.get_resources_as_linkheader))
-    site.add_resource(["v1", "sessions"], Sessions(api))
-    site.add_resource(["v1", "sessions", "history"], History(api))
-    site.add_resource(["v1", "sessions", "statistics"], Statistics(api))
-    site.add_resource(["v1", "settings"], Settings(api))
-    site.add_resource(["v1", "page"], Page(api))
-    site.add_resource(["v1", "notify"], Notify(api, hub, backlogs))
+    api: Api,
+    hub: Hub,
+    backlogs: Backlogs,
+    faults: InjectedErrors,
+    amplification_protection: bool = False,
+) -> LeafSite:
+    gate = Gate(api.answers, api.reader, faults)
+    site = LeafSite(gate, AddressCheck() if amplification_protection else None)
+    wkc = WellKnownCore(site.get_resources_as_linkheader, impl_info=None)
+    site.add_resource([".well-known", "core"], wkc)
+    site.add_resource(["v1", "sessions"], SessionsResource(api))
+    site.add_resource(["v1", "sessions", "history"], HistoryResource(api))
+    site.add_resource(["v1", "sessions", "statistics"], StatisticsResource(api))
+    site.add_resource(["v1", "settings"], SettingsResource(api))
+    site.add_resource(["v1", "page"], PageResource(api))
+    site.add_resource(["v1", "notify"], NotifyResource(api, hub, backlogs))
     return site

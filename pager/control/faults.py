@@ -10,7 +10,8 @@ from its deduplication cache at once, so every datagram of a held exchange (peer
 id), the cached answer re-sent included, leaves when the delay is over, and counts no hit.
 The same wrapper quietly drops datagrams whose text options are not UTF-8, which aiocoap
 would otherwise let out as an exception with a traceback per datagram.
-Error answers are given by the resources (`ApiResource`), which can write the JSON body.
+Error answers are given by the CoAP layer's request gate (`pager.coap.gate`), which asks
+`FaultInjector.error_for` and writes the JSON body.
 """
 
 import asyncio
@@ -20,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 
 import aiocoap
+
+from pager.coap.gate import request_path
 
 log = logging.getLogger("pager.faults")
 
@@ -50,11 +53,9 @@ class Fault:
         return self.remaining is not None and self.remaining <= 0
 
 
-def request_path(message: aiocoap.Message) -> str:
-    return "/" + "/".join(message.opt.uri_path)
-
-
 class FaultInjector:
+    """The rig's faults; it is the CoAP layer's `pager.coap.gate.InjectedErrors`."""
+
     def __init__(self) -> None:
         self.faults: list[Fault] = []
         self.unreachable_until = 0.0  # time.monotonic() until which nothing gets through

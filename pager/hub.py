@@ -1,9 +1,10 @@
 """The notification hub: turns committed changes into notifications for every observer.
 
-The engine calls `Hub.publish` after each commit, in commit order, so every path that changes
-the transmitter (requests, automatic paging, the daily statistics clear) notifies exactly
-once. Publishing only appends to each observer's queue; encoding and sending happen in the
-observer's own task, so a slow or dead observer never delays an answer to anyone else.
+The engine calls `Hub.publish` after each commit, in commit order (the app registers it as
+a listener), so every path that changes the transmitter (requests, automatic paging, the
+daily statistics clear) notifies exactly once. Publishing only appends to each observer's
+queue; encoding and sending happen in the observer's own task, so a slow or dead observer
+never delays an answer to anyone else.
 """
 
 import asyncio
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pager import wire
-from pager.domain.model import Archived, Change, Session
+from pager.domain.model import Archived, Change
 from pager.engine import Engine
 
 log = logging.getLogger("pager.notify")
@@ -55,9 +56,8 @@ class Observer:
     whatever is waiting shows that the observer is alive just as well.
     """
 
-    def __init__(self, remote: str, content_format: int, limit: int, first: list[Notification]):
+    def __init__(self, remote: str, limit: int, first: list[Notification]):
         self.remote = remote
-        self.content_format = content_format
         self.limit = limit
         self._first = deque(first)
         self._changes: deque[Notification] = deque()
@@ -145,12 +145,11 @@ class Hub:
         self.max_observers = max_observers
         self.queue_limit = queue_limit
         self.observers: set[Observer] = set()
-        engine.listeners.append(self.publish)
 
-    def _envelope(self, sequence: int | None = None, **sections: Any) -> wire.Envelope:
-        state = self.engine.state
-        seq = state.device.global_sequence if sequence is None else sequence
-        return wire.envelope(self.identity, seq, self.engine.clock.now(), **sections)
+    def _envelope(self, **sections: Any) -> wire.Envelope:
+        return wire.envelope_on(
+            self.identity, self.engine.state, self.engine.clock.now(), **sections
+        )
 
     def subscribe(self, remote: str, content_format: int, with_sessions: bool) -> Observer:
         """Register an observer and queue what it is owed first.
@@ -159,7 +158,7 @@ class Hub:
         as it takes to keep each within one datagram; otherwise a ping.
         """
         first = self.session_list(content_format) if with_sessions else [self.ping()]
-        observer = Observer(remote, content_format, self.queue_limit, first)
+        observer = Observer(remote, self.queue_limit, first)
         self.observers.add(observer)
         log.info("observer %s registered (%d observing)", remote, len(self.observers))
         return observer
@@ -200,11 +199,15 @@ class Hub:
             yield Notification(self._envelope(statistics=statistics))
         for event in change.session_events:
             session = event.session if isinstance(event, Archived) else event
-            yield Notification(
-                self._envelope(
-                    session.sequence, sessions=[wire.session_out(event)], statistics=statistics
-                )
+            # its own sequence number: the state has moved on if one change had several
+            envelope = wire.envelope(
+                self.identity,
+                session.sequence,
+                self.engine.clock.now(),
+                sessions=[wire.session_out(event)],
+                statistics=statistics,
             )
+            yield Notification(envelope)
         if change.settings_changed:
             yield Notification(
                 self._envelope(
@@ -219,7 +222,7 @@ class Hub:
         """All active sessions by id with the statistics, in notifications of one datagram."""
         state = self.engine.state
         statistics = wire.statistics_out(state.device.counters)
-        sessions = [wire.session_out(s) for s in sorted(state.active.values(), key=_by_id)]
+        sessions = wire.active_sessions(state)
         notes: list[Notification] = []
         chunk: list[wire.SessionOut] = []
         for s in sessions:
@@ -234,7 +237,9 @@ class Hub:
         notes.append(self._list_note(chunk, statistics))
         return notes
 
-    def _list_note(self, chunk: list[wire.SessionOut], statistics) -> Notification:
+    def _list_note(
+        self, chunk: list[wire.SessionOut], statistics: wire.StatisticsOut
+    ) -> Notification:
         return Notification(self._envelope(sessions=chunk, statistics=statistics))
 
     async def run_pings(self) -> None:
@@ -242,7 +247,3 @@ class Hub:
             await asyncio.sleep(self.ping_interval)
             if self.observers:
                 self._broadcast(self.ping())
-
-
-def _by_id(s: Session) -> int:
-    return s.id

@@ -1,10 +1,10 @@
-"""The observer's bounded queue (pager.notify.Observer): what waits, and what is dropped."""
+"""The observer's bounded queue (pager.hub.Observer): what waits, and what is dropped."""
 
 import asyncio
 import logging
 from types import SimpleNamespace
 
-from pager.notify import Notification, Observer
+from pager.hub import Notification, Observer
 
 
 class Tagged(Notification):
@@ -26,7 +26,7 @@ async def drain(o: Observer) -> list[tuple[str, int]]:
 
 
 async def test_below_the_limit_nothing_is_dropped():
-    o = Observer("peer", 50, 3, [make("ping")])
+    o = Observer("peer", 3, [make("ping")])
     for i in range(3):
         o.offer(make("sessions", i))
     assert await drain(o) == [("ping", 0), ("sessions", 0), ("sessions", 1), ("sessions", 2)]
@@ -34,7 +34,7 @@ async def test_below_the_limit_nothing_is_dropped():
 
 
 async def test_the_oldest_session_notifications_go_first():
-    o = Observer("peer", 50, 3, [])
+    o = Observer("peer", 3, [])
     for i in range(10):
         o.offer(make("sessions", i))
     assert await drain(o) == [("sessions", 7), ("sessions", 8), ("sessions", 9)]
@@ -43,7 +43,7 @@ async def test_the_oldest_session_notifications_go_first():
 
 async def test_the_first_notifications_are_never_dropped():
     first = [make("sessions", -i) for i in range(1, 6)]  # a list split in five
-    o = Observer("peer", 50, 2, first)
+    o = Observer("peer", 2, first)
     for i in range(10):
         o.offer(make("sessions", i))
     assert await drain(o) == [("sessions", -i) for i in range(1, 6)] + [
@@ -53,7 +53,7 @@ async def test_the_first_notifications_are_never_dropped():
 
 
 async def test_settings_are_dropped_only_for_newer_settings():
-    o = Observer("peer", 50, 3, [])
+    o = Observer("peer", 3, [])
     o.offer(make("settings", 1))
     for i in range(5):
         o.offer(make("sessions", i))
@@ -71,7 +71,7 @@ async def test_settings_are_dropped_only_for_newer_settings():
 
 
 async def test_only_the_latest_settings_and_statistics_can_outgrow_the_limit():
-    o = Observer("peer", 50, 1, [])
+    o = Observer("peer", 1, [])
     o.offer(make("settings", 1))
     o.offer(make("statistics", 1))
     o.offer(make("sessions", 1))
@@ -82,7 +82,7 @@ async def test_only_the_latest_settings_and_statistics_can_outgrow_the_limit():
 
 
 async def test_a_ping_is_queued_only_when_nothing_waits():
-    o = Observer("peer", 50, 10, [make("ping", 0)])
+    o = Observer("peer", 10, [make("ping", 0)])
     o.offer(make("ping", 1))
     assert await drain(o) == [("ping", 0)]
     o.offer(make("sessions", 1))
@@ -94,7 +94,7 @@ async def test_a_ping_is_queued_only_when_nothing_waits():
 
 async def test_an_episode_is_logged_when_it_starts_and_when_it_ends(caplog):
     caplog.set_level(logging.WARNING, logger="pager.notify")
-    o = Observer("peer:1", 50, 2, [])
+    o = Observer("peer:1", 2, [])
     for i in range(6):
         o.offer(make("sessions", i))
     o.offer(make("settings", 1))
@@ -117,7 +117,7 @@ async def test_an_episode_is_logged_when_it_starts_and_when_it_ends(caplog):
 
 
 async def test_forgetting_wakes_the_sender_with_none():
-    o = Observer("peer", 50, 2, [make("ping")])
+    o = Observer("peer", 2, [make("ping")])
     o.offer(make("sessions", 1))
     o.forget()
     assert await o.next() is None

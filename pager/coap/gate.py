@@ -1,0 +1,172 @@
+"""The one gate every request passes before a resource sees it (spec §1, §2, §2.2).
+
+The site calls `Gate.serve` for every request: plain ones, each block of a Block1 upload and
+of a Block2 transfer, Observe registrations, `/.well-known/core` and unknown paths. Checks
+that lived in each resource's own way in drifted apart (an Observe registration went past
+the critical-option check), so they live here once, in the order the spec gives:
+
+1. an injected error fault (the test rig's, through `InjectedErrors`), before anything else,
+   as a transmitter that is failing does not look at the request;
+2. Proxy-Uri or Proxy-Scheme: 5.05, this is not a proxy (RFC 7252 §5.7.2);
+3. an unrecognised critical option: 4.02 (RFC 7252 §5.4.1); aiocoap would answer the
+   request as if the option were not there;
+4. for a known resource only (an unknown path is 4.04 without a body, whatever it carries):
+   Content-Format (4.15), Accept (4.06, against the formats the resource answers in), body
+   size (4.13; a Block1 upload at the first block that reaches past the limit, not at its
+   last), and query names (unknown ones follow the unknown-field rule).
+
+Errors aiocoap raises while serving (4.05 for a missing render method, Block1 trouble) come
+without a body; the gate renders them with the spec's error body, except the 4.04 of an
+unknown path.
+"""
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from aiocoap import Message, error
+from aiocoap.numbers.codes import Code
+from aiocoap.numbers.contentformat import ContentFormat
+from aiocoap.pipe import Pipe
+
+from pager import wire
+from pager.coap.answers import Answers
+from pager.coap.reading import Reader, query
+from pager.domain import rules
+from pager.domain.errors import Invalid
+
+LINK_FORMAT = int(ContentFormat.LINKFORMAT)
+_FORMAT_NAMES = {
+    LINK_FORMAT: "application/link-format",
+    wire.JSON: "application/json",
+    wire.CBOR: "application/cbor",
+}
+
+
+class InjectedErrors(Protocol):
+    """Error answers a test rig wants given instead of serving a request."""
+
+    def error_for(self, path: str) -> str | None:
+        """The dotted code to answer a request on `path` with, if any (and count it)."""
+        ...
+
+
+def request_path(message: Message) -> str:
+    return "/" + "/".join(message.opt.uri_path)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What a resource lets through beyond what every resource does.
+
+    `answers`: the Accept values it answers in. `queries`: the query names each method reads
+    (any other is unknown), or None for a resource that reads any query (the RFC 6690 filters
+    of `/.well-known/core`).
+    """
+
+    answers: tuple[int, ...] = wire.FORMATS
+    queries: Mapping[str, tuple[str, ...]] | None = field(default_factory=dict)
+
+
+class Gated(Protocol):
+    admission: Admission
+
+    async def render_to_pipe(self, pipe: Pipe) -> None: ...
+
+
+class Gate:
+    def __init__(self, answers: Answers, reader: Reader, faults: InjectedErrors) -> None:
+        self.answers = answers
+        self.reader = reader
+        self.faults = faults
+
+    async def serve(
+        self, pipe: Pipe, admission: Admission | None, render: Callable[[Pipe], Awaitable[None]]
+    ) -> None:
+        """Answer a refused request, or let `render` serve it; `admission` is None for a
+        request whose resource the site does not know (yet)."""
+        request = pipe.request
+        refusal = self.refusal(request, admission)
+        if refusal is not None:
+            pipe.add_response(refusal, is_last=True)
+            return
+        try:
+            await render(pipe)
+        except ValueError:
+            if request.opt.block1 is None:
+                raise
+            # aiocoap's Block1 reassembly lets this out for a block that leaves a gap
+            incomplete = Code.REQUEST_ENTITY_INCOMPLETE
+            pipe.add_response(self._error(request, incomplete, _AIOCOAP_TEXT[incomplete]), True)
+        except error.RenderableError as e:
+            raw = e.to_message()
+            if raw.code.is_successful() or raw.code in (Code.CONTINUE, Code.NOT_FOUND):
+                raise  # a 4.04 from aiocoap is an unknown path's: no body (spec §2.2)
+            text = _AIOCOAP_TEXT.get(raw.code, str(raw.code))
+            pipe.add_response(self._error(request, raw.code, text), is_last=True)
+
+    def refusal(self, request: Message, admission: Admission | None) -> Message | None:
+        injected = self.faults.error_for(request_path(request))
+        if injected is not None:
+            code = Code(int(injected[0]) << 5 | int(injected[2:]))
+            return self._error(request, code, "injected fault")
+        if request.opt.proxy_uri is not None or request.opt.proxy_scheme is not None:
+            return self._error(request, Code.PROXYING_NOT_SUPPORTED, "this server is not a proxy")
+        for option in request.opt.option_list():
+            number = option.number
+            if number.is_critical() and not hasattr(number, "name"):
+                text = f"critical option {int(number)} is not supported"
+                return self._error(request, Code.BAD_OPTION, text)
+        if admission is None:
+            return None
+        if request.opt.content_format not in (None, *wire.FORMATS):
+            text = f"request Content-Format must be {_named(wire.FORMATS)}"
+            return self._error(request, Code.UNSUPPORTED_CONTENT_FORMAT, text)
+        if request.opt.accept not in (None, *admission.answers):
+            text = f"Accept must be {_named(admission.answers)}"
+            return self._error(request, Code.NOT_ACCEPTABLE, text)
+        block1 = request.opt.block1
+        reach = len(request.payload) if block1 is None else block1.start + block1.size
+        if reach > rules.BODY_MAX:
+            return self.too_large(request)
+        if admission.queries is not None and not _continuation(request):
+            try:
+                known = admission.queries.get(str(request.code), ())
+                for name in query(request):
+                    if name not in known:
+                        self.reader.lenient(f"unknown query {name}", name)
+            except Invalid as e:
+                return self._error(request, Code.BAD_REQUEST, e.message, e.field)
+        return None
+
+    def too_large(self, request: Message) -> Message:
+        text = f"request body must be at most {rules.BODY_MAX} bytes"
+        response = self._error(request, Code.REQUEST_ENTITY_TOO_LARGE, text)
+        response.opt.size1 = rules.BODY_MAX
+        return response
+
+    def _error(self, request: Message, code: Code, text: str, field: str | None = None) -> Message:
+        return self.answers.error(request, code, text, field)
+
+
+def _continuation(request: Message) -> bool:
+    """A later block of a block-wise exchange: its query was read (and any unknown name
+    warned about) with the first."""
+    block1, block2 = request.opt.block1, request.opt.block2
+    return (block1 is not None and block1.block_number > 0) or (
+        block2 is not None and block2.block_number > 0
+    )
+
+
+def _named(formats: tuple[int, ...]) -> str:
+    return " or ".join(f"{ct} ({_FORMAT_NAMES[ct]})" for ct in formats)
+
+
+_AIOCOAP_TEXT = {
+    Code.BAD_REQUEST: "bad request",
+    Code.BAD_OPTION: "bad option",
+    Code.METHOD_NOT_ALLOWED: "method not allowed on this resource",
+    Code.REQUEST_ENTITY_INCOMPLETE: "block-wise request body incomplete",
+    Code.REQUEST_ENTITY_TOO_LARGE: f"request body must be at most {rules.BODY_MAX} bytes",
+    Code.UNSUPPORTED_CONTENT_FORMAT: "unsupported Content-Format",
+}
