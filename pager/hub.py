@@ -31,7 +31,7 @@ class Notification:
 
     __slots__ = ("envelope", "kind", "_encoded")
 
-    def __init__(self, envelope: wire.Envelope):
+    def __init__(self, envelope: wire.Envelope) -> None:
         self.envelope = envelope
         self.kind = envelope.responseTypes[0]
         self._encoded: dict[int, bytes] = {}
@@ -56,7 +56,7 @@ class Observer:
     whatever is waiting shows that the observer is alive just as well.
     """
 
-    def __init__(self, remote: str, limit: int, first: list[Notification]):
+    def __init__(self, remote: str, limit: int, first: list[Notification]) -> None:
         self.remote = remote
         self.limit = limit
         self._first = deque(first)
@@ -138,7 +138,7 @@ class Hub:
         ping_interval: float,
         max_observers: int = 1000,
         queue_limit: int = 1000,
-    ):
+    ) -> None:
         self.engine = engine
         self.identity = identity
         self.ping_interval = ping_interval

@@ -17,6 +17,7 @@ import hmac
 import os
 import struct
 import time
+from collections.abc import Callable
 
 ECHO_VALID_SECONDS = 60
 VERIFIED_SECONDS = 300
@@ -24,7 +25,7 @@ MAX_VERIFIED = 10_000
 
 
 class AddressCheck:
-    def __init__(self, clock=time.time):
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._secret = os.urandom(32)
         self._verified: dict[str, float] = {}  # peer -> proven until
         self.clock = clock

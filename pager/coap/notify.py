@@ -80,7 +80,8 @@ class NotifyResource(ApiResource):
     async def render_to_pipe(self, pipe: Pipe) -> None:
         request = pipe.request
         if request.opt.observe != 0 or request.code != Code.GET:
-            return await super().render_to_pipe(pipe)
+            await super().render_to_pipe(pipe)
+            return
         try:
             with_sessions = self._with_sessions(request)
         except Invalid as e:

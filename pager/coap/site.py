@@ -49,8 +49,9 @@ class LeafSite(resource.Site):
                 return
         leaf = self._leaves.get(request.opt.uri_path)
         if leaf is not None and request.opt.uri_path_abbrev is None:
-            return await self.gate.serve(pipe, leaf.admission, leaf.render_to_pipe)
-        return await self.gate.serve(pipe, None, super().render_to_pipe)
+            await self.gate.serve(pipe, leaf.admission, leaf.render_to_pipe)
+        else:
+            await self.gate.serve(pipe, None, super().render_to_pipe)
 
 
 class WellKnownCore(resource.WKCResource):
