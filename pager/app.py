@@ -6,6 +6,7 @@ import errno
 import logging
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import aiocoap
 from aiocoap.error import ResolutionError
@@ -21,7 +22,7 @@ from pager.coap.site import build_site
 from pager.config import Config
 from pager.control import http as control_http
 from pager.control.faults import FaultInjector
-from pager.control.rig import PagerBoard, RigControls
+from pager.control.rig import PagerBoard, RigControls, RigParts
 from pager.domain.operations import DeviceConfig, SettingsPatch, update_settings
 from pager.domain.rules import Limits
 from pager.engine import Engine
@@ -56,12 +57,14 @@ class Emulator(RigControls):
     `Clock` to control time from the test.
     """
 
-    def __init__(self, config: Config | None = None, clock: Clock | None = None, **overrides):
-        self._tempdir: tempfile.TemporaryDirectory | None = None
+    def __init__(
+        self, config: Config | None = None, clock: Clock | None = None, **overrides: Any
+    ) -> None:
+        super().__init__()
+        # Made by `start` (a constructor creates nothing), removed by `stop`.
+        self._tempdir: tempfile.TemporaryDirectory[str] | None = None
+        self._temporary_store = config is None and "db" not in overrides
         if config is None:
-            if "db" not in overrides:
-                self._tempdir = tempfile.TemporaryDirectory(prefix="pager-emulator-")
-                overrides["db"] = str(Path(self._tempdir.name) / "pager.db")
             config = Config(**{"host": "127.0.0.1", "port": 0, "control": False, **overrides})
         elif overrides:
             config = config.model_copy(update=overrides)
@@ -98,6 +101,10 @@ class Emulator(RigControls):
         return self
 
     async def _start(self) -> None:
+        if self._temporary_store:
+            self._tempdir = tempfile.TemporaryDirectory(prefix="pager-emulator-")
+            db = str(Path(self._tempdir.name) / "pager.db")
+            self.config = self.config.model_copy(update={"db": db})
         c = self.config
         self._store = store = await Store.open(
             self.db_path, c.history_limit, dedup.WINDOW, c.dedup_max_entries
@@ -132,6 +139,7 @@ class Emulator(RigControls):
         self.faults.install(self._context)
         self.port = _bound_port(self._context) or c.port
         self._tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self.hub.run_pings())]
+        self._attach(RigParts(self.engine, self.hub, self.faults, self.pagers))
         if c.control:
             try:
                 await self._start_control()
@@ -153,6 +161,7 @@ class Emulator(RigControls):
         if self._control is not None:
             await self._control.cleanup()
             self._control = None
+        self._attach(None)
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

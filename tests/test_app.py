@@ -3,10 +3,12 @@ leaves nothing behind (no store open, no port bound, no task running)."""
 
 import asyncio
 import socket
+import tempfile
 
 import pytest
 
 from pager.app import Emulator, StartupError
+from pager.control.rig import NotRunning
 from pager.store import Store, StoreError
 from tests.conftest import Client, make_config
 
@@ -122,3 +124,30 @@ async def test_a_port_held_with_so_reuseport_is_not_shared(db_path, coap_context
     other.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     other.bind(("::", 0))
     await _refused_beside(other, db_path, coap_context)
+
+
+async def test_rig_controls_refuse_before_start_and_after_stop(db_path):
+    emu = Emulator(db=str(db_path))
+    with pytest.raises(NotRunning, match="not running"):
+        emu.clock_status()
+    async with emu:
+        assert emu.clock_status()["speed"] == 1.0
+        assert emu.list_faults() == [] and not emu.unreachable
+    with pytest.raises(NotRunning, match="not running"):
+        await emu.advance(1)
+    with pytest.raises(NotRunning):
+        emu.add_fault("drop")
+
+
+async def test_constructing_an_emulator_creates_nothing(tmp_path, monkeypatch):
+    """The temporary store's folder exists from start to stop only; a second start gets a
+    fresh one."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    emu = Emulator()
+    assert list(tmp_path.iterdir()) == []
+    for _ in range(2):
+        async with emu:
+            (folder,) = tmp_path.iterdir()
+            assert emu.db_path.parent == folder and emu.db_path.exists()
+            assert folder.name.startswith("pager-emulator-")
+        assert list(tmp_path.iterdir()) == []

@@ -12,11 +12,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pager import wire
 from pager.control.faults import Fault
-from pager.control.rig import PagerState
+from pager.control.rig import PagerState, RigControls
+from pager.domain import digits
 from pager.domain.errors import Refused
 from pager.domain.pagemodes import Transmission
 from pager.domain.timefmt import fmt, parse
@@ -24,7 +26,6 @@ from pager.domain.timefmt import fmt, parse
 WAIT_MAX = 300.0
 INT_MAX = 10**18 - 1  # 18 digits: fits SQLite's 64 bits
 COUNT_MAX = 10**9
-_INTEGER = re.compile(r"[0-9]{1,18}")
 _DECIMAL = re.compile(r"[0-9]{1,18}(\.[0-9]{1,18})?")
 
 
@@ -68,25 +69,26 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda v: json.dumps(v, default=str))
 
 
-def transmission_json(t: Transmission) -> dict:
+def transmission_json(t: Transmission) -> dict[str, Any]:
     return wire.page_out(t).model_dump(mode="json")
 
 
-def pager_json(p: PagerState) -> dict:
+def pager_json(p: PagerState) -> dict[str, Any]:
+    alert = p.last if p.alerting else None
     return {
         "number": p.number,
-        "state": "alerting" if p.alerting else "idle",
-        "pageMode": p.last.page_mode if p.alerting else None,
-        "message": p.last.message if p.alerting else None,
+        "state": "idle" if alert is None else "alerting",
+        "pageMode": None if alert is None else alert.page_mode,
+        "message": None if alert is None else alert.message,
         "overrideCodes": (
-            [{"code": c.letter, "value": c.value} for c in p.last.codes] if p.alerting else []
+            [] if alert is None else [{"code": c.letter, "value": c.value} for c in alert.codes]
         ),
-        "alertingUntil": fmt(p.last.alert_until) if p.alerting else None,
+        "alertingUntil": None if alert is None else fmt(alert.alert_until),
         "lastTransmission": None if p.last is None else transmission_json(p.last),
     }
 
 
-def fault_json(f: Fault) -> dict:
+def fault_json(f: Fault) -> dict[str, Any]:
     return {
         "id": f.id,
         "kind": f.kind,
@@ -98,7 +100,7 @@ def fault_json(f: Fault) -> dict:
     }
 
 
-def clock_json(status: dict) -> dict:
+def clock_json(status: dict[str, Any]) -> dict[str, Any]:
     return {"now": fmt(status["now"]), "frozen": status["frozen"], "speed": status["speed"]}
 
 
@@ -112,27 +114,34 @@ async def _body(request: web.Request, model: type[_In]) -> Any:
         raise BadInput(f"{where}: {err['msg']}") from None
 
 
-def _read_number(
-    text: str | None, what: str, lo: int = 0, hi: int = INT_MAX, *, fraction: bool = False
-) -> int | float:
-    """Every number this API reads from a path or a query: digits 0-9 only, as the CoAP side
-    reads them (`str.isdigit` and `int` take "٤٢" for 42, `float` takes "nan", "inf" and
-    "1e999"), and a bounded number of them (`int` of thousands of digits is slow, and fails
-    past Python's digit limit). With `fraction`, an optional ".digits" is allowed."""
-    if text is not None and (_DECIMAL if fraction else _INTEGER).fullmatch(text):
-        value = float(text) if fraction else int(text)
+def _bound(lo: int, hi: float) -> str:
+    return f"from {lo} to {hi:g}" if hi < INT_MAX else f"of {lo} or more"
+
+
+def _integer(text: str, what: str, lo: int = 0, hi: int = INT_MAX) -> int:
+    """Every integer this API reads from a path or a query, read as the CoAP side reads
+    them (`pager.domain.digits`)."""
+    value = digits.integer(text, lo, hi)
+    if value is None:
+        raise BadInput(f"{what} must be an integer {_bound(lo, hi)}, in digits 0-9")
+    return value
+
+
+def _decimal(text: str, what: str, lo: int, hi: float) -> float:
+    """A number of seconds: digits 0-9 with an optional ".digits", a bounded number of them
+    (`float` takes "nan", "inf" and "1e999")."""
+    if _DECIMAL.fullmatch(text):
+        value = float(text)
         if lo <= value <= hi:
             return value
-    bound = f"from {lo} to {hi:g}" if hi < INT_MAX else f"of {lo} or more"
     raise BadInput(
-        f"{what} must be {'a number' if fraction else 'an integer'} {bound}, "
-        f"in digits 0-9{' with an optional fraction' if fraction else ''}"
+        f"{what} must be a number {_bound(lo, hi)}, in digits 0-9 with an optional fraction"
     )
 
 
 def _query_int(request: web.Request, name: str) -> int | None:
     text = request.query.get(name)
-    return None if text is None else _read_number(text, name)
+    return None if text is None else _integer(text, name)
 
 
 def _query_time(request: web.Request, name: str) -> datetime | None:
@@ -145,12 +154,13 @@ def _query_time(request: web.Request, name: str) -> datetime | None:
         raise BadInput(f"{name} must be a local time written YYYY-MM-DDTHH:MM:SS") from None
 
 
-def _pager_number(emu, text: str) -> int:
-    return _read_number(text, "the pager number", emu.config.number_min, emu.config.number_max)
+def _pager_number(rig: RigControls, text: str) -> int:
+    limits = rig.limits
+    return _integer(text, "the pager number", limits.number_min, limits.number_max)
 
 
-def _number(request: web.Request, emu) -> int:
-    return _pager_number(emu, request.match_info["number"])
+def _number(request: web.Request, rig: RigControls) -> int:
+    return _pager_number(rig, request.match_info["number"])
 
 
 def _query(request: web.Request, *known: str) -> None:
@@ -161,12 +171,12 @@ def _query(request: web.Request, *known: str) -> None:
             )
 
 
-def _guard(token: str | None):
+def _guard(token: str | None) -> Middleware:
     """Without a token only loopback peers may use the API; with one, every request must
     carry it as `Authorization: Bearer <token>`."""
 
     @web.middleware
-    async def guard(request: web.Request, handler) -> web.StreamResponse:
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if token is not None:
             # as bytes: compare_digest refuses str that is not ASCII
             given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
@@ -195,7 +205,7 @@ def _loopback(address: str | None) -> bool:
 
 
 @web.middleware
-async def _errors(request: web.Request, handler) -> web.StreamResponse:
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except (BadInput, Refused) as e:
@@ -207,7 +217,7 @@ async def _errors(request: web.Request, handler) -> web.StreamResponse:
 
 
 @web.middleware
-async def _finish_for_gone_clients(request: web.Request, handler) -> web.StreamResponse:
+async def _finish_for_gone_clients(request: web.Request, handler: Handler) -> web.StreamResponse:
     """aiohttp cancels the handler of a client that went away (`runner`), so that a long
     poll ends, and its wait is forgotten, with its connection; every other call finishes
     what it started (a reset half done would leave the pager board behind the store)."""
@@ -216,22 +226,22 @@ async def _finish_for_gone_clients(request: web.Request, handler) -> web.StreamR
     return await asyncio.shield(handler(request))
 
 
-def runner(emu, token: str | None = None) -> web.AppRunner:
+def runner(emu: RigControls, token: str | None = None) -> web.AppRunner:
     """The control API of one emulator (`pager.app.Emulator`), ready to be set up and bound."""
     return web.AppRunner(build_app(emu, token), access_log=None, handler_cancellation=True)
 
 
-def build_app(emu, token: str | None = None) -> web.Application:
+def build_app(emu: RigControls, token: str | None = None) -> web.Application:
     """The control API of one emulator (`pager.app.Emulator`)."""
     routes = web.RouteTableDef()
 
     @routes.get("/clock")
-    async def get_clock(request):
+    async def get_clock(request: web.Request) -> web.Response:
         _query(request)
         return _json(clock_json(emu.clock_status()))
 
     @routes.post("/clock/set")
-    async def set_clock(request):
+    async def set_clock(request: web.Request) -> web.Response:
         body = await _body(request, SetClock)
         try:
             when = parse(body.datetime)
@@ -240,25 +250,25 @@ def build_app(emu, token: str | None = None) -> web.Application:
         return _json(clock_json(await emu.set_clock(when)))
 
     @routes.post("/clock/advance")
-    async def advance(request):
+    async def advance(request: web.Request) -> web.Response:
         return _json(clock_json(await emu.advance((await _body(request, Advance)).seconds)))
 
     @routes.post("/clock/freeze")
-    async def freeze(request):
+    async def freeze(request: web.Request) -> web.Response:
         await _body(request, Empty)
         return _json(clock_json(await emu.freeze()))
 
     @routes.post("/clock/unfreeze")
-    async def unfreeze(request):
+    async def unfreeze(request: web.Request) -> web.Response:
         await _body(request, Empty)
         return _json(clock_json(await emu.unfreeze()))
 
     @routes.post("/clock/speed")
-    async def speed(request):
+    async def speed(request: web.Request) -> web.Response:
         return _json(clock_json(await emu.set_speed((await _body(request, Speed)).factor)))
 
     @routes.get("/transmissions")
-    async def transmissions(request):
+    async def transmissions(request: web.Request) -> web.Response:
         _query(request, "number", "since", "after")
         number = request.query.get("number")
         records = await emu.transmissions(
@@ -269,39 +279,37 @@ def build_app(emu, token: str | None = None) -> web.Application:
         return _json({"transmissions": [transmission_json(t) for t in records]})
 
     @routes.get("/pagers")
-    async def pagers(request):
+    async def pagers(request: web.Request) -> web.Response:
         _query(request)
         return _json({"pagers": [pager_json(p) for p in emu.all_pagers()]})
 
     @routes.get("/pagers/{number}")
-    async def pager(request):
+    async def pager(request: web.Request) -> web.Response:
         _query(request)
         return _json(pager_json(emu.pager(_number(request, emu))))
 
     @routes.get("/pagers/{number}/wait", name="wait")
-    async def wait(request):
+    async def wait(request: web.Request) -> web.Response:
         _query(request, "timeout", "after")
         number = _number(request, emu)
-        timeout = _read_number(
-            request.query.get("timeout", "10"), "timeout (seconds)", 0, WAIT_MAX, fraction=True
-        )
+        timeout = _decimal(request.query.get("timeout", "10"), "timeout (seconds)", 0, WAIT_MAX)
         tx = await emu.wait_for_page(number, timeout, _query_int(request, "after"))
         if tx is None:
             return _json({"paged": False, "number": number, "timeout": timeout}, 408)
         return _json({"paged": True, "transmission": transmission_json(tx)})
 
     @routes.get("/faults")
-    async def faults(request):
+    async def faults(request: web.Request) -> web.Response:
         _query(request)
         return _json(
             {
-                "faults": [fault_json(f) for f in emu.faults.faults],
-                "unreachable": emu.faults.unreachable,
+                "faults": [fault_json(f) for f in emu.list_faults()],
+                "unreachable": emu.unreachable,
             }
         )
 
     @routes.post("/faults")
-    async def add_fault(request):
+    async def add_fault(request: web.Request) -> web.Response:
         body = await _body(request, FaultIn)
         return _json(
             fault_json(emu.add_fault(body.kind, body.path, body.count, body.seconds, body.code)),
@@ -309,25 +317,25 @@ def build_app(emu, token: str | None = None) -> web.Application:
         )
 
     @routes.delete("/faults")
-    async def clear_faults(request):
+    async def clear_faults(request: web.Request) -> web.Response:
         emu.clear_faults()
         return _json({"faults": []})
 
     @routes.delete("/faults/{id}")
-    async def remove_fault(request):
-        fault_id = _read_number(request.match_info["id"], "a fault id", 1)
+    async def remove_fault(request: web.Request) -> web.Response:
+        fault_id = _integer(request.match_info["id"], "a fault id", 1)
         if not emu.remove_fault(fault_id):
             return _json({"error": f"no fault {fault_id}"}, 404)
         return _json({"removed": fault_id})
 
     @routes.post("/power-cycle")
-    async def power_cycle(request):
+    async def power_cycle(request: web.Request) -> web.Response:
         seconds = (await _body(request, PowerCycle)).seconds
         await emu.power_cycle(seconds)
         return _json({"unreachableFor": seconds})
 
     @routes.post("/reset")
-    async def reset(request):
+    async def reset(request: web.Request) -> web.Response:
         await _body(request, Empty)
         await emu.reset()
         return _json({"reset": True})

@@ -1,18 +1,27 @@
 """What a test rig can do to an emulated transmitter that the hardware cannot.
 
-`RigControls` is mixed into `pager.app.Emulator`, so the same controls serve Python tests
-(`await emu.advance(60)`), the pytest fixture and the HTTP control API. None of them changes
+`RigControls` is a base of `pager.app.Emulator`, so the same controls serve Python tests
+(`await emu.advance(60)`), the pytest fixture and the HTTP control API (which is given a
+`RigControls`, nothing else). They act on the parts the emulator hands them once it runs
+(`RigParts`); before that, or after it stopped, every control refuses. None of them changes
 the device API; clock controls are runtime only (the `datetime` setting is what persists).
 """
+
+from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from pager.control.faults import FaultInjector
+from pager.control.faults import Fault, FaultInjector
 from pager.domain import rules
 from pager.domain.model import Change
 from pager.domain.pagemodes import Transmission, alerting
+
+if TYPE_CHECKING:
+    from pager.engine import Engine
+    from pager.notify import Hub
 
 
 @dataclass(frozen=True)
@@ -25,10 +34,10 @@ class PagerState:
 class PagerBoard:
     """Every pager's latest transmission, and rigs waiting for one to be paged."""
 
-    def __init__(self, latest: dict[int, Transmission]):
+    def __init__(self, latest: dict[int, Transmission]) -> None:
         self.latest = latest
         # pager number -> {future of a waiting rig: the record id it waits to be passed}
-        self._waiters: dict[int, dict[asyncio.Future, int]] = {}
+        self._waiters: dict[int, dict[asyncio.Future[Transmission], int]] = {}
 
     def on_change(self, change: Change) -> None:
         for tx in change.transmissions:
@@ -68,43 +77,73 @@ class PagerBoard:
                 self._waiters.pop(number, None)
 
 
-class RigControls:
-    """Controls over one running emulator (needs `engine`, `hub`, `faults`, `pagers`)."""
+@dataclass(frozen=True)
+class RigParts:
+    """What the controls act on: the parts of one running emulator."""
 
+    engine: Engine
+    hub: Hub
     faults: FaultInjector
     pagers: PagerBoard
 
+
+class NotRunning(RuntimeError):
+    """A rig control was used on an emulator that is not running."""
+
+
+class RigControls:
+    """Controls over one running emulator, on the parts it attaches when it has started."""
+
+    def __init__(self) -> None:
+        self._parts: RigParts | None = None
+
+    def _attach(self, parts: RigParts | None) -> None:
+        """Give the controls their parts (None: the emulator stopped)."""
+        self._parts = parts
+
+    @property
+    def _rig(self) -> RigParts:
+        if self._parts is None:
+            raise NotRunning("the emulator is not running: start it first")
+        return self._parts
+
+    @property
+    def limits(self) -> rules.Limits:
+        """The pager numbers (and other ranges) this transmitter accepts."""
+        return self._rig.engine.config.limits
+
     # -- clock ------------------------------------------------------------------------------
 
-    def clock_status(self) -> dict:
-        clock = self.engine.clock
+    def clock_status(self) -> dict[str, Any]:
+        clock = self._rig.engine.clock
         return {"now": clock.now(), "frozen": clock.frozen, "speed": clock.speed}
 
-    async def set_clock(self, when: datetime) -> dict:
-        rules.check_clock(when, self.engine.config.limits)
-        self.engine.clock.set(when)
+    async def set_clock(self, when: datetime) -> dict[str, Any]:
+        engine = self._rig.engine
+        rules.check_clock(when, engine.config.limits)
+        engine.clock.set(when)
         return await self._clock_moved()
 
-    async def advance(self, seconds: float) -> dict:
-        clock = self.engine.clock
-        rules.check_clock(clock.exact() + timedelta(seconds=seconds), self.engine.config.limits)
-        clock.shift(seconds)
+    async def advance(self, seconds: float) -> dict[str, Any]:
+        engine = self._rig.engine
+        rules.check_clock(engine.clock.exact() + timedelta(seconds=seconds), engine.config.limits)
+        engine.clock.shift(seconds)
         return await self._clock_moved()
 
-    async def freeze(self) -> dict:
-        self.engine.clock.freeze()
+    async def freeze(self) -> dict[str, Any]:
+        self._rig.engine.clock.freeze()
         return await self._clock_moved()
 
-    async def unfreeze(self) -> dict:
-        self.engine.clock.unfreeze()
+    async def unfreeze(self) -> dict[str, Any]:
+        self._rig.engine.clock.unfreeze()
         return await self._clock_moved()
 
-    async def set_speed(self, factor: float) -> dict:
-        self.engine.clock.set_speed(factor)
+    async def set_speed(self, factor: float) -> dict[str, Any]:
+        self._rig.engine.clock.set_speed(factor)
         return await self._clock_moved()
 
-    async def _clock_moved(self) -> dict:
-        await self.engine.catch_up()  # what the new time makes due happens now
+    async def _clock_moved(self) -> dict[str, Any]:
+        await self._rig.engine.catch_up()  # what the new time makes due happens now
         return self.clock_status()
 
     # -- virtual pagers ---------------------------------------------------------------------
@@ -112,25 +151,28 @@ class RigControls:
     async def transmissions(
         self, number: int | None = None, since: datetime | None = None, after_id: int | None = None
     ) -> list[Transmission]:
-        records = await self.engine.store.transmissions(number, after_id)
+        records = await self._rig.engine.store.transmissions(number, after_id)
         return [t for t in records if since is None or t.time >= since]
 
     def pager(self, number: int) -> PagerState:
-        return self.pagers.state(number, self.engine.clock.now())
+        rig = self._rig
+        return rig.pagers.state(number, rig.engine.clock.now())
 
     def all_pagers(self) -> list[PagerState]:
-        now = self.engine.clock.now()
-        return [self.pagers.state(n, now) for n in sorted(self.pagers.latest)]
+        rig = self._rig
+        now = rig.engine.clock.now()
+        return [rig.pagers.state(n, now) for n in sorted(rig.pagers.latest)]
 
     async def wait_for_page(
         self, number: int, timeout: float = 10.0, after_id: int | None = None
     ) -> Transmission | None:
         """The next transmission to `number` after record `after_id` (default: any from now
         on), or None if none came within `timeout` seconds."""
+        pagers = self._rig.pagers
         if after_id is None:
-            last = self.pagers.latest.get(number)
+            last = pagers.latest.get(number)
             after_id = 0 if last is None else last.id
-        return await self.pagers.wait(number, after_id, timeout)
+        return await pagers.wait(number, after_id, timeout)
 
     # -- faults -----------------------------------------------------------------------------
 
@@ -141,36 +183,47 @@ class RigControls:
         count: int | None = None,
         seconds: float = 0.0,
         code: str = "5.03",
-    ):
-        return self.faults.add(kind, path, count, seconds, code)
+    ) -> Fault:
+        return self._rig.faults.add(kind, path, count, seconds, code)
 
     def remove_fault(self, fault_id: int) -> bool:
-        return self.faults.remove(fault_id)
+        return self._rig.faults.remove(fault_id)
 
     def clear_faults(self) -> None:
-        self.faults.clear()
+        self._rig.faults.clear()
+
+    def list_faults(self) -> list[Fault]:
+        """The faults still set, oldest first."""
+        return list(self._rig.faults.faults)
+
+    @property
+    def unreachable(self) -> bool:
+        """Whether a power cycle keeps the transmitter unreachable now."""
+        return self._rig.faults.unreachable
 
     async def power_cycle(self, seconds: float) -> None:
         """Lose every observer and be unreachable for `seconds`; the store is kept.
 
         Every change computed before it commits first, as a transmitter finishes writing
         before it goes down; its answer may be lost with the power."""
+        rig = self._rig
 
         async def off() -> None:
-            self.faults.power_off(seconds)
-            self.hub.drop_all()
+            rig.faults.power_off(seconds)
+            rig.hub.drop_all()
 
-        await self.engine.exclusive(off)
+        await rig.engine.exclusive(off)
 
     # -- reset ------------------------------------------------------------------------------
 
     async def reset(self) -> None:
         """Back to factory: an empty store, default settings, the clock at system time and
         normal speed, no faults, no observers."""
+        rig = self._rig
 
         def forget() -> None:
-            self.faults.clear()
-            self.hub.drop_all()
-            self.pagers.reset()
+            rig.faults.clear()
+            rig.hub.drop_all()
+            rig.pagers.reset()
 
-        await self.engine.reset(forget)
+        await rig.engine.reset(forget)
