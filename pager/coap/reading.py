@@ -7,7 +7,7 @@ from typing import TypeVar, cast
 from aiocoap import Message
 
 from pager import wire
-from pager.domain import rules
+from pager.domain import digits, rules
 from pager.domain.errors import Invalid
 
 log = logging.getLogger("pager.coap")
@@ -46,9 +46,10 @@ class Reader:
         text = query.get(name)
         if text is None:
             return None
-        if not text.isascii() or not text.isdigit() or int(text) < lo or int(text) > hi:
+        value = digits.integer(text, lo, hi)
+        if value is None:
             raise Invalid(rules.requirement(name, self.limits), name)
-        return int(text)
+        return value
 
     def number(self, request: Message, required: bool = True) -> int | None:
         number = self.query_int(

@@ -119,8 +119,8 @@ def _bound(lo: int, hi: float) -> str:
 
 
 def _integer(text: str, what: str, lo: int = 0, hi: int = INT_MAX) -> int:
-    """Every integer this API reads from a path or a query, read as the CoAP side reads
-    them (`pager.domain.digits`)."""
+    """Every integer this API reads from a path or a query, read as the CoAP query is
+    (`pager.domain.digits`)."""
     value = digits.integer(text, lo, hi)
     if value is None:
         raise BadInput(f"{what} must be an integer {_bound(lo, hi)}, in digits 0-9")

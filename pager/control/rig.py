@@ -21,7 +21,7 @@ from pager.domain.pagemodes import Transmission, alerting
 
 if TYPE_CHECKING:
     from pager.engine import Engine
-    from pager.notify import Hub
+    from pager.hub import Hub
 
 
 @dataclass(frozen=True)
