@@ -14,8 +14,7 @@ from aiocoap import Message, error, resource
 from aiocoap.numbers.codes import Code
 
 from pager import wire
-from pager.coap import dedup
-from pager.coap.blockwise import Block2Transfers, bound_blockwise
+from pager.coap import seam
 from pager.control.faults import FaultInjector, request_path
 from pager.domain import rules
 from pager.domain.errors import Invalid, NoActiveSession, Refused
@@ -47,8 +46,8 @@ class Api:
         max_block_transfers: int,
         max_block_transfer_bytes: int,
     ):
-        self.max_block_transfers = max_block_transfers
-        self.block2 = Block2Transfers(max_block_transfer_bytes)  # shared by every resource
+        # shared by every resource
+        self.block2 = seam.Block2Transfers(max_block_transfer_bytes, max_block_transfers)
         self.engine = engine
         self.identity = identity
         self.strict = strict
@@ -90,7 +89,7 @@ class Api:
         """Run a request's change; its answer shows the state right after it.
 
         The answer to a Confirmable request that changed something is kept with the change,
-        in its transaction, as the datagram that answers it (`pager.coap.dedup`), so that a
+        in its transaction, as the datagram that answers it (`pager.coap.seam.dedup`), so that a
         retransmission reaching a restarted emulator gets it instead of being processed
         again. An answer too large for one datagram (it would go block-wise) is not kept."""
         answered: list[Message] = []
@@ -98,7 +97,7 @@ class Api:
         def receipt(outcome: Outcome, state: State, at: datetime) -> Receipt | None:
             response = answer(outcome, state, at)
             answered.append(response)
-            return dedup.receipt(request, response)
+            return seam.receipt(request, response)
 
         await self.engine.run(operation, receipt)
         return answered[0]
@@ -196,7 +195,7 @@ class ApiResource(resource.Resource):
     def __init__(self, api: Api):
         super().__init__()
         self.api = api
-        bound_blockwise(self, api.block2, api.max_block_transfers)
+        api.block2.add(self)  # bounded when the seam is installed
 
     def answered_by_fault(self, pipe) -> bool:
         """Answer with an injected error code (control API), if one is set for this path."""

@@ -1,7 +1,7 @@
 """OBSERVE /v1/notify (spec §8): one observer task per registration, fed by the hub.
 
 Each notification is handed to aiocoap as a Confirmable response on the observation's pipe,
-and the next one only once nothing waits behind it for that peer (`pager.coap.backlog`):
+and the next one only once nothing waits behind it for that peer (`pager.coap.seam.backlog`):
 aiocoap keeps at most one Confirmable message in flight per peer (NSTART = 1), so a healthy
 observer gets every notification, in order, and one that acknowledges more slowly than
 sessions change falls behind in its own bounded queue (`pager.notify.Observer`).
@@ -16,8 +16,8 @@ behind it; aiocoap then drops the peer's exchanges and ends the observation.
 from aiocoap import Message, numbers
 from aiocoap.numbers.codes import Code
 
-from pager.coap.backlog import Backlogs
 from pager.coap.base import ApiError, ApiResource, query, response_format
+from pager.coap.seam import Backlogs
 from pager.domain.errors import Invalid, Refused
 from pager.notify import Hub
 

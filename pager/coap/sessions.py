@@ -9,7 +9,7 @@ from aiocoap import Message
 from aiocoap.numbers.codes import Code
 
 from pager import wire
-from pager.coap import dedup
+from pager.coap import seam
 from pager.coap.base import CODE_2_00, ApiResource, query, response_format
 from pager.domain import operations as ops
 from pager.domain import rules
@@ -182,7 +182,7 @@ class History(ApiResource):
         """Deleting history is no change of the sessions, but a change all the same: its
         answer is kept with it for a retransmission after a restart."""
         response = Message(code=Code.DELETED)
-        receipt = dedup.receipt(request, response)
+        receipt = seam.receipt(request, response)
         store = self.api.engine.store
         await self.api.engine.exclusive(
             lambda: store.delete_history(() if receipt is None else (receipt,))

@@ -3,10 +3,10 @@
 from aiocoap import Message, resource
 from aiocoap.numbers.codes import Code
 
-from pager.coap.backlog import Backlogs
 from pager.coap.base import Api
 from pager.coap.echo import AddressCheck
 from pager.coap.notify import Notify
+from pager.coap.seam import Backlogs
 from pager.coap.sessions import History, Sessions, Statistics
 from pager.coap.settings import Page, Settings
 from pager.notify import Hub
