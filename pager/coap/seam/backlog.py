@@ -4,8 +4,8 @@ aiocoap keeps at most one Confirmable message in flight per peer (NSTART = 1) an
 rest, without limit, in its message layer (`MessageManager._backlogs`). Handing every
 notification to aiocoap as soon as it exists would let an observer that acknowledges more
 slowly than sessions change pile up notifications there for as long as it keeps up at all:
-gigabytes in a soak with observers at full speed (README, "Notifications"), and every queued
-message had already used one of aiocoap's 65,536 message ids.
+gigabytes in a soak with observers at full speed (README, "What is bounded"), and every
+queued message had already used one of aiocoap's 65,536 message ids.
 
 So an observation hands aiocoap its next notification only when nothing is waiting for that
 peer: aiocoap then has at most one message in flight and one behind it, and the rest wait in

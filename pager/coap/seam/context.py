@@ -45,8 +45,9 @@ class ServerContext(aiocoap.Context):
 
     aiocoap names the task rendering each request "Rendering for <repr of the request>", and
     formats that name for every request whether anyone looks at it or not. The repr parses
-    the peer's address with `ipaddress`: 5 % of the server's time under write load (py-spy),
-    for a name no log line shows. Everything else is aiocoap's `render_to_pipe` as it is.
+    the peer's address with `ipaddress`, a visible share of the server's time under load
+    (README, "Benchmarks"), for a name no log line shows. Everything else is aiocoap's
+    `render_to_pipe` as it is.
     """
 
     @classmethod
