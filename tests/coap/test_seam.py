@@ -184,3 +184,13 @@ async def test_bound_port_of_a_plain_aiocoap_server_context():
         assert seam.bound_port(context) == port
     finally:
         await context.shutdown()
+
+
+def test_the_readme_table_is_made_from_hooks():
+    readme = (PYPROJECT.parent / "README.md").read_text()
+    section = readme.split("## What we change in aiocoap and why\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    assert rows == [
+        f"| `{h.name}` | `{h.target}`: {h.changes} | {h.reason} | {h.upstream} |"
+        for h in seam.HOOKS
+    ]
