@@ -20,7 +20,7 @@ seam's `install` puts it in place.
 
 import asyncio
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, SupportsIndex
 
 
 class _Backlog(list[Any]):
@@ -30,7 +30,7 @@ class _Backlog(list[Any]):
         super().__init__(items)
         self._moved = moved
 
-    def pop(self, index: int = -1) -> Any:
+    def pop(self, index: SupportsIndex = -1) -> Any:
         item = super().pop(index)
         self._moved()
         return item

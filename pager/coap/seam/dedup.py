@@ -67,7 +67,7 @@ class Replay:
         self.mid = message.mid
         self.mtype = message.mtype  # ACK or NON: never a CON (see RecentMessages)
         self.transport_tuning = None  # read by aiocoap only to re-send a CON
-        self._datagram = message.encode()
+        self._datagram: bytes = message.encode()
 
     def encode(self) -> bytes:
         return self._datagram
