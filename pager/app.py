@@ -14,10 +14,8 @@ from aiohttp import web
 
 from pager import wire
 from pager.clock import Clock
-from pager.coap import dedup, senderrors
-from pager.coap.backlog import Backlogs
+from pager.coap import seam
 from pager.coap.base import Api
-from pager.coap.context import ServerContext
 from pager.coap.site import build_site
 from pager.config import Config
 from pager.control import http as control_http
@@ -107,7 +105,7 @@ class Emulator(RigControls):
             self.config = self.config.model_copy(update={"db": db})
         c = self.config
         self._store = store = await Store.open(
-            self.db_path, c.history_limit, dedup.WINDOW, c.dedup_max_entries
+            self.db_path, c.history_limit, seam.DEDUP_WINDOW, c.dedup_max_entries
         )
         device = DeviceConfig(
             Limits(c.number_min, c.number_max), frozenset(c.staff_pagers), c.auto_page_at_goal
@@ -124,20 +122,24 @@ class Emulator(RigControls):
         )
         self.engine.listeners.append(self.hub.publish)
         receipts = await store.receipts()
-        self.backlogs = backlogs = Backlogs()
+        self.backlogs = backlogs = seam.Backlogs()
         self.api = Api.create(
             self.engine, identity, c.strict, c.max_block_transfers, c.max_block_transfer_bytes
         )
         site = build_site(self.api, self.hub, backlogs, self.faults, c.amplification_protection)
         try:
-            self._context = await ServerContext.create_exclusive(site, (c.host, c.port))
+            self._context = await seam.ServerContext.create_exclusive(site, (c.host, c.port))
         except (OSError, ResolutionError) as e:
             raise StartupError(_cannot_listen("udp", c.host, c.port, e)) from e
-        dedup.bound_deduplication(self._context, c.dedup_max_entries, receipts)
-        backlogs.install(self._context)
-        senderrors.install(self._context)
-        self.faults.install(self._context)
-        self.port = _bound_port(self._context) or c.port
+        seam.install(
+            self._context,
+            dedup_max_entries=c.dedup_max_entries,
+            receipts=receipts,
+            backlogs=backlogs,
+            blockwise=self.api.block2,
+            datagram_filter=self.faults,
+        )
+        self.port = seam.bound_port(self._context)
         self._tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self.hub.run_pings())]
         self._attach(RigParts(self.engine, self.hub, self.faults, self.pagers))
         if c.control:
@@ -194,19 +196,3 @@ class Emulator(RigControls):
                 log.warning("time-driven update failed, will retry: %s", e)
             except Exception:
                 log.exception("time-driven update failed; will retry")
-
-
-def _bound_port(context: aiocoap.Context) -> int | None:
-    """The UDP port actually bound, so that port 0 (any free port) can be reported.
-
-    aiocoap has no public accessor for it; this walks its transport stack.
-    """
-    for interface in context.request_interfaces:
-        transport = getattr(
-            getattr(getattr(interface, "token_interface", None), "message_interface", None),
-            "transport",
-            None,
-        )
-        if transport is not None:
-            return transport.get_extra_info("socket").getsockname()[1]
-    return None

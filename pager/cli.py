@@ -8,6 +8,7 @@ import signal
 import sys
 
 from pager.app import Emulator, StartupError
+from pager.coap.seam import SeamError
 from pager.config import ConfigError, load
 from pager.fleet import fleet_configs
 from pager.store import StoreError
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with asyncio.Runner(loop_factory=_loop_factory(config.event_loop)) as runner:
             runner.run(_serve([Emulator(c) for c in configs]))
-    except (StoreError, StartupError) as e:
+    except (StoreError, StartupError, SeamError) as e:
         print(f"pager-emulator: {e}", file=sys.stderr)
         return 1
     return 0

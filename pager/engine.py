@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 Operation = Callable[[State, datetime], Outcome]
 Listener = Callable[[Change], None]
 # Builds the request's answer from the state right after its change; what it returns is kept
-# with the change, in its transaction (see `pager.coap.dedup`).
+# with the change, in its transaction (see `pager.coap.seam.dedup`).
 Answer = Callable[[Outcome, State, datetime], Receipt | None]
 
 

@@ -56,7 +56,7 @@ means slower, for latency above 1 means slower.
 Every reference and emulator run gets a server process of its own, started just before it
 and stopped after it (the emulator always on the same store, so the 50 sessions stay).
 With its defaults aiocoap keeps every message it answered for EXCHANGE_LIFETIME (247 s) to
-answer duplicates (the emulator bounds that table, see ``pager/coap/dedup.py``), and Python's
+answer duplicates (the emulator bounds that table, see ``pager/coap/seam/dedup.py``), and Python's
 full garbage collections grow with all those objects: a long-lived server would make each
 run pay for the traffic of the runs before it. Within one 10-second run that
 growth can still show, in a server that keeps all of it, as pauses of tens to hundreds of
@@ -906,6 +906,8 @@ def serve_reference(port: int) -> int:
     import aiocoap
     from aiocoap import resource
 
+    from pager.coap import seam
+
     class Fixed(resource.Resource):
         async def render_get(self, request):
             return Message(code=Code.CONTENT, payload=REFERENCE_BODY, content_format=50)
@@ -916,15 +918,7 @@ def serve_reference(port: int) -> int:
         context = await aiocoap.Context.create_server_context(
             site, bind=(HOST, port), transports=["udp6"]
         )
-        bound = port
-        for interface in context.request_interfaces:  # as pager.app._bound_port does
-            transport = getattr(
-                getattr(getattr(interface, "token_interface", None), "message_interface", None),
-                "transport",
-                None,
-            )
-            if transport is not None:
-                bound = transport.get_extra_info("socket").getsockname()[1]
+        bound = seam.bound_port(context)
         print(f"reference listening on udp {HOST}:{bound}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -7,10 +7,10 @@ from aiocoap.numbers.codes import Code
 
 from pager import wire
 from pager.coap.answers import Answers
-from pager.coap.blockwise import Block2Transfers, bound_blockwise
 from pager.coap.changes import Changes
 from pager.coap.gate import Admission
 from pager.coap.reading import Reader
+from pager.coap.seam import Block2Transfers
 from pager.domain.errors import NoActiveSession, Refused
 from pager.domain.model import State
 from pager.engine import Engine
@@ -28,7 +28,6 @@ class Api:
     reader: Reader
     changes: Changes
     block2: Block2Transfers
-    max_block_transfers: int
 
     @classmethod
     def create(
@@ -44,8 +43,7 @@ class Api:
             Answers(engine, identity),
             Reader(engine.config.limits, strict),
             Changes(engine),
-            Block2Transfers(max_block_transfer_bytes),
-            max_block_transfers,
+            Block2Transfers(max_block_transfer_bytes, max_block_transfers),
         )
 
 
@@ -63,7 +61,7 @@ class ApiResource(resource.Resource):
         self.answers = api.answers
         self.reader = api.reader
         self.changes = api.changes
-        bound_blockwise(self, api.block2, api.max_block_transfers)
+        api.block2.add(self)  # bounded when the seam is installed
 
     async def render(self, request: Message) -> Message:
         try:

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from aiocoap import Message
 
-from pager.coap import dedup
+from pager.coap import seam
 from pager.domain.model import State
 from pager.domain.operations import Outcome
 from pager.engine import Engine, Operation
@@ -25,7 +25,7 @@ class Changes:
         """Run a request's change; its answer shows the state right after it.
 
         The answer to a Confirmable request that changed something is kept with the change,
-        in its transaction, as the datagram that answers it (`pager.coap.dedup`), so that a
+        in its transaction, as the datagram that answers it (`pager.coap.seam.dedup`), so that a
         retransmission reaching a restarted emulator gets it instead of being processed
         again. An answer too large for one datagram (it would go block-wise) is not kept."""
         answered: list[Message] = []
@@ -33,7 +33,7 @@ class Changes:
         def receipt(outcome: Outcome, state: State, at: datetime) -> Receipt | None:
             response = answer(outcome, state, at)
             answered.append(response)
-            return dedup.receipt(request, response)
+            return seam.receipt(request, response)
 
         await self.engine.run(operation, receipt)
         return answered[0]

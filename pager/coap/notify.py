@@ -1,7 +1,7 @@
 """OBSERVE /v1/notify (spec §8): one observer task per registration, fed by the hub.
 
 Each notification is handed to aiocoap as a Confirmable response on the observation's pipe,
-and the next one only once nothing waits behind it for that peer (`pager.coap.backlog`):
+and the next one only once nothing waits behind it for that peer (`pager.coap.seam.backlog`):
 aiocoap keeps at most one Confirmable message in flight per peer (NSTART = 1), so a healthy
 observer gets every notification, in order, and one that acknowledges more slowly than
 sessions change falls behind in its own bounded queue (`pager.hub.Observer`).
@@ -20,10 +20,10 @@ from aiocoap.numbers.codes import Code
 from aiocoap.pipe import Pipe
 
 from pager.coap.answers import response_format
-from pager.coap.backlog import Backlogs
 from pager.coap.base import Api, ApiResource
 from pager.coap.gate import Admission
 from pager.coap.reading import query
+from pager.coap.seam import Backlogs
 from pager.domain.errors import Invalid
 from pager.hub import Hub
 

@@ -10,7 +10,7 @@ from aiocoap import Message
 from aiocoap.numbers.codes import Code
 
 from pager import wire
-from pager.coap import dedup
+from pager.coap import seam
 from pager.coap.answers import CODE_2_00, response_format
 from pager.coap.base import Api, ApiResource
 from pager.coap.gate import Admission
@@ -187,7 +187,7 @@ class HistoryResource(ApiResource):
         """Deleting history is no change of the sessions, but a change all the same: its
         answer is kept with it for a retransmission after a restart."""
         response = Message(code=Code.DELETED)
-        receipt = dedup.receipt(request, response)
+        receipt = seam.receipt(request, response)
         store = self.engine.store
         await self.engine.exclusive(
             lambda: store.delete_history(() if receipt is None else (receipt,))

@@ -6,12 +6,12 @@ from aiocoap import Message, resource
 from aiocoap.numbers.codes import Code
 from aiocoap.pipe import Pipe
 
-from pager.coap.backlog import Backlogs
 from pager.coap.base import Api
 from pager.coap.echo import AddressCheck
 from pager.coap.gate import LINK_FORMAT, Admission, Gate, Gated, InjectedErrors
 from pager.coap.notify import NotifyResource
 from pager.coap.page import PageResource
+from pager.coap.seam import Backlogs
 from pager.coap.sessions import HistoryResource, SessionsResource, StatisticsResource
 from pager.coap.settings import SettingsResource
 from pager.hub import Hub

@@ -2,14 +2,12 @@
 
 Drops and delays must act on datagrams, below aiocoap's message layer: a request dropped
 any higher would still be acknowledged (an empty ACK after 0.1 s) and its retransmission
-would then be swallowed as a duplicate, which is not what a lost datagram does. aiocoap
-offers no hook there, so `FaultInjector.install` wraps the two methods of its UDP
-interface that receive and send datagrams; with no fault set they cost one attribute test.
+would then be swallowed as a duplicate, which is not what a lost datagram does. So
+`FaultInjector` is the CoAP seam's `DatagramFilter` (`pager.coap.seam`), consulted for every
+datagram in and out while `active`.
 A delay holds back the exchange, not one datagram: aiocoap answers a retransmitted request
 from its deduplication cache at once, so every datagram of a held exchange (peer and message
 id), the cached answer re-sent included, leaves when the delay is over, and counts no hit.
-The same wrapper quietly drops datagrams whose text options are not UTF-8, which aiocoap
-would otherwise let out as an exception with a traceback per datagram.
 Error answers are given by the CoAP layer's request gate (`pager.coap.gate`), which asks
 `FaultInjector.error_for` and writes the JSON body.
 """
@@ -19,6 +17,7 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiocoap
 
@@ -61,7 +60,7 @@ class FaultInjector:
         self.unreachable_until = 0.0  # time.monotonic() until which nothing gets through
         self._ids = itertools.count(1)
         # (peer, message id) of each exchange a delay holds -> loop time it is released at
-        self._held: dict[tuple, float] = {}
+        self._held: dict[tuple[Any, int], float] = {}
         self.active = False  # any fault set, or unreachable: the datagram hooks look closer
 
     # -- the controls -----------------------------------------------------------------------
@@ -118,37 +117,9 @@ class FaultInjector:
         fault = self._take("error", path)
         return None if fault is None else fault.code
 
-    # -- the datagram hooks -----------------------------------------------------------------
+    # -- the datagram filter (pager.coap.seam.DatagramFilter) ------------------------------
 
-    def install(self, context: aiocoap.Context) -> None:
-        for interface in context.request_interfaces:
-            udp = getattr(getattr(interface, "token_interface", None), "message_interface", None)
-            if udp is None or not hasattr(udp, "datagram_msg_received"):
-                continue
-            receive, send = udp.datagram_msg_received, udp.send
-
-            def received(data, ancdata, flags, address, receive=receive):
-                if self.active and not self._deliver(data):
-                    return
-                try:
-                    receive(data, ancdata, flags, address)
-                except UnicodeDecodeError:
-                    # aiocoap ignores unparsable datagrams but lets this one out of decode
-                    # (its issue #176), to be logged with a traceback per datagram.
-                    log.info("ignored a datagram from %s: a text option is not UTF-8", address)
-
-            def sending(message, send=send):
-                release = self._outgoing(message) if self.active else 0.0
-                if release is None:
-                    return
-                if release:
-                    asyncio.get_running_loop().call_at(release, self._release, send, message)
-                else:
-                    send(message)
-
-            udp.datagram_msg_received, udp.send = received, sending
-
-    def _deliver(self, data: bytes) -> bool:
+    def incoming(self, data: bytes) -> bool:
         if self.unreachable:
             return False
         self._update()
@@ -170,7 +141,7 @@ class FaultInjector:
             )
         return fault is None
 
-    def _outgoing(self, message: aiocoap.Message) -> float | None:
+    def outgoing(self, message: aiocoap.Message) -> float | None:
         """The loop time to hold an outgoing datagram back until (0 for none), or None to
         drop it (unreachable)."""
         if self.unreachable:
@@ -190,10 +161,9 @@ class FaultInjector:
         self.active = True
         return release
 
-    def _unhold(self, key: tuple) -> None:
+    def _unhold(self, key: tuple[Any, int]) -> None:
         del self._held[key]
         self._update()
 
-    def _release(self, send, message) -> None:
-        if not self.unreachable:  # a power cycle since loses what was held back
-            send(message)
+    def release(self, message: aiocoap.Message) -> bool:
+        return not self.unreachable  # a power cycle since loses what was held back

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from pager.coap.backlog import Backlogs
+from pager.coap.seam import Backlogs
 
 
 async def _pending(awaitable) -> asyncio.Task:

@@ -12,7 +12,7 @@ from aiocoap.numbers.types import Type
 from aiocoap.optiontypes import BlockOption
 
 from pager import wire
-from pager.coap.blockwise import Block2Transfers, BoundedBlock2Cache, BoundedTimeoutDict
+from pager.coap.seam.blockwise import Block2Transfers, BoundedBlock2Cache, BoundedTimeoutDict
 from pager.domain.model import Archived, Session
 from pager.domain.timefmt import parse
 from tests.conftest import Datagrams
@@ -28,7 +28,7 @@ async def test_bounded_timeout_dict_forgets_the_oldest():
 
 
 async def test_block2_transfers_count_shared_answers_once_and_expire():
-    transfers = Block2Transfers(10_000, timeout=0.05)
+    transfers = Block2Transfers(10_000, 10, timeout=0.05)
     owner = BoundedBlock2Cache(transfers, 10)
     shared = aiocoap.Message(code=aiocoap.CONTENT, payload=b"x" * 5000)
     transfers.put(owner, "a", shared)

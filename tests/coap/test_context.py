@@ -2,7 +2,7 @@
 
 import aiocoap
 
-from pager.coap.context import ServerContext
+from pager.coap.seam import ServerContext
 from tests.conftest import exchange_once
 
 

@@ -1,4 +1,4 @@
-"""Bounded duplicate detection (pager.coap.dedup)."""
+"""Bounded duplicate detection (pager.coap.seam.dedup)."""
 
 import asyncio
 
@@ -6,7 +6,7 @@ import aiocoap
 import pytest
 from aiocoap.numbers.types import Type
 
-from pager.coap.dedup import WINDOW, RecentMessages
+from pager.coap.seam.dedup import WINDOW, RecentMessages
 from tests.conftest import Datagrams, exchange_once
 
 

@@ -21,15 +21,14 @@ needed to forget anything: EXCHANGE_LIFETIME, which aiocoap reads from each inco
 request's transport tuning only to schedule them, is zero for the requests this server
 receives (and only for those: another aiocoap context in the same process keeps RFC 7252's
 247 s), and their pops are ignored. A timer then fires at the loop's next turn and is
-freed at once; at one second, each timer and its closure outlived two garbage-collector
-generations and were collected in the oldest (full-speed writes: middle-generation pauses
-0.75 ms instead of 1.0-1.3 ms, 0.4-0.5 % of commits over 2 ms instead of 1 %, p99 at 16 in
-flight 1.5-1.8x the reference's instead of 2.1-2.4x).
+freed at once; a timer that lives even a second, with its closure, outlives two
+garbage-collector generations and is collected only in the oldest, which lengthens the
+middle-generation pauses the writes' tail is made of (README, "What is bounded").
 
 And the table keeps each response as a `Replay` (the encoded datagram and the peer's address,
 all aiocoap uses to re-send it) rather than the response message, which holds the whole
-request too: about 4 objects for the garbage collector to walk per remembered request
-instead of about 24.
+request too: a handful of objects for the garbage collector to walk per remembered request
+instead of a few dozen.
 
 The table also outlives the process, for the requests that changed something: the answer to
 each Confirmable one is committed with its change as a `Receipt` (`receipt`), and the receipts
@@ -38,13 +37,13 @@ retransmission that reaches a restarted emulator is answered as before the resta
 processed twice (spec §1). Requests that change nothing are processed again after a restart,
 with the same effect: none.
 
-aiocoap has no public setting for any of this; this module is the one place that reaches
-into it (`_recent_messages`).
+aiocoap has no public setting for any of this (its issue #183); the seam's `install` puts
+the table in place of `MessageManager._recent_messages`.
 """
 
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import aiocoap
@@ -63,12 +62,12 @@ class Replay:
 
     __slots__ = ("remote", "mid", "mtype", "transport_tuning", "_datagram")
 
-    def __init__(self, message: aiocoap.Message):
+    def __init__(self, message: aiocoap.Message) -> None:
         self.remote = message.remote
         self.mid = message.mid
         self.mtype = message.mtype  # ACK or NON: never a CON (see RecentMessages)
         self.transport_tuning = None  # read by aiocoap only to re-send a CON
-        self._datagram = message.encode()
+        self._datagram: bytes = message.encode()
 
     def encode(self) -> bytes:
         return self._datagram
@@ -85,7 +84,7 @@ class _Peer:
     __slots__ = ("sockaddr",)
     pktinfo = None
 
-    def __init__(self, host: str, port: int, flowinfo: int):
+    def __init__(self, host: str, port: int, flowinfo: int) -> None:
         self.sockaddr = (host, port, flowinfo, 0)
 
     def __hash__(self) -> int:
@@ -96,7 +95,7 @@ class _Peer:
 
 
 class _Restored(Replay):
-    def __init__(self, receipt: Receipt):
+    def __init__(self, receipt: Receipt) -> None:
         self.remote = _Peer(receipt.host, receipt.port, receipt.flowinfo)
         self.mid = receipt.mid
         self.mtype = ACK
@@ -124,20 +123,25 @@ def receipt(request: aiocoap.Message, response: aiocoap.Message) -> Receipt | No
     return Receipt(time.time(), host, port, flowinfo, request.mid, datagram)
 
 
-class RecentMessages(dict):
+class RecentMessages(dict[Any, Any]):
     """aiocoap's table of recent requests, expiring by age and by count as it grows."""
 
-    def __init__(self, max_entries: int, window: float = WINDOW, clock=time.monotonic):
+    def __init__(
+        self,
+        max_entries: int,
+        window: float = WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__()
         self.max_entries = max_entries
         self.window = window
         self.clock = clock
         # (time, key) in the order the keys were first set. Not the dict's own order: finding
-        # the first live key of a dict whose front was deleted walks over every deleted slot
-        # (5 % of the server's time under write load, measured with py-spy).
+        # the first live key of a dict whose front was deleted walks over every deleted slot,
+        # a cost that showed in profiles of write load.
         self._born: deque[tuple[float, Any]] = deque()
 
-    def __setitem__(self, key, value) -> None:
+    def __setitem__(self, key: Any, value: Any) -> None:
         if key not in self:
             self._forget_old()
             self._born.append((self.clock(), key))
@@ -157,11 +161,13 @@ class RecentMessages(dict):
         while born and (born[0][0] < cutoff or len(self) >= self.max_entries):
             del self[born.popleft()[1]]
 
-    def pop(self, key, default=None):
+    def pop(self, key: Any, default: Any = None) -> Any:
         """Called only by aiocoap's expiry timers, which fire too early now: ignored."""
         return self.get(key, default)
 
-    def restore(self, receipts: Iterable[Receipt], wall_clock=time.time) -> None:
+    def restore(
+        self, receipts: Iterable[Receipt], wall_clock: Callable[[], float] = time.time
+    ) -> None:
         """Remember the requests of these receipts (oldest first) as answered by them."""
         age = self.clock() - wall_clock()
         for r in receipts:
@@ -179,20 +185,16 @@ class _ServerTuning(constants.TransportTuning):
     EXCHANGE_LIFETIME = TIMER_SECONDS
 
 
-def bound_deduplication(
-    context: aiocoap.Context, max_entries: int, receipts: Iterable[Receipt] = ()
-) -> None:
+def install(manager: Any, max_entries: int, receipts: Iterable[Receipt] = ()) -> None:
+    """Bound `manager`'s table of recent requests, restored from `receipts`, and tune the
+    requests it dispatches so that aiocoap's expiry timers fire at once."""
+    manager._recent_messages = recent = RecentMessages(max_entries)
+    recent.restore(receipts)
+    dispatch = manager.dispatch_message
     tuning = _ServerTuning()
-    for interface in context.request_interfaces:
-        manager = getattr(interface, "token_interface", None)
-        if manager is None or not hasattr(manager, "_recent_messages"):
-            continue
-        manager._recent_messages = recent = RecentMessages(max_entries)
-        recent.restore(receipts)
-        dispatch = manager.dispatch_message
 
-        def tuned(message: aiocoap.Message, dispatch=dispatch) -> None:
-            message.transport_tuning = tuning  # a fresh default, as aiocoap decoded it
-            dispatch(message)
+    def tuned(message: aiocoap.Message) -> None:
+        message.transport_tuning = tuning  # a fresh default, as aiocoap decoded it
+        dispatch(message)
 
-        manager.dispatch_message = tuned
+    manager.dispatch_message = tuned

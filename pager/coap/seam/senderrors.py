@@ -14,42 +14,37 @@ asyncio as "Task exception was never retrieved".
 is all it takes when the failure was another datagram's pending error (reading it cleared
 it, and the error queue still reports it for its own peer). A send that fails twice failed
 for itself; its error goes to its peer as aiocoap would, but from the event loop's next turn,
-outside anything aiocoap is in the middle of. This module is the one place that reaches into
-aiocoap's UDP transport for it.
+outside anything aiocoap is in the middle of.
 """
 
 import asyncio
 import logging
-
-import aiocoap
+from typing import Any
 
 log = logging.getLogger("pager.coap")
 
 
-def install(context: aiocoap.Context) -> None:
-    for interface in context.request_interfaces:
-        udp = getattr(getattr(interface, "token_interface", None), "message_interface", None)
-        transport = getattr(udp, "transport", None)
-        being_sent_to = getattr(udp, "_remote_being_sent_to", None)
-        if transport is None or being_sent_to is None:
-            continue
-        sock = transport.get_extra_info("socket")
+def install(udp: Any) -> None:
+    """Replace the `sendmsg` of `udp`'s transport (aiocoap's MessageInterfaceUDP6)."""
+    transport = udp.transport
+    sock = transport.get_extra_info("socket")
+    being_sent_to = udp._remote_being_sent_to
 
-        def sendmsg(data, ancdata, flags, address, sock=sock, udp=udp, remote=being_sent_to):
-            try:
-                sock.sendmsg((data,), ancdata, flags, address)
-                return
-            except OSError:
-                pass  # perhaps an earlier datagram's error; now cleared
-            try:
-                sock.sendmsg((data,), ancdata, flags, address)
-            except OSError as exc:
-                asyncio.get_running_loop().call_soon(_dispatch, udp, exc, remote.get())
+    def sendmsg(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
+        try:
+            sock.sendmsg((data,), ancdata, flags, address)
+            return
+        except OSError:
+            pass  # perhaps an earlier datagram's error; now cleared
+        try:
+            sock.sendmsg((data,), ancdata, flags, address)
+        except OSError as exc:
+            asyncio.get_running_loop().call_soon(_dispatch, udp, exc, being_sent_to.get())
 
-        transport.sendmsg = sendmsg
+    transport.sendmsg = sendmsg
 
 
-def _dispatch(udp, exc: OSError, remote) -> None:
+def _dispatch(udp: Any, exc: OSError, remote: Any) -> None:
     ctx = getattr(udp, "_ctx", None)  # gone once the context has shut down
     if ctx is None or remote is None:
         log.info("send error with nobody left to tell: %s", exc)

@@ -2,10 +2,14 @@
 
 import asyncio
 import socket
+from typing import Any
 
 import aiocoap
-from aiocoap.pipe import error_to_message, run_driving_pipe
+from aiocoap import pipe as aiocoap_pipe
+from aiocoap import resource
 from aiocoap.transports.udp6 import MessageInterfaceUDP6
+
+from pager.coap.seam import hooks
 
 
 class _ExclusiveUDP6(MessageInterfaceUDP6):
@@ -21,7 +25,9 @@ class _ExclusiveUDP6(MessageInterfaceUDP6):
     """
 
     @classmethod
-    async def _create_transport_endpoint(cls, sock, ctx, log, loop, multicast=()):
+    async def _create_transport_endpoint(
+        cls, sock: socket.socket, ctx: Any, log: Any, loop: Any, multicast: Any = ()
+    ) -> Any:
         address = sock.getsockname()
         sock.close()
         exclusive = socket.socket(family=socket.AF_INET6, type=socket.SOCK_DGRAM)
@@ -39,17 +45,20 @@ class ServerContext(aiocoap.Context):
 
     aiocoap names the task rendering each request "Rendering for <repr of the request>", and
     formats that name for every request whether anyone looks at it or not. The repr parses
-    the peer's address with `ipaddress`: 5 % of the server's time under write load (py-spy),
-    for a name no log line shows. Everything else is aiocoap's `render_to_pipe` as it is.
+    the peer's address with `ipaddress`, a visible share of the server's time under load
+    (README, "Benchmarks"), for a name no log line shows. Everything else is aiocoap's
+    `render_to_pipe` as it is.
     """
 
     @classmethod
-    async def create_exclusive(cls, site, bind: tuple[str, int]) -> "ServerContext":
+    async def create_exclusive(cls, site: resource.Site, bind: tuple[str, int]) -> "ServerContext":
         """aiocoap's `create_server_context` for UDP alone, bound to `bind` exclusively.
 
         The transport is the context's only resource, added once it is bound: a failed bind
-        leaves nothing to shut down.
+        leaves nothing to shut down. What this relies on in aiocoap is checked first
+        (`SeamError`), before any socket exists.
         """
+        hooks.verify_classes()
         loop = asyncio.get_running_loop()
         self = cls(loop=loop, serversite=site, loggername="coap-server")
         await self._append_tokenmanaged_messagemanaged_transport(
@@ -59,7 +68,9 @@ class ServerContext(aiocoap.Context):
         )
         return self
 
-    def render_to_pipe(self, pipe) -> None:
-        run_driving_pipe(
-            error_to_message(pipe, self.log), self._render_to_pipe(pipe), name="CoAP request"
+    def render_to_pipe(self, pipe: Any) -> None:
+        aiocoap_pipe.run_driving_pipe(
+            aiocoap_pipe.error_to_message(pipe, self.log),
+            self._render_to_pipe(pipe),
+            name="CoAP request",
         )

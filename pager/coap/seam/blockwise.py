@@ -12,29 +12,32 @@ transfer is forgotten. A client whose transfer was forgotten gets 4.08 (Request 
 Incomplete) for its next block and starts over, as after any server restart. Each transfer
 goes on with the answer it started on, so its blocks never mix two renderings (RFC 7959).
 
-aiocoap offers no setting for this; this module replaces each resource's `Block2Cache` (its
-one method, `extract_or_insert`) and the `TimeoutDict` of its `Block1Spool`, and nothing else.
+aiocoap offers no setting for this; the seam's `install` replaces each resource's
+`Block2Cache` (its one method, `extract_or_insert`) and the `TimeoutDict` of its
+`Block1Spool`, and nothing else, for every resource added to the server's `Block2Transfers`.
 """
 
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
+from typing import Any
 
+import aiocoap.blockwise
 from aiocoap import Message, numbers, resource
-from aiocoap.blockwise import IncompleteException, _extract_block_key
+from aiocoap.blockwise import IncompleteException
 from aiocoap.optiontypes import BlockOption
 from aiocoap.util.asyncio.timeoutdict import TimeoutDict
 
 TRANSFER_TIMEOUT = numbers.TransportTuning().MAX_TRANSMIT_WAIT  # aiocoap's own
 
 
-class BoundedTimeoutDict(TimeoutDict):
-    def __init__(self, timeout: float, max_entries: int):
+class BoundedTimeoutDict(TimeoutDict[Hashable, Any]):
+    def __init__(self, timeout: float, max_entries: int) -> None:
         super().__init__(timeout)
         self.max_entries = max_entries
 
-    def __setitem__(self, key, value) -> None:
+    def __setitem__(self, key: Hashable, value: Any) -> None:
         # Re-inserting moves the key to the end, so the first key is the least recently
         # used: a transfer in progress (aiocoap stores it again on every block) stays.
         self._items.pop(key, None)
@@ -59,16 +62,28 @@ class Block2Transfers:
     one client can always fetch it: the bound is `max_bytes` or the largest answer, whichever
     is larger. A transfer is forgotten `timeout` seconds after its last block was asked for,
     and as soon as its last block was served.
+
+    The resources whose transfers these are, each holding at most `max_transfers` of each
+    kind, are added with `add` when they are made and bounded when the seam is installed,
+    which checks first that aiocoap's block-wise state is what this replaces.
     """
 
-    def __init__(self, max_bytes: int, timeout: float = TRANSFER_TIMEOUT):
+    def __init__(
+        self, max_bytes: int, max_transfers: int, timeout: float = TRANSFER_TIMEOUT
+    ) -> None:
         self.max_bytes = max_bytes
+        self.max_transfers = max_transfers
+        self.resources: list[resource.Resource] = []
         self.timeout = timeout
         self.held_bytes = 0
         # least recently used first
-        self._transfers: OrderedDict[tuple, _Transfer] = OrderedDict()
+        self._transfers: OrderedDict[tuple[BoundedBlock2Cache, Hashable], _Transfer] = OrderedDict()
         self._payloads: dict[int, tuple[bytes, int]] = {}  # id -> (payload, transfers on it)
         self._expiry: asyncio.TimerHandle | None = None
+
+    def add(self, res: resource.Resource) -> None:
+        """Bound `res`'s block-wise state once the seam is installed."""
+        self.resources.append(res)
 
     def holds(self, payload: bytes) -> bool:
         held = self._payloads.get(id(payload))
@@ -141,7 +156,7 @@ class BoundedBlock2Cache:
     block is cut from the answer the client's transfer holds, or is 4.08 without one.
     """
 
-    def __init__(self, transfers: Block2Transfers, max_transfers: int):
+    def __init__(self, transfers: Block2Transfers, max_transfers: int) -> None:
         self.transfers = transfers
         self.max_transfers = max_transfers
         self.keys: OrderedDict[Hashable, None] = OrderedDict()  # this resource's transfers
@@ -149,7 +164,7 @@ class BoundedBlock2Cache:
     async def extract_or_insert(
         self, req: Message, response_builder: Callable[[], Awaitable[Message]]
     ) -> Message:
-        key = _extract_block_key(req)
+        key = aiocoap.blockwise._extract_block_key(req)
         block2 = req.opt.block2
         if block2 is None or block2.block_number == 0:
             assembled = await response_builder()
@@ -171,7 +186,7 @@ class BoundedBlock2Cache:
         return block
 
 
-def bound_blockwise(res: resource.Resource, transfers: Block2Transfers, max_transfers: int) -> None:
+def bound(res: resource.Resource, transfers: Block2Transfers) -> None:
     old = res._block1._assemblies
-    res._block1._assemblies = BoundedTimeoutDict(old.timeout, max_transfers)
-    res._block2 = BoundedBlock2Cache(transfers, max_transfers)
+    res._block1._assemblies = BoundedTimeoutDict(old.timeout, transfers.max_transfers)
+    res._block2 = BoundedBlock2Cache(transfers, transfers.max_transfers)

@@ -1,0 +1,359 @@
+"""Everything the emulator changes in aiocoap, and the checks that aiocoap still is what is
+changed.
+
+aiocoap documents none of these attributes; a release may rename or retype any of them. A
+hook whose target is gone would otherwise fail quietly (fault injection, the UTF-8 guard
+and the bounds on memory would just stop working) or deep inside a request. So every target
+is checked before anything is changed, and one `SeamError` names each broken hook and the
+aiocoap version at startup instead.
+"""
+
+import inspect
+import socket
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import aiocoap
+import aiocoap.blockwise
+import aiocoap.meta
+import aiocoap.pipe
+from aiocoap import resource
+from aiocoap.numbers import constants
+from aiocoap.transports.udp6 import MessageInterfaceUDP6, UDP6EndpointAddress
+from aiocoap.util.asyncio.timeoutdict import TimeoutDict
+
+from pager.coap.seam import dedup
+
+
+@dataclass(frozen=True)
+class Hook:
+    name: str
+    target: str  # in aiocoap
+    changes: str
+    reason: str
+    upstream: str  # the aiocoap issue, or "none filed"
+
+
+HOOKS: list[Hook] = [
+    Hook(
+        "exclusive-bind",
+        "transports.udp6.MessageInterfaceUDP6._create_transport_endpoint (overridden)",
+        "the server socket is bound again without SO_REUSEPORT before anything reads from it",
+        "with SO_REUSEPORT a second emulator binds the same port and the kernel splits the "
+        "datagrams between the two",
+        "none filed",
+    ),
+    Hook(
+        "udp-only-context",
+        "Context._append_tokenmanaged_messagemanaged_transport (called)",
+        "the context is built with the exclusive UDP transport as its only transport",
+        "create_server_context takes no transport class; a failed bind then leaves nothing to "
+        "shut down",
+        "none filed",
+    ),
+    Hook(
+        "render-task-name",
+        "Context._render_to_pipe, pipe.run_driving_pipe, pipe.error_to_message "
+        "(render_to_pipe overridden)",
+        "the task rendering a request is named 'CoAP request'",
+        "aiocoap formats the name from repr(request) for every request, parsing the peer's "
+        "address, though no log line shows it",
+        "none filed",
+    ),
+    Hook(
+        "udp-stack",
+        "Context.request_interfaces[].token_interface.message_interface.transport (read)",
+        "nothing: the way to the message manager, the UDP interface and the bound port",
+        "aiocoap has no public way to the transport or the port it bound (port 0)",
+        "none filed",
+    ),
+    Hook(
+        "dedup-table",
+        "messagemanager.MessageManager._recent_messages (replaced)",
+        "duplicates are remembered 49 s and at most dedup_max_entries, as encoded datagrams, "
+        "restored from the store's receipts at startup",
+        "aiocoap remembers every request and answer for 247 s: gigabytes and long "
+        "garbage-collector pauses at full speed; and forgets them all on a restart",
+        "aiocoap #183",
+    ),
+    Hook(
+        "dedup-timers",
+        "MessageManager.dispatch_message (wrapped), Message.transport_tuning",
+        "incoming requests carry an EXCHANGE_LIFETIME of 0, so aiocoap's expiry timer for "
+        "each fires at once (the table expires itself)",
+        "a timer per request living 247 s is garbage the collector walks again and again",
+        "aiocoap #183",
+    ),
+    Hook(
+        "dedup-restore",
+        "transports.udp6.UDP6EndpointAddress (equality and hash by sockaddr, read by send)",
+        "a peer known only from a receipt stands in for aiocoap's address of it",
+        "an answer committed before a restart is found by the retransmission that reaches the "
+        "restarted emulator, and sent to its peer",
+        "none filed",
+    ),
+    Hook(
+        "backlog",
+        "MessageManager._backlogs (replaced)",
+        "the per-peer queues wake whoever waits for a peer's queue to empty",
+        "notifications are handed to aiocoap one at a time per peer; aiocoap has no public "
+        "view of that queue nor an acknowledgement hook",
+        "aiocoap #281",
+    ),
+    Hook(
+        "send-errors",
+        "MessageInterfaceUDP6.transport.sendmsg (replaced), ._remote_being_sent_to, ._ctx",
+        "a send failing with another peer's pending ICMP error is tried again; a send that "
+        "fails twice is reported to its own peer at the loop's next turn",
+        "one vanished observer's 'port unreachable' would otherwise end a healthy peer's "
+        "exchanges, and fail inside aiocoap with 'Task exception was never retrieved'",
+        "none filed",
+    ),
+    Hook(
+        "datagram-in",
+        "MessageInterfaceUDP6.datagram_msg_received (wrapped)",
+        "a datagram with a text option that is not UTF-8 is dropped with one log line; the "
+        "datagram filter (fault injection) may drop a request",
+        "aiocoap lets the UnicodeDecodeError out with a traceback per datagram; a drop above "
+        "the message layer would still be acknowledged",
+        "aiocoap #176",
+    ),
+    Hook(
+        "datagram-out",
+        "MessageInterfaceUDP6.send (wrapped)",
+        "the datagram filter (fault injection) may hold back or drop an outgoing message",
+        "a delay or power cycle must act on datagrams, retransmissions and cached answers included",
+        "none filed",
+    ),
+    Hook(
+        "block1-spool",
+        "interfaces.Resource._block1._assemblies, a util.asyncio.timeoutdict.TimeoutDict "
+        "(replaced)",
+        "at most max_block_transfers block-wise uploads per resource, the oldest forgotten",
+        "aiocoap keeps every upload's blocks so far, per client, without limit",
+        "none filed",
+    ),
+    Hook(
+        "block2-cache",
+        "interfaces.Resource._block2.extract_or_insert (replaced), "
+        "blockwise._extract_block_key, Message._extract_block",
+        "the answers of pending Block2 transfers share one byte budget, max_block_transfers "
+        "per resource, one copy per answer",
+        "aiocoap keeps every started transfer's whole answer per client for about 93 s",
+        "none filed",
+    ),
+]
+
+BY_NAME = {hook.name: hook for hook in HOOKS}
+
+
+class SeamError(Exception):
+    """The installed aiocoap is not what a hook was written for."""
+
+    def __init__(self, broken: dict[str, str]) -> None:
+        self.version = aiocoap.meta.version
+        self.hooks = list(broken)
+        found = "; ".join(
+            f"hook {name} ({BY_NAME[name].target}): {why}" for name, why in broken.items()
+        )
+        super().__init__(
+            f"aiocoap {self.version} is not the aiocoap the emulator's hooks were written for "
+            f"(pinned in pyproject.toml): {found}"
+        )
+
+
+class _Broken(Exception):
+    pass
+
+
+def _need(ok: object, what: str) -> None:
+    if not ok:
+        raise _Broken(what)
+
+
+def _parameters(function: Any) -> list[str]:
+    return [p for p in inspect.signature(function).parameters if p != "self"]
+
+
+def _exclusive_bind() -> None:
+    found = inspect.getattr_static(MessageInterfaceUDP6, "_create_transport_endpoint", None)
+    _need(isinstance(found, classmethod), "not a classmethod of MessageInterfaceUDP6")
+    params = _parameters(MessageInterfaceUDP6._create_transport_endpoint)
+    _need(params[:5] == ["sock", "ctx", "log", "loop", "multicast"], f"parameters {params}")
+
+
+def _udp_only_context() -> None:
+    append = getattr(aiocoap.Context, "_append_tokenmanaged_messagemanaged_transport", None)
+    _need(inspect.iscoroutinefunction(append), "not a coroutine function of Context")
+    params = _parameters(append)
+    _need(len(params) == 1, f"parameters {params}")
+
+
+def _render_task_name() -> None:
+    render = getattr(aiocoap.Context, "_render_to_pipe", None)
+    _need(inspect.iscoroutinefunction(render), "Context._render_to_pipe is no coroutine function")
+    run = getattr(aiocoap.pipe, "run_driving_pipe", None)
+    _need(callable(run), "pipe.run_driving_pipe is gone")
+    _need("name" in _parameters(run), "pipe.run_driving_pipe takes no name")
+    _need(callable(getattr(aiocoap.pipe, "error_to_message", None)), "no pipe.error_to_message")
+
+
+CLASS_CHECKS: dict[str, Callable[[], None]] = {
+    "exclusive-bind": _exclusive_bind,
+    "udp-only-context": _udp_only_context,
+    "render-task-name": _render_task_name,
+}
+
+
+def udp_stacks(context: aiocoap.Context) -> list[tuple[Any, MessageInterfaceUDP6]]:
+    """Each (message manager, UDP interface) of `context`."""
+    try:
+        return _udp_stacks(context)
+    except _Broken as e:
+        raise SeamError({"udp-stack": str(e)}) from None
+
+
+def _udp_stacks(context: aiocoap.Context) -> list[tuple[Any, MessageInterfaceUDP6]]:
+    interfaces = getattr(context, "request_interfaces", None)
+    _need(isinstance(interfaces, list), "Context.request_interfaces is not a list")
+    stacks = []
+    for interface in interfaces or ():
+        manager = getattr(interface, "token_interface", None)
+        udp = getattr(manager, "message_interface", None)
+        if isinstance(udp, MessageInterfaceUDP6):
+            stacks.append((manager, udp))
+    _need(stacks, "no MessageInterfaceUDP6 at request_interfaces[].token_interface")
+    for _, udp in stacks:
+        transport = getattr(udp, "transport", None)
+        get_extra_info = getattr(transport, "get_extra_info", None)
+        _need(callable(get_extra_info), "the UDP interface has no transport")
+        _need(
+            isinstance(get_extra_info("socket"), socket.socket),  # type: ignore[misc]
+            "its transport has no socket",
+        )
+    return stacks
+
+
+def _dedup_table(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -> None:
+    for manager in managers:
+        _need(isinstance(getattr(manager, "_recent_messages", None), dict), "not a dict")
+
+
+def _dedup_timers(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -> None:
+    for manager in managers:
+        dispatch = getattr(manager, "dispatch_message", None)
+        _need(callable(dispatch), "MessageManager.dispatch_message is not callable")
+        _need(len(_parameters(dispatch)) == 1, "dispatch_message takes not one message")
+    lifetime = getattr(constants.TransportTuning(), "EXCHANGE_LIFETIME", None)
+    _need(isinstance(lifetime, (int, float)), "TransportTuning has no EXCHANGE_LIFETIME")
+    _need(hasattr(aiocoap.Message(), "transport_tuning"), "Message has no transport_tuning")
+
+
+def _dedup_restore(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -> None:
+    sockaddr = ("::ffff:127.0.0.1", 5683, 0, 0)
+    address = UDP6EndpointAddress(sockaddr, udps[0])
+    peer = dedup._Peer(*sockaddr[:3])
+    _need(getattr(address, "sockaddr", None) == sockaddr, "no sockaddr on UDP6EndpointAddress")
+    _need(hasattr(address, "pktinfo"), "no pktinfo on UDP6EndpointAddress")
+    _need(address == peer and hash(address) == hash(peer), "not equal to a restored peer")
+
+
+def _backlog(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -> None:
+    for manager in managers:
+        _need(isinstance(getattr(manager, "_backlogs", None), dict), "not a dict")
+
+
+def _send_errors(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -> None:
+    for udp in udps:
+        _need(callable(getattr(udp.transport, "sendmsg", None)), "the transport has no sendmsg")
+        being_sent_to = getattr(udp, "_remote_being_sent_to", None)
+        _need(callable(getattr(being_sent_to, "get", None)), "_remote_being_sent_to has no get")
+        ctx = getattr(udp, "_ctx", None)
+        _need(callable(getattr(ctx, "dispatch_error", None)), "_ctx has no dispatch_error")
+
+
+def _datagram_in(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -> None:
+    for udp in udps:
+        received = getattr(udp, "datagram_msg_received", None)
+        _need(callable(received), "not callable")
+        params = _parameters(received)
+        _need(len(params) == 4, f"parameters {params}")
+
+
+def _datagram_out(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -> None:
+    for udp in udps:
+        send = getattr(udp, "send", None)
+        _need(callable(send), "not callable")
+        _need(len(_parameters(send)) == 1, "send takes not one message")
+
+
+def _block1_spool(managers: list[Any], udps: list[Any], res: list[resource.Resource]) -> None:
+    for r in res:
+        assemblies = getattr(getattr(r, "_block1", None), "_assemblies", None)
+        _need(isinstance(assemblies, TimeoutDict), f"not a TimeoutDict on {type(r).__name__}")
+        _need(isinstance(getattr(assemblies, "timeout", None), (int, float)), "no timeout")
+        _need(isinstance(getattr(assemblies, "_items", None), dict), "its _items is no dict")
+
+
+def _block2_cache(managers: list[Any], udps: list[Any], res: list[resource.Resource]) -> None:
+    for r in res:
+        extract = getattr(getattr(r, "_block2", None), "extract_or_insert", None)
+        _need(inspect.iscoroutinefunction(extract), f"no extract_or_insert on {type(r).__name__}")
+        _need(len(_parameters(extract)) == 2, "extract_or_insert takes not (req, builder)")
+    _need(callable(getattr(aiocoap.blockwise, "_extract_block_key", None)), "no block key")
+    _need(callable(getattr(aiocoap.Message, "_extract_block", None)), "no Message._extract_block")
+
+
+CONTEXT_CHECKS: dict[str, Callable[[list[Any], list[Any], list[resource.Resource]], None]] = {
+    "dedup-table": _dedup_table,
+    "dedup-timers": _dedup_timers,
+    "dedup-restore": _dedup_restore,
+    "backlog": _backlog,
+    "send-errors": _send_errors,
+    "datagram-in": _datagram_in,
+    "datagram-out": _datagram_out,
+    "block1-spool": _block1_spool,
+    "block2-cache": _block2_cache,
+}
+
+
+def _run(checks: Iterable[tuple[str, Callable[[], None]]]) -> dict[str, str]:
+    broken = {}
+    for name, check in checks:
+        try:
+            check()
+        except _Broken as e:
+            broken[name] = str(e)
+    return broken
+
+
+def verify_classes() -> None:
+    """Check the hooks that act before a context exists."""
+    broken = _run(CLASS_CHECKS.items())
+    if broken:
+        raise SeamError(broken)
+
+
+def verify(
+    context: aiocoap.Context, resources: Iterable[resource.Resource] = ()
+) -> list[tuple[Any, MessageInterfaceUDP6]]:
+    """Check every hook against `context` and `resources`; return the context's UDP stacks."""
+    broken = _run(CLASS_CHECKS.items())
+    try:
+        stacks = _udp_stacks(context)
+    except _Broken as e:
+        broken["udp-stack"] = str(e)  # the hooks below cannot even be looked for
+        raise SeamError(broken) from None
+    managers = [manager for manager, _ in stacks]
+    udps = [udp for _, udp in stacks]
+    res = list(resources)
+    broken.update(
+        _run(
+            (name, lambda check=check: check(managers, udps, res))  # type: ignore[misc]
+            for name, check in CONTEXT_CHECKS.items()
+        )
+    )
+    if broken:
+        raise SeamError(broken)
+    return stacks
