@@ -9,7 +9,7 @@ import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import cbor2
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pager.domain import rules
 from pager.domain.errors import Invalid
 from pager.domain.model import Archived, Session, Settings
-from pager.domain.operations import UNSET, PageRequest, SessionPatch, SettingsPatch
+from pager.domain.operations import UNSET, PageRequest, SessionPatch, SettingsPatch, Unset
 from pager.domain.pagemodes import Transmission
 from pager.domain.statistics import Counters, figures
 from pager.domain.timefmt import fmt, parse
@@ -30,14 +30,17 @@ FORMATS = (JSON, CBOR)
 # ---- requests ---------------------------------------------------------------------------
 
 
+T = TypeVar("T")
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow")
 
-    def given(self, name: str) -> Any:
-        return getattr(self, name) if name in self.model_fields_set else UNSET
+    def given(self, name: str, value: T) -> T | Unset:
+        return value if name in self.model_fields_set else UNSET
 
-    def optional(self, name: str) -> Any:
-        return getattr(self, name) if name in self.model_fields_set else None
+    def optional(self, name: str, value: T) -> T | None:
+        return value if name in self.model_fields_set else None
 
 
 # Defaults below only stand for "not given" (see `given`); only `label` may be null.
@@ -54,12 +57,12 @@ class SessionBody(_Body):
 
     def patch(self) -> SessionPatch:
         return SessionPatch(
-            goal=self.given("goal"),
-            label=self.given("label"),
-            party_size=self.given("partySize"),
-            action=self.optional("action"),
-            page_mode=self.optional("pageMode"),
-            message=self.optional("message"),
+            goal=self.given("goal", self.goal),
+            label=self.given("label", self.label),
+            party_size=self.given("partySize", self.partySize),
+            action=self.optional("action", self.action),
+            page_mode=self.optional("pageMode", self.pageMode),
+            message=self.optional("message", self.message),
         )
 
 
@@ -72,9 +75,9 @@ class PageBody(_Body):
     def request(self) -> PageRequest:
         return PageRequest(
             self.number,
-            self.optional("pageMode"),
-            self.optional("message"),
-            self.optional("systemId"),
+            self.optional("pageMode", self.pageMode),
+            self.optional("message", self.message),
+            self.optional("systemId", self.systemId),
         )
 
 
@@ -85,17 +88,17 @@ class SettingsBody(_Body):
     statisticsClearMark: int = 0
 
     def patch(self, limits: rules.Limits) -> SettingsPatch:
-        when = self.given("datetime")
-        if when is not UNSET:
+        when: datetime | Unset = UNSET
+        if "datetime" in self.model_fields_set:
             try:
-                when = parse(when)
+                when = parse(self.datetime)
             except ValueError:
                 raise Invalid(rules.requirement("datetime", limits), "datetime") from None
         return SettingsPatch(
             datetime=when,
-            system_id=self.given("systemId"),
-            default_goal=self.given("defaultTargetGoal"),
-            clear_mark=self.given("statisticsClearMark"),
+            system_id=self.given("systemId", self.systemId),
+            default_goal=self.given("defaultTargetGoal", self.defaultTargetGoal),
+            clear_mark=self.given("statisticsClearMark", self.statisticsClearMark),
         )
 
 

@@ -20,7 +20,7 @@ class Settings(ApiResource):
         patch = api.body(request, wire.SettingsBody).patch(api.limits)
         return await api.change(
             request,
-            lambda state, now: ops.update_settings(state, patch, now, api.engine.config),
+            lambda state, now: ops.update_settings(state, patch, now),
             # the clock as the change left it: a datetime setting has just moved it
             lambda outcome, state, now: api.respond(
                 request, Code.CHANGED, None, state, settings=api.settings(state)
