@@ -6,6 +6,7 @@ import gc
 import logging
 import signal
 import sys
+from collections.abc import Callable
 
 from pager.app import Emulator, StartupError
 from pager.config import ConfigError, load
@@ -34,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _loop_factory(kind: str):
+def _loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop when asked for, or when installed and `auto`; asyncio's own loop otherwise."""
     if kind == "asyncio":
         return None
@@ -47,7 +48,8 @@ def _loop_factory(kind: str):
                 " (pip install 'pager-emulator[fast]')"
             ) from None
         return None
-    return uvloop.new_event_loop
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def _tune_garbage_collector() -> None:
