@@ -109,7 +109,8 @@ class _Draft:
     """Accumulates one change: hands out sequence numbers and ids in order.
 
     The device's new scalars are collected as updates and the frozen Device is built once,
-    when the change is taken: rebuilding it at every step was half of a write's time here.
+    when the change is taken: rebuilding it at every step cost more than the rest of a write's
+    domain operation.
     """
 
     def __init__(self, device: Device) -> None:
