@@ -21,7 +21,7 @@ from pager.config import Config
 from pager.control import http as control_http
 from pager.control.faults import FaultInjector
 from pager.control.rig import PagerBoard, RigControls, RigParts
-from pager.domain.operations import DeviceConfig, SettingsPatch, update_settings
+from pager.domain.operations import DeviceRules, SettingsPatch, update_settings
 from pager.domain.rules import Limits
 from pager.engine import Engine
 from pager.hub import Hub
@@ -107,13 +107,13 @@ class Emulator(RigControls):
         self._store = store = await Store.open(
             self.db_path, c.history_limit, seam.DEDUP_WINDOW, c.dedup_max_entries
         )
-        device = DeviceConfig(
+        device = DeviceRules(
             Limits(c.number_min, c.number_max), frozenset(c.staff_pagers), c.auto_page_at_goal
         )
         self.engine = await Engine.load(store, self.clock, device)
         if store.created and c.system_id is not None:
             patch = SettingsPatch(system_id=c.system_id)
-            await self.engine.run(lambda st, now: update_settings(st, patch, now, device))
+            await self.engine.run(lambda st, now: update_settings(st, patch, now))
         self.pagers.latest.update(await store.latest_transmissions())
         self.engine.listeners.append(self.pagers.on_change)
         identity = wire.Identity(c.device_name, c.firmware_version)

@@ -6,6 +6,7 @@ import gc
 import logging
 import signal
 import sys
+from collections.abc import Callable
 
 from pager.app import Emulator, StartupError
 from pager.coap.seam import SeamError
@@ -35,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _loop_factory(kind: str):
+def _loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop when asked for, or when installed and `auto`; asyncio's own loop otherwise."""
     if kind == "asyncio":
         return None
@@ -48,22 +49,22 @@ def _loop_factory(kind: str):
                 " (pip install 'pager-emulator[fast]')"
             ) from None
         return None
-    return uvloop.new_event_loop
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def _tune_garbage_collector() -> None:
     """Shorter collection pauses for a long-running server process.
 
-    aiocoap leaves each request's Pipe and its closures in a reference cycle (about 19 objects
-    a request), so only the cyclic collector frees them, and the duplicate-detection table
-    keeps the last 20,000 requests alive for seconds. With Python's default thresholds
-    (700, 10, 10) full collections ran twice a second, up to 70 ms each, under write load.
-    A middle-generation collection costs in proportion to what survived the young ones since
-    the last: with (2000, 20, 20) they came every 0.4 s and took 6.5 ms (p50) while 16 writes
-    waited, which was the writes' 99th percentile; with (2000, 4, 50) they take 1 ms, total
-    collection time is lower, and full collections stay rare (measured with gc.callbacks,
-    16 writes in flight, side by side). What exists after start-up (modules, classes, the
-    loaded state) lives as long as the process and is frozen out of every later collection.
+    aiocoap leaves each request's Pipe and its closures in a reference cycle, so only the
+    cyclic collector frees them, and the duplicate-detection table keeps the last
+    `dedup_max_entries` requests alive for seconds. With Python's default thresholds
+    (700, 10, 10) full collections ran several times a second under write load, with long
+    pauses. A middle-generation collection costs in proportion to what survived the young
+    ones since the last, so collecting the middle generation often, and the old one rarely,
+    keeps every pause short; the writes' 99th percentile followed these thresholds (README,
+    Benchmarks). What exists after start-up (modules, classes, the loaded state) lives as
+    long as the process and is frozen out of every later collection.
     """
     gc.set_threshold(2000, 4, 50)
     gc.collect()

@@ -5,7 +5,7 @@
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -15,6 +15,12 @@ class ConfigError(Exception):
 
 
 class Config(BaseModel):
+    """Everything the emulator process is started with (file and flags), fixed while it runs.
+
+    The domain sees only its part of it, `domain.operations.DeviceRules`; what a client
+    changes is device state (`domain.model.Device` and its `Settings`), kept in the store.
+    """
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     host: str = "::"
@@ -42,7 +48,7 @@ class Config(BaseModel):
     control_host: str = "127.0.0.1"
     control_port: int = Field(7470, ge=0, le=65535)
     control_token: str | None = Field(None, min_length=16)
-    transmitter: list[dict] = []  # [[transmitter]] tables: one emulated transmitter each
+    transmitter: list[dict[str, Any]] = []  # [[transmitter]] tables: one emulated transmitter each
 
     @model_validator(mode="after")
     def _ranges(self) -> "Config":
@@ -53,9 +59,9 @@ class Config(BaseModel):
         return self
 
 
-def load(path: str | Path | None = None, **overrides) -> Config:
+def load(path: str | Path | None = None, **overrides: Any) -> Config:
     """Defaults, then the TOML file at `path`, then the non-None `overrides`."""
-    values: dict = {}
+    values: dict[str, Any] = {}
     if path is not None:
         try:
             values.update(tomllib.loads(Path(path).read_text()))

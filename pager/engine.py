@@ -24,7 +24,7 @@ from datetime import datetime
 from pager.clock import Clock
 from pager.domain.errors import Refused
 from pager.domain.model import Change, Device, State
-from pager.domain.operations import DeviceConfig, Outcome, maintenance, next_due
+from pager.domain.operations import DeviceRules, Outcome, maintenance, next_due
 from pager.store import Receipt, Store
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class _Exclusive:
 
 
 class Engine:
-    def __init__(self, store: Store, state: State, clock: Clock, config: DeviceConfig):
+    def __init__(self, store: Store, state: State, clock: Clock, config: DeviceRules):
         self.store = store
         self.state = state  # committed: what readers see
         self._pending = _copy(state)  # committed + queued: what writers compute against
@@ -72,7 +72,7 @@ class Engine:
         self._committer = asyncio.create_task(self._commit_loop())
 
     @classmethod
-    async def load(cls, store: Store, clock: Clock, config: DeviceConfig) -> "Engine":
+    async def load(cls, store: Store, clock: Clock, config: DeviceRules) -> "Engine":
         engine = cls(store, await store.load(), clock, config)
         try:
             await engine.catch_up()

@@ -7,7 +7,9 @@ timestamps and statistics are the same on every run; move it with
 `pager.app.Emulator` is a method of the fixture. Needs pytest-asyncio.
 """
 
+from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -16,19 +18,24 @@ from pager.clock import Clock
 
 FROZEN_AT = datetime(2026, 1, 15, 18, 0, 0)
 
+
+async def _emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
+    clock = Clock()
+    clock.set(FROZEN_AT)
+    clock.freeze()
+    async with Emulator(clock=clock, db=str(tmp_path / "pager-emulator.db")) as emulator:
+        yield emulator
+
+
+def _skipped() -> None:
+    pytest.skip("the pager_emulator fixture needs pytest-asyncio")
+
+
+# One name for two fixtures' types: pytest's own (the skip) and pytest-asyncio's.
+pager_emulator: object
 try:
     import pytest_asyncio
 except ImportError:  # pragma: no cover - the plugin is loaded wherever pager is installed
-
-    @pytest.fixture
-    def pager_emulator():
-        pytest.skip("the pager_emulator fixture needs pytest-asyncio")
+    pager_emulator = pytest.fixture(_skipped, name="pager_emulator")
 else:
-
-    @pytest_asyncio.fixture
-    async def pager_emulator(tmp_path):
-        clock = Clock()
-        clock.set(FROZEN_AT)
-        clock.freeze()
-        async with Emulator(clock=clock, db=str(tmp_path / "pager-emulator.db")) as emulator:
-            yield emulator
+    pager_emulator = pytest_asyncio.fixture(_emulator, name="pager_emulator")

@@ -6,18 +6,19 @@ would use, so each field has one message whatever was wrong with it.
 """
 
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Self, TypeVar
 
 import cbor2
+import pydantic
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from pager.domain import rules
 from pager.domain.errors import Invalid
 from pager.domain.model import Archived, Session, Settings, State
-from pager.domain.operations import UNSET, PageRequest, SessionPatch, SettingsPatch
+from pager.domain.operations import UNSET, PageRequest, SessionPatch, SettingsPatch, Unset
 from pager.domain.pagemodes import Transmission
 from pager.domain.statistics import Counters, figures
 from pager.domain.timefmt import fmt, parse
@@ -30,14 +31,17 @@ FORMATS = (JSON, CBOR)
 # ---- requests ---------------------------------------------------------------------------
 
 
+T = TypeVar("T")
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow")
 
-    def given(self, name: str) -> Any:
-        return getattr(self, name) if name in self.model_fields_set else UNSET
+    def given(self, name: str, value: T) -> T | Unset:
+        return value if name in self.model_fields_set else UNSET
 
-    def optional(self, name: str) -> Any:
-        return getattr(self, name) if name in self.model_fields_set else None
+    def optional(self, name: str, value: T) -> T | None:
+        return value if name in self.model_fields_set else None
 
 
 # Defaults below only stand for "not given" (see `given`); only `label` may be null.
@@ -54,12 +58,12 @@ class SessionBody(_Body):
 
     def patch(self) -> SessionPatch:
         return SessionPatch(
-            goal=self.given("goal"),
-            label=self.given("label"),
-            party_size=self.given("partySize"),
-            action=self.optional("action"),
-            page_mode=self.optional("pageMode"),
-            message=self.optional("message"),
+            goal=self.given("goal", self.goal),
+            label=self.given("label", self.label),
+            party_size=self.given("partySize", self.partySize),
+            action=self.optional("action", self.action),
+            page_mode=self.optional("pageMode", self.pageMode),
+            message=self.optional("message", self.message),
         )
 
 
@@ -72,9 +76,9 @@ class PageBody(_Body):
     def request(self) -> PageRequest:
         return PageRequest(
             self.number,
-            self.optional("pageMode"),
-            self.optional("message"),
-            self.optional("systemId"),
+            self.optional("pageMode", self.pageMode),
+            self.optional("message", self.message),
+            self.optional("systemId", self.systemId),
         )
 
 
@@ -85,17 +89,17 @@ class SettingsBody(_Body):
     statisticsClearMark: int = 0
 
     def patch(self, limits: rules.Limits) -> SettingsPatch:
-        when = self.given("datetime")
-        if when is not UNSET:
+        when: datetime | Unset = UNSET
+        if "datetime" in self.model_fields_set:
             try:
-                when = parse(when)
+                when = parse(self.datetime)
             except ValueError:
                 raise Invalid(rules.requirement("datetime", limits), "datetime") from None
         return SettingsPatch(
             datetime=when,
-            system_id=self.given("systemId"),
-            default_goal=self.given("defaultTargetGoal"),
-            clear_mark=self.given("statisticsClearMark"),
+            system_id=self.given("systemId", self.systemId),
+            default_goal=self.given("defaultTargetGoal", self.defaultTargetGoal),
+            clear_mark=self.given("statisticsClearMark", self.statisticsClearMark),
         )
 
 
@@ -120,7 +124,7 @@ def decode(
     return body
 
 
-def _cbor_map(payload: bytes) -> dict:
+def _cbor_map(payload: bytes) -> dict[str, Any]:
     """Exactly one CBOR data item, a map with text keys (the shape of a JSON object)."""
     stream = io.BytesIO(payload)
     try:
@@ -159,12 +163,14 @@ class _Out(BaseModel):
     """A response body, built only from the emulator's own state and never validated."""
 
     @classmethod
-    def of(cls, **fields: Any):
-        """`model_construct` without its walk over every field for defaults and aliases.
+    def of(cls, **fields: Any) -> Self:
+        """What `model_construct(**fields)` builds, without its walk over every field.
 
-        That walk cost 3.5 µs a model, a third of what building a write's answer cost
-        (py-spy); these models have no aliases, and the fields left out are the ones
-        `exclude_unset` leaves out of the encoding.
+        The walk fills in defaults and resolves aliases; these models have no aliases, and
+        the fields left out are the ones `exclude_unset` leaves out of the encoding. Building
+        the answers is a measurable part of a request (README, Benchmarks), so this sets
+        pydantic's per-instance slots itself; `_check_of` proves at import that they are
+        still the ones pydantic has and that the result encodes as `model_construct`'s does.
         """
         out = cls.__new__(cls)
         object.__setattr__(out, "__dict__", fields)
@@ -240,7 +246,7 @@ class Envelope(_Out):
     statistics: StatisticsOut | None = None
     session_history: list[SessionOut] | None = None
     settings: SettingsOut | None = None
-    ping: dict | None = None
+    ping: dict[str, Any] | None = None
     page: PageOut | None = None
     error: ErrorOut | None = None
 
@@ -390,3 +396,42 @@ def error_out(code: str, message: str, field: str | None) -> ErrorOut:
     if field is None:
         return ErrorOut.of(code=code, message=message)
     return ErrorOut.of(code=code, message=message, field=field)
+
+
+_PYDANTIC_SLOTS = (
+    "__dict__",
+    "__pydantic_fields_set__",
+    "__pydantic_extra__",
+    "__pydantic_private__",
+)
+
+
+def _check_of(of: Callable[..., ErrorOut] = ErrorOut.of) -> None:
+    """Refuse to start on a pydantic whose models `_Out.of` would build wrong.
+
+    Run at import. A new per-instance slot would be left unset; a changed `fields_set` or
+    encoding would change the answers. Either shows here, naming the pydantic version.
+    """
+    problems = []
+    if tuple(BaseModel.__slots__) != _PYDANTIC_SLOTS:
+        problems.append(f"BaseModel's slots are {BaseModel.__slots__}, not {_PYDANTIC_SLOTS}")
+    # `field` left out: a default must stay out of fields_set and of the encoding
+    ours = of(code="4.00", message="bad")
+    theirs = ErrorOut.model_construct(code="4.00", message="bad")
+    for what in ("model_fields_set", "model_extra", "__pydantic_private__"):
+        if getattr(ours, what) != getattr(theirs, what):
+            problems.append(f"{what} is {getattr(ours, what)!r}, not {getattr(theirs, what)!r}")
+    when = datetime(2000, 1, 1)
+    for content_format in FORMATS:
+        mine = envelope(Identity(), 0, when, error=ours).encode(content_format)
+        reference = envelope(Identity(), 0, when, error=theirs).encode(content_format)
+        if mine != reference:
+            problems.append(f"format {content_format} encodes as {mine!r}, not {reference!r}")
+    if problems:
+        raise RuntimeError(
+            "pager.wire: _Out.of does not build what model_construct builds on pydantic "
+            f"{pydantic.VERSION}: " + "; ".join(problems)
+        )
+
+
+_check_of()

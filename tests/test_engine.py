@@ -10,13 +10,13 @@ import pytest
 from pager.app import Emulator
 from pager.clock import Clock
 from pager.domain import operations as ops
-from pager.domain.operations import DeviceConfig
+from pager.domain.operations import DeviceRules
 from pager.domain.rules import Limits
 from pager.engine import Engine
 from pager.store import Store
 from tests.conftest import Client, make_config
 
-CONFIG = DeviceConfig(Limits(0, 4095), frozenset(), False)
+CONFIG = DeviceRules(Limits(0, 4095), frozenset(), False)
 
 
 class HeldStore(Store):

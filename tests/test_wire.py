@@ -1,9 +1,11 @@
-"""Response models: `_Out.of` builds what `model_construct` builds, for the encoders."""
+"""Response models: `_Out.of` builds what `model_construct` builds, for the encoders, and
+wire refuses to load on a pydantic where it would not."""
 
 from datetime import datetime
 
 import cbor2
 import pytest
+from pydantic import BaseModel
 
 from pager import wire
 from pager.domain.model import STOP, Archived, Session
@@ -88,3 +90,22 @@ def test_models_are_complete_pydantic_models():
     assert out.model_dump()["number"] == 7  # what the control API's page_out relies on
     assert out.model_copy(update={"number": 8}).number == 8
     assert out.model_extra is None
+
+
+def test_of_is_checked_at_import_on_this_pydantic():
+    wire._check_of()  # what import ran; a refusal would have failed every test
+
+
+def test_a_builder_that_marks_defaults_as_given_is_refused():
+    def every_field_set(**fields):
+        return wire.ErrorOut.model_construct(_fields_set=set(wire.ErrorOut.model_fields), **fields)
+
+    with pytest.raises(RuntimeError, match=r"pydantic 2\.\d+.*model_fields_set") as e:
+        wire._check_of(every_field_set)
+    assert "encodes as" in str(e.value)  # the default shows in the answer: "field":null
+
+
+def test_a_new_pydantic_instance_slot_is_refused(monkeypatch):
+    monkeypatch.setattr(BaseModel, "__slots__", (*BaseModel.__slots__, "__pydantic_new__"))
+    with pytest.raises(RuntimeError, match="slots"):
+        wire._check_of()

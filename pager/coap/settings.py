@@ -16,11 +16,11 @@ class SettingsResource(ApiResource):
         return self.answers.respond(request, settings=self.answers.settings())
 
     async def render_post(self, request: Message) -> Message:
-        answers, config = self.answers, self.engine.config
+        answers = self.answers
         patch = self.reader.body(request, wire.SettingsBody).patch(self.reader.limits)
         return await self.changes.run(
             request,
-            lambda state, now: ops.update_settings(state, patch, now, config),
+            lambda state, now: ops.update_settings(state, patch, now),
             # the clock as the change left it: a datetime setting has just moved it
             lambda outcome, state, now: answers.respond(
                 request, Code.CHANGED, None, state, settings=answers.settings(state)

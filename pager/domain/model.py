@@ -40,6 +40,12 @@ class Archived:
 
 @dataclass(frozen=True)
 class Settings:
+    """The part of the device's state a client reads and writes through /v1/settings.
+
+    Persisted inside `Device`; the emulator's own settings are `pager.config.Config`, and
+    the rules a request cannot change are `operations.DeviceRules`.
+    """
+
     system_id: int = 0
     default_goal: int = 300
     clear_mark: int = 24
@@ -47,7 +53,11 @@ class Settings:
 
 @dataclass(frozen=True)
 class Device:
-    """Every scalar the transmitter persists; rewritten whole by each change."""
+    """Every scalar the transmitter persists; rewritten whole by each change.
+
+    State, not configuration: `pager.config.Config` and `operations.DeviceRules` hold what
+    is fixed at start; `Settings` is the client-writable part of this.
+    """
 
     global_sequence: int = 0
     next_session_id: int = 1

@@ -4,28 +4,45 @@ Each returns an `Outcome`: the `Change` to commit (None when nothing changes) an
 answer shows. Nothing here mutates the state; the shell applies the change after the commit.
 """
 
+# The annotations stay unevaluated: SettingsPatch has a field named `datetime`.
+from __future__ import annotations
+
+import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from pager.domain import rules
-from pager.domain.errors import Invalid, NoActiveSession
+from pager.domain.errors import NoActiveSession
 from pager.domain.model import REMOVED, STOP, Archived, Change, Device, Session, Settings, State
 from pager.domain.pagemodes import Transmission, default_mode, parse_message
 from pager.domain.records import evolve
 from pager.domain.statistics import Counters, clear_due, next_clear
 
 
-class _Unset:
+class Unset(enum.Enum):
+    """The type of a patch field the request did not give; `None` is a value (a label cleared)."""
+
+    UNSET = "UNSET"
+
     def __repr__(self) -> str:
         return "UNSET"
 
 
-UNSET: Any = _Unset()
+UNSET: Final = Unset.UNSET
 
 
 @dataclass(frozen=True)
-class DeviceConfig:
+class DeviceRules:
+    """The device's fixed rules: what the operations check and do, set at start and never
+    changed by a request.
+
+    Not `pager.config.Config` (every setting of the emulator process: addresses, store,
+    limits of the CoAP layer, and these rules among them), nor `model.Device` (the state the
+    transmitter persists and every change rewrites), nor `model.Settings` (the part of that
+    state a client reads and writes through /v1/settings).
+    """
+
     limits: rules.Limits = rules.Limits()
     staff_pagers: frozenset[int] = frozenset()
     auto_page_at_goal: bool = False
@@ -35,23 +52,23 @@ class DeviceConfig:
 class SessionPatch:
     """The fields of a session request; UNSET means 'not given' (partial update)."""
 
-    goal: Any = UNSET
-    label: Any = UNSET  # str, None (clears it) or UNSET
-    party_size: Any = UNSET
+    goal: int | Unset = UNSET
+    label: str | None | Unset = UNSET  # None clears it
+    party_size: int | Unset = UNSET
     action: str | None = None
     page_mode: str | None = None
     message: str | None = None
 
-    def check(self, limits: rules.Limits) -> None:
+    def check(self) -> None:
         if self.goal is not UNSET:
-            rules.check_int("goal", self.goal, *rules.GOAL, limits)
+            rules.check_int("goal", self.goal, *rules.GOAL)
         if self.label is not UNSET:
-            rules.check_label(self.label, limits)
+            rules.check_label(self.label)
         if self.party_size is not UNSET:
-            rules.check_int("partySize", self.party_size, *rules.PARTY_SIZE, limits)
+            rules.check_int("partySize", self.party_size, *rules.PARTY_SIZE)
         if self.action is not None:
-            rules.check_action(self.action, limits)
-        check_page_fields(self.page_mode, self.message, limits)
+            rules.check_action(self.action)
+        check_page_fields(self.page_mode, self.message)
 
 
 @dataclass(frozen=True)
@@ -64,10 +81,12 @@ class PageRequest:
 
 @dataclass(frozen=True)
 class SettingsPatch:
-    datetime: Any = UNSET
-    system_id: Any = UNSET
-    default_goal: Any = UNSET
-    clear_mark: Any = UNSET
+    """The fields of a settings request; UNSET means 'not given' (partial update)."""
+
+    datetime: datetime | Unset = UNSET
+    system_id: int | Unset = UNSET
+    default_goal: int | Unset = UNSET
+    clear_mark: int | Unset = UNSET
 
 
 @dataclass(frozen=True)
@@ -78,11 +97,11 @@ class Outcome:
     transmission: Transmission | None = None
 
 
-def check_page_fields(page_mode: str | None, message: str | None, limits: rules.Limits) -> None:
+def check_page_fields(page_mode: str | None, message: str | None) -> None:
     if page_mode is not None:
-        rules.check_page_mode(page_mode, limits)
+        rules.check_page_mode(page_mode)
     if message is not None:
-        rules.check_message(message, limits)
+        rules.check_message(message)
         parse_message(message)
 
 
@@ -90,10 +109,11 @@ class _Draft:
     """Accumulates one change: hands out sequence numbers and ids in order.
 
     The device's new scalars are collected as updates and the frozen Device is built once,
-    when the change is taken: rebuilding it at every step was half of a write's time here.
+    when the change is taken: rebuilding it at every step cost more than the rest of a write's
+    domain operation.
     """
 
-    def __init__(self, device: Device):
+    def __init__(self, device: Device) -> None:
         self.origin = device
         self._updates: dict[str, Any] = {}
         self.saved: list[Session] = []
@@ -113,7 +133,7 @@ class _Draft:
         return evolve(self.origin, **self._updates) if self._updates else self.origin
 
     def _next_sequence(self) -> int:
-        seq = self.get("global_sequence") + 1
+        seq: int = self.get("global_sequence") + 1
         self.set(global_sequence=seq)
         return seq
 
@@ -128,7 +148,7 @@ class _Draft:
         return archived
 
     def new_session_id(self) -> int:
-        sid = self.get("next_session_id")
+        sid: int = self.get("next_session_id")
         self.set(next_session_id=sid + 1)
         return sid
 
@@ -178,7 +198,7 @@ def _page(
     when: datetime,
     page_mode: str | None,
     message: str | None,
-    cfg: DeviceConfig,
+    cfg: DeviceRules,
 ) -> Session:
     """Transmit to a session's pager; the first page marks it paged and feeds the statistics."""
     mode = page_mode or default_mode(s.number, cfg.staff_pagers)
@@ -190,7 +210,7 @@ def _page(
 
 
 def _apply_fields(s: Session, p: SessionPatch) -> Session:
-    changes = {}
+    changes: dict[str, int | str | None] = {}
     if p.goal is not UNSET:
         changes["goal"] = p.goal
     if p.label is not UNSET:
@@ -206,7 +226,7 @@ def _finish(
     s: Session,
     p: SessionPatch,
     now: datetime,
-    cfg: DeviceConfig,
+    cfg: DeviceRules,
     created: bool,
 ) -> Outcome:
     if p.action == "clear" or p.action == "remove":
@@ -221,11 +241,11 @@ def _finish(
 
 
 def create_or_update(
-    state: State, number: int, p: SessionPatch, now: datetime, uuid: str, cfg: DeviceConfig
+    state: State, number: int, p: SessionPatch, now: datetime, uuid: str, cfg: DeviceRules
 ) -> Outcome:
     """POST /v1/sessions: create a session for `number`, or update the active one."""
     rules.check_number(number, cfg.limits)
-    p.check(cfg.limits)
+    p.check()
     d = _Draft(state.device)
     existing = state.active.get(number)
     if existing is not None:
@@ -247,10 +267,10 @@ def create_or_update(
     return _finish(d, None, _apply_fields(s, p), p, now, cfg, created=True)
 
 
-def update(state: State, number: int, p: SessionPatch, now: datetime, cfg: DeviceConfig) -> Outcome:
+def update(state: State, number: int, p: SessionPatch, now: datetime, cfg: DeviceRules) -> Outcome:
     """PUT /v1/sessions?number=N: partial update and action on an active session."""
     rules.check_number(number, cfg.limits)
-    p.check(cfg.limits)
+    p.check()
     existing = state.active.get(number)
     if existing is None:
         raise NoActiveSession(number)
@@ -259,7 +279,7 @@ def update(state: State, number: int, p: SessionPatch, now: datetime, cfg: Devic
     )
 
 
-def remove(state: State, number: int, now: datetime, cfg: DeviceConfig) -> Outcome:
+def remove(state: State, number: int, now: datetime, cfg: DeviceRules) -> Outcome:
     """DELETE /v1/sessions?number=N."""
     rules.check_number(number, cfg.limits)
     existing = state.active.get(number)
@@ -284,12 +304,12 @@ def clear_statistics(state: State, now: datetime) -> Outcome:
     return d.outcome()
 
 
-def page(state: State, req: PageRequest, now: datetime, cfg: DeviceConfig) -> Outcome:
+def page(state: State, req: PageRequest, now: datetime, cfg: DeviceRules) -> Outcome:
     """POST /v1/page: a standalone transmission; no session, statistics or sequence change."""
     rules.check_number(req.number, cfg.limits)
-    check_page_fields(req.page_mode, req.message, cfg.limits)
+    check_page_fields(req.page_mode, req.message)
     if req.system_id is not None:
-        rules.check_int("systemId", req.system_id, *rules.SYSTEM_ID, cfg.limits)
+        rules.check_int("systemId", req.system_id, *rules.SYSTEM_ID)
     d = _Draft(state.device)
     system_id = state.device.settings.system_id if req.system_id is None else req.system_id
     mode = req.page_mode or default_mode(req.number, cfg.staff_pagers)
@@ -297,19 +317,16 @@ def page(state: State, req: PageRequest, now: datetime, cfg: DeviceConfig) -> Ou
     return d.outcome(transmission=tx)
 
 
-def update_settings(state: State, p: SettingsPatch, now: datetime, cfg: DeviceConfig) -> Outcome:
+def update_settings(state: State, p: SettingsPatch, now: datetime) -> Outcome:
     """POST /v1/settings: partial update. Setting `datetime` moves the transmitter's clock."""
-    limits = cfg.limits
     if p.system_id is not UNSET:
-        rules.check_int("systemId", p.system_id, *rules.SYSTEM_ID, limits)
+        rules.check_int("systemId", p.system_id, *rules.SYSTEM_ID)
     if p.default_goal is not UNSET:
-        rules.check_int("defaultTargetGoal", p.default_goal, *rules.GOAL, limits)
+        rules.check_int("defaultTargetGoal", p.default_goal, *rules.GOAL)
     if p.clear_mark is not UNSET:
-        rules.check_int("statisticsClearMark", p.clear_mark, *rules.CLEAR_MARK, limits)
+        rules.check_int("statisticsClearMark", p.clear_mark, *rules.CLEAR_MARK)
     if p.datetime is not UNSET:
-        if not isinstance(p.datetime, datetime):
-            raise Invalid(rules.requirement("datetime", limits), "datetime")
-        rules.check_clock(p.datetime, limits)
+        rules.check_clock(p.datetime)
     dev, old = state.device, state.device.settings
     settings = Settings(
         system_id=old.system_id if p.system_id is UNSET else p.system_id,
@@ -328,7 +345,7 @@ def update_settings(state: State, p: SettingsPatch, now: datetime, cfg: DeviceCo
     return d.outcome()
 
 
-def maintenance(state: State, now: datetime, cfg: DeviceConfig) -> Change | None:
+def maintenance(state: State, now: datetime, cfg: DeviceRules) -> Change | None:
     """What time alone changes: the daily statistics clear and, if enabled, paging at the goal."""
     d = _Draft(state.device)
     since = state.device.clear_mark_since
@@ -347,7 +364,7 @@ def maintenance(state: State, now: datetime, cfg: DeviceConfig) -> Change | None
     return d.outcome().change
 
 
-def next_due(state: State, cfg: DeviceConfig) -> datetime | None:
+def next_due(state: State, cfg: DeviceRules) -> datetime | None:
     """The earliest time at which `maintenance` could change anything, None for never.
 
     Valid until the next change; lets readers skip `maintenance` until then.

@@ -6,10 +6,10 @@ R = TypeVar("R")
 
 
 def evolve(record: R, **changes: Any) -> R:
-    """`dataclasses.replace` for the core's frozen dataclasses, about five times faster.
+    """`dataclasses.replace` for the core's frozen dataclasses, without its cost.
 
     `replace` walks the fields and runs the generated `__init__`, which sets each field
-    through `object.__setattr__`: 2 µs a copy, and a write made four of them (py-spy). The
+    through `object.__setattr__`, and a write makes several copies (README, Benchmarks). The
     records have no `__post_init__` and no slots, so copying their `__dict__` is the same
     copy. Unknown names are refused, as `replace` refuses them.
     """

@@ -6,6 +6,7 @@ so a client sees one consistent message per field whatever it got wrong.
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from pager.domain.errors import Invalid
 from pager.domain.pagemodes import ALERT_SECONDS
@@ -33,61 +34,68 @@ class Limits:
 
 
 def requirement(field: str, limits: Limits) -> str:
-    ranges = {
-        "number": (limits.number_min, limits.number_max),
-        "goal": GOAL,
-        "partySize": PARTY_SIZE,
-        "systemId": SYSTEM_ID,
-        "defaultTargetGoal": GOAL,
-        "statisticsClearMark": CLEAR_MARK,
-        "limit": HISTORY_LIMIT,
-    }
-    if field in ranges:
-        lo, hi = ranges[field]
-        return f"{field} must be an integer from {lo} to {hi}"
-    texts = {
-        "label": (
-            f"label must be a string of {LABEL_LENGTH[0]} to {LABEL_LENGTH[1]} characters, or null"
-        ),
-        "action": "action must be one of " + ", ".join(ACTIONS),
-        "pageMode": "pageMode must be one of " + ", ".join(ALERT_SECONDS),
-        "message": f"message must be a string of at most {MESSAGE_MAX} characters",
-        "datetime": "datetime must be a local time written YYYY-MM-DDTHH:MM:SS, from "
-        "2000-01-01T00:00:00 to 2099-12-31T23:59:59",
-        "after": "after must be a session id, an integer of 0 or more",
-    }
-    return texts.get(field, f"{field} is not valid")
+    """The sentence for any field: only the number's range is configuration."""
+    if field == "number":
+        return _range_sentence(field, limits.number_min, limits.number_max)
+    return _SENTENCES.get(field, f"{field} is not valid")
 
 
-def check_int(field: str, value: int, lo: int, hi: int, limits: Limits) -> None:
+def _range_sentence(field: str, lo: int, hi: int) -> str:
+    return f"{field} must be an integer from {lo} to {hi}"
+
+
+_RANGES = {
+    "goal": GOAL,
+    "partySize": PARTY_SIZE,
+    "systemId": SYSTEM_ID,
+    "defaultTargetGoal": GOAL,
+    "statisticsClearMark": CLEAR_MARK,
+    "limit": HISTORY_LIMIT,
+}
+_SENTENCES: Final[dict[str, str]] = {
+    **{field: _range_sentence(field, lo, hi) for field, (lo, hi) in _RANGES.items()},
+    "label": (
+        f"label must be a string of {LABEL_LENGTH[0]} to {LABEL_LENGTH[1]} characters, or null"
+    ),
+    "action": "action must be one of " + ", ".join(ACTIONS),
+    "pageMode": "pageMode must be one of " + ", ".join(ALERT_SECONDS),
+    "message": f"message must be a string of at most {MESSAGE_MAX} characters",
+    "datetime": "datetime must be a local time written YYYY-MM-DDTHH:MM:SS, from "
+    "2000-01-01T00:00:00 to 2099-12-31T23:59:59",
+    "after": "after must be a session id, an integer of 0 or more",
+}
+
+
+def check_int(field: str, value: int, lo: int, hi: int) -> None:
     if not lo <= value <= hi:
-        raise Invalid(requirement(field, limits), field)
+        raise Invalid(_range_sentence(field, lo, hi), field)
 
 
 def check_number(value: int, limits: Limits) -> None:
-    check_int("number", value, limits.number_min, limits.number_max, limits)
+    check_int("number", value, limits.number_min, limits.number_max)
 
 
-def check_label(value: str | None, limits: Limits) -> None:
+def check_label(value: str | None) -> None:
     if value is not None and not LABEL_LENGTH[0] <= len(value) <= LABEL_LENGTH[1]:
-        raise Invalid(requirement("label", limits), "label")
+        raise Invalid(_SENTENCES["label"], "label")
 
 
-def check_action(value: str, limits: Limits) -> None:
+def check_action(value: str) -> None:
     if value not in ACTIONS:
-        raise Invalid(requirement("action", limits), "action")
+        raise Invalid(_SENTENCES["action"], "action")
 
 
-def check_page_mode(value: str, limits: Limits) -> None:
+def check_page_mode(value: str) -> None:
     if value not in ALERT_SECONDS:
-        raise Invalid(requirement("pageMode", limits), "pageMode")
+        raise Invalid(_SENTENCES["pageMode"], "pageMode")
 
 
-def check_message(value: str, limits: Limits) -> None:
+def check_message(value: str) -> None:
     if len(value) > MESSAGE_MAX:
-        raise Invalid(requirement("message", limits), "message")
+        raise Invalid(_SENTENCES["message"], "message")
 
 
-def check_clock(value: datetime, limits: Limits) -> None:
-    if not CLOCK_RANGE[0] <= value <= CLOCK_RANGE[1]:
-        raise Invalid(requirement("datetime", limits), "datetime")
+def check_clock(value: datetime) -> None:
+    """Also refuses what is not a datetime at all: patches built outside `pager.wire`."""
+    if not isinstance(value, datetime) or not CLOCK_RANGE[0] <= value <= CLOCK_RANGE[1]:
+        raise Invalid(_SENTENCES["datetime"], "datetime")

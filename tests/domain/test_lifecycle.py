@@ -11,20 +11,20 @@ import pytest
 from pager.domain import operations as ops
 from pager.domain.errors import NoActiveSession
 from pager.domain.model import REMOVED, STOP, Archived, Change, Device, Session, Settings, State
-from pager.domain.operations import DeviceConfig, PageRequest, SessionPatch, SettingsPatch
+from pager.domain.operations import DeviceRules, PageRequest, SessionPatch, SettingsPatch
 from pager.domain.pagemodes import AlertCode
 from pager.domain.statistics import Counters
 from tests.domain.conftest import apply, seconds_after
 
 T0 = datetime(2018, 3, 15, 11, 55, 20)
-CFG = DeviceConfig()
+CFG = DeviceRules()
 
 
 at = seconds_after(T0)
 
 
 def create(
-    state: State, number: int, now: datetime = T0, cfg: DeviceConfig = CFG, **patch
+    state: State, number: int, now: datetime = T0, cfg: DeviceRules = CFG, **patch
 ) -> ops.Outcome:
     return apply(
         state,
@@ -40,7 +40,7 @@ def create(
 
 
 def put(
-    state: State, number: int, now: datetime = T0, cfg: DeviceConfig = CFG, **patch
+    state: State, number: int, now: datetime = T0, cfg: DeviceRules = CFG, **patch
 ) -> ops.Outcome:
     return apply(state, ops.update(state, number, SessionPatch(**patch), now, cfg))
 
@@ -87,7 +87,7 @@ def test_create_with_defaults():
 def test_default_goal_is_read_from_the_settings_at_creation():
     state = fresh()
     assert create(state, 1).session.goal == 300
-    apply(state, ops.update_settings(state, SettingsPatch(default_goal=45), T0, CFG))
+    apply(state, ops.update_settings(state, SettingsPatch(default_goal=45), T0))
     assert create(state, 2).session.goal == 45
     assert state.active[1].goal == 300  # existing sessions keep theirs
 
@@ -349,7 +349,7 @@ def test_repage_is_a_session_change_with_a_sequence_step(via):
 
 
 def test_staff_pagers_default_to_vibe1_and_guests_to_flash30sec():
-    cfg = DeviceConfig(staff_pagers=frozenset({900, 901}))
+    cfg = DeviceRules(staff_pagers=frozenset({900, 901}))
     state = fresh()
     create(state, 66, cfg=cfg)
     create(state, 900, cfg=cfg)
@@ -360,7 +360,7 @@ def test_staff_pagers_default_to_vibe1_and_guests_to_flash30sec():
 
 
 def test_staff_pager_given_mode_wins():
-    cfg = DeviceConfig(staff_pagers=frozenset({900}))
+    cfg = DeviceRules(staff_pagers=frozenset({900}))
     state = fresh()
     outcome = create(state, 900, cfg=cfg, action="page", page_mode="Glow15Times")
     assert outcome.change.transmissions[0].page_mode == "Glow15Times"
@@ -546,7 +546,7 @@ def test_global_sequence_rises_by_one_per_changed_session():
     )  # create+page
     step(ops.create_or_update(state, 3, SessionPatch(), at(5), "c", CFG))  # create
     step(ops.page(state, PageRequest(3), at(6), CFG))  # standalone page
-    step(ops.update_settings(state, SettingsPatch(system_id=3), at(7), CFG))  # settings
+    step(ops.update_settings(state, SettingsPatch(system_id=3), at(7)))  # settings
     step(ops.clear_statistics(state, at(8)))  # statistics
     step(ops.update(state, 1, SessionPatch(action="clear"), at(9), CFG))  # clear
     step(ops.create_or_update(state, 4, SessionPatch(), at(10), "d", CFG))  # create
@@ -657,7 +657,7 @@ def test_standalone_page_system_id_zero_is_not_the_default():
 
 
 def test_standalone_page_defaults_by_staff_pagers():
-    cfg = DeviceConfig(staff_pagers=frozenset({900}))
+    cfg = DeviceRules(staff_pagers=frozenset({900}))
     state = fresh()
     assert ops.page(state, PageRequest(900), T0, cfg).transmission.page_mode == "Vibe1"
     assert ops.page(state, PageRequest(66), T0, cfg).transmission.page_mode == "Flash30Sec"
@@ -683,7 +683,7 @@ def test_update_settings_is_partial():
             clock_offset=60,
         )
     )
-    outcome = ops.update_settings(state, SettingsPatch(default_goal=600), T0, CFG)
+    outcome = ops.update_settings(state, SettingsPatch(default_goal=600), T0)
     change = outcome.change
     assert change.device.settings == Settings(system_id=3, default_goal=600, clear_mark=5)
     assert change.settings_changed is True
@@ -695,13 +695,13 @@ def test_update_settings_is_partial():
 def test_update_settings_all_fields():
     state = fresh()
     change = ops.update_settings(
-        state, SettingsPatch(system_id=255, default_goal=0, clear_mark=0), T0, CFG
+        state, SettingsPatch(system_id=255, default_goal=0, clear_mark=0), T0
     ).change
     assert change.device.settings == Settings(system_id=255, default_goal=0, clear_mark=0)
 
 
 def test_empty_settings_update_still_notifies():
-    change = ops.update_settings(fresh(), SettingsPatch(), T0, CFG).change
+    change = ops.update_settings(fresh(), SettingsPatch(), T0).change
     assert change is not None and change.settings_changed is True
     assert change.device.settings == Settings()
 
@@ -719,7 +719,7 @@ def test_setting_datetime_moves_the_clock_offset_by_the_difference(
     offset, now, new, expected_offset
 ):
     state = State(Device(clock_offset=offset))
-    change = ops.update_settings(state, SettingsPatch(datetime=new), now, CFG).change
+    change = ops.update_settings(state, SettingsPatch(datetime=new), now).change
     assert change.device.clock_offset == expected_offset
     assert change.device.clear_mark_since == new
     assert change.device.global_sequence == 0
@@ -729,13 +729,13 @@ def test_settings_do_not_touch_sessions_or_statistics():
     state = fresh()
     create(state, 66, action="page")
     before = (state.device.counters, state.device.statistics_generation, dict(state.active))
-    apply(state, ops.update_settings(state, SettingsPatch(system_id=1, clear_mark=3), at(1), CFG))
+    apply(state, ops.update_settings(state, SettingsPatch(system_id=1, clear_mark=3), at(1)))
     assert (state.device.counters, state.device.statistics_generation, state.active) == before
 
 
 # --- maintenance: auto_page_at_goal -----------------------------------------------------
 
-AUTO = DeviceConfig(auto_page_at_goal=True)
+AUTO = DeviceRules(auto_page_at_goal=True)
 
 
 def auto_state() -> State:
@@ -770,7 +770,7 @@ def test_auto_page_at_the_goal_is_exactly_on_time(tick):
 
 
 def test_auto_page_uses_staff_default_mode():
-    cfg = DeviceConfig(auto_page_at_goal=True, staff_pagers=frozenset({900}))
+    cfg = DeviceRules(auto_page_at_goal=True, staff_pagers=frozenset({900}))
     state = auto_state()
     create(state, 900, goal=0, cfg=cfg)
     change = ops.maintenance(state, T0, cfg)

@@ -13,7 +13,7 @@ from pager.domain.errors import Invalid
 from pager.domain.model import Device, State
 from pager.domain.operations import (
     UNSET,
-    DeviceConfig,
+    DeviceRules,
     PageRequest,
     SessionPatch,
     SettingsPatch,
@@ -26,7 +26,7 @@ from pager.domain.pagemodes import ALERT_SECONDS
 
 T0 = datetime(2024, 3, 15, 11, 55, 20)
 DEFAULT = rules.Limits()
-CFG = DeviceConfig()
+CFG = DeviceRules()
 
 SPEC_PAGE_MODES = [
     "Flash1Sec",
@@ -128,7 +128,7 @@ def test_number_in_custom_range(number, ok):
 
 @pytest.mark.parametrize("number, ok", [(99, False), (100, True), (199, True), (200, False)])
 def test_custom_number_range_applies_to_every_operation(number, ok):
-    cfg = DeviceConfig(limits=CUSTOM)
+    cfg = DeviceRules(limits=CUSTOM)
     state = State(Device())
     calls = [
         lambda: create_or_update(state, number, SessionPatch(), T0, "u", cfg),
@@ -167,7 +167,7 @@ def test_custom_number_range_applies_to_every_operation(number, ok):
     ids=repr,
 )
 def test_session_patch_accepts_edges(patch):
-    patch.check(DEFAULT)
+    patch.check()
 
 
 @pytest.mark.parametrize(
@@ -194,14 +194,14 @@ def test_session_patch_accepts_edges(patch):
 )
 def test_session_patch_refuses_edges(patch, field):
     with pytest.raises(Invalid) as exc:
-        patch.check(DEFAULT)
+        patch.check()
     assert_invalid(exc, field)
 
 
 @pytest.mark.parametrize("mode", SPEC_PAGE_MODES)
 def test_every_spec_page_mode_is_accepted(mode):
-    SessionPatch(page_mode=mode).check(DEFAULT)
-    rules.check_page_mode(mode, DEFAULT)
+    SessionPatch(page_mode=mode).check()
+    rules.check_page_mode(mode)
 
 
 def test_rules_mode_set_is_the_spec_set():
@@ -210,19 +210,19 @@ def test_rules_mode_set_is_the_spec_set():
 
 def test_malformed_override_in_patch_is_refused_on_message():
     with pytest.raises(Invalid) as exc:
-        SessionPatch(message="Ready\f 5").check(DEFAULT)
+        SessionPatch(message="Ready\f 5").check()
     assert exc.value.field == "message"
 
 
 def test_unset_fields_are_not_checked():
     # UNSET is the default of every patch field; nothing is validated then
     assert SessionPatch().goal is UNSET
-    SessionPatch(goal=UNSET, label=UNSET, party_size=UNSET).check(DEFAULT)
+    SessionPatch(goal=UNSET, label=UNSET, party_size=UNSET).check()
 
 
 def test_the_first_bad_field_is_reported():
     with pytest.raises(Invalid) as exc:
-        SessionPatch(goal=-1, party_size=0).check(DEFAULT)
+        SessionPatch(goal=-1, party_size=0).check()
     assert exc.value.field == "goal"
 
 
@@ -320,7 +320,7 @@ def test_page_request_refuses_malformed_override():
     ids=repr,
 )
 def test_settings_accept_edges(patch):
-    assert update_settings(State(Device()), patch, T0, CFG).change is not None
+    assert update_settings(State(Device()), patch, T0).change is not None
 
 
 @pytest.mark.parametrize(
@@ -340,7 +340,7 @@ def test_settings_accept_edges(patch):
 def test_settings_refuse_edges(patch, field):
     state = State(Device())
     with pytest.raises(Invalid) as exc:
-        update_settings(state, patch, T0, CFG)
+        update_settings(state, patch, T0)
     assert_invalid(exc, field)
     assert state.device == Device()
 
@@ -348,7 +348,7 @@ def test_settings_refuse_edges(patch, field):
 def test_settings_refusal_applies_nothing_even_if_other_fields_are_good():
     state = State(Device())
     with pytest.raises(Invalid) as exc:
-        update_settings(state, SettingsPatch(system_id=9, clear_mark=25), T0, CFG)
+        update_settings(state, SettingsPatch(system_id=9, clear_mark=25), T0)
     assert_invalid(exc, "statisticsClearMark")
     assert state.device.settings.system_id == 0
 
@@ -366,8 +366,8 @@ def test_datetime_setting_range(when, ok):
     state = State(Device(clear_mark_since=datetime(2026, 3, 15)))
     patch = ops.SettingsPatch(datetime=when)
     if ok:
-        assert ops.update_settings(state, patch, datetime(2026, 3, 15), ops.DeviceConfig()).change
+        assert ops.update_settings(state, patch, datetime(2026, 3, 15)).change
     else:
         with pytest.raises(Invalid) as e:
-            ops.update_settings(state, patch, datetime(2026, 3, 15), ops.DeviceConfig())
+            ops.update_settings(state, patch, datetime(2026, 3, 15))
         assert e.value.field == "datetime"

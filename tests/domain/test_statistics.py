@@ -6,12 +6,12 @@ import pytest
 
 from pager.domain import operations as ops
 from pager.domain.model import Device, Settings, State
-from pager.domain.operations import DeviceConfig, SessionPatch, SettingsPatch
+from pager.domain.operations import DeviceRules, SessionPatch, SettingsPatch
 from pager.domain.statistics import NEVER, Counters, Figures, clear_due, figures, round_half_up
 from tests.domain.conftest import apply, seconds_after
 
 T0 = datetime(2024, 3, 15, 11, 55, 20)
-CFG = DeviceConfig()
+CFG = DeviceRules()
 
 
 at = seconds_after(T0)
@@ -385,7 +385,7 @@ def test_fresh_store_initialises_the_mark_without_clearing():
 def test_setting_the_mark_does_not_clear_for_an_hour_already_passed():
     state = state_with_counters(NEVER, hms(D1, 0))
     now = hms(D1, 12)
-    change = ops.update_settings(state, SettingsPatch(clear_mark=5), now, CFG).change
+    change = ops.update_settings(state, SettingsPatch(clear_mark=5), now).change
     assert change.statistics_cleared is False
     assert change.device.counters == state.device.counters
     assert change.device.clear_mark_since == now
@@ -398,14 +398,14 @@ def test_setting_the_mark_does_not_clear_for_an_hour_already_passed():
 
 def test_setting_the_same_mark_again_keeps_since():
     state = state_with_counters(5, hms(D1, 0))
-    change = ops.update_settings(state, SettingsPatch(clear_mark=5), hms(D1, 4), CFG).change
+    change = ops.update_settings(state, SettingsPatch(clear_mark=5), hms(D1, 4)).change
     assert change.device.clear_mark_since == hms(D1, 0)
 
 
 def test_setting_the_clock_past_the_mark_does_not_clear():
     state = state_with_counters(5, hms(D1, 0))
     new_time = hms(D1, 6)
-    change = ops.update_settings(state, SettingsPatch(datetime=new_time), hms(D1, 4), CFG).change
+    change = ops.update_settings(state, SettingsPatch(datetime=new_time), hms(D1, 4)).change
     assert change.statistics_cleared is False
     assert change.device.clear_mark_since == new_time
     change.apply(state)
@@ -445,7 +445,7 @@ class TestNextDue:
         assert clear_due(since, expected, mark)
 
     def test_earliest_auto_page_goal(self):
-        cfg = DeviceConfig(auto_page_at_goal=True)
+        cfg = DeviceRules(auto_page_at_goal=True)
         state = State(Device(clear_mark_since=T0))
         ops.create_or_update(state, 1, SessionPatch(goal=90), T0, "u1", cfg).change.apply(state)
         ops.create_or_update(state, 2, SessionPatch(goal=30), at(10), "u2", cfg).change.apply(state)
