@@ -78,7 +78,7 @@ class Emulator(RigControls):
         self._context: aiocoap.Context | None = None
         self.api: Api | None = None
         self._control: web.AppRunner | None = None
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def db_path(self) -> Path:
@@ -184,14 +184,14 @@ class Emulator(RigControls):
     async def __aenter__(self) -> "Emulator":
         return await self.start()
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TICK_SECONDS)
             try:
-                await self.engine.catch_up()
+                await self._rig.engine.catch_up()
             except StoreUnavailable as e:
                 log.warning("time-driven update failed, will retry: %s", e)
             except Exception:

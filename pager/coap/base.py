@@ -55,7 +55,7 @@ class ApiResource(resource.Resource):
     admission = Admission()
 
     def __init__(self, api: Api) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # aiocoap's is unannotated
         self.api = api
         self.engine = api.engine
         self.answers = api.answers
@@ -65,7 +65,8 @@ class ApiResource(resource.Resource):
 
     async def render(self, request: Message) -> Message:
         try:
-            return await super().render(request)
+            response: Message = await super().render(request)  # type: ignore[no-untyped-call]
+            return response
         except Refused as e:
             code = Code.NOT_FOUND if isinstance(e, NoActiveSession) else Code.BAD_REQUEST
             seen = None if e.seen is None else State(e.seen)

@@ -15,8 +15,9 @@ behind it; aiocoap then drops the peer's exchanges and ends the observation.
 
 from typing import Any
 
-from aiocoap import Message, numbers
+from aiocoap import Message
 from aiocoap.numbers.codes import Code
+from aiocoap.numbers.constants import TransportTuning
 from aiocoap.pipe import Pipe
 
 from pager.coap.answers import response_format
@@ -31,10 +32,10 @@ LIVENESS_PINGS = 3
 OBSERVE_MODULO = 1 << 24
 
 
-def notification_tuning(ping_interval: float) -> numbers.TransportTuning:
+def notification_tuning(ping_interval: float) -> TransportTuning:
     """Retransmit for (LIVENESS_PINGS - 0.5) ping intervals in all, then give up."""
 
-    class NotificationTuning(numbers.TransportTuning):
+    class NotificationTuning(TransportTuning):
         reliability = True
         ACK_RANDOM_FACTOR = 1.0
         MAX_RETRANSMIT = 4
@@ -58,7 +59,8 @@ class NotifyResource(ApiResource):
         self.tuning = notification_tuning(hub.ping_interval)
 
     def get_link_description(self) -> dict[str, Any]:
-        return {**super().get_link_description(), "obs": None}
+        link: dict[str, Any] = super().get_link_description()  # type: ignore[no-untyped-call]
+        return {**link, "obs": None}
 
     def _with_sessions(self, request: Message) -> bool:
         action = query(request).get("action")

@@ -18,6 +18,6 @@ class PageResource(ApiResource):
             request,
             lambda state, now: ops.page(state, page, now, config),
             lambda outcome, state, now: answers.respond(
-                request, Code.CHANGED, now, state, page=wire.page_out(outcome.transmission)
+                request, Code.CHANGED, now, state, page=wire.page_out(outcome.transmitted)
             ),
         )

@@ -51,13 +51,15 @@ class Reader:
             raise Invalid(rules.requirement(name, self.limits), name)
         return value
 
-    def number(self, request: Message, required: bool = True) -> int | None:
-        number = self.query_int(
-            query(request), "number", self.limits.number_min, self.limits.number_max
-        )
-        if number is None and required:
+    def number(self, request: Message) -> int:
+        number = self.optional_number(request)
+        if number is None:
             raise Invalid("number is required in the query (number=<integer>)", "number")
         return number
+
+    def optional_number(self, request: Message) -> int | None:
+        limits = self.limits
+        return self.query_int(query(request), "number", limits.number_min, limits.number_max)
 
     def lenient(self, what: str, field: str | None) -> None:
         """Something the vendor's clients should not send but the device accepts."""

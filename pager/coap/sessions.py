@@ -34,7 +34,7 @@ class SessionsResource(ApiResource):
         self._last_list: tuple[tuple[bytes, str], Message] | None = None
 
     async def render_get(self, request: Message) -> Message:
-        number = self.reader.number(request, required=False)
+        number = self.reader.optional_number(request)
         await self.engine.catch_up()
         state = self.engine.state
         if number is not None:
@@ -100,7 +100,7 @@ class SessionsResource(ApiResource):
                 Code.CREATED if outcome.created else CODE_2_00,
                 now,
                 state,
-                sessions=[wire.session_out(outcome.session)],
+                sessions=[wire.session_out(outcome.acted_on)],
                 statistics=answers.statistics(state),
             ),
         )
@@ -119,13 +119,13 @@ class SessionsResource(ApiResource):
                 Code.CHANGED,
                 now,
                 state,
-                sessions=[wire.session_out(outcome.session)],
+                sessions=[wire.session_out(outcome.acted_on)],
                 statistics=answers.statistics(state),
             ),
         )
 
     async def render_delete(self, request: Message) -> Message:
-        number = self.reader.number(request, required=False)
+        number = self.reader.optional_number(request)
         changes, config = self.changes, self.engine.config
         if number is None:
             return await changes.run(

@@ -29,13 +29,13 @@ class LeafSite(resource.Site):
     """
 
     def __init__(self, gate: Gate, address_check: AddressCheck | None = None) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # aiocoap's Site is unannotated
         self.gate = gate
         self._leaves: dict[tuple[str, ...], Gated] = {}
         self.address_check = address_check
 
     def add_resource(self, path: Sequence[str], resource_: Gated) -> None:
-        super().add_resource(path, resource_)
+        super().add_resource(path, resource_)  # type: ignore[no-untyped-call]  # as __init__
         self._leaves[tuple(path)] = resource_
 
     async def render_to_pipe(self, pipe: Pipe) -> None:
@@ -69,7 +69,7 @@ def build_site(
 ) -> LeafSite:
     gate = Gate(api.answers, api.reader, faults)
     site = LeafSite(gate, AddressCheck() if amplification_protection else None)
-    wkc = WellKnownCore(site.get_resources_as_linkheader, impl_info=None)
+    wkc = WellKnownCore(site.get_resources_as_linkheader, impl_info=None)  # type: ignore[no-untyped-call]
     site.add_resource([".well-known", "core"], wkc)
     site.add_resource(["v1", "sessions"], SessionsResource(api))
     site.add_resource(["v1", "sessions", "history"], HistoryResource(api))

@@ -151,7 +151,7 @@ class FaultInjector:
         if held is not None:  # a retransmission, or the cached answer to one
             return held
         request = getattr(message, "request", None)
-        if request is None or not message.code.is_response():
+        if request is None or message.code is None or not message.code.is_response():
             return 0.0
         fault = self._take("delay", request_path(request))
         if fault is None:

@@ -96,6 +96,20 @@ class Outcome:
     created: bool = False
     transmission: Transmission | None = None
 
+    @property
+    def acted_on(self) -> Session | Archived:
+        """The session of an operation on one session (create, update, remove)."""
+        if self.session is None:
+            raise LookupError("this outcome is of no one session")
+        return self.session
+
+    @property
+    def transmitted(self) -> Transmission:
+        """The transmission of a page."""
+        if self.transmission is None:
+            raise LookupError("this outcome is of no transmission")
+        return self.transmission
+
 
 def check_page_fields(page_mode: str | None, message: str | None) -> None:
     if page_mode is not None:

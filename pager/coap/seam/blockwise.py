@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiocoap.blockwise
-from aiocoap import Message, numbers, resource
+from aiocoap import Message, resource
 from aiocoap.blockwise import IncompleteException
+from aiocoap.numbers.constants import TransportTuning
 from aiocoap.optiontypes import BlockOption
 from aiocoap.util.asyncio.timeoutdict import TimeoutDict
 
-TRANSFER_TIMEOUT = numbers.TransportTuning().MAX_TRANSMIT_WAIT  # aiocoap's own
+TRANSFER_TIMEOUT = TransportTuning().MAX_TRANSMIT_WAIT  # aiocoap's own
 
 
 class BoundedTimeoutDict(TimeoutDict[Hashable, Any]):
@@ -166,18 +167,23 @@ class BoundedBlock2Cache:
     ) -> Message:
         key = aiocoap.blockwise._extract_block_key(req)
         block2 = req.opt.block2
+        remote = req.remote
+        if remote is None:  # every request aiocoap hands a resource came from somewhere
+            raise TypeError("a request without a remote")
+        held: Message | None
         if block2 is None or block2.block_number == 0:
-            assembled = await response_builder()
+            held = await response_builder()
         else:
-            assembled = self.transfers.get(self, key)
-            if assembled is None:
+            held = self.transfers.get(self, key)
+            if held is None:
                 raise IncompleteException from None
+        assembled = held
         size = len(assembled.payload)
-        if size <= req.remote.maximum_payload_size and (block2 is None or size <= block2.size):
+        if size <= remote.maximum_payload_size and (block2 is None or size <= block2.size):
             return assembled
-        block2 = block2 or BlockOption.BlockwiseTuple(0, 0, req.remote.maximum_block_size_exp)
-        block = assembled._extract_block(
-            block2.block_number, block2.size_exponent, req.remote.maximum_payload_size
+        block2 = block2 or BlockOption.BlockwiseTuple(0, 0, remote.maximum_block_size_exp)
+        block: Message = assembled._extract_block(
+            block2.block_number, block2.size_exponent, remote.maximum_payload_size
         )
         if block.opt.block2.more:
             self.transfers.put(self, key, assembled)
@@ -189,4 +195,5 @@ class BoundedBlock2Cache:
 def bound(res: resource.Resource, transfers: Block2Transfers) -> None:
     old = res._block1._assemblies
     res._block1._assemblies = BoundedTimeoutDict(old.timeout, transfers.max_transfers)
-    res._block2 = BoundedBlock2Cache(transfers, transfers.max_transfers)
+    # duck-typed: aiocoap calls nothing of its Block2Cache but extract_or_insert (hooks check)
+    res._block2 = BoundedBlock2Cache(transfers, transfers.max_transfers)  # type: ignore[assignment]

@@ -119,7 +119,10 @@ def receipt(request: aiocoap.Message, response: aiocoap.Message) -> Receipt | No
         datagram = response.encode()
     finally:
         response.mtype = response.mid = None
-    host, port, flowinfo = request.remote.sockaddr[:3]
+    remote = request.remote
+    if remote is None:  # every request aiocoap hands a resource came from somewhere
+        raise TypeError("a request without a remote")
+    host, port, flowinfo = remote.sockaddr[:3]
     return Receipt(time.time(), host, port, flowinfo, request.mid, datagram)
 
 
