@@ -21,7 +21,7 @@ from pager.control.rig import PagerState, RigControls
 from pager.domain import digits
 from pager.domain.errors import Refused
 from pager.domain.pagemodes import Transmission
-from pager.domain.timefmt import fmt, parse
+from pager.domain.timefmt import WRITTEN, fmt, parse
 
 WAIT_MAX = 300.0
 INT_MAX = 10**18 - 1  # 18 digits: fits SQLite's 64 bits
@@ -144,14 +144,16 @@ def _query_int(request: web.Request, name: str) -> int | None:
     return None if text is None else _integer(text, name)
 
 
-def _query_time(request: web.Request, name: str) -> datetime | None:
-    text = request.query.get(name)
-    if text is None:
-        return None
+def _time(text: str, name: str) -> datetime:
     try:
         return parse(text)
     except ValueError:
-        raise BadInput(f"{name} must be a local time written YYYY-MM-DDTHH:MM:SS") from None
+        raise BadInput(f"{name} must be {WRITTEN}") from None
+
+
+def _query_time(request: web.Request, name: str) -> datetime | None:
+    text = request.query.get(name)
+    return None if text is None else _time(text, name)
 
 
 def _pager_number(rig: RigControls, text: str) -> int:
@@ -242,11 +244,7 @@ def build_app(emu: RigControls, token: str | None = None) -> web.Application:
 
     @routes.post("/clock/set")
     async def set_clock(request: web.Request) -> web.Response:
-        body = await _body(request, SetClock)
-        try:
-            when = parse(body.datetime)
-        except ValueError:
-            raise BadInput("datetime must be a local time written YYYY-MM-DDTHH:MM:SS") from None
+        when = _time((await _body(request, SetClock)).datetime, "datetime")
         return _json(clock_json(await emu.set_clock(when)))
 
     @routes.post("/clock/advance")

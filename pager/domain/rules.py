@@ -10,6 +10,7 @@ from typing import Final
 
 from pager.domain.errors import Invalid
 from pager.domain.pagemodes import ALERT_SECONDS
+from pager.domain.timefmt import WRITTEN, fmt
 
 GOAL = (0, 86400)
 PARTY_SIZE = (1, 999)
@@ -60,8 +61,7 @@ _SENTENCES: Final[dict[str, str]] = {
     "action": "action must be one of " + ", ".join(ACTIONS),
     "pageMode": "pageMode must be one of " + ", ".join(ALERT_SECONDS),
     "message": f"message must be a string of at most {MESSAGE_MAX} characters",
-    "datetime": "datetime must be a local time written YYYY-MM-DDTHH:MM:SS, from "
-    "2000-01-01T00:00:00 to 2099-12-31T23:59:59",
+    "datetime": f"datetime must be {WRITTEN}, from {fmt(CLOCK_RANGE[0])} to {fmt(CLOCK_RANGE[1])}",
     "after": "after must be a session id, an integer of 0 or more",
 }
 

@@ -3,6 +3,7 @@
 from datetime import datetime
 
 FORMAT = "%Y-%m-%dT%H:%M:%S"
+WRITTEN = "a local time written YYYY-MM-DDTHH:MM:SS"  # how every error message names it
 
 
 def fmt(t: datetime) -> str:
