@@ -461,6 +461,9 @@ class Store:
             self._receipt_marks.append((latest, newest + 1))
 
     async def close(self) -> None:
+        """Close the connections and let go of the lock; closing again does nothing."""
+        if self._file_lock < 0:
+            return
         try:
             if self._checkpointing is not None:
                 await self._checkpointing
@@ -469,6 +472,7 @@ class Store:
             await self._conn.close()
         finally:
             os.close(self._file_lock)
+            self._file_lock = -1
 
     async def load(self) -> State:
         (device,) = await self._query(f"SELECT {_DEVICE_COLUMNS} FROM device")
