@@ -17,17 +17,20 @@ and committed on the new.
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from pager.clock import Clock
 from pager.domain.errors import Refused
-from pager.domain.model import Change, Device, State
+from pager.domain.model import Archived, Change, Device, State
 from pager.domain.operations import DeviceRules, Outcome, maintenance, next_due
 from pager.store import Receipt, Store
 
 log = logging.getLogger(__name__)
+
+# At most this many turns of the event loop for changes to join a commit (Engine._gather).
+GATHER_TURNS = 16
 
 Operation = Callable[[State, datetime], Outcome]
 Listener = Callable[[Change], None]
@@ -55,7 +58,9 @@ class _Exclusive:
 
 
 class Engine:
-    def __init__(self, store: Store, state: State, clock: Clock, config: DeviceRules):
+    """`Engine.load` gives a running engine, `close` stops it; constructing one only assigns."""
+
+    def __init__(self, store: Store, state: State, clock: Clock, config: DeviceRules) -> None:
         self.store = store
         self.state = state  # committed: what readers see
         self._pending = _copy(state)  # committed + queued: what writers compute against
@@ -67,19 +72,29 @@ class Engine:
         # Set while a whole-state operation waits for its turn or runs: nothing is computed.
         self._gate: asyncio.Future | None = None
         self._committing: _Queued | None = None  # the last change of the commit under way
-        clock.shift(state.device.clock_offset)  # the datetime setting, on the clock given
-        self._due = next_due(state, config)
-        self._committer = asyncio.create_task(self._commit_loop())
+        self._due: datetime | None = None
+        self._committer: asyncio.Task[None] | None = None
 
     @classmethod
     async def load(cls, store: Store, clock: Clock, config: DeviceRules) -> "Engine":
+        """The engine of the state in `store`, started."""
         engine = cls(store, await store.load(), clock, config)
-        try:
-            await engine.catch_up()
-        except BaseException:
-            await engine.close()  # its committer must not outlive a failed load
-            raise
+        await engine.start()
         return engine
+
+    async def start(self) -> None:
+        """Put the clock at the state's datetime setting, start committing, and catch up with
+        the time the store was closed for (daily clear, auto-page)."""
+        if self._committer is not None:
+            raise RuntimeError("the engine is already started")
+        self.clock.shift(self.state.device.clock_offset)
+        self._due = next_due(self.state, self.config)
+        self._committer = asyncio.create_task(self._commit_loop())
+        try:
+            await self.catch_up()
+        except BaseException:
+            await self.close()  # its committer must not outlive a failed start
+            raise
 
     async def reset(self, also: Callable[[], None] | None = None) -> None:
         """Back to factory: the store emptied, the state too, the clock at system time.
@@ -97,6 +112,24 @@ class Engine:
 
         await self.exclusive(factory)
         await self.catch_up()
+
+    async def archive_in_bulk(self, archived: Iterable[Archived]) -> None:
+        """Put archived sessions straight into history (benchmarks and fixtures prefill it),
+        and move the next session id past theirs, in the store and in memory alike, so that
+        the sessions created later do not take their ids."""
+        sessions = list(archived)
+        if not sessions:
+            return
+
+        async def archive() -> None:
+            device = self.state.device
+            last = max(a.session.id for a in sessions)
+            moved = replace(device, next_session_id=max(device.next_session_id, last + 1))
+            await self.store.bulk_archive(sessions, moved)
+            self.state.device = moved
+            self._pending = _copy(self.state)
+
+        await self.exclusive(archive)
 
     async def exclusive(self, operation: Callable[[], Awaitable[None]]) -> None:
         """Run `operation` between commits, with no change computed meanwhile; see the
@@ -117,7 +150,7 @@ class Engine:
 
     async def close(self) -> None:
         """Commit what is queued (the commit under way included), then stop the committer."""
-        if self._committer.done():
+        if self._committer is None or self._committer.done():
             return
 
         async def nothing() -> None:
@@ -202,6 +235,7 @@ class Engine:
     async def _commit_loop(self) -> None:
         while True:
             await self._wake.wait()
+            await self._gather()
             self._wake.clear()
             batch, self._queue = self._queue, []
             # An exclusive operation is always last: nothing is computed behind it.
@@ -213,6 +247,19 @@ class Engine:
             for item in batch:
                 if isinstance(item, _Exclusive):
                     await self._run_exclusive(item)
+
+    async def _gather(self) -> None:
+        """Let the requests already under way queue their changes before the commit.
+
+        A commit takes less time than one request's way through aiocoap, so a committer that
+        took the queue at once would commit each change on its own, and each commit writes
+        its pages to the log whole. It yields to the loop as long as the last turn queued
+        something (at most GATHER_TURNS): a lone request costs one turn of the loop."""
+        for _ in range(GATHER_TURNS):
+            queued = len(self._queue)
+            await asyncio.sleep(0)
+            if len(self._queue) == queued:
+                return
 
     async def _commit(self, batch: list[_Queued]) -> None:
         try:

@@ -9,6 +9,7 @@ synchronous=NORMAL makes a commit survive a crash or `kill -9` of the process.
 import asyncio
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -16,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import aiosqlite
 
@@ -24,6 +25,9 @@ from pager.domain.model import Archived, Change, Device, Session, Settings, Stat
 from pager.domain.pagemodes import AlertCode, Transmission
 from pager.domain.statistics import Counters
 from pager.domain.timefmt import fmt, parse
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class StoreError(Exception):
@@ -108,14 +112,18 @@ MIGRATIONS: list[str] = [
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
-# The commit that pushes the write-ahead log past this many pages also copies them into the
-# database file, and the requests waiting for that commit wait for the copy too. A copy takes
-# about the same time whether the log holds 1,000 pages or 10,000 (the same few pages are
-# rewritten over and over), so a longer log means fewer slow commits: with SQLite's default
-# of 1,000, 1.2-1.6 % of commits took over 2 ms under full-speed writes, with 10,000 0.4-0.8 %
-# (the writes' p99 at 16 in flight 2.0-2.4x the reference's, then 1.6-1.8x). The log file
-# stays at up to 40 MB.
+# The write-ahead log is copied into the database file (a checkpoint) once it holds about
+# this many pages. A copy costs about the same whether the log holds 1,000 pages or 10,000
+# (the same few pages are rewritten over and over), and commits wait while it runs, so a longer
+# log means fewer waits; the log file stays at up to 40 MB. SQLite's own automatic checkpoint
+# is off: it would run inside a commit, on the event loop (see `Store._checkpoint`).
 WAL_CHECKPOINT_PAGES = 10_000
+# How many pages a commit is assumed to write until the first checkpoint has measured it.
+_PAGES_PER_COMMIT_GUESS = 8
+
+# How long a commit waits for another process's write lock (the sqlite3 shell's, say) before
+# it fails; sqlite3's own default. Such a commit waits in aiosqlite's thread, not on the loop.
+BUSY_WAIT_SECONDS = 5.0
 
 # Receipts past their bounds are deleted this many at a time, not a few with every commit;
 # the rows left over for longer are never loaded (`Store.receipts` reads within the bounds).
@@ -254,6 +262,83 @@ def _lock(path: Path) -> int:
     return fd
 
 
+def _transaction(
+    db: sqlite3.Connection,
+    work: Callable[[sqlite3.Connection, dict[str, int]], None],
+    counts: dict[str, int],
+) -> None:
+    try:
+        work(db, counts)
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+
+
+def _waiting(
+    db: sqlite3.Connection,
+    work: Callable[[sqlite3.Connection, dict[str, int]], None],
+    counts: dict[str, int],
+) -> None:
+    """`_transaction`, waiting up to BUSY_WAIT_SECONDS for another process's lock."""
+    db.execute(f"PRAGMA busy_timeout={int(BUSY_WAIT_SECONDS * 1000)}")
+    try:
+        _transaction(db, work, counts)
+    finally:
+        db.execute("PRAGMA busy_timeout=0")
+
+
+# ---- aiosqlite beyond its public API ----------------------------------------------------
+# aiosqlite runs every call in a thread of its own connection and wakes the event loop with
+# the result. For a commit that round trip (queue, thread wake-up, the GIL handed back and
+# forth, the loop woken from the other thread) costs several times the transaction itself,
+# and aiosqlite has no public call for anything else, so the store reaches into it here and
+# nowhere else: it runs a commit directly on the sqlite3 connection aiosqlite opened (made
+# with check_same_thread=False), on the loop thread, while the store's lock guarantees that
+# aiosqlite's thread is idle, and it runs a function of its own in that thread for the work
+# that may block (a checkpoint, a wait for another process's lock, a read of history).
+# aiosqlite is pinned exactly for this; `_Aiosqlite.check` refuses a version that lacks it.
+
+
+class _Aiosqlite:
+    """The parts of an `aiosqlite.Connection` that are not its public API."""
+
+    # what the store relies on: its running flag, the sqlite3 connection, and the call that
+    # runs a function in its thread
+    RELIES_ON = ("_running", "_connection", "_execute")
+
+    def __init__(self, conn: aiosqlite.Connection):
+        self._aio = conn
+
+    @classmethod
+    def check(cls, conn: aiosqlite.Connection) -> "_Aiosqlite":
+        """Fail at open, not at the first commit, if this aiosqlite is not the one the store
+        was written against."""
+        version = getattr(aiosqlite, "__version__", "unknown")
+        missing = [name for name in cls.RELIES_ON if not hasattr(conn, name)]
+        if missing or not asyncio.iscoroutinefunction(conn._execute):
+            raise StoreError(
+                f"aiosqlite {version} lacks what the store relies on"
+                f" ({', '.join(missing) or '_execute as a coroutine'}); install the version"
+                " pyproject.toml pins"
+            )
+        if not isinstance(conn._connection, sqlite3.Connection):
+            raise StoreError(f"aiosqlite {version} keeps no sqlite3 connection in _connection")
+        return cls(conn)
+
+    def sqlite(self) -> sqlite3.Connection:
+        """The sqlite3 connection, for use on the loop thread while aiosqlite's thread is idle;
+        closed, it fails as aiosqlite's own calls do."""
+        db = self._aio._connection
+        if not self._aio._running or db is None:
+            raise ValueError("Connection closed")
+        return db
+
+    async def in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work(db)` in aiosqlite's thread, after whatever is queued there."""
+        return await self._aio._execute(lambda: work(self.sqlite()))
+
+
 class Store:
     def __init__(
         self,
@@ -265,6 +350,7 @@ class Store:
         receipt_limit: int,
     ):
         self._conn = conn
+        self._aio = _Aiosqlite(conn)
         self._file_lock = file_lock  # the descriptor holding _lock(path)
         self.path = path
         self.history_limit = history_limit
@@ -283,6 +369,10 @@ class Store:
         self.resets = 0  # factory resets this store has seen (see `reset`)
         self._reader: aiosqlite.Connection | None = None  # history's own, opened on first use
         self._reader_opening = asyncio.Lock()
+        # checkpoints: commits since the last one, and how many commits fill the log
+        self._since_checkpoint = 0
+        self._checkpoint_every = WAL_CHECKPOINT_PAGES // _PAGES_PER_COMMIT_GUESS
+        self._checkpointing: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
@@ -304,16 +394,24 @@ class Store:
             raise StoreError(f"cannot open store {path}: it is a folder, not a file")
         lock = _lock(path)
         try:
-            # sqlite3 opens the transaction itself at a transaction's first write, which
-            # saves a round trip to aiosqlite's thread on every commit.
-            conn = await aiosqlite.connect(path, isolation_level="IMMEDIATE")
+            # sqlite3 opens the transaction itself at a transaction's first write;
+            # check_same_thread=False lets commits run on the loop thread (see _Aiosqlite).
+            conn = await aiosqlite.connect(
+                path,
+                isolation_level="IMMEDIATE",
+                check_same_thread=False,
+                timeout=BUSY_WAIT_SECONDS,
+            )
         except sqlite3.Error as e:
             os.close(lock)
             raise StoreError(f"cannot open store {path}: {e}") from e
         store = cls(conn, path, history_limit, lock, receipt_window, receipt_limit)
         try:
+            _Aiosqlite.check(conn)
             await store._migrate()
             await store._check_writable()
+            # a commit on the loop must not wait for a lock there: it waits in the thread
+            await conn.execute("PRAGMA busy_timeout=0")
         except BaseException as e:
             await store.close()
             if isinstance(e, sqlite3.DatabaseError):
@@ -339,7 +437,7 @@ class Store:
     async def _migrate(self) -> None:
         await self._conn.execute("PRAGMA journal_mode=WAL")
         await self._conn.execute("PRAGMA synchronous=NORMAL")
-        await self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+        await self._conn.execute("PRAGMA wal_autocheckpoint=0")  # see WAL_CHECKPOINT_PAGES
         (version,) = await (await self._conn.execute("PRAGMA user_version")).fetchone()
         if version > SCHEMA_VERSION:
             raise StoreError(
@@ -363,12 +461,18 @@ class Store:
             self._receipt_marks.append((latest, newest + 1))
 
     async def close(self) -> None:
+        """Close the connections and let go of the lock; closing again does nothing."""
+        if self._file_lock < 0:
+            return
         try:
+            if self._checkpointing is not None:
+                await self._checkpointing
             if self._reader is not None:
                 await self._reader.close()
             await self._conn.close()
         finally:
             os.close(self._file_lock)
+            self._file_lock = -1
 
     async def load(self) -> State:
         (device,) = await self._query(f"SELECT {_DEVICE_COLUMNS} FROM device")
@@ -376,32 +480,49 @@ class Store:
         return State(_device(device), {s.number: s for s in map(_session, sessions)})
 
     async def _write(self, work: Callable[[sqlite3.Connection, dict[str, int]], None]) -> None:
-        """Run `work(db, counts)` as one transaction in aiosqlite's thread, in one round trip.
+        """Run `work(db, counts)` as one transaction; returns once it is committed.
 
-        aiosqlite has no public call that runs several statements in one trip to its thread,
-        and with one trip per statement a commit cost four to seven; `Connection._execute`
-        is that call (aiosqlite is pinned below 1.0 for it). `counts` are the capped tables'
-        row counts, kept only if the transaction commits.
+        It runs on the loop thread (see `_Aiosqlite`): in WAL mode with synchronous=NORMAL a
+        commit writes to the log and does not wait for the disk, and nothing else may block
+        it: checkpoints are not run by commits (`_checkpoint`), and a commit that would wait
+        for another process's lock waits in aiosqlite's thread instead. `counts` are the
+        capped tables' row counts, kept only if the transaction commits.
         """
         async with self._lock:
             # Copied under the lock: a transaction queued behind another must count on top
             # of what that one left.
             counts = dict(self._counts)
-
-            def transaction() -> None:
-                db = self._conn._conn
-                try:
-                    work(db, counts)
-                    db.commit()
-                except BaseException:
-                    db.rollback()
-                    raise
-
             try:
-                await self._conn._execute(transaction)
+                try:
+                    _transaction(self._aio.sqlite(), work, counts)
+                except sqlite3.OperationalError as e:
+                    if e.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                        raise
+                    counts = dict(self._counts)
+                    await self._aio.in_thread(lambda db: _waiting(db, work, counts))
             except sqlite3.Error as e:
                 raise StoreUnavailable(f"the store could not be written: {e}") from e
             self._counts = counts
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= self._checkpoint_every and self._checkpointing is None:
+            self._checkpointing = asyncio.create_task(self._checkpoint())
+
+    async def _checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file, in aiosqlite's thread, holding the
+        lock: commits wait for it without holding up the loop, and a log no commit writes to
+        meanwhile is copied whole, so that SQLite starts it again from its beginning."""
+        try:
+            async with self._lock:
+                commits, self._since_checkpoint = self._since_checkpoint, 0
+                _, pages, _ = await self._aio.in_thread(
+                    lambda db: db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                )
+                if pages > 0:  # the pages these commits wrote: when the next one is due
+                    self._checkpoint_every = max(1, commits * WAL_CHECKPOINT_PAGES // pages)
+        except (sqlite3.Error, ValueError) as e:  # a disk error, or the store closing
+            log.warning("checkpoint of the store's write-ahead log failed: %s", e)
+        finally:
+            self._checkpointing = None
 
     async def _query(self, sql: str, args: Iterable = ()) -> list[tuple]:
         async with self._lock:
@@ -548,8 +669,7 @@ class Store:
                     self._reader = await aiosqlite.connect(
                         f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None
                     )
-            reader = self._reader
-            return await reader._execute(work, reader._conn)
+            return await _Aiosqlite(self._reader).in_thread(work)
         except sqlite3.Error as e:
             raise StoreUnavailable(f"the store could not be read: {e}") from e
 
@@ -605,21 +725,17 @@ class Store:
         await self._write(work)
         self.resets += 1
 
-    async def bulk_archive(self, archived: Iterable[Archived]) -> None:
-        """Load archived sessions directly (benchmarks and fixtures), bypassing CoAP.
-
-        Call it on a store no engine is running on; it keeps ids unique by moving the
-        next session id past the largest one loaded.
-        """
+    async def bulk_archive(self, archived: Sequence[Archived], device: Device) -> None:
+        """Write archived sessions straight into history, and `device`, in one transaction;
+        see `Engine.archive_in_bulk`, the one caller."""
         rows = [_archived_row(a) for a in archived]
-        if not rows:
-            return
+        device_row = _device_row(device)
 
         def work(db: sqlite3.Connection, counts: dict[str, int]) -> None:
             self._append(db, counts, "history", rows)
             db.execute(
-                "UPDATE device SET next_session_id = max(next_session_id, ?), history_count = ?",
-                (max(r[0] for r in rows) + 1, counts["history"]),
+                f"UPDATE device SET ({_DEVICE_COLUMNS}, history_count) = ({','.join('?' * 14)})",
+                (*device_row, counts["history"]),
             )
 
         await self._write(work)

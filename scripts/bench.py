@@ -63,7 +63,7 @@ growth can still show, in a server that keeps all of it, as pauses of tens to hu
 milliseconds that stall every request in flight and then dominate p99 at 16 in flight.
 
 Then **scaling**: a fresh store is pre-filled with 0, 100,000 and 1,000,000 archived
-sessions (``--quick``: 0 and 20,000) through ``Store.bulk_archive`` in this process, the
+sessions (``--quick``: 0 and 20,000) through ``Engine.archive_in_bulk`` in this process, the
 emulator is started on it, and the p50 of (b) (per request) and (d) is measured with 1
 request in flight (no queueing, so p50 is the service time), each as a ratio to the empty
 store. Startup time is from spawning the process to the first successful answer to
@@ -969,17 +969,25 @@ def emulator(workdir: Path, db: Path, tag: str) -> ServerProcess:
 
 async def prefill(db: Path, count: int, chunk: int = 50_000) -> float:
     """Create the store at `db` with `count` archived sessions; returns the seconds taken."""
+    from pager.clock import Clock
+    from pager.config import Config
     from pager.domain.model import STOP, Archived, Session
+    from pager.domain.operations import DeviceRules
+    from pager.domain.rules import Limits
+    from pager.engine import Engine
     from pager.store import Store
 
     t0 = time.perf_counter()
     store = await Store.open(db, HISTORY_LIMIT)
+    c = Config()
+    device = DeviceRules(Limits(c.number_min, c.number_max), frozenset(), False)
+    engine = await Engine.load(store, Clock(), device)
     try:
         created = datetime(2026, 1, 5, 18, 0, 0)
         notified, cleared = created + timedelta(seconds=290), created + timedelta(seconds=900)
         for start in range(1, count + 1, chunk):
             end = min(count + 1, start + chunk)
-            await store.bulk_archive(
+            await engine.archive_in_bulk(
                 Archived(
                     Session(
                         i,
@@ -998,6 +1006,7 @@ async def prefill(db: Path, count: int, chunk: int = 50_000) -> float:
                 for i in range(start, end)
             )
     finally:
+        await engine.close()
         await store.close()
     return time.perf_counter() - t0
 

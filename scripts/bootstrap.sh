@@ -72,7 +72,7 @@ have_hash="$(cat "$STAMP" 2>/dev/null || true)"
 if [ "$want_hash" != "$have_hash" ] || [ ! -x "$VENV/bin/pager-emulator" ]; then
     log "installing the package: pip install -e '.[test,fast]'"
     rm -f "$STAMP"
-    "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet -e '.[test]'
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet -e '.[test,fast]'
     echo "$want_hash" > "$STAMP"
 fi
 

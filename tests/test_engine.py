@@ -3,6 +3,7 @@ changes in flight, over a real store; and a factory reset racing real CoAP clien
 
 import asyncio
 import random
+from datetime import datetime, timedelta
 
 import aiocoap
 import pytest
@@ -10,32 +11,43 @@ import pytest
 from pager.app import Emulator
 from pager.clock import Clock
 from pager.domain import operations as ops
+from pager.domain.model import STOP, Archived, Device, Session, State
 from pager.domain.operations import DeviceRules
 from pager.domain.rules import Limits
 from pager.engine import Engine
-from pager.store import Store
+from pager.store import Store, StoreUnavailable
 from tests.conftest import Client, make_config
 
 CONFIG = DeviceRules(Limits(0, 4095), frozenset(), False)
 
 
 class HeldStore(Store):
-    """A real store whose commits wait for `release` once `hold` is set."""
+    """A real store whose commits wait for `release` once `hold` is set, and whose next
+    commit fails with `fail` if it is set; `batches` has the number of changes of every
+    commit written."""
 
     hold = False
+    fail: Exception | None = None
 
     async def commit(self, changes, receipts=()):
         self.started.set()
         if self.hold:
             await self.release.wait()
+        if self.fail is not None:
+            error, self.fail = self.fail, None
+            raise error
         await super().commit(changes, receipts)
+        self.batches.append(len(changes))
 
 
 @pytest.fixture
 async def held(db_path, manual_time):
     store = await HeldStore.open(db_path)
     store.started, store.release = asyncio.Event(), asyncio.Event()
+    store.batches = []
     engine = await Engine.load(store, Clock(system=manual_time), CONFIG)
+    store.started.clear()  # set by the load's own commit (the clear mark starts counting)
+    store.batches.clear()
     yield engine
     store.release.set()
     await engine.close()
@@ -46,6 +58,72 @@ def create(number):
     return lambda state, now: ops.create_or_update(
         state, number, ops.SessionPatch(), now, f"uuid-{number}", CONFIG
     )
+
+
+def set_datetime(when):
+    return lambda state, now: ops.update_settings(state, ops.SettingsPatch(datetime=when), now)
+
+
+async def _queued(engine, count):
+    """Until `count` changes wait behind the commit under way (a failing test, not a hang,
+    if they never do)."""
+    for _ in range(100_000):
+        if len(engine._queue) >= count:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"{len(engine._queue)} changes queued, not {count}")
+
+
+async def test_the_changes_queued_while_a_commit_runs_are_written_in_one_commit(held):
+    held.store.hold = True
+    first = asyncio.create_task(held.run(create(1)))
+    await held.store.started.wait()
+    behind = [asyncio.create_task(held.run(create(n))) for n in range(2, 12)]
+    await _queued(held, 10)
+    held.store.release.set()
+    await asyncio.gather(first, *behind)
+    assert held.store.batches == [1, 10]
+    assert sorted((await held.store.load()).active) == list(range(1, 12))
+
+
+async def test_changes_queued_in_successive_turns_of_the_loop_share_a_commit(held):
+    """What requests do: each computes its change a few turns of the loop after the last
+    one (aiocoap's own steps), and the committer waits for them rather than commit each."""
+
+    async def later(turns, number):
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        await held.run(create(number))
+
+    await asyncio.gather(*(later(turns, 10 + turns) for turns in range(6)))
+    assert held.store.batches == [6]
+
+
+async def test_a_failed_commit_fails_what_queued_behind_it_and_the_clock_goes_back(
+    held, manual_time
+):
+    before = held.clock.now()
+    held.store.hold = True
+    failing = asyncio.create_task(held.run(create(1)))
+    await held.store.started.wait()
+    behind = [
+        asyncio.create_task(held.run(create(2))),
+        asyncio.create_task(held.run(set_datetime(datetime(2031, 5, 6, 7, 8, 9)))),
+        asyncio.create_task(held.run(create(3))),
+    ]
+    await _queued(held, 3)
+    assert held.clock.now() == datetime(2031, 5, 6, 7, 8, 9)  # moved for the changes after it
+    held.store.fail = StoreUnavailable("the disk is gone")
+    held.store.release.set()
+    results = await asyncio.gather(failing, *behind, return_exceptions=True)
+    assert [str(r) for r in results] == ["the disk is gone"] * 4
+    assert held.clock.now() == before
+    assert held.state == held._pending == State(Device(clear_mark_since=before))
+    assert held.store.batches == []
+
+    await held.run(create(4))
+    assert list((await held.store.load()).active) == [4]
+    assert held.state.active[4].id == 1 and held.state.active[4].created == before
 
 
 async def test_reset_waits_for_the_commit_under_way_and_nothing_computed_before_it_returns(held):
@@ -83,6 +161,52 @@ async def test_a_failed_commit_before_an_exclusive_operation_still_runs_it(held,
         await failing
     await exclusive
     assert ran == [0]
+
+
+async def test_close_during_a_commit_waits_for_it_and_the_change_is_on_disk(held, db_path):
+    held.store.hold = True
+    write = asyncio.create_task(held.run(create(7)))
+    await held.store.started.wait()
+    closing = asyncio.create_task(held.close())
+    await asyncio.sleep(0.01)
+    assert not closing.done()
+    held.store.release.set()
+    await closing
+    assert write.done() and not write.cancelled()
+    await held.store.close()
+    reopened = await Store.open(db_path)
+    try:
+        assert list((await reopened.load()).active) == [7]
+    finally:
+        await reopened.close()
+
+
+async def test_constructing_an_engine_starts_nothing_and_start_does(db_path, manual_time):
+    store = await Store.open(db_path)
+    try:
+        moved = State(Device(clock_offset=3600))
+        clock = Clock(system=manual_time)
+        engine = Engine(store, moved, clock, CONFIG)
+        tasks = asyncio.all_tasks()
+        assert clock.now() == manual_time() and engine._committer is None
+        await engine.start()
+        assert clock.now() == manual_time() + timedelta(hours=1)
+        assert len(asyncio.all_tasks() - tasks) == 1  # the committer
+        await engine.close()
+        assert engine._committer.done()
+    finally:
+        await store.close()
+
+
+async def test_archiving_in_bulk_moves_the_next_session_id_in_memory_and_on_disk(held, db_path):
+    t = datetime(2026, 3, 14, 10, 0, 0)
+    await held.archive_in_bulk(
+        Archived(Session(i, i, f"u-{i}", i, 2, 300, t, t, None), t, STOP) for i in (5, 9)
+    )
+    assert [a.session.id for a in await held.store.history()] == [5, 9]
+    await held.run(create(1))
+    assert held.state.active[1].id == 10
+    assert (await held.store.load()) == held.state
 
 
 async def test_close_waits_for_the_commit_under_way(held, db_path):

@@ -1,11 +1,25 @@
 """The store's SQLite settings: what its durability and its commit latency rest on; the
-receipts' bounds."""
+receipts' bounds; commits on the loop thread, and what they rely on in aiosqlite."""
 
+import asyncio
+import sqlite3
+import threading
+import time
+
+import aiosqlite
 import pytest
 
 from pager import store as store_module
 from pager.domain.model import Change, Device
-from pager.store import RECEIPT_PRUNE_BATCH, WAL_CHECKPOINT_PAGES, Receipt, Store
+from pager.store import (
+    BUSY_WAIT_SECONDS,
+    RECEIPT_PRUNE_BATCH,
+    WAL_CHECKPOINT_PAGES,
+    Receipt,
+    Store,
+    StoreError,
+    _Aiosqlite,
+)
 
 
 async def test_write_ahead_log_settings(tmp_path):
@@ -17,7 +31,8 @@ async def test_write_ahead_log_settings(tmp_path):
 
         assert await pragma("journal_mode") == "wal"
         assert await pragma("synchronous") == 1  # NORMAL: a killed process loses no commit
-        assert await pragma("wal_autocheckpoint") == WAL_CHECKPOINT_PAGES == 10_000
+        # the store checkpoints every WAL_CHECKPOINT_PAGES itself, off the event loop
+        assert await pragma("wal_autocheckpoint") == 0 and WAL_CHECKPOINT_PAGES == 10_000
     finally:
         await store.close()
 
@@ -96,4 +111,72 @@ async def test_receipts_are_read_back_after_a_reopen_and_pruned_there_too(tmp_pa
         assert await rows(store) == 1
         assert [r.datagram for r in await store.receipts()] == [b"answer 1"]
     finally:
+        await store.close()
+
+
+# -- commits on the loop thread, through what the store relies on in aiosqlite --------------
+
+
+def test_the_aiosqlite_the_store_relies_on_is_the_pinned_one():
+    assert aiosqlite.__version__ == "0.22.1"  # pyproject.toml pins it; see store._Aiosqlite
+    assert _Aiosqlite.RELIES_ON == ("_running", "_connection", "_execute")
+
+
+async def test_an_aiosqlite_without_what_the_store_relies_on_is_refused_at_open(
+    db_path, monkeypatch
+):
+    monkeypatch.setattr(_Aiosqlite, "RELIES_ON", (*_Aiosqlite.RELIES_ON, "_gone"))
+    with pytest.raises(StoreError, match=r"aiosqlite 0\.22\.1 lacks .*\(_gone\)"):
+        await Store.open(db_path)
+    monkeypatch.undo()
+    store = await Store.open(db_path)  # the failed open let go of the store
+    await store.close()
+
+
+async def _commit_some(store: Store, count: int) -> None:
+    for n in range(count):
+        await store.commit([Change(Device(global_sequence=n))], [receipt(n, 1e9 + n)])
+        await asyncio.sleep(0)  # as the loop does between requests: a checkpoint may start
+
+
+async def test_commits_run_on_the_loop_thread_and_checkpoints_in_aiosqlites(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_module, "WAL_CHECKPOINT_PAGES", 40)
+    store = await Store.open(tmp_path / "pager.db")
+    try:
+        statements: list[tuple[int, str]] = []
+        store._aio.sqlite().set_trace_callback(
+            lambda sql: statements.append((threading.get_ident(), sql.split()[0]))
+        )
+        await _commit_some(store, 300)
+        if store._checkpointing is not None:
+            await store._checkpointing
+        loop = threading.get_ident()
+        assert {t for t, sql in statements if sql in ("INSERT", "UPDATE", "COMMIT")} == {loop}
+        checkpoints = [t for t, sql in statements if sql == "PRAGMA"]
+        assert checkpoints and loop not in checkpoints
+        # a log copied every 40 pages or so, and started again: it stays small
+        wal = (tmp_path / "pager.db-wal").stat().st_size
+        assert wal < 200 * 4096, wal
+    finally:
+        await store.close()
+
+
+async def test_a_commit_waits_for_another_processs_lock_without_holding_up_the_loop(db_path):
+    store = await Store.open(db_path)
+    other = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the sqlite3 shell, say, in the middle of a write
+        commit = asyncio.create_task(store.commit([Change(Device(global_sequence=7))]))
+        started = time.monotonic()
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        # the loop turned on while the commit waited (a wait on it would take 5 s)
+        assert time.monotonic() - started < BUSY_WAIT_SECONDS / 2 and not commit.done()
+        other.execute("ROLLBACK")
+        await asyncio.wait_for(commit, 5)
+        assert (await store.load()).device.global_sequence == 7
+        await store.commit([Change(Device(global_sequence=8))])  # and on the loop again
+        assert (await store.load()).device.global_sequence == 8
+    finally:
+        other.close()
         await store.close()

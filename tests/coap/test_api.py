@@ -350,7 +350,7 @@ async def test_block2_history_of_2000(client, emulator):
     from pager.domain.model import Archived, Session
 
     t = datetime(2026, 3, 14, 10, 0, 0)
-    await emulator.engine.store.bulk_archive(
+    await emulator.engine.archive_in_bulk(
         Archived(
             Session(i, i, f"00000000-0000-4000-8000-{i:012d}", i % 4096, 2, 300, t, t, "x"),
             t,

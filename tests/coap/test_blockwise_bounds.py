@@ -107,12 +107,12 @@ def _history(
     return m.encode()
 
 
-FIRST = 101  # archived ids start here; sessions the running engine creates take 1, 2, ...
+FIRST = 101  # archived ids start here; sessions created after them take the ids past theirs
 
 
 async def _archive(emulator, count: int, label=lambda i: f"party {i}") -> None:
     t = datetime(2026, 3, 14, 10, 0, 0)
-    await emulator.engine.store.bulk_archive(
+    await emulator.engine.archive_in_bulk(
         Archived(
             Session(i, i, f"00000000-0000-4000-8000-{i:012d}", i % 4096, 2, 300, t, t, label(i)),
             t,
@@ -257,13 +257,13 @@ async def test_history_changing_mid_transfer_keeps_each_transfer_consistent(emul
     try:
         first = await before.block(0)
         await client.post("/v1/sessions", {"number": 4000})
-        await client.delete("/v1/sessions", query="number=4000")  # archived: id 1
+        await client.delete("/v1/sessions", query="number=4000")  # archived: id FIRST + 1000
         started_after = await during.block(0)
         assert started_after.payload != first.payload  # a new sequence, a new rendering
         old = json.loads(await before.rest(first))  # the whole of what it started on
         new = json.loads(await during.rest(started_after))
         assert [h["id"] for h in old["session_history"]] == list(range(FIRST, FIRST + 1000))
-        assert [h["id"] for h in new["session_history"]] == [1, *range(FIRST, FIRST + 1000)]
+        assert [h["id"] for h in new["session_history"]] == list(range(FIRST, FIRST + 1001))
         assert new["globalSessionSequence"] == old["globalSessionSequence"] + 2
 
         # history deleted, the sequence unchanged: still a new rendering
@@ -272,10 +272,9 @@ async def test_history_changing_mid_transfer_keeps_each_transfer_consistent(emul
         r = await client.get("/v1/sessions/history")
         assert r.json["session_history"] == []
         assert r.json["globalSessionSequence"] == new["globalSessionSequence"]
-        assert [h["id"] for h in json.loads(await before.rest(first))["session_history"]] == [
-            1,
-            *range(FIRST, FIRST + 1000),
-        ]
+        assert [h["id"] for h in json.loads(await before.rest(first))["session_history"]] == list(
+            range(FIRST, FIRST + 1001)
+        )
     finally:
         before.close()
         during.close()
