@@ -1,6 +1,6 @@
 # Developer / CI entry points. The README's two commands:
 #   make serve   [ARGS="..."]         run the emulator
-#   make test    [PYTEST_ARGS="..."]  lint, then the test suite (incl. interop clients)
+#   make test    [PYTEST_ARGS="..."]  lint, type check, then the test suite (incl. interop clients)
 
 .PHONY: serve test
 
@@ -17,4 +17,5 @@ test:
 	bash scripts/bootstrap.sh --test
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 	.venv/bin/python -m pytest $(PYTEST_ARGS)

@@ -46,15 +46,15 @@ def _copy(state: State) -> State:
 @dataclass
 class _Queued:
     change: Change
-    done: asyncio.Future
+    done: asyncio.Future[None]
     receipt: Receipt | None = None
 
 
 @dataclass
 class _Exclusive:
     operation: Callable[[], Awaitable[None]]
-    done: asyncio.Future
-    gate: asyncio.Future = field(repr=False)
+    done: asyncio.Future[None]
+    gate: asyncio.Future[None] = field(repr=False)
 
 
 class Engine:
@@ -70,7 +70,7 @@ class Engine:
         self._queue: list[_Queued | _Exclusive] = []
         self._wake = asyncio.Event()
         # Set while a whole-state operation waits for its turn or runs: nothing is computed.
-        self._gate: asyncio.Future | None = None
+        self._gate: asyncio.Future[None] | None = None
         self._committing: _Queued | None = None  # the last change of the commit under way
         self._due: datetime | None = None
         self._committer: asyncio.Task[None] | None = None

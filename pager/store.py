@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import aiosqlite
 
@@ -28,6 +28,7 @@ from pager.domain.timefmt import fmt, parse
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Row = tuple[Any, ...]  # a row as sqlite3 returns it
 
 
 class StoreError(Exception):
@@ -159,7 +160,7 @@ def _dt(text: str | None) -> datetime | None:
     return None if text is None else parse(text)
 
 
-def _session_row(s: Session) -> tuple:
+def _session_row(s: Session) -> Row:
     return (
         s.id,
         s.sequence,
@@ -173,21 +174,21 @@ def _session_row(s: Session) -> tuple:
     )
 
 
-def _session(row: tuple) -> Session:
+def _session(row: Row) -> Session:
     return Session(
         row[0], row[1], row[2], row[3], row[4], row[5], parse(row[6]), _dt(row[7]), row[8]
     )
 
 
-def _archived_row(a: Archived) -> tuple:
+def _archived_row(a: Archived) -> Row:
     return (*_session_row(a.session), fmt(a.cleared), a.clear_type)
 
 
-def _archived(row: tuple) -> Archived:
+def _archived(row: Row) -> Archived:
     return Archived(_session(row[:9]), parse(row[9]), row[10])
 
 
-def _device_row(d: Device) -> tuple:
+def _device_row(d: Device) -> Row:
     c, s = d.counters, d.settings
     return (
         d.global_sequence,
@@ -206,7 +207,7 @@ def _device_row(d: Device) -> tuple:
     )
 
 
-def _device(row: tuple) -> Device:
+def _device(row: Row) -> Device:
     return Device(
         global_sequence=row[0],
         next_session_id=row[1],
@@ -219,12 +220,12 @@ def _device(row: tuple) -> Device:
     )
 
 
-def _transmission_row(t: Transmission) -> tuple:
+def _transmission_row(t: Transmission) -> Row:
     codes = json.dumps([[c.letter, c.value] for c in t.codes], separators=(",", ":"))
     return (t.id, fmt(t.time), t.number, t.system_id, t.page_mode, t.message, codes, t.session_id)
 
 
-def _transmission(row: tuple) -> Transmission:
+def _transmission(row: Row) -> Transmission:
     codes = tuple(AlertCode(letter, value) for letter, value in json.loads(row[6]))
     return Transmission(row[0], parse(row[1]), row[2], row[3], row[4], row[5], codes, row[7])
 
@@ -336,7 +337,9 @@ class _Aiosqlite:
 
     async def in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """`work(db)` in aiosqlite's thread, after whatever is queued there."""
-        return await self._aio._execute(lambda: work(self.sqlite()))
+        run = self._aio._execute  # unannotated: aiosqlite's private call (checked at open)
+        result: T = await run(lambda: work(self.sqlite()))  # type: ignore[no-untyped-call]
+        return result
 
 
 class Store:
@@ -434,11 +437,18 @@ class Store:
         finally:
             await self._conn.execute("ROLLBACK")
 
+    async def _one(self, sql: str) -> Row:
+        """The one row a statement of the opening returns."""
+        row = await (await self._conn.execute(sql)).fetchone()
+        if row is None:
+            raise StoreError(f"store {self.path} is not a usable pager store: {sql} found nothing")
+        return tuple(row)
+
     async def _migrate(self) -> None:
         await self._conn.execute("PRAGMA journal_mode=WAL")
         await self._conn.execute("PRAGMA synchronous=NORMAL")
         await self._conn.execute("PRAGMA wal_autocheckpoint=0")  # see WAL_CHECKPOINT_PAGES
-        (version,) = await (await self._conn.execute("PRAGMA user_version")).fetchone()
+        (version,) = await self._one("PRAGMA user_version")
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"store {self.path} has schema version {version}, newer than this emulator's "
@@ -449,12 +459,9 @@ class Store:
             await self._conn.executescript(
                 f"BEGIN; {MIGRATIONS[v]}; PRAGMA user_version = {v + 1}; COMMIT;"
             )
-        cur = await self._conn.execute(
-            "SELECT history_count, transmission_count, resets FROM device"
-        )
-        self._counts["history"], self._counts["transmission"], self.resets = await cur.fetchone()
-        cur = await self._conn.execute("SELECT min(id), max(id), max(time) FROM receipt")
-        oldest, newest, latest = await cur.fetchone()
+        counts = await self._one("SELECT history_count, transmission_count, resets FROM device")
+        self._counts["history"], self._counts["transmission"], self.resets = counts
+        oldest, newest, latest = await self._one("SELECT min(id), max(id), max(time) FROM receipt")
         if newest is not None:
             self._receipt_oldest, self._receipt_next = oldest, newest + 1
             self._receipt_expired = oldest
@@ -524,11 +531,11 @@ class Store:
         finally:
             self._checkpointing = None
 
-    async def _query(self, sql: str, args: Iterable = ()) -> list[tuple]:
+    async def _query(self, sql: str, args: Iterable[object] = ()) -> list[Row]:
         async with self._lock:
             try:
                 cur = await self._conn.execute(sql, tuple(args))
-                return list(await cur.fetchall())
+                return [tuple(row) for row in await cur.fetchall()]
             except sqlite3.Error as e:
                 raise StoreUnavailable(f"the store could not be read: {e}") from e
 
@@ -577,7 +584,9 @@ class Store:
         await self._write(work)
         kept()
 
-    def _keeping(self, receipts: Sequence[Receipt]):
+    def _keeping(
+        self, receipts: Sequence[Receipt]
+    ) -> tuple[Callable[[sqlite3.Connection], None], Callable[[], None]]:
         """(keep, kept): `keep(db)` writes the receipts and deletes expired ones within a
         transaction; `kept()` records that it committed. One committer calls at a time."""
         first = self._receipt_next
@@ -619,7 +628,7 @@ class Store:
         return [Receipt(*r) for r in reversed(rows)]
 
     def _append(
-        self, db: sqlite3.Connection, counts: dict[str, int], table: str, rows: list[tuple]
+        self, db: sqlite3.Connection, counts: dict[str, int], table: str, rows: list[Row]
     ) -> None:
         """Insert rows into a capped table, dropping its oldest rows beyond the limit.
 
@@ -660,9 +669,10 @@ class Store:
         """A number that changes whenever anything was committed to the store since it was
         last asked for (SQLite's data_version): two reads of history between two equal
         versions read the same rows."""
-        return await self._read(lambda db: db.execute("PRAGMA data_version").fetchone()[0])
+        version: int = await self._read(lambda db: db.execute("PRAGMA data_version").fetchone()[0])
+        return version
 
-    async def _read(self, work: Callable[[sqlite3.Connection], object]):
+    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         try:
             async with self._reader_opening:
                 if self._reader is None:

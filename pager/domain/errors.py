@@ -1,5 +1,10 @@
 """Domain refusals. The CoAP layer maps them to response codes; the core never knows codes."""
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pager.domain.model import Device
+
 
 class Refused(Exception):
     """A request the device refuses; nothing has changed."""
@@ -7,7 +12,7 @@ class Refused(Exception):
     # The device state it was refused on, when that is not (yet) the committed one: set by
     # the engine, so that the answer shows the state the refusal saw (a change queued before
     # it, not yet committed).
-    seen = None
+    seen: "Device | None" = None
 
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
