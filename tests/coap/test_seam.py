@@ -4,7 +4,11 @@ A hook whose target a new aiocoap renamed or retyped must stop the emulator at s
 a SeamError naming the hook and the aiocoap version, and leave nothing behind."""
 
 import asyncio
+import importlib.util
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -194,3 +198,52 @@ def test_the_readme_table_is_made_from_hooks():
         f"| `{h.name}` | `{h.target}`: {h.changes} | {h.reason} | {h.upstream} |"
         for h in seam.HOOKS
     ]
+
+
+_DEAF_AFTER_ICMP = """
+import asyncio, sys
+import aiocoap, uvloop
+from aiocoap.numbers.types import Type
+from pager.app import Emulator
+
+class Datagrams(asyncio.DatagramProtocol):
+    def __init__(self):
+        self.received = asyncio.Queue()
+    def datagram_received(self, data, addr):
+        self.received.put_nowait(data)
+
+async def main():
+    async with Emulator() as emu:
+        loop = asyncio.get_running_loop()
+        gone, proto = await loop.create_datagram_endpoint(Datagrams, local_addr=("127.0.0.1", 0))
+        register = aiocoap.Message(code=aiocoap.GET, uri_path=("v1", "notify"), observe=0)
+        register.mtype, register.mid, register.token = Type.CON, 1, b"dead"
+        gone.sendto(register.encode(), ("127.0.0.1", emu.port))
+        await asyncio.wait_for(proto.received.get(), 5)
+        gone.close()  # its port answers the next notification with ICMP port unreachable
+        client = await aiocoap.Context.create_client_context()
+        uri = emu.uri + "/v1/sessions/statistics"
+        first = await client.request(aiocoap.Message(code=aiocoap.DELETE, uri=uri)).response
+        await asyncio.sleep(0.5)  # the notification went out, the ICMP error came back
+        second = aiocoap.Message(code=aiocoap.GET, uri=uri)
+        answer = await asyncio.wait_for(client.request(second).response, 10)
+        print(type(loop).__module__, first.code.dotted, answer.code.dotted)
+        await client.shutdown()
+
+uvloop.run(main())
+"""
+
+
+def test_on_uvloop_an_icmp_error_does_not_leave_the_server_deaf(tmp_path):
+    """libuv stops polling a socket that reports an error; aiocoap asks for ICMP errors on
+    its socket, so the first vanished observer made an emulator on uvloop answer nothing
+    more (the stateful test found it once uvloop was installed)."""
+    if importlib.util.find_spec("uvloop") is None:
+        if os.environ.get("CI") in ("true", "1"):
+            pytest.fail("uvloop (the fast extra, which make test installs) is missing")
+        pytest.skip("uvloop is not installed")
+    script = tmp_path / "deaf.py"
+    script.write_text(_DEAF_AFTER_ICMP)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["uvloop", "2.02", "2.05"]

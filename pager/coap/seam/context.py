@@ -8,6 +8,7 @@ import aiocoap
 from aiocoap import pipe as aiocoap_pipe
 from aiocoap import resource
 from aiocoap.transports.udp6 import MessageInterfaceUDP6
+from aiocoap.util import socknumbers
 
 from pager.coap.seam import hooks
 
@@ -22,6 +23,12 @@ class _ExclusiveUDP6(MessageInterfaceUDP6):
     address without the option. That bind is refused (EADDRINUSE) while any other socket
     holds the address, `::` and a v4 address on it included, so of two emulators started at
     once at most one gets the port.
+
+    On uvloop the socket does not ask for ICMP errors (aiocoap turns IP_RECVERR on): libuv
+    stops polling a descriptor that reports an error, so the first "port unreachable" of a
+    vanished observer would leave the server deaf to every datagram after it. Without them
+    a vanished observer is noticed by its unacknowledged notifications, as on a network
+    that filters ICMP.
     """
 
     @classmethod
@@ -34,7 +41,13 @@ class _ExclusiveUDP6(MessageInterfaceUDP6):
         try:
             exclusive.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             exclusive.bind(address)
-            return await super()._create_transport_endpoint(exclusive, ctx, log, loop, multicast)
+            endpoint = await super()._create_transport_endpoint(
+                exclusive, ctx, log, loop, multicast
+            )
+            if type(loop).__module__.split(".")[0] == "uvloop" and socknumbers.HAS_RECVERR:
+                exclusive.setsockopt(socket.IPPROTO_IPV6, socknumbers.IPV6_RECVERR, 0)
+                exclusive.setsockopt(socket.IPPROTO_IP, socknumbers.IP_RECVERR, 0)
+            return endpoint
         except BaseException:
             exclusive.close()
             raise

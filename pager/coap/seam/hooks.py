@@ -39,9 +39,11 @@ HOOKS: list[Hook] = [
     Hook(
         "exclusive-bind",
         "transports.udp6.MessageInterfaceUDP6._create_transport_endpoint (overridden)",
-        "the server socket is bound again without SO_REUSEPORT before anything reads from it",
+        "the server socket is bound again without SO_REUSEPORT before anything reads from it; "
+        "on uvloop it asks for no ICMP errors (IP_RECVERR off)",
         "with SO_REUSEPORT a second emulator binds the same port and the kernel splits the "
-        "datagrams between the two",
+        "datagrams between the two; libuv stops polling a socket that reports an ICMP error, "
+        "leaving the server deaf",
         "none filed",
     ),
     Hook(
