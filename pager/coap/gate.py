@@ -13,7 +13,8 @@ the critical-option check), so they live here once, in the order the spec gives:
 4. for a known resource only (an unknown path is 4.04 without a body, whatever it carries):
    Content-Format (4.15), Accept (4.06, against the formats the resource answers in), body
    size (4.13; a Block1 upload at the first block that reaches past the limit, not at its
-   last), and query names (unknown ones follow the unknown-field rule).
+   last, by its block size or its payload, whichever is longer), and query names (unknown
+   ones follow the unknown-field rule).
 
 Errors aiocoap raises while serving (4.05 for a missing render method, Block1 trouble) come
 without a body; the gate renders them with the spec's error body, except the 4.04 of an
@@ -126,7 +127,9 @@ class Gate:
             text = f"Accept must be {_named(admission.answers)}"
             return self._error(request, Code.NOT_ACCEPTABLE, text)
         block1 = request.opt.block1
-        reach = len(request.payload) if block1 is None else block1.start + block1.size
+        reach = len(request.payload)
+        if block1 is not None:  # a last block may be longer than its size: aiocoap takes it
+            reach = block1.start + max(block1.size, reach)
         if reach > rules.BODY_MAX:
             return self.too_large(request)
         if admission.queries is not None and not _continuation(request):
