@@ -466,3 +466,31 @@ async def test_vanished_observers_are_dropped_quietly(client, watches, emulator,
     await healthy.until(lambda w: len(w.of("sessions")) == 2)
     for raw in silent:
         raw.transport.close()
+
+
+@pytest.mark.parametrize("config_overrides", [{"max_observers": 2}])
+async def test_registrations_waiting_together_stay_within_the_limit(emulator):
+    """Registrations that arrive while a whole-state operation runs all wait for it; once it
+    is over, the limit still holds: the first two observe, the others get 5.03."""
+    release = asyncio.Event()
+    held = asyncio.create_task(emulator.engine.exclusive(release.wait))
+    await asyncio.sleep(0.05)
+    raws = [await RawObserver.open(emulator.port) for _ in range(4)]
+    for raw in raws:
+        raw.register()
+    await asyncio.sleep(0.3)  # every registration is in, waiting
+    release.set()
+    await held
+    answers = [await _answer(raw) for raw in raws]
+    codes = sorted(a.code.dotted for a in answers)
+    assert codes == ["2.05", "2.05", "5.03", "5.03"]
+    assert len(emulator.hub.observers) == 2
+    for raw in raws:
+        raw.transport.close()
+
+
+async def _answer(raw: RawObserver) -> aiocoap.Message:
+    """The answer to a registration, past the empty ACK of a separate response."""
+    while (message := await raw.next()).code == aiocoap.EMPTY:
+        pass
+    return message
