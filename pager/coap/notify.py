@@ -91,6 +91,9 @@ class NotifyResource(ApiResource):
                 self.answers.error(request, Code.BAD_REQUEST, e.message, e.field), True
             )
             return
+        # the limit is checked once nothing is awaited before the subscription: registrations
+        # waiting out a whole-state operation together would otherwise all pass it
+        await self.engine.catch_up()
         if len(self.hub.observers) >= self.hub.max_observers:
             pipe.add_response(
                 self.answers.error(
@@ -102,7 +105,6 @@ class NotifyResource(ApiResource):
                 True,
             )
             return
-        await self.engine.catch_up()
         ct = response_format(request)
         observer = self.hub.subscribe(str(request.remote.hostinfo), ct, with_sessions)
         why = "ended (deregistered, reset, or its notifications went unacknowledged)"
