@@ -10,6 +10,7 @@ import aiocoap
 import cbor2
 import pytest
 from aiocoap.numbers.types import Type
+from aiocoap.optiontypes import BlockOption
 
 
 class Watch:
@@ -494,3 +495,32 @@ async def _answer(raw: RawObserver) -> aiocoap.Message:
     while (message := await raw.next()).code == aiocoap.EMPTY:
         pass
     return message
+
+
+async def test_a_later_block_asked_for_with_observe_is_that_block_not_a_registration(
+    client, emulator
+):
+    """Spec §8: the rest of a large answer is fetched with GETs carrying Block2, with or
+    without Observe; a later block carrying Observe 0 is served from the transfer like one
+    without, and observes nothing."""
+    for n in range(1, 40):
+        await client.post("/v1/sessions", {"number": n})
+    raw = await RawObserver.open(emulator.port)
+    whole = b""
+    for number in range(8):
+        m = aiocoap.Message(
+            code=aiocoap.GET, uri_path=("v1", "notify"), uri_query=("action=get_sessions",)
+        )
+        m.opt.block2 = BlockOption.BlockwiseTuple(number, False, 6)
+        if number:
+            m.opt.observe = 0
+        raw.send(m, Type.CON, 10 + number, b"b")
+        answer = await _answer(raw)
+        assert answer.code.dotted == "2.05" and answer.opt.observe is None
+        assert answer.opt.block2.block_number == number
+        whole += answer.payload
+        if not answer.opt.block2.more:
+            break
+    assert number > 0 and not emulator.hub.observers
+    assert [s["number"] for s in json.loads(whole)["sessions"]] == list(range(1, 40))
+    raw.transport.close()
