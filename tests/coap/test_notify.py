@@ -507,7 +507,7 @@ async def test_a_later_block_asked_for_with_observe_is_that_block_not_a_registra
         await client.post("/v1/sessions", {"number": n})
     raw = await RawObserver.open(emulator.port)
     whole = b""
-    for number in range(8):
+    for number in range(30):
         m = aiocoap.Message(
             code=aiocoap.GET, uri_path=("v1", "notify"), uri_query=("action=get_sessions",)
         )
