@@ -81,7 +81,9 @@ class NotifyResource(ApiResource):
 
     async def render_to_pipe(self, pipe: Pipe) -> None:
         request = pipe.request
-        if request.opt.observe != 0 or request.code != Code.GET:
+        block2 = request.opt.block2
+        later_block = block2 is not None and block2.block_number > 0  # of a plain GET's answer
+        if request.opt.observe != 0 or request.code != Code.GET or later_block:
             await super().render_to_pipe(pipe)
             return
         try:
