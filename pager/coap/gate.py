@@ -8,12 +8,14 @@ the critical-option check), so they live here once, in the order the spec gives:
 1. an injected error fault (the test rig's, through `InjectedErrors`), before anything else,
    as a transmitter that is failing does not look at the request;
 2. Proxy-Uri or Proxy-Scheme: 5.05, this is not a proxy (RFC 7252 §5.7.2);
-3. an unrecognised critical option: 4.02 (RFC 7252 §5.4.1); aiocoap would answer the
+3. an unrecognised critical option: 4.02 (RFC 7252 §5.4.1), one the transmitter does not act
+   on or a second occurrence of one that may come once (§5.4.5); aiocoap would answer the
    request as if the option were not there;
 4. for a known resource only (an unknown path is 4.04 without a body, whatever it carries):
    Content-Format (4.15), Accept (4.06, against the formats the resource answers in), body
    size (4.13; a Block1 upload at the first block that reaches past the limit, not at its
-   last), and query names (unknown ones follow the unknown-field rule).
+   last, by its block size or its payload, whichever is longer), and query names (unknown
+   ones follow the unknown-field rule).
 
 Errors aiocoap raises while serving (4.05 for a missing render method, Block1 trouble) come
 without a body; the gate renders them with the spec's error body, except the 4.04 of an
@@ -27,6 +29,7 @@ from typing import Protocol
 from aiocoap import Message, error
 from aiocoap.numbers.codes import Code
 from aiocoap.numbers.contentformat import ContentFormat
+from aiocoap.numbers.optionnumbers import OptionNumber
 from aiocoap.pipe import Pipe
 
 from pager import wire
@@ -36,6 +39,31 @@ from pager.domain import rules
 from pager.domain.errors import Invalid
 
 LINK_FORMAT = int(ContentFormat.LINKFORMAT)
+CRITICAL = frozenset(
+    int(n)
+    for n in (
+        OptionNumber.IF_MATCH,
+        OptionNumber.URI_HOST,
+        OptionNumber.IF_NONE_MATCH,
+        OptionNumber.URI_PORT,
+        OptionNumber.URI_PATH,
+        OptionNumber.URI_PATH_ABBREV,
+        OptionNumber.URI_QUERY,
+        OptionNumber.ACCEPT,
+        OptionNumber.BLOCK2,
+        OptionNumber.BLOCK1,
+        OptionNumber.PROXY_URI,
+        OptionNumber.PROXY_SCHEME,
+    )
+)
+"""The critical options the transmitter acts on. That aiocoap knows an option's name does
+not make it one: a request protected by OSCORE, or sent with Q-Block, read as if the option
+were not there would be misread."""
+REPEATABLE = frozenset(
+    int(n) for n in (OptionNumber.IF_MATCH, OptionNumber.URI_PATH, OptionNumber.URI_QUERY)
+)
+"""Of those, the ones that may come more than once; another one's second occurrence is an
+unrecognised option (RFC 7252 §5.4.5)."""
 _FORMAT_NAMES = {
     LINK_FORMAT: "application/link-format",
     wire.JSON: "application/json",
@@ -112,11 +140,19 @@ class Gate:
             return self._error(request, code, "injected fault")
         if request.opt.proxy_uri is not None or request.opt.proxy_scheme is not None:
             return self._error(request, Code.PROXYING_NOT_SUPPORTED, "this server is not a proxy")
+        once: set[int] = set()
         for option in request.opt.option_list():
-            number = option.number
-            if number.is_critical() and not hasattr(number, "name"):
-                text = f"critical option {int(number)} is not supported"
+            number = int(option.number)
+            if not number & 1:  # elective: ignored when unknown (RFC 7252 §5.4.1)
+                continue
+            if number not in CRITICAL:
+                text = f"critical option {number} is not supported"
                 return self._error(request, Code.BAD_OPTION, text)
+            if number not in REPEATABLE:
+                if number in once:
+                    text = f"critical option {number} given more than once"
+                    return self._error(request, Code.BAD_OPTION, text)
+                once.add(number)
         if admission is None:
             return None
         if request.opt.content_format not in (None, *wire.FORMATS):
@@ -126,7 +162,9 @@ class Gate:
             text = f"Accept must be {_named(admission.answers)}"
             return self._error(request, Code.NOT_ACCEPTABLE, text)
         block1 = request.opt.block1
-        reach = len(request.payload) if block1 is None else block1.start + block1.size
+        reach = len(request.payload)
+        if block1 is not None:  # a last block may be longer than its size: aiocoap takes it
+            reach = block1.start + max(block1.size, reach)
         if reach > rules.BODY_MAX:
             return self.too_large(request)
         if admission.queries is not None and not _continuation(request):

@@ -81,7 +81,9 @@ class NotifyResource(ApiResource):
 
     async def render_to_pipe(self, pipe: Pipe) -> None:
         request = pipe.request
-        if request.opt.observe != 0 or request.code != Code.GET:
+        block2 = request.opt.block2
+        later_block = block2 is not None and block2.block_number > 0  # of a plain GET's answer
+        if request.opt.observe != 0 or request.code != Code.GET or later_block:
             await super().render_to_pipe(pipe)
             return
         try:
@@ -91,6 +93,9 @@ class NotifyResource(ApiResource):
                 self.answers.error(request, Code.BAD_REQUEST, e.message, e.field), True
             )
             return
+        # the limit is checked once nothing is awaited before the subscription: registrations
+        # waiting out a whole-state operation together would otherwise all pass it
+        await self.engine.catch_up()
         if len(self.hub.observers) >= self.hub.max_observers:
             pipe.add_response(
                 self.answers.error(
@@ -102,7 +107,6 @@ class NotifyResource(ApiResource):
                 True,
             )
             return
-        await self.engine.catch_up()
         ct = response_format(request)
         observer = self.hub.subscribe(str(request.remote.hostinfo), ct, with_sessions)
         why = "ended (deregistered, reset, or its notifications went unacknowledged)"

@@ -16,6 +16,11 @@ from pager.coap.sessions import HistoryResource, SessionsResource, StatisticsRes
 from pager.coap.settings import SettingsResource
 from pager.hub import Hub
 
+ABBREVIATED = {0: (".well-known", "core")}
+"""The Uri-Path-Abbrev values (draft-ietf-core-uri-path-abbrev) of paths this site serves.
+Any other value takes aiocoap's way: the path it stands for is unknown here (4.04), or the
+value is unknown to aiocoap too, or comes beside a Uri-Path (4.02)."""
+
 
 class LeafSite(resource.Site):
     """aiocoap's Site, with the gate in front and without a deep copy of every request on the
@@ -24,8 +29,9 @@ class LeafSite(resource.Site):
     Site hands each resource a copy of the request with the matched path stripped, so that
     nested sites see relative paths. Our resources are leaves that never read the path, and
     under load that copy was a third of the server's CPU (py-spy). Exact paths of leaves are
-    dispatched directly; anything else (an unknown path, a Uri-Path-Abbrev) takes Site's
-    usual way behind the checks that do not depend on the resource.
+    dispatched directly, the abbreviation of one too; anything else (an unknown path, another
+    Uri-Path-Abbrev) takes Site's usual way behind the checks that do not depend on the
+    resource.
     """
 
     def __init__(self, gate: Gate, address_check: AddressCheck | None = None) -> None:
@@ -47,6 +53,10 @@ class LeafSite(resource.Site):
                 challenge.opt.echo = self.address_check.challenge(peer)
                 pipe.add_response(challenge, is_last=True)
                 return
+        abbrev = request.opt.uri_path_abbrev
+        if abbrev in ABBREVIATED and not request.opt.uri_path:
+            # as aiocoap's Site would, so that the leaf gets the checks its path gets
+            request.opt.uri_path, request.opt.uri_path_abbrev = ABBREVIATED[abbrev], None
         leaf = self._leaves.get(request.opt.uri_path)
         if leaf is not None and request.opt.uri_path_abbrev is None:
             await self.gate.serve(pipe, leaf.admission, leaf.render_to_pipe)

@@ -15,6 +15,7 @@ Error answers are given by the CoAP layer's request gate (`pager.coap.gate`), wh
 import asyncio
 import itertools
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,10 @@ import aiocoap
 from pager.coap.gate import request_path
 
 log = logging.getLogger("pager.faults")
+
+ERROR_CODE = r"^[45]\.([0-2][0-9]|3[01])$"
+"""An error code an error fault may answer: class 4 or 5, and a detail that fits its five
+bits (a detail of 35 would be carried into the class: 4.35 is 5.03)."""
 
 
 @dataclass
@@ -73,6 +78,8 @@ class FaultInjector:
         seconds: float = 0.0,
         code: str = "5.03",
     ) -> Fault:
+        if re.fullmatch(ERROR_CODE, code) is None:
+            raise ValueError(f"code must be a CoAP error code from 4.00 to 5.31, not {code!r}")
         fault = Fault(next(self._ids), kind, path, count, seconds, code)
         self.faults.append(fault)
         self._update()

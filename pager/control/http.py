@@ -16,7 +16,7 @@ from aiohttp.typedefs import Handler, Middleware
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pager import wire
-from pager.control.faults import Fault
+from pager.control.faults import ERROR_CODE, Fault
 from pager.control.rig import PagerState, RigControls
 from pager.domain import digits
 from pager.domain.errors import Refused
@@ -54,7 +54,7 @@ class FaultIn(_In):
     path: str | None = Field(None, pattern=r"^/")
     count: int | None = Field(None, ge=1, le=COUNT_MAX)
     seconds: float = Field(0.0, ge=0, le=600)
-    code: str = Field("5.03", pattern=r"^[45]\.[0-3][0-9]$")
+    code: str = Field("5.03", pattern=ERROR_CODE)
 
 
 class PowerCycle(_In):

@@ -10,6 +10,7 @@ unknown critical option or an injected fault are refused before the path is look
 """
 
 import ast
+import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,11 @@ from pathlib import Path
 import aiocoap
 import cbor2
 import pytest
+from aiocoap import optiontypes
+from aiocoap.numbers.types import Type
 from aiocoap.optiontypes import BlockOption, OpaqueOption
 
-from tests.conftest import exchange_once
+from tests.conftest import Datagrams, exchange_once
 
 PAGER = Path(__file__).resolve().parents[2] / "pager"
 
@@ -186,3 +189,98 @@ def test_the_coap_layer_does_not_import_the_rig():
                 if n == "pager.control" or n.startswith("pager.control.")
             ]
     assert offenders == []
+
+
+class _Uploader:
+    """Blocks of one upload from one UDP port, so that aiocoap keeps them together."""
+
+    def __init__(self, transport, proto):
+        self.transport, self.proto, self.mid = transport, proto, 0
+
+    async def block(self, path: str, payload: bytes, block1) -> aiocoap.Message:
+        self.mid += 1
+        m = aiocoap.Message(code=aiocoap.POST, payload=payload, content_format=50, block1=block1)
+        m.opt.uri_path = tuple(path.strip("/").split("/"))
+        m.mtype, m.mid, m.token = Type.CON, self.mid, b"u"
+        self.transport.sendto(m.encode())
+        return aiocoap.Message.decode(await asyncio.wait_for(self.proto.received.get(), 5))
+
+
+@pytest.fixture
+async def uploader(emulator):
+    transport, proto = await asyncio.get_running_loop().create_datagram_endpoint(
+        Datagrams, remote_addr=("127.0.0.1", emulator.port)
+    )
+    yield _Uploader(transport, proto)
+    transport.close()
+
+
+@pytest.mark.parametrize("blocks_before", [0, 4])
+async def test_a_last_block_larger_than_its_size_cannot_carry_a_body_past_the_limit(
+    client, uploader, blocks_before
+):
+    """The last block of an upload may be shorter than the block size, and aiocoap does not
+    check that it is not longer: a body past 1024 bytes in one last block is 4.13 all the
+    same, and creates nothing (a valid body padded with whitespace, which lenient mode takes)."""
+    body = b'{"number":5}' + b" " * 1500
+    for n in range(blocks_before):
+        answer = await uploader.block("/v1/sessions", body[n * 64 : (n + 1) * 64], _b1(n, True))
+        assert answer.code.dotted == "2.31"
+    rest = body[blocks_before * 64 :]
+    answer = await uploader.block("/v1/sessions", rest, _b1(blocks_before, False))
+    assert_error_body(answer, "4.13")
+    assert answer.opt.size1 == 1024
+    assert (await client.get("/v1/sessions")).json["sessions"] == []
+
+
+def _b1(number: int, more: bool):
+    return BlockOption.BlockwiseTuple(number, more, 2)  # 64-byte blocks
+
+
+def _opt(kind, number: int, value):
+    return getattr(optiontypes, kind)(number, value)
+
+
+REFUSED_OPTIONS = {  # critical options the transmitter does not act on, RFC 7252 §5.4.1
+    "oscore": [("OpaqueOption", 9, b"")],
+    "edhoc": [("OpaqueOption", 21, b"")],
+    "q-block1": [("UintOption", 19, 0)],
+    "q-block2": [("UintOption", 31, 0)],
+    # a supernumerary occurrence is an unrecognised option (RFC 7252 §5.4.5)
+    "accept-twice": [("UintOption", 17, 50), ("UintOption", 17, 0)],
+    "uri-host-twice": [("StringOption", 3, "a"), ("StringOption", 3, "b")],
+    "if-none-match-twice": [("OpaqueOption", 5, b""), ("OpaqueOption", 5, b"")],
+    "block1-twice": [("UintOption", 27, 6), ("UintOption", 27, 0x16)],
+    "block2-twice": [("UintOption", 23, 6), ("UintOption", 23, 0x16)],
+}
+SERVED_OPTIONS = {  # electives repeated (the first counts), options that may repeat
+    "content-format-twice": [("UintOption", 12, 50), ("UintOption", 12, 0)],
+    "size1-twice": [("UintOption", 60, 14), ("UintOption", 60, 15)],
+    "hop-limit": [("UintOption", 16, 3)],
+    "uri-port": [("UintOption", 7, 5683)],
+    "if-match-twice": [("OpaqueOption", 1, b"a"), ("OpaqueOption", 1, b"b")],
+}
+
+
+@pytest.mark.parametrize(
+    "options, expected",
+    [pytest.param(o, "4.02", id=k) for k, o in REFUSED_OPTIONS.items()]
+    + [pytest.param(o, "2.04", id=k) for k, o in SERVED_OPTIONS.items()],
+)
+async def test_critical_options_it_does_not_act_on_or_given_twice_are_4_02(
+    emulator, client, options, expected
+):
+    before = (await client.get("/v1/settings")).json["settings"]
+    m = aiocoap.Message(code=aiocoap.POST, payload=b'{"defaultTargetGoal":1234}')
+    m.opt.uri_path = ("v1", "settings")
+    m.opt.content_format = 50
+    for option in options:
+        m.opt.add_option(_opt(*option))
+    answer = await exchange_once(emulator.port, m)
+    after = (await client.get("/v1/settings")).json["settings"]
+    if expected == "4.02":
+        assert_error_body(answer, "4.02")
+        assert after == before
+    else:
+        assert answer.code.dotted == expected, answer.payload
+        assert after["defaultTargetGoal"] == 1234

@@ -10,6 +10,7 @@ import aiocoap
 import cbor2
 import pytest
 from aiocoap.numbers.types import Type
+from aiocoap.optiontypes import BlockOption
 
 
 class Watch:
@@ -466,3 +467,60 @@ async def test_vanished_observers_are_dropped_quietly(client, watches, emulator,
     await healthy.until(lambda w: len(w.of("sessions")) == 2)
     for raw in silent:
         raw.transport.close()
+
+
+@pytest.mark.parametrize("config_overrides", [{"max_observers": 2}])
+async def test_registrations_waiting_together_stay_within_the_limit(emulator):
+    """Registrations that arrive while a whole-state operation runs all wait for it; once it
+    is over, the limit still holds: the first two observe, the others get 5.03."""
+    release = asyncio.Event()
+    held = asyncio.create_task(emulator.engine.exclusive(release.wait))
+    await asyncio.sleep(0.05)
+    raws = [await RawObserver.open(emulator.port) for _ in range(4)]
+    for raw in raws:
+        raw.register()
+    await asyncio.sleep(0.3)  # every registration is in, waiting
+    release.set()
+    await held
+    answers = [await _answer(raw) for raw in raws]
+    codes = sorted(a.code.dotted for a in answers)
+    assert codes == ["2.05", "2.05", "5.03", "5.03"]
+    assert len(emulator.hub.observers) == 2
+    for raw in raws:
+        raw.transport.close()
+
+
+async def _answer(raw: RawObserver) -> aiocoap.Message:
+    """The answer to a registration, past the empty ACK of a separate response."""
+    while (message := await raw.next()).code == aiocoap.EMPTY:
+        pass
+    return message
+
+
+async def test_a_later_block_asked_for_with_observe_is_that_block_not_a_registration(
+    client, emulator
+):
+    """Spec §8: the rest of a large answer is fetched with GETs carrying Block2, with or
+    without Observe; a later block carrying Observe 0 is served from the transfer like one
+    without, and observes nothing."""
+    for n in range(1, 40):
+        await client.post("/v1/sessions", {"number": n})
+    raw = await RawObserver.open(emulator.port)
+    whole = b""
+    for number in range(30):
+        m = aiocoap.Message(
+            code=aiocoap.GET, uri_path=("v1", "notify"), uri_query=("action=get_sessions",)
+        )
+        m.opt.block2 = BlockOption.BlockwiseTuple(number, False, 6)
+        if number:
+            m.opt.observe = 0
+        raw.send(m, Type.CON, 10 + number, b"b")
+        answer = await _answer(raw)
+        assert answer.code.dotted == "2.05" and answer.opt.observe is None
+        assert answer.opt.block2.block_number == number
+        whole += answer.payload
+        if not answer.opt.block2.more:
+            break
+    assert number > 0 and not emulator.hub.observers
+    assert [s["number"] for s in json.loads(whole)["sessions"]] == list(range(1, 40))
+    raw.transport.close()

@@ -5,6 +5,7 @@ import asyncio
 import json
 
 import aiocoap
+import cbor2
 import pytest
 from aiocoap.numbers.types import Type
 
@@ -83,6 +84,44 @@ async def test_well_known_core_by_its_uri_path_abbreviation(emulator):
     m.opt.uri_path_abbrev = 0
     answer = await exchange_once(emulator.port, m)
     assert answer.code.dotted == "5.05" and json.loads(answer.payload)["error"]["code"] == "5.05"
+
+
+@pytest.mark.parametrize(
+    "option, value, code",
+    [("accept", 50, "4.06"), ("accept", 60, "4.06"), ("content_format", 0, "4.15")],
+)
+async def test_the_abbreviation_reaches_the_same_checks_as_the_path(emulator, option, value, code):
+    """/.well-known/core by Uri-Path-Abbrev is the same resource with the same admission:
+    what its path refuses, with the error body, the abbreviation refuses too."""
+    answers = []
+    for abbreviated in (False, True):
+        m = aiocoap.Message(code=aiocoap.GET)
+        if abbreviated:
+            m.opt.uri_path_abbrev = 0
+        else:
+            m.opt.uri_path = (".well-known", "core")
+        setattr(m.opt, option, value)
+        answers.append(await exchange_once(emulator.port, m))
+    errors = []
+    for answer in answers:
+        assert answer.code.dotted == code
+        assert answer.opt.content_format == (60 if value == 60 else 50)
+        errors.append((cbor2.loads if value == 60 else json.loads)(answer.payload)["error"])
+    assert errors[0] == errors[1] and errors[0]["code"] == code
+
+
+@pytest.mark.parametrize(
+    "abbrev, uri_path, code",
+    [(1, (), "4.04"), (999, (), "4.02"), (0, ("v1", "sessions"), "4.02")],
+)
+async def test_other_abbreviations_take_aiocoaps_way(emulator, abbrev, uri_path, code):
+    """One we do not serve is an unknown path; one aiocoap does not know, or one beside a
+    Uri-Path, is a bad option (with the error body)."""
+    m = aiocoap.Message(code=aiocoap.GET, uri_path=uri_path)
+    m.opt.uri_path_abbrev = abbrev
+    answer = await exchange_once(emulator.port, m)
+    assert answer.code.dotted == code
+    assert (answer.payload == b"") == (code == "4.04")
 
 
 class Peer:

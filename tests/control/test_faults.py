@@ -185,6 +185,23 @@ async def test_error_fault_answers_that_code_for_count_requests(rig, code):
     assert r.code == "2.01" and r.json["sessions"][0]["id"] == 1
 
 
+@pytest.mark.parametrize("code", ["4.32", "4.35", "5.39", "2.05", "x", "5.3", ""])
+async def test_an_error_code_that_is_no_coap_error_is_refused_by_the_python_api(rig, code):
+    """What the HTTP control API refuses with 400 `Emulator.add_fault` refuses too, instead
+    of answering another code (4.35 would be 5.03) or failing each request it meets."""
+    with pytest.raises(ValueError, match="code"):
+        rig.emu.add_fault("error", code=code)
+    assert rig.emu.list_faults() == []
+    assert (await rig.coap.get("/v1/settings")).code == "2.05"
+
+
+async def test_the_highest_error_details_are_answered_as_set(rig):
+    for code in ("4.31", "5.31"):
+        rig.emu.add_fault("error", code=code, count=1)
+        r = await rig.coap.get("/v1/settings")
+        assert r.code == code and r.json["error"]["code"] == code
+
+
 async def test_error_fault_without_path_or_count_until_cleared(rig):
     http, coap = rig.http, rig.coap
     fault = await http.post("/faults", {"kind": "error", "code": "5.00"}, status=201)

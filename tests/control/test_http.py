@@ -485,6 +485,8 @@ BAD_BODIES = [
     ("/faults", '{"kind": "error", "code": "2.05"}'),
     ("/faults", '{"kind": "error", "code": "5.99"}'),
     ("/faults", '{"kind": "error", "code": "503"}'),
+    ("/faults", '{"kind": "error", "code": "4.32"}'),  # a detail has 5 bits: 4.35 is 5.03
+    ("/faults", '{"kind": "error", "code": "5.39"}'),
     ("/power-cycle", '{"seconds": 0}'),
     ("/power-cycle", '{"seconds": -5}'),
     ("/power-cycle", '{"seconds": 3601}'),
