@@ -371,7 +371,10 @@ class Store:
         self._counts = {"history": 0, "transmission": 0}  # rows in the capped tables
         self.resets = 0  # factory resets this store has seen (see `reset`)
         self._reader: aiosqlite.Connection | None = None  # history's own, opened on first use
-        self._reader_opening = asyncio.Lock()
+        # Held for each read of history (one at a time in the reader's thread anyway) and by a
+        # checkpoint: a read holds a snapshot of the log, and a checkpoint that met one would
+        # leave the log to grow (see `_checkpoint`).
+        self._reading = asyncio.Lock()
         # checkpoints: commits since the last one, and how many commits fill the log
         self._since_checkpoint = 0
         self._checkpoint_every = WAL_CHECKPOINT_PAGES // _PAGES_PER_COMMIT_GUESS
@@ -519,12 +522,19 @@ class Store:
         lock: commits wait for it without holding up the loop, and a log no commit writes to
         meanwhile is copied whole, so that SQLite starts it again from its beginning."""
         try:
-            async with self._lock:
+            # No read of history either: a read under way keeps the frames it may need, and
+            # SQLite starts the log again only after a checkpoint that copied it whole, so
+            # reads one after another would have it grow with every commit. Commits wait for
+            # the read under way too: while it lasted, they would grow the log past its bound.
+            async with self._lock, self._reading:
                 commits, self._since_checkpoint = self._since_checkpoint, 0
-                _, pages, _ = await self._aio.in_thread(
+                busy, pages, copied = await self._aio.in_thread(
                     lambda db: db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 )
-                if pages > 0:  # the pages these commits wrote: when the next one is due
+                # Only a log copied whole was started again by the commits since the last
+                # checkpoint, and then its pages are theirs: when the next one is due. One
+                # that another process's reader kept would count older pages too.
+                if not busy and 0 < pages == copied:
                     self._checkpoint_every = max(1, commits * WAL_CHECKPOINT_PAGES // pages)
         except (sqlite3.Error, ValueError) as e:  # a disk error, or the store closing
             log.warning("checkpoint of the store's write-ahead log failed: %s", e)
@@ -674,12 +684,12 @@ class Store:
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         try:
-            async with self._reader_opening:
+            async with self._reading:
                 if self._reader is None:
                     self._reader = await aiosqlite.connect(
                         f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None
                     )
-            return await _Aiosqlite(self._reader).in_thread(work)
+                return await _Aiosqlite(self._reader).in_thread(work)
         except sqlite3.Error as e:
             raise StoreUnavailable(f"the store could not be read: {e}") from e
 

@@ -5,12 +5,13 @@ import asyncio
 import sqlite3
 import threading
 import time
+from datetime import datetime
 
 import aiosqlite
 import pytest
 
 from pager import store as store_module
-from pager.domain.model import Change, Device
+from pager.domain.model import Archived, Change, Device, Session
 from pager.store import (
     BUSY_WAIT_SECONDS,
     RECEIPT_PRUNE_BATCH,
@@ -179,4 +180,35 @@ async def test_a_commit_waits_for_another_processs_lock_without_holding_up_the_l
         assert (await store.load()).device.global_sequence == 8
     finally:
         other.close()
+        await store.close()
+
+
+async def test_the_log_stays_small_while_history_is_read_without_pause(tmp_path, monkeypatch):
+    # Every read of history holds a snapshot of the log; a checkpoint that meets one copies
+    # only what is older, and SQLite starts a log again from its beginning only once it was
+    # copied whole. Readers one after another would have the log grow with every commit.
+    monkeypatch.setattr(store_module, "WAL_CHECKPOINT_PAGES", 40)
+    store = await Store.open(tmp_path / "pager.db")
+    try:
+        now = datetime(2026, 1, 1)
+        sessions = [Session(n, n, f"u{n}", n, 2, 300, now, None, "x" * 100) for n in range(1, 3001)]
+        await store.bulk_archive([Archived(s, now, "manual") for s in sessions], Device())
+        reading = True
+
+        async def poll() -> int:
+            reads = 0
+            while reading:
+                assert len(await store.history()) == 3000
+                reads += 1
+            return reads
+
+        pollers = [asyncio.create_task(poll()) for _ in range(2)]
+        await _commit_some(store, 2000)
+        reading = False
+        assert min(await asyncio.gather(*pollers)) > 2  # history was read all along
+        if store._checkpointing is not None:
+            await store._checkpointing
+        wal = (tmp_path / "pager.db-wal").stat().st_size
+        assert wal < 400 * 4096, wal  # a few checkpoints apart, not 2000 commits
+    finally:
         await store.close()
