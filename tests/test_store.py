@@ -212,3 +212,24 @@ async def test_the_log_stays_small_while_history_is_read_without_pause(tmp_path,
         assert wal < 400 * 4096, wal  # a few checkpoints apart, not 2000 commits
     finally:
         await store.close()
+
+
+async def test_a_long_read_elsewhere_does_not_have_every_commit_checkpoint(db_path, monkeypatch):
+    # A log that another process's reader keeps is never copied whole: the pages it holds
+    # are older than the commits since the last checkpoint, not theirs to be timed from.
+    monkeypatch.setattr(store_module, "WAL_CHECKPOINT_PAGES", 40)
+    store = await Store.open(db_path)
+    other = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        await _commit_some(store, 100)
+        other.execute("BEGIN")  # the sqlite3 shell, say, in the middle of a long read
+        other.execute("SELECT count(*) FROM receipt").fetchone()
+        checkpoints: list[str] = []
+        store._aio.sqlite().set_trace_callback(
+            lambda sql: sql.startswith("PRAGMA wal_checkpoint") and checkpoints.append(sql)
+        )
+        await _commit_some(store, 600)
+        assert 0 < len(checkpoints) < 60, len(checkpoints)
+    finally:
+        other.close()
+        await store.close()
