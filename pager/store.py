@@ -665,15 +665,18 @@ class Store:
     async def history(self, after: int | None = None, limit: int | None = None) -> list[Archived]:
         args = (-1 if after is None else after, -1 if limit is None else limit)
 
-        def read(db: sqlite3.Connection) -> list[Archived]:
-            rows = db.execute(
+        def read(db: sqlite3.Connection) -> list[tuple]:
+            return db.execute(
                 f"SELECT {_SESSION_COLUMNS}, cleared, clear_type FROM history "
                 "WHERE id > ? ORDER BY id LIMIT ?",
                 args,
-            )
-            return [_archived(r) for r in rows]
+            ).fetchall()
 
-        return await self._read(read)
+        rows = await self._read(read)
+        reader = self._reader  # opened by the read
+        assert reader is not None
+        # parsed after the read, in the reader's thread: a checkpoint waits for the read only
+        return await _Aiosqlite(reader).in_thread(lambda _: [_archived(r) for r in rows])
 
     async def history_version(self) -> int:
         """A number that changes whenever anything was committed to the store since it was
