@@ -665,7 +665,7 @@ class Store:
     async def history(self, after: int | None = None, limit: int | None = None) -> list[Archived]:
         args = (-1 if after is None else after, -1 if limit is None else limit)
 
-        def read(db: sqlite3.Connection) -> list[tuple]:
+        def read(db: sqlite3.Connection) -> list[Row]:
             return db.execute(
                 f"SELECT {_SESSION_COLUMNS}, cleared, clear_type FROM history "
                 "WHERE id > ? ORDER BY id LIMIT ?",
