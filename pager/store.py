@@ -451,6 +451,10 @@ class Store:
         await self._conn.execute("PRAGMA journal_mode=WAL")
         await self._conn.execute("PRAGMA synchronous=NORMAL")
         await self._conn.execute("PRAGMA wal_autocheckpoint=0")  # see WAL_CHECKPOINT_PAGES
+        # A log that grew past its bound (another process's reader kept it, or the commits
+        # wrote more pages than guessed) is cut back to it when SQLite starts it again.
+        (page,) = await self._one("PRAGMA page_size")
+        await self._conn.execute(f"PRAGMA journal_size_limit={WAL_CHECKPOINT_PAGES * page}")
         (version,) = await self._one("PRAGMA user_version")
         if version > SCHEMA_VERSION:
             raise StoreError(

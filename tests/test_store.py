@@ -233,3 +233,25 @@ async def test_a_long_read_elsewhere_does_not_have_every_commit_checkpoint(db_pa
     finally:
         other.close()
         await store.close()
+
+
+async def test_a_log_grown_behind_a_read_is_cut_back_as_it_starts_again(db_path, monkeypatch):
+    # The log grows past its bound while another process's reader keeps it; SQLite reuses
+    # a log file from its beginning but never shortens it unless told how long it may stay.
+    monkeypatch.setattr(store_module, "WAL_CHECKPOINT_PAGES", 40)
+    store = await Store.open(db_path)
+    other = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        other.execute("BEGIN")
+        other.execute("SELECT count(*) FROM receipt").fetchone()
+        await _commit_some(store, 600)
+        grown = (db_path.parent / "pager.db-wal").stat().st_size
+        other.execute("COMMIT")
+        await _commit_some(store, 300)
+        if store._checkpointing is not None:
+            await store._checkpointing
+        wal = (db_path.parent / "pager.db-wal").stat().st_size
+        assert grown > 400 * 4096 and wal < 200 * 4096, (grown, wal)
+    finally:
+        other.close()
+        await store.close()
