@@ -138,6 +138,13 @@ _DEVICE_COLUMNS = (
 _SESSION_COLUMNS = "id, sequence, uuid, number, party_size, goal, created, notified, label"
 
 
+class History(NamedTuple):
+    """Archived sessions as of one committed state, and that state's globalSessionSequence."""
+
+    sequence: int
+    sessions: list[Archived]
+
+
 class Receipt(NamedTuple):
     """What a retransmission of a Confirmable request that changed something needs: who sent
     it (the peer's socket address), its message id, and the answer as sent. Kept with the
@@ -666,21 +673,30 @@ class Store:
     # committed state, so history is read through a read-only connection of its own, and its
     # rows are parsed in that connection's thread, not on the event loop.
 
-    async def history(self, after: int | None = None, limit: int | None = None) -> list[Archived]:
+    async def history(self, after: int | None = None, limit: int | None = None) -> History:
+        """Archived sessions, with the globalSessionSequence of the same committed state: read
+        apart, a commit between the two reads would give rows the sequence does not count."""
         args = (-1 if after is None else after, -1 if limit is None else limit)
 
-        def read(db: sqlite3.Connection) -> list[Row]:
-            return db.execute(
-                f"SELECT {_SESSION_COLUMNS}, cleared, clear_type FROM history "
-                "WHERE id > ? ORDER BY id LIMIT ?",
-                args,
-            ).fetchall()
+        def read(db: sqlite3.Connection) -> tuple[int, list[Row]]:
+            db.execute("BEGIN")  # one snapshot for both statements
+            try:
+                (sequence,) = db.execute("SELECT global_sequence FROM device").fetchone()
+                rows = db.execute(
+                    f"SELECT {_SESSION_COLUMNS}, cleared, clear_type FROM history "
+                    "WHERE id > ? ORDER BY id LIMIT ?",
+                    args,
+                ).fetchall()
+            finally:
+                db.execute("COMMIT")
+            return sequence, rows
 
-        rows = await self._read(read)
+        sequence, rows = await self._read(read)
         reader = self._reader  # opened by the read
         assert reader is not None
         # parsed after the read, in the reader's thread: a checkpoint waits for the read only
-        return await _Aiosqlite(reader).in_thread(lambda _: [_archived(r) for r in rows])
+        sessions = await _Aiosqlite(reader).in_thread(lambda _: [_archived(r) for r in rows])
+        return History(sequence, sessions)
 
     async def history_version(self) -> int:
         """A number that changes whenever anything was committed to the store since it was

@@ -203,7 +203,7 @@ async def test_archiving_in_bulk_moves_the_next_session_id_in_memory_and_on_disk
     await held.archive_in_bulk(
         Archived(Session(i, i, f"u-{i}", i, 2, 300, t, t, None), t, STOP) for i in (5, 9)
     )
-    assert [a.session.id for a in await held.store.history()] == [5, 9]
+    assert [a.session.id for a in (await held.store.history()).sessions] == [5, 9]
     await held.run(create(1))
     assert held.state.active[1].id == 10
     assert (await held.store.load()) == held.state

@@ -140,7 +140,7 @@ class HistoryResource(ApiResource):
     """Archived sessions: a whole history is a large answer, fetched block by block.
 
     One rendering serves every client asking for the same representation (the store's
-    version and globalSessionSequence, the query, the format, the second of the timestamp)
+    version, the query, the format, the second of the timestamp)
     while some Block2 transfer still holds it, so that many clients fetching the same history
     hold one copy, which the byte budget counts once. Renderings are made one at a time: each
     holds the history's sessions while it is made. The encoding goes a piece at a time, the
@@ -166,12 +166,12 @@ class HistoryResource(ApiResource):
         block2 = self.api.block2
         async with self._rendering:
             self._renderings = {k: p for k, p in self._renderings.items() if block2.holds(p)}
-            store, sequence = self.engine.store, self.engine.state.device.global_sequence
+            store = self.engine.store
             version = await store.history_version()
-            key = (version, sequence, after, limit, ct, fmt(now))
+            key = (version, after, limit, ct, fmt(now))
             payload = self._renderings.get(key)
             if payload is None:
-                archived = await store.history(after, limit)
+                sequence, archived = await store.history(after, limit)
                 pieces = []
                 for piece in wire.history_pieces(
                     self.answers.identity, sequence, now, archived, ct, self.SESSIONS_PER_PIECE

@@ -395,3 +395,25 @@ async def test_lenient_mode_accepts_whitespace(client):
 async def test_request_without_content_format_is_json(client):
     r = await client.post("/v1/sessions", raw=b'{"number":66}')
     assert r.code == "2.01"
+
+
+async def test_a_history_answer_counts_the_rows_it_shows(client, emulator, monkeypatch):
+    """Found by scripts/stateful.py: a session created and cleared while a history read was
+    under way showed in the rows, but the envelope's globalSessionSequence, read before, did
+    not count it. The sequence now comes from the same committed state as the rows."""
+    store = emulator.engine.store
+    versioned = store.history_version
+    raced = []
+
+    async def a_change_commits_meanwhile() -> int:
+        if not raced:
+            raced.append(await client.post("/v1/sessions", {"number": 7}))
+            raced.append(await client.post("/v1/sessions", {"number": 7, "action": "clear"}))
+        return await versioned()
+
+    monkeypatch.setattr(store, "history_version", a_change_commits_meanwhile)
+    r = await client.get("/v1/sessions/history")
+    assert [a.code for a in raced] == ["2.01", "2.00"]
+    (archived,) = r.json["session_history"]
+    assert archived["number"] == 7
+    assert r.json["globalSessionSequence"] == raced[1].json["globalSessionSequence"] == 2

@@ -178,7 +178,7 @@ async def _expected(emulator, body: bytes, accept: int | None, query: str = "") 
     params = dict(q.split("=") for q in query.split("&") if q)
     after = int(params["after"]) if "after" in params else None
     limit = int(params["limit"]) if "limit" in params else None
-    archived = await emulator.engine.store.history(after, limit)
+    archived = (await emulator.engine.store.history(after, limit)).sessions
     return wire.envelope(
         wire.Identity(),
         decoded["globalSessionSequence"],
