@@ -178,8 +178,8 @@ class Gate:
         return None
 
     def too_large(self, request: Message) -> Message:
-        text = f"request body must be at most {rules.BODY_MAX} bytes"
-        response = self._error(request, Code.REQUEST_ENTITY_TOO_LARGE, text)
+        too_large = Code.REQUEST_ENTITY_TOO_LARGE
+        response = self._error(request, too_large, _AIOCOAP_TEXT[too_large])
         response.opt.size1 = rules.BODY_MAX
         return response
 
