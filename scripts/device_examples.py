@@ -178,6 +178,7 @@ async def main_examples(ex: Examples) -> None:
     GET, POST, PUT, DELETE = Code.GET, Code.POST, Code.PUT, Code.DELETE
     ask = ex.ask
     await ask("well-known-core", msg(GET, "/.well-known/core"))
+    await ask("well-known-core-filter", msg(GET, "/.well-known/core?rt=t7470.notify"))
     # sessions
     await ask(
         "create",
@@ -232,6 +233,7 @@ async def main_examples(ex: Examples) -> None:
     )
     await ask("error-no-session", msg(PUT, "/v1/sessions?number=99", b'{"action":"page"}'))
     await ask("error-no-session-post", msg(POST, "/v1/sessions", b'{"number":99,"action":"clear"}'))
+    await ask("error-notify-action", msg(GET, "/v1/notify?action=get_settings", observe=0))
     await ask("error-unknown-path", msg(GET, "/v1/tables"))
     await ask("error-method", msg(PUT, "/v1/settings", b'{"systemId":3}'))
     await ask("error-accept", msg(GET, "/v1/settings", accept=0))
