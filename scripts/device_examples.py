@@ -1,22 +1,27 @@
 """Print the example exchanges of docs/device-api.md, taken from a running emulator.
 
-    .venv/bin/python scripts/device_examples.py
+    .venv/bin/python scripts/device_examples.py                           # print them
+    .venv/bin/python scripts/device_examples.py --write docs/device-api.md  # update the page
 
 Every example in the reference is one block printed here: the request as it was sent and the
 answer as the emulator sent it, datagram for datagram (a raw UDP peer, so nothing is
-reassembled or retried on the way). The emulator runs in this process on a fresh store with
-the clock frozen at 2026-01-15T18:00:00 and UUIDs drawn from a seeded generator, so that
-the output is the same on every run; `tests/test_docs.py` runs this script and checks that
-every block appears in the reference word for word. When an answer changes, run it again and
-paste the blocks that changed.
+reassembled or retried on the way). Each run of examples has an emulator of its own in this
+process, on a fresh store with the clock frozen at 2026-01-15T18:00:00 and UUIDs drawn from
+a generator seeded for that run, so that the output is the same every time. In the page,
+each block follows a comment `<!-- example: NAME -->`; `--write` replaces every named block
+with what the emulator sends now, and `tests/test_docs.py` checks that nothing is left to
+replace. A new example is placed in the page by hand, once.
 """
 
+import argparse
 import asyncio
 import random
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, cast
 
 import cbor2
@@ -112,7 +117,8 @@ class Peer(asyncio.DatagramProtocol):
         message = Message.decode(data)
         if message.mtype == Type.CON:
             assert self.transport is not None
-            ack = Message(mtype=Type.ACK, mid=message.mid, code=Code.EMPTY)
+            ack = Message(code=Code.EMPTY)
+            ack.mtype, ack.mid = Type.ACK, message.mid
             self.transport.sendto(ack.encode())
         if message.code != Code.EMPTY:
             self.queue.put_nowait(message)
@@ -321,7 +327,6 @@ async def observer_limit_example(ex: Examples) -> None:
 
 
 async def collect() -> list[tuple[str, str]]:
-    uuid.uuid4 = _seeded_uuids(7470)  # every session's uuid comes from uuid.uuid4
     blocks: list[tuple[str, str]] = []
     runs: list[tuple[dict[str, Any], Callable[[Examples], Awaitable[None]]]] = [
         ({}, main_examples),
@@ -332,7 +337,8 @@ async def collect() -> list[tuple[str, str]]:
         ({"amplification_protection": True}, echo_example),
         ({"max_observers": 1}, observer_limit_example),
     ]
-    for overrides, run in runs:
+    for seed, (overrides, run) in enumerate(runs):
+        uuid.uuid4 = _seeded_uuids(seed)  # every session's uuid comes from uuid.uuid4
         emulator = await started(**overrides)
         try:
             ex = Examples(emulator, await peer_for(emulator))
@@ -343,23 +349,40 @@ async def collect() -> list[tuple[str, str]]:
     return blocks
 
 
-def blocks_of(text: str) -> list[str]:
-    """The example blocks in the output of this script (or any Markdown with coap blocks)."""
-    found, inside, lines = [], False, []
-    for line in text.splitlines():
-        if line == FENCE + "coap":
-            inside, lines = True, []
-        elif line == FENCE and inside:
-            inside = False
-            found.append("\n".join(lines))
-        elif inside:
-            lines.append(line)
-    return found
+NAMED_BLOCK = re.compile(
+    r"^<!-- example: (\S+) -->\n" + FENCE + r"coap\n(.*?)\n" + FENCE + "$", re.MULTILINE | re.DOTALL
+)
+
+
+def blocks_of(text: str) -> dict[str, str]:
+    """The named example blocks of a page: name -> the text between the fences."""
+    return {m.group(1): m.group(2) for m in NAMED_BLOCK.finditer(text)}
+
+
+def write(path: Path, blocks: dict[str, str]) -> list[str]:
+    """Replace every named block of the page at `path`; the names it has no block for."""
+    text = path.read_text()
+
+    def replaced(m: re.Match[str]) -> str:
+        block = blocks.get(m.group(1), m.group(2))
+        return f"<!-- example: {m.group(1)} -->\n{FENCE}coap\n{block}\n{FENCE}"
+
+    path.write_text(NAMED_BLOCK.sub(replaced, text))
+    return sorted(set(blocks) - set(blocks_of(text)))
 
 
 def main() -> None:
-    for name, block in asyncio.run(collect()):
-        print(f"#### {name}\n{FENCE}coap\n{block}\n{FENCE}\n")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--write", type=Path, help="update the named blocks of this page")
+    args = parser.parse_args()
+    blocks = asyncio.run(collect())
+    if args.write is None:
+        for name, block in blocks:
+            print(f"<!-- example: {name} -->\n{FENCE}coap\n{block}\n{FENCE}\n")
+        return
+    unplaced = write(args.write, dict(blocks))
+    if unplaced:
+        raise SystemExit(f"{args.write} has no place for the examples {', '.join(unplaced)}")
 
 
 if __name__ == "__main__":

@@ -159,10 +159,11 @@ def test_the_examples_are_what_the_emulator_sends():
     assert status == 0, err
     printed = device_examples.blocks_of(out)
     assert len(printed) > 40
-    shown = set(device_examples.blocks_of(DEVICE_API.read_text()))
-    missing = [block for block in printed if block not in shown]
-    assert not missing, (
-        "docs/device-api.md shows other answers than the emulator sends; run "
-        "scripts/device_examples.py and paste these blocks:\n\n" + "\n\n".join(missing)
+    shown = device_examples.blocks_of(DEVICE_API.read_text())
+    stale = sorted(name for name in printed if shown.get(name) != printed[name])
+    assert not stale, (
+        f"docs/device-api.md shows other exchanges than the emulator's in {stale}: run "
+        "scripts/device_examples.py --write docs/device-api.md (and place new ones by hand)"
     )
-    assert shown <= set(printed), "docs/device-api.md shows an exchange no example prints"
+    assert set(shown) == set(printed), "docs/device-api.md shows an example no run prints"
+    assert DEVICE_API.read_text().count("```coap") == len(shown), "an example without a name"
