@@ -122,13 +122,23 @@ def links_outside(path: Path, text: str | None = None) -> list[str]:
         if re.match(r"[a-z][a-z0-9+.-]*:", target):  # a scheme: http, mailto, file...
             bad.append(target)
             continue
-        file = target.split("#", 1)[0]
+        file, _, anchor = target.partition("#")
         if not file:
-            continue  # an anchor in the same file
+            if anchor not in anchors(text):
+                bad.append(target)
+            continue
         resolved = (path.parent / file).resolve()
         if not resolved.is_relative_to(REPO) or not resolved.exists():
             bad.append(target)
+        elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved.read_text()):
+            bad.append(target)
     return bad
+
+
+def anchors(markdown: str) -> set[str]:
+    """The anchors a renderer gives the headings of a Markdown text (GitHub's rule)."""
+    headings = re.findall(r"^#+ (.*)$", CODE.sub("", markdown), re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
 
 
 @pytest.mark.parametrize("path", _markdown_files(), ids=lambda p: str(p.relative_to(REPO)))
@@ -138,9 +148,10 @@ def test_markdown_links_stay_in_the_repo(path):
 
 def test_a_link_outside_the_repo_is_caught():
     text = (
-        "[spec](../shared/spec/x.md) [up](../../etc/passwd) [web](https://example.com) "
+        "# Here\n[spec](../shared/spec/x.md) [up](../../etc/passwd) [web](https://example.com) "
         "<http://example.org> see https://example.net [gone](missing.md) [ok](#here) "
-        "[readme](../README.md#top) `curl http://127.0.0.1:7470`\n```\nhttp://x\n```\n"
+        "[readme](../README.md#running-it) `curl http://127.0.0.1:7470`\n```\nhttp://x\n```\n"
+        "[nowhere](device-api.md#no-such-heading)"
     )
     bad = links_outside(REPO / "docs" / "page.md", text)
     assert bad == [
@@ -151,6 +162,7 @@ def test_a_link_outside_the_repo_is_caught():
         "http://example.org",
         "https://example.net",
         "missing.md",
+        "device-api.md#no-such-heading",
     ]
 
 
