@@ -157,7 +157,7 @@ async def test_commits_run_on_the_loop_thread_and_checkpoints_in_aiosqlites(tmp_
         assert checkpoints and loop not in checkpoints
         # a log copied every 40 pages or so, and started again: it stays small
         wal = (tmp_path / "pager.db-wal").stat().st_size
-        assert wal < 200 * 4096, wal
+        assert wal < 200 * (store_module.PAGE_SIZE + 24), wal
     finally:
         await store.close()
 
@@ -209,7 +209,8 @@ async def test_the_log_stays_small_while_history_is_read_without_pause(tmp_path,
         if store._checkpointing is not None:
             await store._checkpointing
         wal = (tmp_path / "pager.db-wal").stat().st_size
-        assert wal < 400 * 4096, wal  # a few checkpoints apart, not 2000 commits
+        # a few checkpoints apart, not 2000 commits
+        assert wal < 400 * (store_module.PAGE_SIZE + 24), wal
     finally:
         await store.close()
 
@@ -251,7 +252,78 @@ async def test_a_log_grown_behind_a_read_is_cut_back_as_it_starts_again(db_path,
         if store._checkpointing is not None:
             await store._checkpointing
         wal = (db_path.parent / "pager.db-wal").stat().st_size
-        assert grown > 400 * 4096 and wal < 200 * 4096, (grown, wal)
+        frame = store_module.PAGE_SIZE + 24  # a page and its frame header
+        assert grown > 400 * frame and wal < 200 * frame, (grown, wal)
     finally:
         other.close()
+        await store.close()
+
+
+# -- schema: migrations and the page size -----------------------------------------------------
+
+
+def _store_at(path, version: int, page_size: int = 4096) -> sqlite3.Connection:
+    """A store file as an emulator of schema `version` left it."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute(f"PRAGMA page_size={page_size}")
+    db.execute("PRAGMA journal_mode=WAL")
+    for v in range(version):
+        db.executescript(
+            f"BEGIN; {store_module.MIGRATIONS[v]}; PRAGMA user_version = {v + 1}; COMMIT;"
+        )
+    return db
+
+
+SESSION_ROW = (7, 3, "6f9a1c1e-0000-4000-8000-000000000007", 42, 2, 300, "2026-12-01T10:00:00")
+
+
+async def test_a_new_store_has_small_pages_and_no_index_of_pager_numbers(tmp_path):
+    store = await Store.open(tmp_path / "pager.db")
+    try:
+        db = store._aio.sqlite()
+        assert db.execute("PRAGMA page_size").fetchone()[0] == store_module.PAGE_SIZE == 1024
+        assert db.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION
+        assert db.execute("PRAGMA index_list(session)").fetchall() == []
+    finally:
+        await store.close()
+
+
+async def test_a_version_2_store_keeps_its_sessions_and_pages_and_loses_the_index(tmp_path):
+    path = tmp_path / "pager.db"
+    old = _store_at(path, 2)
+    assert old.execute("PRAGMA index_list(session)").fetchall() != []  # what v3 drops
+    old.execute(
+        "INSERT INTO session (id, sequence, uuid, number, party_size, goal, created)"
+        " VALUES (?,?,?,?,?,?,?)",
+        SESSION_ROW,
+    )
+    old.close()
+    store = await Store.open(path)
+    try:
+        state = await store.load()
+        assert [(s.id, s.number, s.party_size) for s in state.active.values()] == [(7, 42, 2)]
+        db = store._aio.sqlite()
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("PRAGMA index_list(session)").fetchall() == []
+        assert db.execute("PRAGMA page_size").fetchone()[0] == 4096  # a file keeps its pages
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        await store.close()
+
+
+async def test_a_store_with_two_active_sessions_for_one_number_is_refused(tmp_path):
+    path = tmp_path / "pager.db"
+    db = _store_at(path, store_module.SCHEMA_VERSION)
+    for sid in (7, 8):
+        db.execute(
+            "INSERT INTO session (id, sequence, uuid, number, party_size, goal, created)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (sid, *SESSION_ROW[1:]),
+        )
+    db.close()
+    store = await Store.open(path)
+    try:
+        with pytest.raises(StoreError, match="two active sessions for one number"):
+            await store.load()
+    finally:
         await store.close()
