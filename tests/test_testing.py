@@ -28,6 +28,6 @@ async def test_a_party_paged_ten_minutes_late(pager_emulator):
         assert body["sessions"][0]["notified"] == "2026-01-15T18:10:00"
 
         pager = pager_emulator.pager(12)
-        assert pager.alerting and pager.last.page_mode == "Flash30Sec"
+        assert pager.alerting and pager.last_transmission.page_mode == "Flash30Sec"
     finally:
         await context.shutdown()

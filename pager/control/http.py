@@ -74,17 +74,16 @@ def transmission_json(t: Transmission) -> dict[str, Any]:
 
 
 def pager_json(p: PagerState) -> dict[str, Any]:
-    alert = p.last if p.alerting else None
     return {
         "number": p.number,
-        "state": "idle" if alert is None else "alerting",
-        "pageMode": None if alert is None else alert.page_mode,
-        "message": None if alert is None else alert.message,
-        "overrideCodes": (
-            [] if alert is None else [{"code": c.letter, "value": c.value} for c in alert.codes]
+        "state": p.state,
+        "pageMode": p.page_mode,
+        "message": p.message,
+        "overrideCodes": [{"code": c.code, "value": c.value} for c in p.override_codes],
+        "alertingUntil": None if p.alerting_until is None else fmt(p.alerting_until),
+        "lastTransmission": (
+            None if p.last_transmission is None else transmission_json(p.last_transmission)
         ),
-        "alertingUntil": None if alert is None else fmt(alert.alert_until),
-        "lastTransmission": None if p.last is None else transmission_json(p.last),
     }
 
 

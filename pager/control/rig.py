@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pager.control.faults import Fault, FaultInjector
 from pager.domain import rules
 from pager.domain.model import Change
-from pager.domain.pagemodes import Transmission, alerting
+from pager.domain.pagemodes import AlertCode, Transmission, alerting
 
 if TYPE_CHECKING:
     from pager.engine import Engine
@@ -26,9 +26,34 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PagerState:
+    """What one pager shows, named as the control API's JSON names it (`GET /pagers/N`), so
+    that a test reads the same field in Python and over HTTP."""
+
     number: int
-    alerting: bool
-    last: Transmission | None  # the latest transmission to this pager
+    state: Literal["idle", "alerting"]
+    page_mode: str | None  # these four are None (or empty) while idle
+    message: str | None
+    override_codes: tuple[AlertCode, ...]
+    alerting_until: datetime | None
+    last_transmission: Transmission | None  # the latest transmission to this pager
+
+    @classmethod
+    def of(cls, number: int, last: Transmission | None, now: datetime) -> PagerState:
+        if last is None or not alerting(last, now):
+            return cls(number, "idle", None, None, (), None, last)
+        return cls(
+            number,
+            "alerting",
+            last.page_mode,
+            last.message,
+            last.override_codes,
+            last.alert_until,
+            last,
+        )
+
+    @property
+    def alerting(self) -> bool:
+        return self.state == "alerting"
 
 
 class PagerBoard:
@@ -57,8 +82,7 @@ class PagerBoard:
         self._waiters = {n: dict.fromkeys(ws, 0) for n, ws in self._waiters.items()}
 
     def state(self, number: int, now: datetime) -> PagerState:
-        last = self.latest.get(number)
-        return PagerState(number, alerting(last, now), last)
+        return PagerState.of(number, self.latest.get(number), now)
 
     async def wait(self, number: int, after_id: int, timeout: float) -> Transmission | None:
         last = self.latest.get(number)
