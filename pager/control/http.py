@@ -287,10 +287,12 @@ def build_app(emu: RigControls, token: str | None = None) -> web.Application:
 
     @routes.get("/pagers/{number}/wait", name="wait")
     async def wait(request: web.Request) -> web.Response:
-        _query(request, "timeout", "after")
+        _query(request, "timeout", "after", "since")
         number = _number(request, emu)
         timeout = _decimal(request.query.get("timeout", "10"), "timeout (seconds)", 0, WAIT_MAX)
-        tx = await emu.wait_for_page(number, timeout, _query_int(request, "after"))
+        tx = await emu.wait_for_page(
+            number, timeout, _query_int(request, "after"), _query_time(request, "since")
+        )
         if tx is None:
             return _json({"paged": False, "number": number, "timeout": timeout}, 408)
         return _json({"paged": True, "transmission": transmission_json(tx)})
