@@ -105,3 +105,18 @@ async def test_real_answers_match_the_published_schemas(frozen):
     await check("POST", "/reset", "/reset")
     assert {s for _, _, s in seen} == {200, 201, 400, 404, 408}
     assert {(m, r) for m, r, _ in seen} | {("GET", "/openapi.json")} == _documented(doc)
+
+
+def test_every_endpoint_has_a_section_in_docs_control_api():
+    from pager.control.http import ROUTES
+    from tests.conftest import REPO
+
+    doc = (REPO / "docs" / "control-api.md").read_text()
+    headings = [line for line in doc.splitlines() if line.startswith("#")]
+    missing = [
+        f"{r.method} {r.path}"
+        for r in ROUTES
+        if r.path not in ("/api", "/openapi.json")  # described at the top
+        and not any(r.method in h and (r.path + "," in h or h.endswith(r.path)) for h in headings)
+    ]
+    assert missing == []
