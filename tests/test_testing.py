@@ -74,11 +74,18 @@ def _readme_test() -> str:
 
 
 @pytest.mark.parametrize("ini", ["", "asyncio_mode = strict\n", "asyncio_mode = auto\n"])
-async def test_the_readme_example_passes_in_a_new_project(tmp_path, ini):
-    """pytest-asyncio's default (strict) mode included: a project needs no setting."""
+async def test_the_documented_examples_pass_in_a_new_project(tmp_path, ini):
+    """The README's and docs/python.md's, in pytest-asyncio's default (strict) mode too: a
+    project needs no setting."""
     (tmp_path / "pytest.ini").write_text("[pytest]\n" + ini)
     (tmp_path / "test_readme.py").write_text(_readme_test())
     (tmp_path / "test_more.py").write_text(FLEET_AND_INDIRECT)
+    examples = [
+        b for b in _python_blocks((REPO / "docs/python.md").read_text()) if "def test_" in b
+    ]
+    assert len(examples) == 2
+    for i, example in enumerate(examples):
+        (tmp_path / f"test_docs_{i}.py").write_text(example)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -93,7 +100,7 @@ async def test_the_readme_example_passes_in_a_new_project(tmp_path, ini):
     out = (await asyncio.wait_for(proc.communicate(), 120))[0].decode()
     assert proc.returncode == 0, out
     # and nothing else in the summary: no skip, no warning from a test
-    assert re.search(r"^3 passed in [0-9.]+s$", out, re.M), out
+    assert re.search(r"^5 passed in [0-9.]+s$", out, re.M), out
 
 
 # ---- pager_fleet -------------------------------------------------------------------------
