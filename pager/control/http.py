@@ -29,7 +29,6 @@ from pager.control.faults import ERROR_CODE, Fault
 from pager.control.rig import PagerState, RigControls
 from pager.domain import digits
 from pager.domain.errors import Refused
-from pager.domain.pagemodes import Transmission
 from pager.domain.timefmt import WRITTEN, fmt, parse
 
 WAIT_MAX = 300.0
@@ -171,10 +170,6 @@ def _error(message: str, status: int) -> web.Response:
     return _answer(ErrorAnswer(error=message), status)
 
 
-def transmission_out(t: Transmission) -> wire.PageOut:
-    return wire.page_out(t)
-
-
 def pager_out(p: PagerState) -> PagerOut:
     return PagerOut(
         number=p.number,
@@ -184,7 +179,7 @@ def pager_out(p: PagerState) -> PagerOut:
         overrideCodes=[wire.AlertCodeOut.of(code=c.code, value=c.value) for c in p.override_codes],
         alertingUntil=None if p.alerting_until is None else fmt(p.alerting_until),
         lastTransmission=(
-            None if p.last_transmission is None else transmission_out(p.last_transmission)
+            None if p.last_transmission is None else wire.page_out(p.last_transmission)
         ),
     )
 
@@ -348,7 +343,8 @@ class Route:
     name: str  # the aiohttp route's name and the OpenAPI operationId
     summary: str
     call: Call
-    answers: Mapping[int, tuple[str, type[BaseModel]]]  # status -> (when, what)
+    # status -> (when, what); None: a JSON object of no fixed shape (the OpenAPI document)
+    answers: Mapping[int, tuple[str, type[BaseModel] | None]]
     params: tuple[Param, ...] = ()
     body: type[_In] | None = None
     description: str = ""
@@ -409,7 +405,7 @@ async def _transmissions(rig: RigControls, request: web.Request, body: Body) -> 
         _query_time(request, "since"),
         _query_int(request, "after"),
     )
-    return _answer(TransmissionsOut(transmissions=[transmission_out(t) for t in records]))
+    return _answer(TransmissionsOut(transmissions=[wire.page_out(t) for t in records]))
 
 
 async def _pagers(rig: RigControls, request: web.Request, body: Body) -> web.Response:
@@ -428,7 +424,7 @@ async def _wait(rig: RigControls, request: web.Request, body: Body) -> web.Respo
     )
     if tx is None:
         return _answer(NotPaged(paged=False, number=number, timeout=timeout), 408)
-    return _answer(Paged(paged=True, transmission=transmission_out(tx)))
+    return _answer(Paged(paged=True, transmission=wire.page_out(tx)))
 
 
 async def _faults(rig: RigControls, request: web.Request, body: Body) -> web.Response:
@@ -470,7 +466,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api", "index", "this list of endpoints", _get_index,
           {200: ("every endpoint", IndexOut)}),
     Route("GET", "/openapi.json", "openapi", "the OpenAPI 3.1 description of this API",
-          _get_openapi, {200: ("the document", _Answer)}),
+          _get_openapi, {200: ("the document", None)}),
     Route("GET", "/clock", "get_clock", "read the transmitter's clock", _get_clock,
           {200: ("the clock", ClockOut)}),
     Route("POST", "/clock/set", "set_clock", "set the clock to a local time", _set_clock,
@@ -555,7 +551,7 @@ def openapi(rig: RigControls) -> dict[str, Any]:
     for route in ROUTES:
         if route.body is not None:
             models.append((route.body, "validation"))
-        models += [(m, "serialization") for _, m in route.answers.values() if m is not _Answer]
+        models += [(m, "serialization") for _, m in route.answers.values() if m is not None]
     models.append((ErrorAnswer, "serialization"))
     refs, defs = models_json_schema(models, ref_template="#/components/schemas/{model}")
     limits = rig.limits
@@ -586,13 +582,13 @@ def openapi(rig: RigControls) -> dict[str, Any]:
             }
         responses: dict[str, Any] = {}
         for status, (when, model) in route.answers.items():
-            schema = {"type": "object"} if model is _Answer else refs[(model, "serialization")]
+            schema = {"type": "object"} if model is None else refs[(model, "serialization")]
             responses[str(status)] = {
                 "description": when,
                 "content": {"application/json": {"schema": schema}},
             }
         error = {"content": {"application/json": {"schema": refs[(ErrorAnswer, "serialization")]}}}
-        if route.params or route.body is not None:
+        if route.method == "GET" or route.params or route.body is not None:  # GET: the query
             responses["400"] = {"description": "bad input: the error says what", **error}
         responses["401"] = {"description": "control_token is set and not given", **error}
         responses["403"] = {"description": "a peer not on loopback, no control_token", **error}
