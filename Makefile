@@ -1,5 +1,6 @@
 # Developer / CI entry points. The README's two commands:
-#   make serve   [ARGS="..."]         run the emulator
+#   make serve   [ARGS="..."]         install the package with its test and fast (uvloop)
+#                                     extras into .venv, then run the emulator
 #   make test    [PYTEST_ARGS="..."]  lint, type check, then the test suite (incl. interop clients)
 
 .PHONY: serve test

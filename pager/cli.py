@@ -4,9 +4,11 @@ import argparse
 import asyncio
 import gc
 import logging
+import platform
 import signal
 import sys
 from collections.abc import Callable
+from importlib.metadata import version
 
 from pager.app import Emulator, StartupError
 from pager.coap.seam import SeamError
@@ -19,6 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pager-emulator", description="Emulated T7470 pager transmitter over CoAP"
     )
+    p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the emulator")
     serve.add_argument("--host", help="address to bind (default :: = all addresses)")
@@ -34,6 +37,14 @@ def _parser() -> argparse.ArgumentParser:
         "--fleet", type=int, metavar="N", help="run N independent transmitters on consecutive ports"
     )
     return p
+
+
+def _version() -> str:
+    """The versions a bug report needs: this package, the pinned aiocoap it patches, Python."""
+    return (
+        f"pager-emulator {version('pager-emulator')} "
+        f"(aiocoap {version('aiocoap')}, Python {platform.python_version()})"
+    )
 
 
 def _loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -251,12 +251,12 @@ def _device(row: Row) -> Device:
 
 
 def _transmission_row(t: Transmission) -> Row:
-    codes = json.dumps([[c.letter, c.value] for c in t.codes], separators=(",", ":"))
+    codes = json.dumps([[c.code, c.value] for c in t.override_codes], separators=(",", ":"))
     return (t.id, fmt(t.time), t.number, t.system_id, t.page_mode, t.message, codes, t.session_id)
 
 
 def _transmission(row: Row) -> Transmission:
-    codes = tuple(AlertCode(letter, value) for letter, value in json.loads(row[6]))
+    codes = tuple(AlertCode(code, value) for code, value in json.loads(row[6]))
     return Transmission(row[0], parse(row[1]), row[2], row[3], row[4], row[5], codes, row[7])
 
 

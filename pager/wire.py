@@ -386,7 +386,7 @@ def page_out(t: Transmission) -> PageOut:
         systemId=t.system_id,
         pageMode=t.page_mode,
         message=t.message,
-        overrideCodes=[AlertCodeOut.of(code=c.letter, value=c.value) for c in t.codes],
+        overrideCodes=[AlertCodeOut.of(code=c.code, value=c.value) for c in t.override_codes],
         sessionId=t.session_id,
         alertUntil=fmt(t.alert_until),
     )

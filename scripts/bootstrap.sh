@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Prepare a checkout for development / CI.
 #
-#   scripts/bootstrap.sh          .venv with the package installed editable (+ test extra)
+#   scripts/bootstrap.sh          .venv with the package installed editable, with its test
+#                                 and fast (uvloop) extras: what `make serve` uses
 #   scripts/bootstrap.sh --test   ... plus the third-party interop clients:
 #                                 libcoap's coap-client-notls and node-coap (tests/interop)
 #
 # Idempotent and fast when everything is already in place:
 #   * .venv is created with python3.11 only when missing (or broken);
-#   * `pip install -e '.[test,fast]'` runs only when pyproject.toml changed since the
-#     last successful install (sha256 stamp kept in .venv/.bootstrap-pyproject.sha256);
+#   * `pip install -e '.[test,fast]'` runs only when pyproject.toml or that list of
+#     extras changed since the last successful install (sha256 stamp of both kept in
+#     .venv/.bootstrap-pyproject.sha256), so a .venv made with fewer extras gets the rest;
 #   * apt-get runs only when coap-client-notls is not on PATH;
 #   * `npm ci` runs only when tests/interop/node_modules is missing or older than
 #     package.json / package-lock.json.
@@ -31,7 +33,7 @@ for arg in "$@"; do
     case "$arg" in
         --test) WITH_TEST=1 ;;
         -h|--help)
-            sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -67,12 +69,13 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 
-want_hash="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+EXTRAS="test,fast"  # tests/test_bootstrap.py: every extra of pyproject.toml
+want_hash="$( (cat pyproject.toml; echo "extras: $EXTRAS") | sha256sum | cut -d' ' -f1)"
 have_hash="$(cat "$STAMP" 2>/dev/null || true)"
 if [ "$want_hash" != "$have_hash" ] || [ ! -x "$VENV/bin/pager-emulator" ]; then
-    log "installing the package: pip install -e '.[test,fast]'"
+    log "installing the package: pip install -e '.[$EXTRAS]'"
     rm -f "$STAMP"
-    "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet -e '.[test,fast]'
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet -e ".[$EXTRAS]"
     echo "$want_hash" > "$STAMP"
 fi
 

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import sys
 import tempfile
+import tomllib
 
 import aiohttp
 import pytest
@@ -289,3 +290,17 @@ async def test_a_fleet_stops_the_started_transmitters_when_one_cannot_start(tmp_
         await held.close()
     store = await Store.open(tmp_path / "one.db")  # transmitter 1 let go of its store
     await store.close()
+
+
+@pytest.mark.parametrize("how", ["console script", "python -m pager"])
+async def test_version_names_the_package_and_aiocoap(how):
+    exe = [str(REPO / ".venv" / "bin" / "pager-emulator")]
+    if how == "python -m pager":
+        exe = [sys.executable, "-m", "pager"]
+    proc = await asyncio.create_subprocess_exec(
+        *exe, "--version", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 20)
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert (proc.returncode, err) == (0, b"")
+    assert out.decode().startswith(f"pager-emulator {project['version']} (aiocoap 0.4.17, Python ")

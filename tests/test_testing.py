@@ -1,8 +1,15 @@
 """The pytest plugin's fixture, used exactly as the README shows."""
 
+import asyncio
 import json
+import re
+import sys
 
 import aiocoap
+import pytest
+
+from pager.app import Emulator
+from tests.conftest import REPO, Client
 
 
 async def test_a_party_paged_ten_minutes_late(pager_emulator):
@@ -28,6 +35,97 @@ async def test_a_party_paged_ten_minutes_late(pager_emulator):
         assert body["sessions"][0]["notified"] == "2026-01-15T18:10:00"
 
         pager = pager_emulator.pager(12)
-        assert pager.alerting and pager.last.page_mode == "Flash30Sec"
+        assert pager.alerting and pager.last_transmission.page_mode == "Flash30Sec"
     finally:
         await context.shutdown()
+
+
+# ---- the plugin in a new project ---------------------------------------------------------
+
+FLEET_AND_INDIRECT = """
+import pytest
+import pytest_asyncio
+
+
+@pytest_asyncio.fixture
+async def transmitter(pager_emulator):
+    await pager_emulator.advance(60)
+    return pager_emulator
+
+
+async def test_through_a_fixture_of_the_project(transmitter):
+    assert transmitter.clock_status()["now"].isoformat() == "2026-01-15T18:01:00"
+
+
+async def test_a_fleet(pager_fleet):
+    fleet = await pager_fleet(3)
+    assert len({emu.port for emu in fleet}) == 3
+    assert len({emu.db_path for emu in fleet}) == 3
+"""
+
+
+def _python_blocks(text: str) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", text, re.M | re.S)
+
+
+def _readme_test() -> str:
+    readme = (REPO / "README.md").read_text()
+    return _python_blocks(readme[readme.index("A complete test") :])[0]
+
+
+@pytest.mark.parametrize("ini", ["", "asyncio_mode = strict\n", "asyncio_mode = auto\n"])
+async def test_the_documented_examples_pass_in_a_new_project(tmp_path, ini):
+    """The README's and docs/python.md's, in pytest-asyncio's default (strict) mode too: a
+    project needs no setting."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\n" + ini)
+    (tmp_path / "test_readme.py").write_text(_readme_test())
+    (tmp_path / "test_more.py").write_text(FLEET_AND_INDIRECT)
+    examples = [
+        b for b in _python_blocks((REPO / "docs/python.md").read_text()) if "def test_" in b
+    ]
+    assert len(examples) == 2
+    for i, example in enumerate(examples):
+        (tmp_path / f"test_docs_{i}.py").write_text(example)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out = (await asyncio.wait_for(proc.communicate(), 120))[0].decode()
+    assert proc.returncode == 0, out
+    # and nothing else in the summary: no skip, no warning from a test
+    assert re.search(r"^5 passed in [0-9.]+s$", out, re.M), out
+
+
+# ---- pager_fleet -------------------------------------------------------------------------
+
+_LAST_FLEET: list[tuple[int, object]] = []  # (port, store) of the fleet the test below made
+
+
+async def test_pager_fleet_gives_independent_transmitters(pager_fleet, coap_context):
+    fleet = await pager_fleet(3, control=True)
+    assert len({e.port for e in fleet}) == len({e.control_port for e in fleet}) == 3
+    assert len({e.db_path for e in fleet}) == 3
+    for system_id, emu in enumerate(fleet, 1):
+        c = Client(coap_context, emu.port)
+        settings = (await c.get("/v1/settings")).json["settings"]
+        assert (settings["systemId"], settings["datetime"]) == (system_id, "2026-01-15T18:00:00")
+    await fleet[0].advance(60)  # each has its own clock
+    assert [e.clock_status()["now"].minute for e in fleet] == [1, 0, 0]
+    await Client(coap_context, fleet[1].port).post("/v1/page", {"number": 7})
+    assert [len(await e.transmissions()) for e in fleet] == [0, 1, 0]
+    _LAST_FLEET[:] = [(e.port, e.db_path) for e in fleet + await pager_fleet(1)]
+
+
+async def test_pager_fleet_stopped_every_transmitter_at_teardown():
+    """Every port and store of the test above can be taken again by a new emulator."""
+    assert len(_LAST_FLEET) == 4
+    for port, db in _LAST_FLEET:
+        async with Emulator(db=str(db), port=port) as emu:
+            assert emu.port == port

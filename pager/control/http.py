@@ -1,6 +1,11 @@
-"""The control API: HTTP/JSON beside the device's CoAP API, for test rigs (README: "Test-rig
-control"). Bound to 127.0.0.1 by default. Every answer is JSON; bad input is 400 with
-{"error": "..."}; nothing here changes the device API.
+"""The control API: HTTP/JSON beside the device's CoAP API, for test rigs (docs/control-api.md).
+Bound to 127.0.0.1 by default. Every answer is JSON; bad input is 400 with {"error": "..."};
+nothing here changes the device API.
+
+Every endpoint is one `Route` in `ROUTES`: the app is built from that table, and so are the
+query names each endpoint accepts, its OpenAPI 3.1 description (`GET /openapi.json`) and the
+index at `GET /api`, so none of them can drift from what is served. The answers are pydantic
+models for the same reason: the schemas published are the ones the answers are dumped from.
 """
 
 import asyncio
@@ -8,19 +13,22 @@ import hmac
 import ipaddress
 import json
 import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from importlib.metadata import version
 from typing import Any, Literal
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from pager import wire
 from pager.control.faults import ERROR_CODE, Fault
 from pager.control.rig import PagerState, RigControls
 from pager.domain import digits
 from pager.domain.errors import Refused
-from pager.domain.pagemodes import Transmission
 from pager.domain.timefmt import WRITTEN, fmt, parse
 
 WAIT_MAX = 300.0
@@ -61,6 +69,91 @@ class PowerCycle(_In):
     seconds: float = Field(gt=0, le=3600)
 
 
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ClockOut(_Answer):
+    now: str = Field(description="the transmitter's local time, YYYY-MM-DDTHH:MM:SS")
+    frozen: bool
+    speed: float = Field(description="transmitter seconds per real second")
+
+
+class PagerOut(_Answer):
+    number: int
+    state: Literal["idle", "alerting"]
+    pageMode: str | None = Field(description="while alerting: the mode of the latest page")
+    message: str | None = Field(description="while alerting: its displayed message")
+    overrideCodes: list[wire.AlertCodeOut] = Field(description="while alerting: its codes")
+    alertingUntil: str | None = Field(description="while alerting: when it stops")
+    lastTransmission: wire.PageOut | None = Field(description="the latest page, alerting or not")
+
+
+class PagersOut(_Answer):
+    pagers: list[PagerOut] = Field(description="every pager ever paged, by number")
+
+
+class TransmissionsOut(_Answer):
+    transmissions: list[wire.PageOut] = Field(description="oldest first")
+
+
+class Paged(_Answer):
+    paged: Literal[True]
+    transmission: wire.PageOut
+
+
+class NotPaged(_Answer):
+    paged: Literal[False]
+    number: int
+    timeout: float
+
+
+class FaultOut(_Answer):
+    id: int
+    kind: Literal["drop", "delay", "error"]
+    path: str | None = Field(description="the only path it applies to; null: every path")
+    remaining: int | None = Field(description="requests it still applies to; null: until removed")
+    seconds: float = Field(description="a delay's length")
+    code: str = Field(description="an error fault's response code")
+    hits: int = Field(description="requests it has applied to")
+
+
+class FaultsOut(_Answer):
+    faults: list[FaultOut] = Field(description="the faults set, oldest first")
+    unreachable: bool = Field(description="a power cycle keeps the transmitter unreachable now")
+
+
+class FaultsCleared(_Answer):
+    faults: list[FaultOut] = Field(description="always empty")
+
+
+class FaultRemoved(_Answer):
+    removed: int
+
+
+class PowerCycled(_Answer):
+    unreachableFor: float
+
+
+class ResetDone(_Answer):
+    reset: Literal[True]
+
+
+class ErrorAnswer(_Answer):
+    error: str = Field(description="what was wrong, in a sentence")
+
+
+class EndpointOut(_Answer):
+    method: str
+    path: str
+    summary: str
+
+
+class IndexOut(_Answer):
+    endpoints: list[EndpointOut]
+    openapi: str = Field(description="where the OpenAPI 3.1 document is served")
+
+
 class BadInput(Exception):
     pass
 
@@ -69,39 +162,42 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda v: json.dumps(v, default=str))
 
 
-def transmission_json(t: Transmission) -> dict[str, Any]:
-    return wire.page_out(t).model_dump(mode="json")
+def _answer(model: BaseModel, status: int = 200) -> web.Response:
+    return _json(model.model_dump(mode="json"), status)
 
 
-def pager_json(p: PagerState) -> dict[str, Any]:
-    alert = p.last if p.alerting else None
-    return {
-        "number": p.number,
-        "state": "idle" if alert is None else "alerting",
-        "pageMode": None if alert is None else alert.page_mode,
-        "message": None if alert is None else alert.message,
-        "overrideCodes": (
-            [] if alert is None else [{"code": c.letter, "value": c.value} for c in alert.codes]
+def _error(message: str, status: int) -> web.Response:
+    return _answer(ErrorAnswer(error=message), status)
+
+
+def pager_out(p: PagerState) -> PagerOut:
+    return PagerOut(
+        number=p.number,
+        state=p.state,
+        pageMode=p.page_mode,
+        message=p.message,
+        overrideCodes=[wire.AlertCodeOut.of(code=c.code, value=c.value) for c in p.override_codes],
+        alertingUntil=None if p.alerting_until is None else fmt(p.alerting_until),
+        lastTransmission=(
+            None if p.last_transmission is None else wire.page_out(p.last_transmission)
         ),
-        "alertingUntil": None if alert is None else fmt(alert.alert_until),
-        "lastTransmission": None if p.last is None else transmission_json(p.last),
-    }
+    )
 
 
-def fault_json(f: Fault) -> dict[str, Any]:
-    return {
-        "id": f.id,
-        "kind": f.kind,
-        "path": f.path,
-        "remaining": f.remaining,
-        "seconds": f.seconds,
-        "code": f.code,
-        "hits": f.hits,
-    }
+def fault_out(f: Fault) -> FaultOut:
+    return FaultOut(
+        id=f.id,
+        kind=f.kind,  # type: ignore[arg-type]  # FaultIn admitted only these
+        path=f.path,
+        remaining=f.remaining,
+        seconds=f.seconds,
+        code=f.code,
+        hits=f.hits,
+    )
 
 
-def clock_json(status: dict[str, Any]) -> dict[str, Any]:
-    return {"now": fmt(status["now"]), "frozen": status["frozen"], "speed": status["speed"]}
+def clock_out(status: dict[str, Any]) -> ClockOut:
+    return ClockOut(now=fmt(status["now"]), frozen=status["frozen"], speed=status["speed"])
 
 
 async def _body(request: web.Request, model: type[_In]) -> Any:
@@ -183,14 +279,10 @@ def _guard(token: str | None) -> Middleware:
             # as bytes: compare_digest refuses str that is not ASCII
             given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
             if not hmac.compare_digest(given, f"Bearer {token}".encode()):
-                return _json({"error": "a valid Authorization: Bearer token is required"}, 401)
+                return _error("a valid Authorization: Bearer token is required", 401)
         elif not _loopback(request.remote):
-            return _json(
-                {
-                    "error": "the control API answers loopback peers only unless "
-                    "control_token is set"
-                },
-                403,
+            return _error(
+                "the control API answers loopback peers only unless control_token is set", 403
             )
         return await handler(request)
 
@@ -211,10 +303,10 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except (BadInput, Refused) as e:
-        return _json({"error": str(e)}, 400)
+        return _error(str(e), 400)
     except web.HTTPException as e:
         if e.status >= 400:
-            return _json({"error": e.reason}, e.status)
+            return _error(e.reason, e.status)
         raise
 
 
@@ -223,9 +315,218 @@ async def _finish_for_gone_clients(request: web.Request, handler: Handler) -> we
     """aiohttp cancels the handler of a client that went away (`runner`), so that a long
     poll ends, and its wait is forgotten, with its connection; every other call finishes
     what it started (a reset half done would leave the pager board behind the store)."""
-    if request.match_info.route.name == "wait":
+    if request.match_info.route.name == "wait_for_page":
         return await handler(request)
     return await asyncio.shield(handler(request))
+
+
+# ---- the endpoints ----------------------------------------------------------------------
+
+Body = Any  # the route's body model, read and checked; None for a route without one
+Call = Callable[[RigControls, web.Request, Body], Awaitable[web.Response]]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A path or query parameter, as OpenAPI describes it."""
+
+    name: str
+    where: Literal["path", "query"]
+    schema: dict[str, Any]
+    description: str
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    name: str  # the aiohttp route's name and the OpenAPI operationId
+    summary: str
+    call: Call
+    # status -> (when, what); None: a JSON object of no fixed shape (the OpenAPI document)
+    answers: Mapping[int, tuple[str, type[BaseModel] | None]]
+    params: tuple[Param, ...] = ()
+    body: type[_In] | None = None
+    description: str = ""
+
+    @property
+    def query(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params if p.where == "query")
+
+
+INTEGER = {"type": "integer", "minimum": 0}
+TIME_SCHEMA = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$"}
+PAGER_NUMBER = Param("number", "path", INTEGER, "a pager number")
+
+
+async def _get_index(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    return _answer(
+        IndexOut(
+            endpoints=[
+                EndpointOut(method=r.method, path=r.path, summary=r.summary) for r in ROUTES
+            ],
+            openapi="/openapi.json",
+        )
+    )
+
+
+async def _get_openapi(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    return _json(openapi(rig))
+
+
+async def _get_clock(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    return _answer(clock_out(rig.clock_status()))
+
+
+async def _set_clock(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    return _answer(clock_out(await rig.set_clock(_time(body.datetime, "datetime"))))
+
+
+async def _advance(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    return _answer(clock_out(await rig.advance(body.seconds)))
+
+
+async def _freeze(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    return _answer(clock_out(await rig.freeze()))
+
+
+async def _unfreeze(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    return _answer(clock_out(await rig.unfreeze()))
+
+
+async def _speed(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    return _answer(clock_out(await rig.set_speed(body.factor)))
+
+
+async def _transmissions(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    number = request.query.get("number")
+    records = await rig.transmissions(
+        None if number is None else _pager_number(rig, number),
+        _query_time(request, "since"),
+        _query_int(request, "after"),
+    )
+    return _answer(TransmissionsOut(transmissions=[wire.page_out(t) for t in records]))
+
+
+async def _pagers(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    return _answer(PagersOut(pagers=[pager_out(p) for p in rig.all_pagers()]))
+
+
+async def _pager(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    return _answer(pager_out(rig.pager(_number(request, rig))))
+
+
+async def _wait(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    number = _number(request, rig)
+    timeout = _decimal(request.query.get("timeout", "10"), "timeout (seconds)", 0, WAIT_MAX)
+    tx = await rig.wait_for_page(
+        number, timeout, _query_int(request, "after"), _query_time(request, "since")
+    )
+    if tx is None:
+        return _answer(NotPaged(paged=False, number=number, timeout=timeout), 408)
+    return _answer(Paged(paged=True, transmission=wire.page_out(tx)))
+
+
+async def _faults(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    return _answer(
+        FaultsOut(faults=[fault_out(f) for f in rig.list_faults()], unreachable=rig.unreachable)
+    )
+
+
+async def _add_fault(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    fault = rig.add_fault(body.kind, body.path, body.count, body.seconds, body.code)
+    return _answer(fault_out(fault), 201)
+
+
+async def _clear_faults(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    rig.clear_faults()
+    return _answer(FaultsCleared(faults=[]))
+
+
+async def _remove_fault(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    fault_id = _integer(request.match_info["id"], "a fault id", 1)
+    if not rig.remove_fault(fault_id):
+        return _error(f"no fault {fault_id}", 404)
+    return _answer(FaultRemoved(removed=fault_id))
+
+
+async def _power_cycle(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    await rig.power_cycle(body.seconds)
+    return _answer(PowerCycled(unreachableFor=body.seconds))
+
+
+async def _reset(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    await rig.reset()
+    return _answer(ResetDone(reset=True))
+
+
+_CLOCK = {200: ("the clock after the change", ClockOut)}
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/api", "index", "this list of endpoints", _get_index,
+          {200: ("every endpoint", IndexOut)}),
+    Route("GET", "/openapi.json", "openapi", "the OpenAPI 3.1 description of this API",
+          _get_openapi, {200: ("the document", None)}),
+    Route("GET", "/clock", "get_clock", "read the transmitter's clock", _get_clock,
+          {200: ("the clock", ClockOut)}),
+    Route("POST", "/clock/set", "set_clock", "set the clock to a local time", _set_clock,
+          _CLOCK, body=SetClock,
+          description="What the new time makes due (automatic pages, the daily statistics "
+          "clear) happens before the answer."),
+    Route("POST", "/clock/advance", "advance_clock", "move the clock by seconds (negative: back)",
+          _advance, _CLOCK, body=Advance),
+    Route("POST", "/clock/freeze", "freeze_clock", "stop the clock where it is", _freeze,
+          _CLOCK, body=Empty),
+    Route("POST", "/clock/unfreeze", "unfreeze_clock", "let the clock run again from where it "
+          "stopped", _unfreeze, _CLOCK, body=Empty),
+    Route("POST", "/clock/speed", "set_clock_speed", "run the clock faster or slower", _speed,
+          _CLOCK, body=Speed),
+    Route("GET", "/transmissions", "list_transmissions", "every page sent, oldest first",
+          _transmissions, {200: ("the transmissions that match", TransmissionsOut)},
+          (Param("number", "query", INTEGER, "only pages to this pager"),
+           Param("since", "query", TIME_SCHEMA, "only pages sent at or after this local time"),
+           Param("after", "query", INTEGER, "only transmission records with a greater id"))),
+    Route("GET", "/pagers", "list_pagers", "what every pager ever paged shows", _pagers,
+          {200: ("the pagers, by number", PagersOut)}),
+    Route("GET", "/pagers/{number}", "get_pager", "what one pager shows", _pager,
+          {200: ("the pager (idle if never paged)", PagerOut)}, (PAGER_NUMBER,)),
+    Route("GET", "/pagers/{number}/wait", "wait_for_page", "long poll until a pager is paged",
+          _wait,
+          {200: ("the pager was paged", Paged), 408: ("no page within the timeout", NotPaged)},
+          (PAGER_NUMBER,
+           Param("timeout", "query", {"type": "number", "minimum": 0, "maximum": WAIT_MAX,
+                                      "default": 10},
+                 "seconds to wait, in digits with an optional fraction"),
+           Param("after", "query", INTEGER, "a transmission record after this id counts"),
+           Param("since", "query", TIME_SCHEMA, "a transmission sent at or after this local "
+                 "time counts")),
+          description="Without `after` or `since`: the next page to the pager from now on. "
+          "With either or both: the latest transmission that matches them all, at once if "
+          "there is one, else the next one."),
+    Route("GET", "/faults", "list_faults", "the faults set, and whether a power cycle is on",
+          _faults, {200: ("the faults", FaultsOut)}),
+    Route("POST", "/faults", "add_fault", "drop, delay or answer an error to requests",
+          _add_fault, {201: ("the fault set", FaultOut)}, body=FaultIn),
+    Route("DELETE", "/faults", "clear_faults", "remove every fault", _clear_faults,
+          {200: ("no faults left", FaultsCleared)}),
+    Route("DELETE", "/faults/{id}", "remove_fault", "remove one fault", _remove_fault,
+          {200: ("removed", FaultRemoved), 404: ("no fault with that id", ErrorAnswer)},
+          (Param("id", "path", {"type": "integer", "minimum": 1}, "the fault's id"),)),
+    Route("POST", "/power-cycle", "power_cycle", "lose every observer and go dark for seconds",
+          _power_cycle, {200: ("the power is off", PowerCycled)}, body=PowerCycle),
+    Route("POST", "/reset", "reset", "back to factory: an empty store, default settings",
+          _reset, {200: ("done", ResetDone)}, body=Empty),
+)  # fmt: skip
+
+
+def _handler(rig: RigControls, route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(request: web.Request) -> web.Response:
+        if route.method == "GET":
+            _query(request, *route.query)
+        body = None if route.body is None else await _body(request, route.body)
+        return await route.call(rig, request, body)
+
+    return handle
 
 
 def runner(emu: RigControls, token: str | None = None) -> web.AppRunner:
@@ -235,109 +536,76 @@ def runner(emu: RigControls, token: str | None = None) -> web.AppRunner:
 
 def build_app(emu: RigControls, token: str | None = None) -> web.Application:
     """The control API of one emulator (`pager.app.Emulator`)."""
-    routes = web.RouteTableDef()
-
-    @routes.get("/clock")
-    async def get_clock(request: web.Request) -> web.Response:
-        _query(request)
-        return _json(clock_json(emu.clock_status()))
-
-    @routes.post("/clock/set")
-    async def set_clock(request: web.Request) -> web.Response:
-        when = _time((await _body(request, SetClock)).datetime, "datetime")
-        return _json(clock_json(await emu.set_clock(when)))
-
-    @routes.post("/clock/advance")
-    async def advance(request: web.Request) -> web.Response:
-        return _json(clock_json(await emu.advance((await _body(request, Advance)).seconds)))
-
-    @routes.post("/clock/freeze")
-    async def freeze(request: web.Request) -> web.Response:
-        await _body(request, Empty)
-        return _json(clock_json(await emu.freeze()))
-
-    @routes.post("/clock/unfreeze")
-    async def unfreeze(request: web.Request) -> web.Response:
-        await _body(request, Empty)
-        return _json(clock_json(await emu.unfreeze()))
-
-    @routes.post("/clock/speed")
-    async def speed(request: web.Request) -> web.Response:
-        return _json(clock_json(await emu.set_speed((await _body(request, Speed)).factor)))
-
-    @routes.get("/transmissions")
-    async def transmissions(request: web.Request) -> web.Response:
-        _query(request, "number", "since", "after")
-        number = request.query.get("number")
-        records = await emu.transmissions(
-            None if number is None else _pager_number(emu, number),
-            _query_time(request, "since"),
-            _query_int(request, "after"),
-        )
-        return _json({"transmissions": [transmission_json(t) for t in records]})
-
-    @routes.get("/pagers")
-    async def pagers(request: web.Request) -> web.Response:
-        _query(request)
-        return _json({"pagers": [pager_json(p) for p in emu.all_pagers()]})
-
-    @routes.get("/pagers/{number}")
-    async def pager(request: web.Request) -> web.Response:
-        _query(request)
-        return _json(pager_json(emu.pager(_number(request, emu))))
-
-    @routes.get("/pagers/{number}/wait", name="wait")
-    async def wait(request: web.Request) -> web.Response:
-        _query(request, "timeout", "after")
-        number = _number(request, emu)
-        timeout = _decimal(request.query.get("timeout", "10"), "timeout (seconds)", 0, WAIT_MAX)
-        tx = await emu.wait_for_page(number, timeout, _query_int(request, "after"))
-        if tx is None:
-            return _json({"paged": False, "number": number, "timeout": timeout}, 408)
-        return _json({"paged": True, "transmission": transmission_json(tx)})
-
-    @routes.get("/faults")
-    async def faults(request: web.Request) -> web.Response:
-        _query(request)
-        return _json(
-            {
-                "faults": [fault_json(f) for f in emu.list_faults()],
-                "unreachable": emu.unreachable,
-            }
-        )
-
-    @routes.post("/faults")
-    async def add_fault(request: web.Request) -> web.Response:
-        body = await _body(request, FaultIn)
-        return _json(
-            fault_json(emu.add_fault(body.kind, body.path, body.count, body.seconds, body.code)),
-            201,
-        )
-
-    @routes.delete("/faults")
-    async def clear_faults(request: web.Request) -> web.Response:
-        emu.clear_faults()
-        return _json({"faults": []})
-
-    @routes.delete("/faults/{id}")
-    async def remove_fault(request: web.Request) -> web.Response:
-        fault_id = _integer(request.match_info["id"], "a fault id", 1)
-        if not emu.remove_fault(fault_id):
-            return _json({"error": f"no fault {fault_id}"}, 404)
-        return _json({"removed": fault_id})
-
-    @routes.post("/power-cycle")
-    async def power_cycle(request: web.Request) -> web.Response:
-        seconds = (await _body(request, PowerCycle)).seconds
-        await emu.power_cycle(seconds)
-        return _json({"unreachableFor": seconds})
-
-    @routes.post("/reset")
-    async def reset(request: web.Request) -> web.Response:
-        await _body(request, Empty)
-        await emu.reset()
-        return _json({"reset": True})
-
     app = web.Application(middlewares=[_guard(token), _errors, _finish_for_gone_clients])
-    app.add_routes(routes)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, _handler(emu, route), name=route.name)
     return app
+
+
+# ---- the OpenAPI document ---------------------------------------------------------------
+
+
+def openapi(rig: RigControls) -> dict[str, Any]:
+    """The OpenAPI 3.1 description of `ROUTES`, with this transmitter's pager numbers."""
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = []
+    for route in ROUTES:
+        if route.body is not None:
+            models.append((route.body, "validation"))
+        models += [(m, "serialization") for _, m in route.answers.values() if m is not None]
+    models.append((ErrorAnswer, "serialization"))
+    refs, defs = models_json_schema(models, ref_template="#/components/schemas/{model}")
+    limits = rig.limits
+    numbers = {"minimum": limits.number_min, "maximum": limits.number_max}
+    paths: dict[str, dict[str, Any]] = {}
+    for route in ROUTES:
+        operation: dict[str, Any] = {"operationId": route.name, "summary": route.summary}
+        if route.description:
+            operation["description"] = route.description
+        params = []
+        for p in route.params:
+            schema = {**p.schema, **numbers} if p.name == "number" else p.schema
+            params.append(
+                {
+                    "name": p.name,
+                    "in": p.where,
+                    "required": p.where == "path",
+                    "description": p.description,
+                    "schema": schema,
+                }
+            )
+        if params:
+            operation["parameters"] = params
+        if route.body is not None:
+            operation["requestBody"] = {
+                "required": any(f.is_required() for f in route.body.model_fields.values()),
+                "content": {"application/json": {"schema": refs[(route.body, "validation")]}},
+            }
+        responses: dict[str, Any] = {}
+        for status, (when, model) in route.answers.items():
+            schema = {"type": "object"} if model is None else refs[(model, "serialization")]
+            responses[str(status)] = {
+                "description": when,
+                "content": {"application/json": {"schema": schema}},
+            }
+        error = {"content": {"application/json": {"schema": refs[(ErrorAnswer, "serialization")]}}}
+        if route.method == "GET" or route.params or route.body is not None:  # GET: the query
+            responses["400"] = {"description": "bad input: the error says what", **error}
+        responses["401"] = {"description": "control_token is set and not given", **error}
+        responses["403"] = {"description": "a peer not on loopback, no control_token", **error}
+        operation["responses"] = responses
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "pager-emulator control API",
+            "version": version("pager-emulator"),
+            "description": "The test rig beside the emulated transmitter's CoAP API: clock, "
+            "virtual pagers, faults, power cycle and factory reset (docs/control-api.md).",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{}, {"token": []}],
+    }

@@ -10,14 +10,15 @@ the device API; clock controls are runtime only (the `datetime` setting is what 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pager.control.faults import Fault, FaultInjector
 from pager.domain import rules
 from pager.domain.model import Change
-from pager.domain.pagemodes import Transmission, alerting
+from pager.domain.pagemodes import AlertCode, Transmission, alerting
 
 if TYPE_CHECKING:
     from pager.engine import Engine
@@ -26,9 +27,46 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PagerState:
+    """What one pager shows, named as the control API's JSON names it (`GET /pagers/N`), so
+    that a test reads the same field in Python and over HTTP."""
+
     number: int
-    alerting: bool
-    last: Transmission | None  # the latest transmission to this pager
+    state: Literal["idle", "alerting"]
+    page_mode: str | None  # these four are None (or empty) while idle
+    message: str | None
+    override_codes: tuple[AlertCode, ...]
+    alerting_until: datetime | None
+    last_transmission: Transmission | None  # the latest transmission to this pager
+
+    @classmethod
+    def of(cls, number: int, last: Transmission | None, now: datetime) -> PagerState:
+        if last is None or not alerting(last, now):
+            return cls(number, "idle", None, None, (), None, last)
+        return cls(
+            number,
+            "alerting",
+            last.page_mode,
+            last.message,
+            last.override_codes,
+            last.alert_until,
+            last,
+        )
+
+    @property
+    def alerting(self) -> bool:
+        return self.state == "alerting"
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """The transmission a waiting rig waits for: a record after `after_id`, sent at or after
+    `since` (transmitter time; None: at any time)."""
+
+    after_id: int = 0
+    since: datetime | None = None
+
+    def __call__(self, tx: Transmission) -> bool:
+        return tx.id > self.after_id and (self.since is None or tx.time >= self.since)
 
 
 class PagerBoard:
@@ -36,15 +74,15 @@ class PagerBoard:
 
     def __init__(self, latest: dict[int, Transmission]) -> None:
         self.latest = latest
-        # pager number -> {future of a waiting rig: the record id it waits to be passed}
-        self._waiters: dict[int, dict[asyncio.Future[Transmission], int]] = {}
+        # pager number -> {future of a waiting rig: the transmission it waits for}
+        self._waiters: dict[int, dict[asyncio.Future[Transmission], Wanted]] = {}
 
     def on_change(self, change: Change) -> None:
         for tx in change.transmissions:
             self.latest[tx.number] = tx
             waiting = self._waiters.get(tx.number, {})
-            for fut, after_id in list(waiting.items()):
-                if tx.id > after_id:
+            for fut, wanted in list(waiting.items()):
+                if wanted(tx):
                     del waiting[fut]
                     if not fut.done():  # cancelled, its waiter not yet resumed to forget it
                         fut.set_result(tx)
@@ -54,19 +92,32 @@ class PagerBoard:
     def reset(self) -> None:
         """Forget every pager; waiting rigs wait for the first transmission of the new life."""
         self.latest.clear()
-        self._waiters = {n: dict.fromkeys(ws, 0) for n, ws in self._waiters.items()}
+        self._waiters = {n: dict.fromkeys(ws, Wanted()) for n, ws in self._waiters.items()}
 
     def state(self, number: int, now: datetime) -> PagerState:
-        last = self.latest.get(number)
-        return PagerState(number, alerting(last, now), last)
+        return PagerState.of(number, self.latest.get(number), now)
 
-    async def wait(self, number: int, after_id: int, timeout: float) -> Transmission | None:
+    async def wait(
+        self,
+        number: int,
+        wanted: Wanted,
+        timeout: float,
+        recorded: Callable[[], Awaitable[list[Transmission]]] | None = None,
+    ) -> Transmission | None:
+        """The latest transmission to `number` that is `wanted`, if one is known, else the
+        next one within `timeout` seconds (None if none came). `recorded` reads the ones the
+        latest does not show (a clock set back sends later records with earlier times); the
+        wait is registered before that read, so a page committed during it is not missed."""
         last = self.latest.get(number)
-        if last is not None and last.id > after_id:
+        if last is not None and wanted(last):
             return last
         fut = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(number, {})[fut] = after_id
+        self._waiters.setdefault(number, {})[fut] = wanted
         try:
+            if recorded is not None:
+                found = [tx for tx in await recorded() if wanted(tx)]
+                if found and not fut.done():
+                    return found[-1]
             return await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             return None
@@ -163,15 +214,29 @@ class RigControls:
         return [rig.pagers.state(n, now) for n in sorted(rig.pagers.latest)]
 
     async def wait_for_page(
-        self, number: int, timeout: float = 10.0, after_id: int | None = None
+        self,
+        number: int,
+        timeout: float = 10.0,
+        after_id: int | None = None,
+        since: datetime | None = None,
     ) -> Transmission | None:
-        """The next transmission to `number` after record `after_id` (default: any from now
-        on), or None if none came within `timeout` seconds."""
-        pagers = self._rig.pagers
-        if after_id is None:
-            last = pagers.latest.get(number)
+        """A transmission to `number`: with neither `after_id` nor `since`, the next one from
+        now on; otherwise the latest one after record `after_id` and sent at or after `since`
+        (transmitter time) at once if there is one, else the next such one. None if none
+        came within `timeout` seconds.
+
+        "From now on" races with a page sent just before the call; a test that knows when it
+        acted waits for `since` that time (or `after_id` the last record it saw) instead."""
+        rig = self._rig
+        if after_id is None and since is None:
+            last = rig.pagers.latest.get(number)
             after_id = 0 if last is None else last.id
-        return await pagers.wait(number, after_id, timeout)
+        wanted = Wanted(after_id or 0, since)
+        if since is None:  # ids only grow: the latest record tells all
+            return await rig.pagers.wait(number, wanted, timeout)
+        return await rig.pagers.wait(
+            number, wanted, timeout, lambda: self.transmissions(number, since, after_id)
+        )
 
     # -- faults -----------------------------------------------------------------------------
 

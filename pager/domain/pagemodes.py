@@ -35,7 +35,7 @@ CODE_VALUE_MAX = 255
 
 @dataclass(frozen=True)
 class AlertCode:
-    letter: str
+    code: str  # the letter
     value: int | None
 
 
@@ -49,7 +49,7 @@ class Transmission:
     system_id: int
     page_mode: str
     message: str | None  # the displayed part, override codes removed
-    codes: tuple[AlertCode, ...]
+    override_codes: tuple[AlertCode, ...]
     session_id: int | None
 
     @property

@@ -341,6 +341,50 @@ async def test_wait_is_for_that_pager_and_after_a_record(frozen):
     assert body == {"paged": True, "transmission": page}
 
 
+async def test_wait_since_a_time_answers_at_once_for_a_page_already_sent(frozen):
+    """The race `after` and `since` close: the rig pages, then asks whether it was paged."""
+    http, coap = frozen.http, frozen.coap
+    page = (await coap.post("/v1/page", {"number": 45})).json["page"]
+    assert page["time"] == ts()
+    for timeout in ("0", "5"):
+        body = await http.get("/pagers/45/wait", params={"since": ts(), "timeout": timeout})
+        assert body == {"paged": True, "transmission": page}
+    # one sent before `since` does not count: the wait is for the next one
+    await http.post("/clock/advance", {"seconds": 30})
+
+    async def page_later():
+        await asyncio.sleep(0.2)
+        return await coap.post("/v1/page", {"number": 45, "message": "Again"})
+
+    (status, body), reply = await asyncio.gather(
+        http.request("GET", "/pagers/45/wait", params={"since": ts(10), "timeout": "5"}),
+        page_later(),
+    )
+    assert status == 200 and body == {"paged": True, "transmission": reply.json["page"]}
+    status, body = await http.request(
+        "GET", "/pagers/45/wait", params={"since": ts(31), "timeout": "0.2"}
+    )
+    assert status == 408 and body == {"paged": False, "number": 45, "timeout": 0.2}
+
+
+async def test_wait_since_finds_a_record_sent_before_the_clock_was_set_back(frozen):
+    http, coap = frozen.http, frozen.coap
+    await http.post("/clock/advance", {"seconds": 60})
+    first = (await coap.post("/v1/page", {"number": 46})).json["page"]
+    await http.post("/clock/set", {"datetime": ts()})
+    latest = (await coap.post("/v1/page", {"number": 46})).json["page"]
+    assert (first["time"], latest["time"]) == (ts(60), ts())
+    body = await http.get("/pagers/46/wait", params={"since": ts(30), "timeout": "0"})
+    assert body == {"paged": True, "transmission": first}
+    # `after` and `since` together: both must hold
+    status, _ = await http.request(
+        "GET",
+        "/pagers/46/wait",
+        params={"since": ts(30), "after": str(first["id"]), "timeout": "0"},
+    )
+    assert status == 408
+
+
 async def test_wait_times_out_with_408(frozen):
     started = time.monotonic()
     status, body = await frozen.http.request("GET", "/pagers/8/wait", params={"timeout": "0.5"})
@@ -559,6 +603,8 @@ async def test_clock_stays_within_the_calendar_it_supports(frozen):
         "/pagers/5/wait?timeout=nan",
         "/pagers/5/wait?timeout=inf",
         "/pagers/5/wait?after=x",
+        "/pagers/5/wait?since=yesterday",
+        "/pagers/5/wait?since=2026-01-15T18:00:00Z",
         "/pagers/abc/wait?timeout=0",
     ],
 )

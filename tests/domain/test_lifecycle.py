@@ -120,7 +120,7 @@ def test_create_with_action_page():
         tx.system_id,
         tx.page_mode,
         tx.message,
-        tx.codes,
+        tx.override_codes,
         tx.session_id,
     ) == (1, T0, 66, 7, "Flash30Sec", None, (), 1)
     assert change.device.next_transmission_id == 2
@@ -134,7 +134,7 @@ def test_create_with_action_page_mode_and_message():
     (tx,) = outcome.change.transmissions
     assert tx.page_mode == "Glow5Min"
     assert tx.message == "Your table is ready!"
-    assert tx.codes == (AlertCode("F", 30), AlertCode("V", None), AlertCode("v", 5))
+    assert tx.override_codes == (AlertCode("F", 30), AlertCode("V", None), AlertCode("v", 5))
 
 
 def test_page_mode_without_action_page_transmits_nothing():
@@ -301,7 +301,7 @@ def test_page_uses_the_given_mode_message_and_the_system_id_setting():
     create(state, 66)
     outcome = put(state, 66, at(10), action="page", page_mode="FlashBeep5x5", message="Table 4\fB3")
     (tx,) = outcome.change.transmissions
-    assert (tx.page_mode, tx.message, tx.codes, tx.system_id) == (
+    assert (tx.page_mode, tx.message, tx.override_codes, tx.system_id) == (
         "FlashBeep5x5",
         "Table 4",
         (AlertCode("B", 3),),
@@ -613,7 +613,7 @@ def test_standalone_page_creates_no_session():
         tx.system_id,
         tx.page_mode,
         tx.message,
-        tx.codes,
+        tx.override_codes,
         tx.session_id,
     ) == (12, at(5), 66, 17, "Flash30Sec", None, (), None)
     assert change.saved == () and change.archived == ()
@@ -643,7 +643,7 @@ def test_standalone_page_with_every_field():
         T0,
         CFG,
     ).transmission
-    assert (tx.system_id, tx.page_mode, tx.message, tx.codes) == (
+    assert (tx.system_id, tx.page_mode, tx.message, tx.override_codes) == (
         200,
         "VibeBeep2",
         "Call the kitchen",

@@ -37,7 +37,7 @@ def tx(mode: str = "Flash30Sec", time: datetime = T0) -> Transmission:
         system_id=0,
         page_mode=mode,
         message=None,
-        codes=(),
+        override_codes=(),
         session_id=None,
     )
 
