@@ -354,8 +354,11 @@ def update_settings(state: State, p: SettingsPatch, now: datetime) -> Outcome:
         since = p.datetime
     elif settings.clear_mark != old.clear_mark:
         since = now
-    d = _Draft(evolve(dev, settings=settings, clock_offset=offset, clear_mark_since=since))
-    d.settings_changed = True
+    d = _Draft(dev)
+    d.set(settings=settings, clock_offset=offset, clear_mark_since=since)
+    # The same values, or the clock set to the time it shows, notify nobody (spec §8), as a
+    # session update that changes nothing; the clock set so still restarts the mark's count.
+    d.settings_changed = settings != old or offset != dev.clock_offset
     return d.outcome()
 
 
