@@ -43,8 +43,8 @@ class Conditions:
             etag = session_etag(session)
             if b"" not in self.if_match and etag not in self.if_match:
                 raise PreconditionFailed(
-                    f"If-Match: the session for number {number} has changed; "
-                    f"its ETag is now {etag.hex()}"
+                    f"If-Match: the session for number {number} is at ETag {etag.hex()}, "
+                    "which the request does not name: it has changed since"
                 )
         if self.if_none_match and session is not None:
             raise PreconditionFailed(
