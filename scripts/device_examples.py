@@ -263,6 +263,32 @@ async def main_examples(ex: Examples) -> None:
     )
 
 
+async def conditional_examples(ex: Examples) -> None:
+    """If-Match and If-None-Match: where they hold, where not, and where they are not acted on."""
+    POST, PUT = Code.POST, Code.PUT
+    created = await ex.ask(
+        "conditional-create", msg(POST, "/v1/sessions", b'{"number":30}', if_none_match=True)
+    )
+    stale = created.opt.etag
+    changed = await ex.ask(
+        "conditional-put",
+        msg(PUT, "/v1/sessions?number=30", b'{"label":"Kim"}', if_match=[stale]),
+    )
+    assert changed.opt.etag != stale
+    await ex.ask(
+        "conditional-stale",
+        msg(PUT, "/v1/sessions?number=30", b'{"label":"Lee"}', if_match=[stale]),
+    )
+    await ex.ask(
+        "conditional-exists",
+        msg(POST, "/v1/sessions", b'{"number":30,"label":"Lee"}', if_none_match=True),
+    )
+    await ex.ask(
+        "conditional-not-acted-on",
+        msg(POST, "/v1/settings", b'{"systemId":3}', if_match=[changed.opt.etag]),
+    )
+
+
 async def block_examples(ex: Examples) -> None:
     """A list too long for one datagram, and a forgotten Block2 transfer."""
     for number in range(101, 106):
@@ -336,6 +362,7 @@ async def collect() -> list[tuple[str, str]]:
         ({"strict": True}, strict_example),
         ({"amplification_protection": True}, echo_example),
         ({"max_observers": 1}, observer_limit_example),
+        ({}, conditional_examples),
     ]
     for seed, (overrides, run) in enumerate(runs):
         uuid.uuid4 = _seeded_uuids(seed)  # every session's uuid comes from uuid.uuid4

@@ -172,6 +172,7 @@ class Soak:
         self.block2_transfers = 0
         self.block2_blocks = 0
         self.history_reads = 0
+        self.settings_sent = 0
         self.settings_changes = 0  # answered 2.04: each one a settings notification
         self.settings_unknown = 0  # timed out: may or may not have happened
         self.retired = 0  # numbers retired after a write on them timed out
@@ -467,10 +468,14 @@ class Soak:
                 )
                 yield from self.exchange("POST /v1/page", tpl, OK_CHANGED)
             elif op == "settings change":
-                if rnd.random() < 0.5:
-                    body = {"systemId": rnd.randrange(256)}
+                # a value other than the field's last one: a request that changes nothing
+                # notifies nobody (spec §8), and each 2.04 here must be one notification
+                self.settings_sent += 1
+                k = self.settings_sent
+                if k % 2:
+                    body = {"systemId": (k // 2 + 1) % 256}
                 else:
-                    body = {"defaultTargetGoal": rnd.choice((120, 300, 600))}
+                    body = {"defaultTargetGoal": 60 + k // 2 % 1000}
                 tpl = Template("POST settings", Code.POST, ("v1", "settings"), body=body)
                 r = yield from self.exchange("POST settings", tpl, OK_CHANGED)
                 if r is None:

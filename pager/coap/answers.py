@@ -8,7 +8,8 @@ from aiocoap import Message
 from aiocoap.numbers.codes import Code
 
 from pager import wire
-from pager.domain.model import State
+from pager.domain.conditions import session_etag
+from pager.domain.model import Archived, Session, State
 from pager.engine import Engine
 
 CODE_2_00 = Code(0x40)  # not registered in CoAP; the vendor's clients test for '2.00'
@@ -48,6 +49,24 @@ class Answers:
         return Message(
             code=code, payload=self.envelope(now, state, **sections).encode(ct), content_format=ct
         )
+
+    def session(
+        self,
+        request: Message,
+        item: Session | Archived,
+        code: Code | None = None,
+        now: datetime | None = None,
+        state: State | None = None,
+        statistics: bool = False,
+    ) -> Message:
+        """An answer showing one session, with its ETag: what a client names in If-Match to
+        change the session only as it last saw it (RFC 7252 §5.10.8.1)."""
+        sections: dict[str, Any] = {"sessions": [wire.session_out(item)]}
+        if statistics:
+            sections["statistics"] = self.statistics(state)
+        response = self.respond(request, code, now, state, **sections)
+        response.opt.etag = session_etag(item)
+        return response
 
     def error(
         self,

@@ -11,10 +11,12 @@ from pager.coap.changes import Changes
 from pager.coap.gate import Admission
 from pager.coap.reading import Reader
 from pager.coap.seam import Block2Transfers
-from pager.domain.errors import NoActiveSession, Refused
+from pager.domain.errors import NoActiveSession, PreconditionFailed, Refused
 from pager.domain.model import State
 from pager.engine import Engine
 from pager.store import StoreUnavailable
+
+_REFUSAL_CODES = {NoActiveSession: Code.NOT_FOUND, PreconditionFailed: Code.PRECONDITION_FAILED}
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class ApiResource(resource.Resource):
             response: Message = await super().render(request)  # type: ignore[no-untyped-call]
             return response
         except Refused as e:
-            code = Code.NOT_FOUND if isinstance(e, NoActiveSession) else Code.BAD_REQUEST
+            code = _REFUSAL_CODES.get(type(e), Code.BAD_REQUEST)
             seen = None if e.seen is None else State(e.seen)
             return self.answers.error(request, code, e.message, e.field, seen)
         except StoreUnavailable as e:

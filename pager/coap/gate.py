@@ -12,10 +12,12 @@ the critical-option check), so they live here once, in the order the spec gives:
    on or a second occurrence of one that may come once (§5.4.5); aiocoap would answer the
    request as if the option were not there;
 4. for a known resource only (an unknown path is 4.04 without a body, whatever it carries):
-   Content-Format (4.15), Accept (4.06, against the formats the resource answers in), body
-   size (4.13; a Block1 upload at the first block that reaches past the limit, not at its
-   last, by its block size or its payload, whichever is longer), and query names (unknown
-   ones follow the unknown-field rule).
+   If-Match or If-None-Match on a request that does not act on them (4.02: a condition is
+   never ignored; see `Admission.conditional`), Content-Format (4.15), Accept (4.06,
+   against the formats the resource answers in), body size (4.13; a Block1 upload at the
+   first block that reaches past the limit, not at its last, by its block size or its
+   payload, whichever is longer), and query names (unknown ones follow the unknown-field
+   rule).
 
 Errors aiocoap raises while serving (4.05 for a missing render method, Block1 trouble) come
 without a body; the gate renders them with the spec's error body, except the 4.04 of an
@@ -89,11 +91,15 @@ class Admission:
 
     `answers`: the Accept values it answers in. `queries`: the query names each method reads
     (any other is unknown), or None for a resource that reads any query (the RFC 6690 filters
-    of `/.well-known/core`).
+    of `/.well-known/core`). `conditional`: the methods that act on If-Match and
+    If-None-Match (RFC 7252 §5.10.8), each with the query name it needs for that, if any;
+    elsewhere they are options the transmitter does not act on, and a request carrying one
+    is not served without its condition: 4.02.
     """
 
     answers: tuple[int, ...] = wire.FORMATS
     queries: Mapping[str, tuple[str, ...]] | None = field(default_factory=dict)
+    conditional: Mapping[str, str | None] = field(default_factory=dict)
 
 
 class Gated(Protocol):
@@ -155,6 +161,10 @@ class Gate:
                 once.add(number)
         if admission is None:
             return None
+        if request.opt.if_match or request.opt.if_none_match:
+            refused = _unconditional(request, admission)
+            if refused is not None:
+                return self._error(request, Code.BAD_OPTION, refused)
         if request.opt.content_format not in (None, *wire.FORMATS):
             text = f"request Content-Format must be {_named(wire.FORMATS)}"
             return self._error(request, Code.UNSUPPORTED_CONTENT_FORMAT, text)
@@ -194,6 +204,20 @@ def _continuation(request: Message) -> bool:
     return (block1 is not None and block1.block_number > 0) or (
         block2 is not None and block2.block_number > 0
     )
+
+
+def _unconditional(request: Message, admission: Admission) -> str | None:
+    """Why a conditional request is not served as one, if it is not."""
+    method = str(request.code)
+    if method not in admission.conditional:
+        return (
+            f"If-Match and If-None-Match are acted on only by requests that change one "
+            f"session, not by {method} {request_path(request)}"
+        )
+    needed = admission.conditional[method]
+    if needed is not None and not any(q.startswith(f"{needed}=") for q in request.opt.uri_query):
+        return f"If-Match and If-None-Match are acted on by {method} only with {needed}=N"
+    return None
 
 
 def _named(formats: tuple[int, ...]) -> str:

@@ -17,6 +17,7 @@ from pager.coap.gate import Admission
 from pager.coap.reading import query
 from pager.domain import operations as ops
 from pager.domain import rules
+from pager.domain.conditions import Conditions
 from pager.domain.errors import Invalid, NoActiveSession
 from pager.domain.model import State
 from pager.domain.operations import Outcome
@@ -25,7 +26,10 @@ from pager.domain.timefmt import fmt
 
 class SessionsResource(ApiResource):
     rt = "t7470.sessions"
-    admission = Admission(queries={"GET": ("number",), "PUT": ("number",), "DELETE": ("number",)})
+    admission = Admission(
+        queries={"GET": ("number",), "PUT": ("number",), "DELETE": ("number",)},
+        conditional={"POST": None, "PUT": None, "DELETE": "number"},
+    )
 
     def __init__(self, api: Api) -> None:
         super().__init__(api)
@@ -41,7 +45,7 @@ class SessionsResource(ApiResource):
             session = state.active.get(number)
             if session is None:
                 raise NoActiveSession(number)
-            return self.answers.respond(request, sessions=[wire.session_out(session)])
+            return self.answers.session(request, session)
         etag = self._etag(request)
         if etag in request.opt.etags:
             return Message(code=Code.VALID, etag=etag)
@@ -90,18 +94,19 @@ class SessionsResource(ApiResource):
     async def render_post(self, request: Message) -> Message:
         answers, config = self.answers, self.engine.config
         body = self.reader.body(request, wire.SessionBody, required=("number",))
+        conditions = _conditions(request)
         return await self.changes.run(
             request,
             lambda state, now: ops.create_or_update(
-                state, body.number, body.patch(), now, str(uuid.uuid4()), config
+                state, body.number, body.patch(), now, str(uuid.uuid4()), config, conditions
             ),
-            lambda outcome, state, now: answers.respond(
+            lambda outcome, state, now: answers.session(
                 request,
+                outcome.acted_on,
                 Code.CREATED if outcome.created else CODE_2_00,
                 now,
                 state,
-                sessions=[wire.session_out(outcome.acted_on)],
-                statistics=answers.statistics(state),
+                statistics=True,
             ),
         )
 
@@ -111,16 +116,12 @@ class SessionsResource(ApiResource):
         body = self.reader.body(request, wire.SessionBody)
         if "number" in body.model_fields_set and body.number != number:
             raise Invalid("number in the body must match the query", "number")
+        conditions = _conditions(request)
         return await self.changes.run(
             request,
-            lambda state, now: ops.update(state, number, body.patch(), now, config),
-            lambda outcome, state, now: answers.respond(
-                request,
-                Code.CHANGED,
-                now,
-                state,
-                sessions=[wire.session_out(outcome.acted_on)],
-                statistics=answers.statistics(state),
+            lambda state, now: ops.update(state, number, body.patch(), now, config, conditions),
+            lambda outcome, state, now: answers.session(
+                request, outcome.acted_on, Code.CHANGED, now, state, statistics=True
             ),
         )
 
@@ -131,9 +132,18 @@ class SessionsResource(ApiResource):
             return await changes.run(
                 request, lambda state, now: ops.remove_all(state, now), _deleted
             )
+        conditions = _conditions(request)
         return await changes.run(
-            request, lambda state, now: ops.remove(state, number, now, config), _deleted
+            request,
+            lambda state, now: ops.remove(state, number, now, config, conditions),
+            _deleted,
         )
+
+
+def _conditions(request: Message) -> Conditions:
+    """Checked in the operation, on the state its change is computed on (see
+    `pager.domain.conditions`), not here on the committed one."""
+    return Conditions(tuple(request.opt.if_match), bool(request.opt.if_none_match))
 
 
 class HistoryResource(ApiResource):

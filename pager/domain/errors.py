@@ -30,3 +30,8 @@ class NoActiveSession(Refused):
     def __init__(self, number: int):
         super().__init__(f"no active session for number {number}", "number")
         self.number = number
+
+
+class PreconditionFailed(Refused):
+    """A conditional request (If-Match, If-None-Match) whose condition does not hold of the
+    session it names (4.12)."""

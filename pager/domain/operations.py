@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from pager.domain import rules
+from pager.domain.conditions import UNCONDITIONAL, Conditions
 from pager.domain.errors import NoActiveSession
 from pager.domain.model import REMOVED, STOP, Archived, Change, Device, Session, Settings, State
 from pager.domain.pagemodes import Transmission, default_mode, parse_message
@@ -255,13 +256,20 @@ def _finish(
 
 
 def create_or_update(
-    state: State, number: int, p: SessionPatch, now: datetime, uuid: str, cfg: DeviceRules
+    state: State,
+    number: int,
+    p: SessionPatch,
+    now: datetime,
+    uuid: str,
+    cfg: DeviceRules,
+    conditions: Conditions = UNCONDITIONAL,
 ) -> Outcome:
     """POST /v1/sessions: create a session for `number`, or update the active one."""
     rules.check_number(number, cfg.limits)
     p.check()
     d = _Draft(state.device)
     existing = state.active.get(number)
+    conditions.check(number, existing)
     if existing is not None:
         return _finish(d, existing, _apply_fields(existing, p), p, now, cfg, created=False)
     if p.action in ("clear", "remove"):
@@ -281,11 +289,19 @@ def create_or_update(
     return _finish(d, None, _apply_fields(s, p), p, now, cfg, created=True)
 
 
-def update(state: State, number: int, p: SessionPatch, now: datetime, cfg: DeviceRules) -> Outcome:
+def update(
+    state: State,
+    number: int,
+    p: SessionPatch,
+    now: datetime,
+    cfg: DeviceRules,
+    conditions: Conditions = UNCONDITIONAL,
+) -> Outcome:
     """PUT /v1/sessions?number=N: partial update and action on an active session."""
     rules.check_number(number, cfg.limits)
     p.check()
     existing = state.active.get(number)
+    conditions.check(number, existing)
     if existing is None:
         raise NoActiveSession(number)
     return _finish(
@@ -293,10 +309,17 @@ def update(state: State, number: int, p: SessionPatch, now: datetime, cfg: Devic
     )
 
 
-def remove(state: State, number: int, now: datetime, cfg: DeviceRules) -> Outcome:
+def remove(
+    state: State,
+    number: int,
+    now: datetime,
+    cfg: DeviceRules,
+    conditions: Conditions = UNCONDITIONAL,
+) -> Outcome:
     """DELETE /v1/sessions?number=N."""
     rules.check_number(number, cfg.limits)
     existing = state.active.get(number)
+    conditions.check(number, existing)
     if existing is None:
         raise NoActiveSession(number)
     d = _Draft(state.device)
@@ -354,8 +377,11 @@ def update_settings(state: State, p: SettingsPatch, now: datetime) -> Outcome:
         since = p.datetime
     elif settings.clear_mark != old.clear_mark:
         since = now
-    d = _Draft(evolve(dev, settings=settings, clock_offset=offset, clear_mark_since=since))
-    d.settings_changed = True
+    d = _Draft(dev)
+    d.set(settings=settings, clock_offset=offset, clear_mark_since=since)
+    # The same values, or the clock set to the time it shows, notify nobody (spec §8), as a
+    # session update that changes nothing; the clock set so still restarts the mark's count.
+    d.settings_changed = settings != old or offset != dev.clock_offset
     return d.outcome()
 
 

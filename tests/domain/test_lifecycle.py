@@ -700,10 +700,41 @@ def test_update_settings_all_fields():
     assert change.device.settings == Settings(system_id=255, default_goal=0, clear_mark=0)
 
 
-def test_empty_settings_update_still_notifies():
-    change = ops.update_settings(fresh(), SettingsPatch(), T0).change
+def test_empty_settings_update_changes_nothing():
+    """Spec §8: a settings request that changes nothing is no change, and notifies nobody."""
+    assert ops.update_settings(fresh(), SettingsPatch(), T0).change is None
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        SettingsPatch(system_id=0, default_goal=300, clear_mark=24),
+        SettingsPatch(default_goal=300),
+    ],
+    ids=repr,
+)
+def test_settings_update_to_the_same_values_changes_nothing(patch):
+    state = fresh()
+    assert ops.update_settings(state, patch, T0).change is None
+
+
+def test_setting_the_clock_to_the_time_it_shows_notifies_nobody():
+    """It restarts the count of the statistics clear mark, as any setting of the clock does,
+    but neither a setting nor the clock moved: no settings notification."""
+    state = State(Device(clock_offset=100, clear_mark_since=T0 - timedelta(hours=1)))
+    change = ops.update_settings(state, SettingsPatch(datetime=T0), T0).change
+    assert change is not None and change.settings_changed is False
+    assert change.device.clock_offset == 100 and change.device.clear_mark_since == T0
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [SettingsPatch(system_id=1), SettingsPatch(clear_mark=3), SettingsPatch(datetime=at(1))],
+    ids=repr,
+)
+def test_a_settings_update_that_changes_one_value_notifies(patch):
+    change = ops.update_settings(fresh(), patch, T0).change
     assert change is not None and change.settings_changed is True
-    assert change.device.settings == Settings()
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from pager.domain import operations as ops
 from pager.domain import rules
 from pager.domain.errors import Invalid
-from pager.domain.model import Device, State
+from pager.domain.model import Device, Settings, State
 from pager.domain.operations import (
     UNSET,
     DeviceRules,
@@ -320,7 +320,13 @@ def test_page_request_refuses_malformed_override():
     ids=repr,
 )
 def test_settings_accept_edges(patch):
-    assert update_settings(State(Device()), patch, T0).change is not None
+    # from settings none of whose values is the edge: one that changes nothing is no change
+    other = Settings(
+        system_id=1 if patch.system_id == 0 else 0,
+        default_goal=1 if patch.default_goal == 0 else 0,
+        clear_mark=1 if patch.clear_mark == 0 else 0,
+    )
+    assert update_settings(State(Device(settings=other)), patch, T0).change is not None
 
 
 @pytest.mark.parametrize(

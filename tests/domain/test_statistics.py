@@ -398,8 +398,9 @@ def test_setting_the_mark_does_not_clear_for_an_hour_already_passed():
 
 def test_setting_the_same_mark_again_keeps_since():
     state = state_with_counters(5, hms(D1, 0))
-    change = ops.update_settings(state, SettingsPatch(clear_mark=5), hms(D1, 4)).change
-    assert change.device.clear_mark_since == hms(D1, 0)
+    # no change at all (spec §8): nothing to commit, and `since` stays where it was
+    assert ops.update_settings(state, SettingsPatch(clear_mark=5), hms(D1, 4)).change is None
+    assert state.device.clear_mark_since == hms(D1, 0)
 
 
 def test_setting_the_clock_past_the_mark_does_not_clear():
