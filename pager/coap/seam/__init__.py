@@ -21,7 +21,8 @@ from pager.coap.seam import datagrams, dedup, senderrors
 from pager.coap.seam.backlog import Backlogs
 from pager.coap.seam.blockwise import Block2Transfers
 from pager.coap.seam.context import ServerContext
-from pager.coap.seam.datagrams import DatagramFilter
+from pager.coap.seam.datagrams import LENGTHS as OPTION_LENGTHS
+from pager.coap.seam.datagrams import DatagramFilter, unrecognised
 from pager.coap.seam.dedup import WINDOW as DEDUP_WINDOW
 from pager.coap.seam.dedup import receipt
 from pager.coap.seam.hooks import HOOKS, Hook, SeamError, udp_stacks, verify
@@ -30,6 +31,7 @@ from pager.store import Receipt
 __all__ = [
     "DEDUP_WINDOW",
     "HOOKS",
+    "OPTION_LENGTHS",
     "Backlogs",
     "Block2Transfers",
     "DatagramFilter",
@@ -39,6 +41,7 @@ __all__ = [
     "bound_port",
     "install",
     "receipt",
+    "unrecognised",
 ]
 
 

@@ -114,11 +114,18 @@ HOOKS: list[Hook] = [
     ),
     Hook(
         "datagram-in",
-        "MessageInterfaceUDP6.datagram_msg_received (wrapped)",
-        "a datagram with a text option that is not UTF-8 is dropped with one log line; the "
-        "datagram filter (fault injection) may drop a request",
-        "aiocoap lets the UnicodeDecodeError out with a traceback per datagram; a drop above "
-        "the message layer would still be acknowledged",
+        "MessageInterfaceUDP6.datagram_msg_received (replaced), ._ctx.dispatch_message, "
+        "transport.max_size, UDP6EndpointAddress(sockaddr, interface, pktinfo=)",
+        "every datagram is read whole and checked before aiocoap decodes it: a message-format "
+        "violation gets a Reset if Confirmable and is dropped; an option of a length out of "
+        "its range is taken out (a critical one is then answered 4.02); a text option that "
+        "is not UTF-8 drops the datagram with one log line; the datagram filter (fault "
+        "injection) may drop a request",
+        "aiocoap answers malformed requests as if they were valid (a payload marker with no "
+        "payload, a token length of 9 to 15), drops others without the Reset RFC 7252 §4.2 "
+        "asks for, cuts datagrams off at 4,096 bytes, and lets the UnicodeDecodeError out "
+        "with a traceback per datagram; a drop above the message layer would still be "
+        "acknowledged",
         "aiocoap #176",
     ),
     Hook(
@@ -281,6 +288,11 @@ def _datagram_in(managers: list[Any], udps: list[Any], _: list[resource.Resource
         _need(callable(received), "not callable")
         params = _parameters(received)
         _need(len(params) == 4, f"parameters {params}")
+        _need(any(getattr(udp, "_ctx", None) is m for m in managers), "_ctx is no manager")
+        max_size = getattr(udp.transport, "max_size", None)
+        _need(isinstance(max_size, int), "the transport has no max_size")
+    _need("pktinfo" in _parameters(UDP6EndpointAddress), "UDP6EndpointAddress takes no pktinfo")
+    _need(callable(getattr(aiocoap.Message, "decode", None)), "no Message.decode")
 
 
 def _datagram_out(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -> None:
