@@ -199,13 +199,15 @@ async def test_other_critical_options_out_of_range_are_4_02(peer, client, name):
 
 
 async def test_an_over_long_elective_option_is_ignored(peer, client):
-    etag = bytes([0x49]) + b"e" * 9  # ETag (elective, 4) of 9 bytes, before Uri-Path
-    path = bytes([0x72]) + b"v1" + bytes([0x08]) + b"sessions"
-    peer.send(header(CON, 1, GET, 8) + b"t" + etag + path)
+    # an Observe (elective, 6) of 4 bytes, before Uri-Path: a plain GET, no registration
+    observe = option(6, b"\x00" * 4)
+    path = option(5, b"v1") + option(0, b"notify")
+    peer.send(header(CON, 1, GET, 8) + b"t" + observe + path)
     answer = aiocoap.Message.decode(await peer.answer())
-    assert answer.code.dotted == "2.05" and json.loads(answer.payload)["sessions"] == []
-    # a Content-Format of 3 bytes is not there: the body is read as JSON, the default
-    content_format = bytes([0x13]) + b"\x00\x00\x32"
+    assert answer.code.dotted == "2.05" and answer.opt.observe is None
+    assert json.loads(answer.payload)["responseTypes"] == ["ping"]
+    # a Content-Format of 3 bytes (60, CBOR) is not there: the body is read as JSON
+    content_format = option(1, b"\x00\x00\x3c")
     peer.send(header(CON, 1, POST, 9) + b"t" + SESSIONS + content_format + b"\xff" + BODY)
     answer = aiocoap.Message.decode(await peer.answer())
     assert answer.code.dotted == "2.01"
