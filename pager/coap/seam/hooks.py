@@ -104,6 +104,16 @@ HOOKS: list[Hook] = [
         "aiocoap #281",
     ),
     Hook(
+        "message-ids",
+        "MessageManager._next_message_id (replaced), .send_message and ._send_initially (wrapped)",
+        "message ids are numbered per peer and not given to a peer again within "
+        "EXCHANGE_LIFETIME; a peer sent every id within it waits for one",
+        "aiocoap numbers all peers' messages from one 16-bit counter: above about 265 "
+        "messages a second in all a peer is sent an id again within 247 s, and a client "
+        "that deduplicates drops the new notification as a duplicate",
+        "none filed",
+    ),
+    Hook(
         "send-errors",
         "MessageInterfaceUDP6.transport.sendmsg (replaced), ._remote_being_sent_to, ._ctx",
         "a send failing with another peer's pending ICMP error is tried again; a send that "
@@ -273,6 +283,18 @@ def _backlog(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -
         _need(isinstance(getattr(manager, "_backlogs", None), dict), "not a dict")
 
 
+def _message_ids(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -> None:
+    for manager in managers:
+        next_id = getattr(manager, "_next_message_id", None)
+        _need(callable(next_id) and not _parameters(next_id), "no _next_message_id()")
+        _need(isinstance(getattr(manager, "message_id", None), int), "no shared message_id")
+        send = getattr(manager, "send_message", None)
+        _need(callable(send) and len(_parameters(send)) == 2, "no send_message(message, monitor)")
+        first = getattr(manager, "_send_initially", None)
+        _need(callable(first), "no _send_initially")
+        _need(_parameters(first) == ["message", "messageerror_monitor"], "_send_initially")
+
+
 def _send_errors(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -> None:
     for udp in udps:
         _need(callable(getattr(udp.transport, "sendmsg", None)), "the transport has no sendmsg")
@@ -324,6 +346,7 @@ CONTEXT_CHECKS: dict[str, Callable[[list[Any], list[Any], list[resource.Resource
     "dedup-timers": _dedup_timers,
     "dedup-restore": _dedup_restore,
     "backlog": _backlog,
+    "message-ids": _message_ids,
     "send-errors": _send_errors,
     "datagram-in": _datagram_in,
     "datagram-out": _datagram_out,
