@@ -11,13 +11,12 @@ of its own, starting at a random id.
 
 Each counter remembers, for each block of `BLOCK` consecutive ids, when one of them was last
 sent for the first time (retransmissions are what EXCHANGE_LIFETIME already allows for). The
-counter enters a block again only once that is EXCHANGE_LIFETIME ago: a handful of numbers
-per peer instead of a time per id, at the price of using at most 64,512 of the 65,536 ids in
-any 247 s.
+counter enters a block again only once that is EXCHANGE_LIFETIME ago: at most 64 numbers
+per peer instead of a time per id, at the price of stopping up to 1,023 ids early.
 
-A peer that has been sent more than that in 247 s, over 261 messages a second for four
-minutes (RFC 7252's congestion control allows one message in flight per peer, and a
-notification is handed to aiocoap only when nothing waits for that peer), has run out: its
+A peer that has been sent (nearly) all 65,536 ids in 247 s, some 260 messages a second for
+four minutes, has run out. RFC 7252's recommended rates never get there, but one message in
+flight per peer acknowledged within a millisecond, on a LAN, can. Then the peer's
 next message is held, in order, until a block comes free, never sent with an id it may still
 remember. The held messages count as waiting for that peer (`Backlogs.waiting`), so an
 observation's notifications wait in its own bounded queue meanwhile, as for an observer that
