@@ -67,6 +67,7 @@ MALFORMED = {
     "extended length past the end": lambda t, mid: header(t, 0, GET, mid) + bytes([0xBE, 0x01]),
     "option delta 15": lambda t, mid: header(t, 0, GET, mid) + SESSIONS + bytes([0xF1]) + b"x",
     "option length 15": lambda t, mid: header(t, 0, GET, mid) + bytes([0xBF]) + b"x" * 16,
+    "option number past 65535": lambda t, mid: header(t, 0, GET, mid) + b"\xe0\xff\xff",
     "empty message with a token": lambda t, mid: header(t, 1, 0, mid) + b"t",
 }
 

@@ -159,6 +159,8 @@ def admit(data: bytes) -> tuple[bytes, int | None]:
         if at + length > end:
             raise Malformed("an option runs past the end of the datagram")
         number += delta
+        if number > 0xFFFF:
+            raise Malformed("an option number past 65535")
         bounds = LENGTHS.get(number)
         if bounds is not None and not bounds[0] <= length <= bounds[1]:
             out.append((start, at + length))
