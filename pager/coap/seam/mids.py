@@ -62,9 +62,9 @@ class Exhausted(Exception):
 class _Counter:
     __slots__ = ("next", "last", "blocks")
 
-    def __init__(self, first: int) -> None:
+    def __init__(self, first: int, now: float) -> None:
         self.next = first
-        self.last = 0.0  # when a message was last first sent to the peer
+        self.last = now  # when a message was last first sent to the peer (or it was made)
         self.blocks: dict[int, float] = {}  # block -> when one of its ids was last first sent
 
 
@@ -85,8 +85,9 @@ class MessageIds:
         """The id for the next message to `peer`; raises `Exhausted` if none is free."""
         counter = self._peers.get(peer)
         if counter is None:
-            self._forget(self.clock())
-            counter = self._peers[peer] = _Counter(random.randrange(0x10000))
+            now = self.clock()
+            self._forget(now)
+            counter = self._peers[peer] = _Counter(random.randrange(0x10000), now)
         mid = counter.next
         if not mid % BLOCK:
             used = counter.blocks.get(mid // BLOCK)
@@ -100,7 +101,7 @@ class MessageIds:
         now = self.clock()
         counter = self._peers.get(peer)
         if counter is None:  # forgotten between take and send: a fresh counter avoids mid
-            counter = self._peers[peer] = _Counter((mid + 1) & 0xFFFF)
+            counter = self._peers[peer] = _Counter((mid + 1) & 0xFFFF, now)
         else:
             self._peers.move_to_end(peer)
         counter.last = now
