@@ -34,7 +34,6 @@ class Watch:
         return self
 
     def _add(self, message: aiocoap.Message) -> None:
-        assert len(message.payload) <= 1024  # every notification fits one datagram
         self.notes.append(json.loads(message.payload))
         self.times.append(time.monotonic())
         self._changed.set()
@@ -265,18 +264,17 @@ async def _until(predicate, timeout: float = 5) -> None:
 
 
 async def test_get_sessions_delivers_300_active_sessions(client, watches):
+    """Spec §8: the whole list in one notification, block-wise (aiocoap fetches the rest)."""
     for n in range(300):
         await client.post("/v1/sessions", {"number": n, "label": f"guest {n:03d}"})
     w = await watches("action=get_sessions")
-    await w.until(lambda w: sum(len(n["sessions"]) for n in w.of("sessions")) >= 300)
-    notes = w.of("sessions")
-    assert len(notes) > 1  # it did not fit one datagram
-    ids = [s["id"] for n in notes for s in n["sessions"]]
-    assert ids == list(range(1, 301))
-    assert all(n["globalSessionSequence"] == 300 for n in notes)
-    assert notes[0]["statistics"]["numSessions"] == 300
+    (listing,) = w.notes
+    assert [s["id"] for s in listing["sessions"]] == list(range(1, 301))
+    assert listing["globalSessionSequence"] == 300
+    assert listing["statistics"]["numSessions"] == 300
     await client.put("/v1/sessions", {"action": "page"}, query="number=7")
     await w.until(lambda w: w.notes[-1]["globalSessionSequence"] == 301)
+    assert len(w.notes) == 2
     assert w.notes[-1]["sessions"][0]["number"] == 7
 
 
@@ -400,37 +398,45 @@ async def test_slow_observer_falls_behind_in_a_bounded_queue(client, emulator, c
 
 @pytest.mark.parametrize("config_overrides", [{"observer_queue_limit": 2}])
 async def test_the_first_session_list_is_never_dropped(client, emulator):
-    """A list split over many notifications must reach a slow observer whole."""
+    """The list, sent block-wise, reaches a slow observer whole, and nothing overtakes it."""
     for n in range(60):
         await client.post("/v1/sessions", {"number": n, "label": f"guest {n:03d}"})
     slow = await RawObserver.open(emulator.port)
-    slow.send(
-        aiocoap.Message(
-            code=aiocoap.GET,
-            uri_path=("v1", "notify"),
-            observe=0,
-            uri_query=("action=get_sessions",),
-        ),
-        Type.CON,
-        1,
-        b"obs2",
+    register = aiocoap.Message(
+        code=aiocoap.GET,
+        uri_path=("v1", "notify"),
+        observe=0,
+        uri_query=("action=get_sessions",),
     )
-    note = await slow.next()
-    for n in range(60, 70):  # changes pile up behind the list while nothing is acknowledged
+    slow.send(register, Type.CON, 1, b"obs2")
+    first = await slow.next()
+    assert first.opt.block2.block_number == 0 and first.opt.block2.more
+    for n in range(60, 70):  # changes pile up behind the list while the rest is not fetched
         await client.post("/v1/sessions", {"number": n})
-    ids, sequences = [], []  # the list's notifications all carry the sequence at registration
+    await asyncio.sleep(0.2)
+    assert _drain(slow) == []  # no notification overtakes the rest of the list
+    whole, number = first.payload, 1
     while True:
-        body = json.loads(note.payload)
-        if body["globalSessionSequence"] == 60:
-            ids += [s["id"] for s in body["sessions"]]
-        else:
-            sequences.append(body["globalSessionSequence"])
-        if sequences and sequences[-1] == 70:
+        m = aiocoap.Message(
+            code=aiocoap.GET, uri_path=("v1", "notify"), uri_query=("action=get_sessions",)
+        )
+        m.opt.block2 = BlockOption.BlockwiseTuple(number, False, 6)
+        slow.send(m, Type.CON, 100 + number, b"blk")
+        block = await slow.next()
+        assert block.mtype == Type.ACK and block.opt.etag == first.opt.etag
+        whole += block.payload
+        if not block.opt.block2.more:
             break
+        number += 1
+    body = json.loads(whole)
+    assert [s["id"] for s in body["sessions"]] == list(range(1, 61))
+    assert body["globalSessionSequence"] == 60
+    sequences = []
+    while not sequences or sequences[-1] != 70:
+        note = await slow.next()
+        sequences.append(json.loads(note.payload)["globalSessionSequence"])
         if note.mtype == Type.CON:
             slow.send(aiocoap.Message(code=aiocoap.EMPTY), Type.ACK, note.mid)
-        note = await slow.next()
-    assert ids == list(range(1, 61))
     assert sequences[-2:] == [69, 70]  # the newest two changes stayed, older ones were dropped
     assert len(sequences) < 10
     slow.transport.close()

@@ -65,6 +65,7 @@ def install(
         manager._backlogs = backlogs
         senderrors.install(udp)
         datagrams.install(udp, datagram_filter)
+        _blockwise.answer_later_blocks_aside(manager.token_manager)
     for res in blockwise.resources:
         _blockwise.bound(res, blockwise)
 

@@ -66,6 +66,15 @@ class Backlogs(dict[Hashable, _Backlog]):
             self._waiters.setdefault(remote, []).append(future)
             await future
 
+    async def idle(self, remote: Hashable) -> None:
+        """Return once nothing is in flight to `remote` either: its last Confirmable message
+        was acknowledged, reset, or given up (aiocoap keeps a peer's entry exactly as long as
+        one is in flight)."""
+        while remote in self:
+            future = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(remote, []).append(future)
+            await future
+
     def _moved(self, remote: Hashable) -> None:
         for future in self._waiters.pop(remote, ()):
             if not future.done():
