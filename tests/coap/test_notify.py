@@ -530,3 +530,81 @@ async def test_a_later_block_asked_for_with_observe_is_that_block_not_a_registra
     assert number > 0 and not emulator.hub.observers
     assert [s["number"] for s in json.loads(whole)["sessions"]] == list(range(1, 40))
     raw.transport.close()
+
+
+# ------------------------------------------------------------- the end: a final 5.03 (§8)
+
+
+def _assert_final(message: aiocoap.Message) -> None:
+    """The 5.03 that ends an observation: the error body, no Observe (RFC 7641 §3.2)."""
+    assert message.code.dotted == "5.03" and message.opt.observe is None
+    body = json.loads(message.payload)
+    assert body["responseTypes"] == ["error"]
+    assert body["error"]["code"] == "5.03" and "shutting down" in body["error"]["message"]
+
+
+async def test_close_tells_every_observer_and_waits_for_the_acknowledgements(emulator):
+    raws = [await RawObserver.open(emulator.port) for _ in range(3)]
+    for raw in raws:
+        raw.register()
+        assert (await raw.next()).code == aiocoap.CONTENT
+
+    async def acknowledge(raw: RawObserver) -> None:
+        final = await raw.next()
+        raw.send(aiocoap.Message(code=aiocoap.EMPTY), Type.ACK, final.mid)
+        _assert_final(final)
+        assert final.mtype == Type.CON
+
+    acks = [asyncio.ensure_future(acknowledge(raw)) for raw in raws]
+    await emulator.stop()
+    await asyncio.gather(*acks)
+    for raw in raws:
+        raw.transport.close()
+
+
+async def test_close_does_not_hang_on_an_observer_that_never_acknowledges(emulator):
+    from pager.hub import END_WAIT
+
+    deaf = await RawObserver.open(emulator.port)
+    deaf.register()
+    await deaf.next()
+    started = time.monotonic()
+    await emulator.stop()
+    assert time.monotonic() - started < END_WAIT + 0.5
+    finals = _drain(deaf)
+    assert finals and all(m.mid == finals[0].mid for m in finals)  # retransmitted, no more
+    _assert_final(finals[0])
+    deaf.transport.close()
+
+
+async def test_a_power_cycle_tells_every_observer_first(client, emulator):
+    watcher = await RawObserver.open(emulator.port)
+    watcher.register()
+    await watcher.next()
+    cycling = asyncio.ensure_future(emulator.power_cycle(0.5))
+    final = await watcher.next()
+    watcher.send(aiocoap.Message(code=aiocoap.EMPTY), Type.ACK, final.mid)
+    _assert_final(final)
+    await cycling
+    assert not emulator.hub.observers
+    watcher.transport.close()
+
+
+async def test_sigterm_tells_an_aiocoap_observer(db_path, coap_context):
+    from tests.conftest import ServerProcess
+
+    server = await ServerProcess(db_path).start()
+    try:
+        uri = f"coap://127.0.0.1:{server.port}/v1/notify"
+        request = coap_context.request(aiocoap.Message(code=aiocoap.GET, uri=uri, observe=0))
+        await asyncio.wait_for(request.response, 10)
+        updates = request.observation.__aiter__()
+        final = asyncio.ensure_future(updates.__anext__())
+        assert await server.stop() == 0
+        _assert_final(await asyncio.wait_for(final, 5))
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(updates.__anext__(), 5)
+    finally:
+        if server.process.returncode is None:
+            server.process.kill()
+            await server.process.wait()
