@@ -71,7 +71,8 @@ class Observer:
         self._ready = asyncio.Event()
         self._ready.set()
         self.forgotten = False  # dropped with every other observer, without a word
-        self.ending = asyncio.Event()  # to be told that the transmitter goes away
+        self.ending = False  # to be told that the transmitter goes away
+        self.leaving = asyncio.Event()  # forgotten or ending: stop waiting for anything else
         self.gone = asyncio.Event()  # unsubscribed
         self.delivered: Awaitable[None] | None = None  # its final notification, once sent
         self.sent = 0
@@ -116,19 +117,20 @@ class Observer:
     def end(self) -> None:
         """Nothing more to send but the word that the transmitter goes away."""
         self._clear()
-        self.ending.set()
+        self.ending = True
 
     def _clear(self) -> None:
         self._first.clear()
         self._changes.clear()
         self._kinds.clear()
         self._ready.set()
+        self.leaving.set()
 
     async def next(self) -> Notification | None:
         """The next notification to send, or None once the observer has been forgotten or is
         ending (`ending` tells which)."""
         while True:
-            if self.forgotten or self.ending.is_set():
+            if self.forgotten or self.ending:
                 return None
             if self._first:
                 return self._first.popleft()

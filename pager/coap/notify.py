@@ -145,7 +145,7 @@ class NotifyResource(ApiResource):
             while True:
                 note = await observer.next()
                 if note is None:
-                    if observer.ending.is_set():
+                    if observer.ending:
                         why = "told the transmitter goes away"
                         self._final(pipe, observer)
                     else:
@@ -166,9 +166,9 @@ class NotifyResource(ApiResource):
                 observer.sent += 1
                 sequence = (sequence + 1) % OBSERVE_MODULO
                 if fetched is not None:
-                    await _unless_ending(observer, fetched)
+                    await _unless_leaving(observer, fetched)
                 if self.backlogs.waiting(remote):
-                    await _unless_ending(observer, self.backlogs.drained(remote))
+                    await _unless_leaving(observer, self.backlogs.drained(remote))
         finally:
             self.hub.unsubscribe(observer, why)
 
@@ -183,12 +183,14 @@ class NotifyResource(ApiResource):
         observer.delivered = asyncio.ensure_future(self.backlogs.idle(request.remote))
 
 
-async def _unless_ending(observer: Observer, waiting: Awaitable[None]) -> None:
-    """Wait for `waiting`, or until the observer is to be told the transmitter goes away."""
+async def _unless_leaving(observer: Observer, waiting: Awaitable[None]) -> None:
+    """Wait for `waiting`, or until the observer is forgotten or to be told the transmitter
+    goes away: a client that never fetches the rest of a notification, or never
+    acknowledges, must not hold that up."""
     work = asyncio.ensure_future(waiting)
-    ending = asyncio.ensure_future(observer.ending.wait())
+    leaving = asyncio.ensure_future(observer.leaving.wait())
     try:
-        await asyncio.wait((work, ending), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait((work, leaving), return_when=asyncio.FIRST_COMPLETED)
     finally:
         work.cancel()
-        ending.cancel()
+        leaving.cancel()
