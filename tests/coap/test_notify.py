@@ -639,3 +639,36 @@ async def test_a_later_block_with_another_etag_in_if_match_is_4_12(client, emula
     assert block.code.dotted == "2.05" and block.opt.block2.block_number == 1
     assert block.opt.etag == first.opt.etag
     raw.transport.close()
+
+
+async def test_a_block_size_asked_for_at_registration_holds_for_every_notification(
+    client, emulator
+):
+    """RFC 7959 §2.6: Block2 0/64 in the registration makes every notification over 64 bytes
+    go out block-wise in 64-byte blocks, the first answer (a ping) and the changes alike."""
+    raw = await RawObserver.open(emulator.port)
+    register = aiocoap.Message(code=aiocoap.GET, uri_path=("v1", "notify"), observe=0)
+    register.opt.block2 = BlockOption.BlockwiseTuple(0, False, 2)
+    raw.send(register, Type.CON, 1, b"obs4")
+    bodies, mid = [], 10
+    for expected in ("ping", "sessions"):
+        first = await raw.next()
+        if first.mtype == Type.CON:
+            raw.send(aiocoap.Message(code=aiocoap.EMPTY), Type.ACK, first.mid)
+        assert (first.opt.block2.size, len(first.payload)) == (64, 64)
+        assert first.opt.observe is not None and first.opt.etag is not None
+        whole, block = first.payload, first
+        while block.opt.block2.more:
+            m = aiocoap.Message(code=aiocoap.GET, uri_path=("v1", "notify"))
+            m.opt.block2 = BlockOption.BlockwiseTuple(block.opt.block2.block_number + 1, 0, 2)
+            mid += 1
+            raw.send(m, Type.CON, mid, b"b%d" % mid)
+            block = await raw.next()
+            assert block.opt.etag == first.opt.etag and block.opt.observe is None
+            whole += block.payload
+        bodies.append(json.loads(whole))
+        assert bodies[-1]["responseTypes"][0] == expected
+        if expected == "ping":
+            assert (await client.post("/v1/sessions", {"number": 5})).code == "2.01"
+    assert bodies[1]["sessions"][0]["number"] == 5
+    raw.transport.close()
