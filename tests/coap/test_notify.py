@@ -672,3 +672,31 @@ async def test_a_block_size_asked_for_at_registration_holds_for_every_notificati
             assert (await client.post("/v1/sessions", {"number": 5})).code == "2.01"
     assert bodies[1]["sessions"][0]["number"] == 5
     raw.transport.close()
+
+
+async def test_later_blocks_asked_for_on_the_observation_token_leave_it_running(client, emulator):
+    """As node-coap asks for them: GET + Observe 0 + Block2 on the observation's own token.
+    Each is answered with its block (no Observe), and the observation goes on."""
+    for n in range(1, 30):
+        await client.post("/v1/sessions", {"number": n})
+    raw = await RawObserver.open(emulator.port)
+    register = aiocoap.Message(
+        code=aiocoap.GET, uri_path=("v1", "notify"), observe=0, uri_query=("action=get_sessions",)
+    )
+    raw.send(register, Type.CON, 1, b"same")
+    block = await raw.next()
+    whole = block.payload
+    while block.opt.block2.more:
+        m = register.copy(mid=None)
+        m.opt.block2 = BlockOption.BlockwiseTuple(block.opt.block2.block_number + 1, 0, 6)
+        raw.send(m, Type.CON, 2 + block.opt.block2.block_number, b"same")
+        block = await raw.next()
+        assert block.mtype == Type.ACK and block.opt.observe is None
+        whole += block.payload
+    assert len(json.loads(whole)["sessions"]) == 29
+    assert len(emulator.hub.observers) == 1
+    await client.post("/v1/sessions", {"number": 40})
+    note = await raw.next()
+    assert (note.token, note.mtype) == (b"same", Type.CON) and note.opt.observe == 1
+    assert json.loads(note.payload)["globalSessionSequence"] == 30
+    raw.transport.close()
