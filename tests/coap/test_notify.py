@@ -431,7 +431,6 @@ async def test_the_first_session_list_is_never_dropped(client, emulator):
     body = json.loads(whole)
     assert [s["id"] for s in body["sessions"]] == list(range(1, 61))
     assert body["globalSessionSequence"] == 60
-    assert len(body["sessions"]) == 60 and json.loads(whole) == body
     sequences = []
     while not sequences or sequences[-1] != 70:
         note = await slow.next()
@@ -609,36 +608,6 @@ async def test_sigterm_tells_an_aiocoap_observer(db_path, coap_context):
         if server.process.returncode is None:
             server.process.kill()
             await server.process.wait()
-
-
-async def test_a_later_block_with_another_etag_in_if_match_is_4_12(client, emulator):
-    """RFC 7252 §5.10.8.1 on a block-wise notification's rest: a client that asks for block 1
-    of the representation it started on (If-Match: its ETag) gets it; one naming another
-    representation gets 4.12 with the error body, and the transfer goes on."""
-    for n in range(1, 30):
-        await client.post("/v1/sessions", {"number": n})
-    raw = await RawObserver.open(emulator.port)
-    register = aiocoap.Message(
-        code=aiocoap.GET, uri_path=("v1", "notify"), observe=0, uri_query=("action=get_sessions",)
-    )
-    raw.send(register, Type.CON, 1, b"obs3")
-    first = await raw.next()
-    assert first.opt.etag is not None and first.opt.block2.more
-    answers = []
-    for mid, etag in ((2, b"other!!!"), (3, first.opt.etag)):
-        m = aiocoap.Message(
-            code=aiocoap.GET, uri_path=("v1", "notify"), uri_query=("action=get_sessions",)
-        )
-        m.opt.block2 = BlockOption.BlockwiseTuple(1, False, 6)
-        m.opt.if_match = [etag]
-        raw.send(m, Type.CON, mid, b"blk")
-        answers.append(await raw.next())
-    refused, block = answers
-    assert refused.code.dotted == "4.12"
-    assert json.loads(refused.payload)["error"]["code"] == "4.12"
-    assert block.code.dotted == "2.05" and block.opt.block2.block_number == 1
-    assert block.opt.etag == first.opt.etag
-    raw.transport.close()
 
 
 async def test_a_block_size_asked_for_at_registration_holds_for_every_notification(

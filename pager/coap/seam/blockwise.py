@@ -38,11 +38,10 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
+import aiocoap.blockwise
 from aiocoap import Message, resource
 from aiocoap.blockwise import IncompleteException
-from aiocoap.error import PreconditionFailed
 from aiocoap.numbers.constants import TransportTuning
-from aiocoap.numbers.optionnumbers import OptionNumber
 from aiocoap.optiontypes import BlockOption
 from aiocoap.pipe import Pipe
 from aiocoap.util.asyncio.timeoutdict import TimeoutDict
@@ -71,24 +70,6 @@ class _Transfer:
     response: Message
     deadline: float
     ended: "asyncio.Future[None] | None" = None  # made by first_block, for the observation
-
-
-_NOT_OF_THE_TRANSFER = (
-    OptionNumber.BLOCK1,
-    OptionNumber.BLOCK2,
-    OptionNumber.OBSERVE,
-    OptionNumber.IF_MATCH,
-)
-
-
-def transfer_key(request: Message) -> Hashable:
-    """What every block request of one transfer has in common: aiocoap's block key, with
-    If-Match left out too, a precondition on the representation rather than part of what is
-    asked for."""
-    remote = request.remote
-    if remote is None:  # every request aiocoap hands a resource came from somewhere
-        raise TypeError("a request without a remote")
-    return (remote.blockwise_key, request.code, request.get_cache_key(_NOT_OF_THE_TRANSFER))
 
 
 def etag(payload: bytes) -> bytes:
@@ -176,7 +157,7 @@ class Block2Transfers:
         if remote is None:  # as in extract_or_insert
             raise TypeError("a request without a remote")
         whole.opt.etag = etag(whole.payload)
-        key = transfer_key(request)
+        key = aiocoap.blockwise._extract_block_key(request)
         self.put(owner, key, whole)
         transfer = self._transfers[(owner, key)]
         ended = transfer.ended = asyncio.get_running_loop().create_future()
@@ -222,8 +203,7 @@ class BoundedBlock2Cache:
     """aiocoap's `Block2Cache` for one resource, its answers held in `Block2Transfers`.
 
     Behaves as aiocoap's: block 0 (or a request without Block2) renders the answer, a later
-    block is cut from the answer the client's transfer holds, or is 4.08 without one, or
-    4.12 when it carries an If-Match that the held answer's ETag does not match.
+    block is cut from the answer the client's transfer holds, or is 4.08 without one.
     """
 
     def __init__(self, transfers: Block2Transfers, max_transfers: int) -> None:
@@ -234,7 +214,7 @@ class BoundedBlock2Cache:
     async def extract_or_insert(
         self, req: Message, response_builder: Callable[[], Awaitable[Message]]
     ) -> Message:
-        key = transfer_key(req)
+        key = aiocoap.blockwise._extract_block_key(req)
         block2 = req.opt.block2
         remote = req.remote
         if remote is None:  # every request aiocoap hands a resource came from somewhere
@@ -246,10 +226,6 @@ class BoundedBlock2Cache:
             held = self.transfers.get(self, key)
             if held is None:
                 raise IncompleteException from None
-            if_match = req.opt.if_match
-            if if_match and b"" not in if_match and held.opt.etag not in if_match:
-                # RFC 7252 §5.10.8.1: the representation the transfer holds is not that one
-                raise PreconditionFailed from None
         assembled = held
         size = len(assembled.payload)
         if size <= remote.maximum_payload_size and (block2 is None or size <= block2.size):

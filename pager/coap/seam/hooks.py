@@ -138,7 +138,8 @@ HOOKS: list[Hook] = [
     ),
     Hook(
         "block2-cache",
-        "interfaces.Resource._block2.extract_or_insert (replaced), Message._extract_block",
+        "interfaces.Resource._block2.extract_or_insert (replaced), "
+        "blockwise._extract_block_key, Message._extract_block",
         "the answers of pending Block2 transfers share one byte budget, max_block_transfers "
         "per resource, one copy per answer; a notification too large for one block goes out "
         "as its first block with an ETag, the whole held as such a transfer",
@@ -314,6 +315,7 @@ def _block2_cache(managers: list[Any], udps: list[Any], res: list[resource.Resou
         extract = getattr(getattr(r, "_block2", None), "extract_or_insert", None)
         _need(inspect.iscoroutinefunction(extract), f"no extract_or_insert on {type(r).__name__}")
         _need(len(_parameters(extract)) == 2, "extract_or_insert takes not (req, builder)")
+    _need(callable(getattr(aiocoap.blockwise, "_extract_block_key", None)), "no block key")
     _need(callable(getattr(aiocoap.Message, "_extract_block", None)), "no Message._extract_block")
 
 
