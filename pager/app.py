@@ -159,7 +159,8 @@ class Emulator(RigControls):
 
     async def stop(self) -> None:
         """Stop serving and let go of the ports and the store; this also undoes a partial
-        start, and stopping again does nothing."""
+        start, and stopping again does nothing. Every observer gets its final notification
+        first (within `hub.END_WAIT`)."""
         if self._control is not None:
             await self._control.cleanup()
             self._control = None
@@ -170,6 +171,8 @@ class Emulator(RigControls):
                 await task
         self._tasks = []
         if self._context is not None:
+            if self.hub is not None:  # spec §8: observers are told before the transport closes
+                await self.hub.end_all()
             await self._context.shutdown()
             self._context = None
         if self._store is not None:

@@ -5,12 +5,16 @@ a listener), so every path that changes the transmitter (requests, automatic pag
 daily statistics clear) notifies exactly once. Publishing only appends to each observer's
 queue; encoding and sending happen in the observer's own task, so a slow or dead observer
 never delays an answer to anyone else.
+
+When the transmitter goes away (shutdown, a power cycle), `end_all` tells every observer
+first: each observation sends its final notification (spec §8) and the hub waits, within a
+bound, until those have been delivered.
 """
 
 import asyncio
 import logging
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from typing import Any
 
 from pager import wire
@@ -19,8 +23,10 @@ from pager.engine import Engine
 
 log = logging.getLogger("pager.notify")
 
-# One notification must fit one datagram: aiocoap sends observe payloads without Block2.
-MAX_PAYLOAD = 1024
+END_WAIT = 2.0
+"""How long `end_all` waits at most for the observers' final notifications to be delivered:
+enough for any observer on a working network to acknowledge, short enough that a dead one
+does not hold up a shutdown."""
 
 
 class Notification:
@@ -46,14 +52,14 @@ class Notification:
 class Observer:
     """One observation's notifications waiting to be sent, oldest first, about `limit` at most.
 
-    The first notifications (the session list or a ping) are never dropped: a client could
-    not tell a list that lost a part from a whole one. After them, an observer that falls
-    `limit` notifications behind loses the oldest session notifications; the newest, which
-    carry the latest state, stay. A client sees the loss as a gap in globalSessionSequence
-    (spec §8), as it would on a lossy network, and re-reads what it needs. A settings or
-    statistics notification carries no sequence number, so it is dropped only when a newer
-    one of its kind waits behind it, and a ping is queued only when nothing else waits:
-    whatever is waiting shows that the observer is alive just as well.
+    The first notification (the whole session list, or a ping) is never dropped. After it,
+    an observer that falls `limit` notifications behind loses the oldest session
+    notifications; the newest, which carry the latest state, stay. A client sees the loss as
+    a gap in globalSessionSequence (spec §8), as it would on a lossy network, and re-reads
+    what it needs. A settings or statistics notification carries no sequence number, so it
+    is dropped only when a newer one of its kind waits behind it, and a ping is queued only
+    when nothing else waits: whatever is waiting shows that the observer is alive just as
+    well.
     """
 
     def __init__(self, remote: str, limit: int, first: list[Notification]) -> None:
@@ -64,7 +70,11 @@ class Observer:
         self._kinds: Counter[str] = Counter()  # of the notifications in _changes
         self._ready = asyncio.Event()
         self._ready.set()
-        self.forgotten = False  # dropped with every other observer (a power cycle)
+        self.forgotten = False  # dropped with every other observer, without a word
+        self.ending = False  # to be told that the transmitter goes away
+        self.leaving = asyncio.Event()  # forgotten or ending: stop waiting for anything else
+        self.gone = asyncio.Event()  # unsubscribed
+        self.delivered: Awaitable[None] | None = None  # its final notification, once sent
         self.sent = 0
         self.dropped = 0  # session notifications dropped, in all
         self.replaced = 0  # settings/statistics notifications dropped for newer ones, in all
@@ -101,16 +111,26 @@ class Observer:
             )
 
     def forget(self) -> None:
+        self._clear()
+        self.forgotten = True
+
+    def end(self) -> None:
+        """Nothing more to send but the word that the transmitter goes away."""
+        self._clear()
+        self.ending = True
+
+    def _clear(self) -> None:
         self._first.clear()
         self._changes.clear()
         self._kinds.clear()
-        self.forgotten = True
         self._ready.set()
+        self.leaving.set()
 
     async def next(self) -> Notification | None:
-        """The next notification to send, or None once the observer has been forgotten."""
+        """The next notification to send, or None once the observer has been forgotten or is
+        ending (`ending` tells which)."""
         while True:
-            if self.forgotten:
+            if self.forgotten or self.ending:
                 return None
             if self._first:
                 return self._first.popleft()
@@ -151,20 +171,19 @@ class Hub:
             self.identity, self.engine.state, self.engine.clock.now(), **sections
         )
 
-    def subscribe(self, remote: str, content_format: int, with_sessions: bool) -> Observer:
-        """Register an observer and queue what it is owed first.
-
-        With sessions, that is the whole active list by id, split over as many notifications
-        as it takes to keep each within one datagram; otherwise a ping.
-        """
-        first = self.session_list(content_format) if with_sessions else [self.ping()]
-        observer = Observer(remote, self.queue_limit, first)
+    def subscribe(self, remote: str, with_sessions: bool) -> Observer:
+        """Register an observer and queue what it is owed first: with sessions, the whole
+        active list by id in one notification (however many datagrams it takes); otherwise a
+        ping."""
+        first = self.session_list() if with_sessions else self.ping()
+        observer = Observer(remote, self.queue_limit, [first])
         self.observers.add(observer)
         log.info("observer %s registered (%d observing)", remote, len(self.observers))
         return observer
 
     def unsubscribe(self, observer: Observer, why: str) -> None:
         self.observers.discard(observer)
+        observer.gone.set()
         log.info(
             "observer %s %s after %d notifications handed out, %d dropped and %d replaced "
             "(%d observing)",
@@ -175,6 +194,30 @@ class Hub:
             observer.replaced,
             len(self.observers),
         )
+
+    async def end_all(self, within: float = END_WAIT) -> None:
+        """Tell every observer that the transmitter goes away, and wait at most `within`
+        seconds until each has sent its final notification and seen it delivered."""
+        observers = list(self.observers)
+        for observer in observers:
+            observer.end()
+
+        async def told(observer: Observer) -> None:
+            await observer.gone.wait()
+            if observer.delivered is not None:
+                await observer.delivered
+
+        if observers:
+            waits = [asyncio.ensure_future(told(o)) for o in observers]
+            _, late = await asyncio.wait(waits, timeout=within)
+            for wait in late:
+                wait.cancel()
+            log.info(
+                "%d observers told the transmitter goes away (%d not confirmed within %.1f s)",
+                len(observers),
+                len(late),
+                within,
+            )
 
     def drop_all(self) -> None:
         """Forget every observer without a word, as a transmitter losing power does."""
@@ -218,29 +261,15 @@ class Hub:
     def ping(self) -> Notification:
         return Notification(self._envelope(ping={}))
 
-    def session_list(self, content_format: int) -> list[Notification]:
-        """All active sessions by id with the statistics, in notifications of one datagram."""
+    def session_list(self) -> Notification:
+        """All active sessions by id with the statistics: what GET /v1/sessions answers."""
         state = self.engine.state
-        statistics = wire.statistics_out(state.device.counters)
-        sessions = wire.active_sessions(state)
-        notes: list[Notification] = []
-        chunk: list[wire.SessionOut] = []
-        for s in sessions:
-            if (
-                chunk
-                and len(self._list_note(chunk + [s], statistics).payload(content_format))
-                > MAX_PAYLOAD
-            ):
-                notes.append(self._list_note(chunk, statistics))
-                chunk = []
-            chunk.append(s)
-        notes.append(self._list_note(chunk, statistics))
-        return notes
-
-    def _list_note(
-        self, chunk: list[wire.SessionOut], statistics: wire.StatisticsOut
-    ) -> Notification:
-        return Notification(self._envelope(sessions=chunk, statistics=statistics))
+        return Notification(
+            self._envelope(
+                sessions=wire.active_sessions(state),
+                statistics=wire.statistics_out(state.device.counters),
+            )
+        )
 
     async def run_pings(self) -> None:
         while True:

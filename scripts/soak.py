@@ -621,6 +621,11 @@ class SoakObserver(bench_notify.Observer):
         self.received = 0
         self.local_port: int | None = None
         self.last_settings: dict | None = None  # of the latest settings notification
+        # a block-wise notification (RFC 7959 §2.6) being fetched: its first block, the
+        # token of the GETs for the rest, and the retransmission timer of the one in flight
+        self.fetching: Message | None = None
+        self.fetch_token = b""
+        self.fetch_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -642,6 +647,44 @@ class SoakObserver(bench_notify.Observer):
         return msg.encode()
 
     def handle(self, t: float, msg: Message) -> None:
+        """A notification larger than one block comes as its first block: the rest is
+        fetched (GET + Block2, a token of its own) and the whole handled as one."""
+        block2 = msg.opt.block2
+        if self.fetching is not None and msg.token == self.fetch_token and block2 is not None:
+            if self.fetch_timer is not None:
+                self.fetch_timer.cancel()
+            if block2.block_number * block2.size != len(self.fetching.payload):
+                return  # a retransmitted answer
+            self.fetching.payload += msg.payload
+            if block2.more:
+                self._fetch_block(block2.block_number + 1, block2.size_exponent)
+                return
+            whole, self.fetching = self.fetching, None
+            whole.opt.block2 = None
+            self._handle_whole(t, whole)
+            return
+        if msg.token == self.token and block2 is not None and block2.more:
+            self.fetching = msg
+            self.fetch_token = os.urandom(4)
+            self._fetch_block(1, block2.size_exponent)
+            return
+        self._handle_whole(t, msg)
+
+    def _fetch_block(self, number: int, size_exponent: int, attempt: int = 0) -> None:
+        request = Message(code=Code.GET, uri=self.register_uri())
+        request.opt.block2 = (number, False, size_exponent)
+        request.mtype, request.mid, request.token = Type.CON, self.mid(), self.fetch_token
+        self.send(request.encode())
+        if attempt < 4:
+            self.fetch_timer = asyncio.get_running_loop().call_later(
+                2.0 * 2**attempt, self._fetch_block, number, size_exponent, attempt + 1
+            )
+
+    def register_uri(self) -> str:
+        query = "?action=get_sessions" if self.with_sessions else ""
+        return f"coap://{HOST}:{self.port}/v1/notify{query}"
+
+    def _handle_whole(self, t: float, msg: Message) -> None:
         before = len(self.receipts)
         super().handle(t, msg)
         if len(self.receipts) == before:

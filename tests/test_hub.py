@@ -4,7 +4,7 @@ import asyncio
 import logging
 from types import SimpleNamespace
 
-from pager.hub import Notification, Observer
+from pager.hub import Hub, Notification, Observer
 
 
 class Tagged(Notification):
@@ -121,3 +121,37 @@ async def test_forgetting_wakes_the_sender_with_none():
     o.offer(make("sessions", 1))
     o.forget()
     assert await o.next() is None
+
+
+async def test_ending_or_forgetting_wakes_the_observer_with_nothing_more_to_send():
+    for leave, ending in ((Observer.end, True), (Observer.forget, False)):
+        o = Observer("peer", 3, [])
+        waiting = asyncio.ensure_future(o.next())
+        await asyncio.sleep(0)
+        o.offer(make("sessions", 1))
+        leave(o)
+        assert await waiting is None  # the session notification offered went with the rest
+        assert (o.ending, o.forgotten, o.leaving.is_set()) == (ending, not ending, True)
+        assert await o.next() is None
+
+
+async def test_end_all_waits_for_each_final_notification_within_its_bound():
+    told, deaf = Observer("told", 3, []), Observer("deaf", 3, [])
+    hub = SimpleNamespace(observers={told, deaf})  # end_all reads nothing else of a Hub
+    delivered = asyncio.get_running_loop().create_future()
+
+    async def observation(o: Observer, final: "asyncio.Future[None]") -> None:
+        assert await o.next() is None and o.ending
+        o.delivered = final
+        o.gone.set()
+
+    tasks = [
+        asyncio.ensure_future(observation(told, delivered)),
+        asyncio.ensure_future(observation(deaf, asyncio.get_running_loop().create_future())),
+    ]
+    asyncio.get_running_loop().call_later(0.1, delivered.set_result, None)
+    started = asyncio.get_running_loop().time()
+    await Hub.end_all(hub, within=0.3)  # type: ignore[arg-type]
+    took = asyncio.get_running_loop().time() - started
+    assert delivered.done() and 0.25 < took < 1.0  # waited for the first, gave up on the other
+    await asyncio.gather(*tasks)

@@ -11,8 +11,21 @@ issue #281), so "three pings in a row unacknowledged" is expressed through the
 notifications' retransmission schedule: a notification that stays unacknowledged is given up
 `LIVENESS_PINGS - 0.5` ping intervals after it was sent, that is once the third ping is due
 behind it; aiocoap then drops the peer's exchanges and ends the observation.
+
+A notification larger than one block (the session list of a `get_sessions` registration)
+goes out as RFC 7959 §2.6 says: its first block, with Block2 and an ETag, and the whole held
+for the client's GETs of the rest (`Block2Transfers.first_block`). The next notification
+waits until the client has fetched the last block (or the transfer was forgotten): the
+session notifications are changes to the list, so one that overtook the rest of the list
+would leave the client with a list that mixes two states.
+
+When the transmitter goes away (`Hub.end_all`), every observation ends with a 5.03 and the
+error body (RFC 7641 §3.2: a non-2.xx notification ends the observation; it carries no
+Observe option), Confirmable with a short retransmission span of its own.
 """
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from aiocoap import Message
@@ -26,10 +39,21 @@ from pager.coap.gate import Admission
 from pager.coap.reading import query
 from pager.coap.seam import Backlogs
 from pager.domain.errors import Invalid
-from pager.hub import Hub
+from pager.hub import Hub, Observer
 
 LIVENESS_PINGS = 3
 OBSERVE_MODULO = 1 << 24
+GOING_AWAY = "the transmitter is shutting down; register again once it answers"
+
+
+class FinalTuning(TransportTuning):
+    """The final notification: retransmitted once, given up 1.5 s after it was sent, within
+    the hub's END_WAIT."""
+
+    reliability = True
+    ACK_RANDOM_FACTOR = 1.0
+    ACK_TIMEOUT = 0.5
+    MAX_RETRANSMIT = 1
 
 
 def notification_tuning(ping_interval: float) -> TransportTuning:
@@ -108,25 +132,65 @@ class NotifyResource(ApiResource):
             )
             return
         ct = response_format(request)
-        observer = self.hub.subscribe(str(request.remote.hostinfo), ct, with_sessions)
+        remote = request.remote
+        # RFC 7959 §2.6: a block size asked for in the registration holds for every notification
+        size_exponent = remote.maximum_block_size_exp
+        if block2 is not None:
+            size_exponent = min(size_exponent, block2.size_exponent)
+        block_size = min(remote.maximum_payload_size, 2 ** (size_exponent + 4))
+        observer = self.hub.subscribe(str(remote.hostinfo), with_sessions)
         why = "ended (deregistered, reset, or its notifications went unacknowledged)"
         try:
             sequence = 0
             while True:
                 note = await observer.next()
-                if note is None:  # the hub dropped every observer (a power cycle)
-                    why = "dropped in a power cycle"
+                if note is None:
+                    if observer.ending:
+                        why = "told the transmitter goes away"
+                        self._final(pipe, observer)
+                    else:
+                        why = "dropped in a power cycle"
                     return
-                response = Message(
-                    code=Code.CONTENT,
-                    payload=note.payload(ct),
-                    content_format=ct,
-                    observe=sequence,
-                    transport_tuning=self.tuning,
-                )
+                payload = note.payload(ct)
+                fetched: Awaitable[None] | None = None
+                if len(payload) <= block_size:
+                    response = Message(code=Code.CONTENT, payload=payload, content_format=ct)
+                else:
+                    whole = Message(code=Code.CONTENT, payload=payload, content_format=ct)
+                    response, fetched = self.api.block2.first_block(
+                        self, request, whole, size_exponent
+                    )
+                response.opt.observe = sequence
+                response.transport_tuning = self.tuning
                 pipe.add_response(response, is_last=False)
                 observer.sent += 1
                 sequence = (sequence + 1) % OBSERVE_MODULO
-                await self.backlogs.drained(request.remote)
+                if fetched is not None:
+                    await _unless_leaving(observer, fetched)
+                if self.backlogs.waiting(remote):
+                    await _unless_leaving(observer, self.backlogs.drained(remote))
         finally:
             self.hub.unsubscribe(observer, why)
+
+    def _final(self, pipe: Pipe, observer: Observer) -> None:
+        """Send the 5.03 that ends the observation; `observer.delivered` is done once it is
+        acknowledged or given up. Nothing may be awaited after it: the pipe is over, and
+        with it this task."""
+        request = pipe.request
+        final = self.answers.error(request, Code.SERVICE_UNAVAILABLE, GOING_AWAY, None)
+        final.transport_tuning = FinalTuning()
+        pipe.add_response(final, is_last=True)
+        observer.delivered = asyncio.ensure_future(self.backlogs.idle(request.remote))
+
+
+async def _unless_leaving(observer: Observer, waiting: Awaitable[None]) -> None:
+    """Wait for `waiting`, or until the observer is forgotten or to be told the transmitter
+    goes away: a client that never fetches the rest of a notification, or never
+    acknowledges, must not hold that up."""
+    work = asyncio.ensure_future(waiting)
+    leaving = asyncio.ensure_future(observer.leaving.wait())
+    try:
+        await asyncio.wait((work, leaving), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        work.cancel()
+        leaving.cancel()

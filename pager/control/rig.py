@@ -269,10 +269,12 @@ class RigControls:
         """Lose every observer and be unreachable for `seconds`; the store is kept.
 
         Every change computed before it commits first, as a transmitter finishes writing
-        before it goes down; its answer may be lost with the power."""
+        before it goes down; its answer may be lost with the power. Every observer is told
+        first, as at a shutdown (spec §8)."""
         rig = self._rig
 
         async def off() -> None:
+            await rig.hub.end_all()
             rig.faults.power_off(seconds)
             rig.hub.drop_all()
 

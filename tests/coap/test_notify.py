@@ -34,7 +34,6 @@ class Watch:
         return self
 
     def _add(self, message: aiocoap.Message) -> None:
-        assert len(message.payload) <= 1024  # every notification fits one datagram
         self.notes.append(json.loads(message.payload))
         self.times.append(time.monotonic())
         self._changed.set()
@@ -265,18 +264,17 @@ async def _until(predicate, timeout: float = 5) -> None:
 
 
 async def test_get_sessions_delivers_300_active_sessions(client, watches):
+    """Spec §8: the whole list in one notification, block-wise (aiocoap fetches the rest)."""
     for n in range(300):
         await client.post("/v1/sessions", {"number": n, "label": f"guest {n:03d}"})
     w = await watches("action=get_sessions")
-    await w.until(lambda w: sum(len(n["sessions"]) for n in w.of("sessions")) >= 300)
-    notes = w.of("sessions")
-    assert len(notes) > 1  # it did not fit one datagram
-    ids = [s["id"] for n in notes for s in n["sessions"]]
-    assert ids == list(range(1, 301))
-    assert all(n["globalSessionSequence"] == 300 for n in notes)
-    assert notes[0]["statistics"]["numSessions"] == 300
+    (listing,) = w.notes
+    assert [s["id"] for s in listing["sessions"]] == list(range(1, 301))
+    assert listing["globalSessionSequence"] == 300
+    assert listing["statistics"]["numSessions"] == 300
     await client.put("/v1/sessions", {"action": "page"}, query="number=7")
     await w.until(lambda w: w.notes[-1]["globalSessionSequence"] == 301)
+    assert len(w.notes) == 2
     assert w.notes[-1]["sessions"][0]["number"] == 7
 
 
@@ -400,37 +398,45 @@ async def test_slow_observer_falls_behind_in_a_bounded_queue(client, emulator, c
 
 @pytest.mark.parametrize("config_overrides", [{"observer_queue_limit": 2}])
 async def test_the_first_session_list_is_never_dropped(client, emulator):
-    """A list split over many notifications must reach a slow observer whole."""
+    """The list, sent block-wise, reaches a slow observer whole, and nothing overtakes it."""
     for n in range(60):
         await client.post("/v1/sessions", {"number": n, "label": f"guest {n:03d}"})
     slow = await RawObserver.open(emulator.port)
-    slow.send(
-        aiocoap.Message(
-            code=aiocoap.GET,
-            uri_path=("v1", "notify"),
-            observe=0,
-            uri_query=("action=get_sessions",),
-        ),
-        Type.CON,
-        1,
-        b"obs2",
+    register = aiocoap.Message(
+        code=aiocoap.GET,
+        uri_path=("v1", "notify"),
+        observe=0,
+        uri_query=("action=get_sessions",),
     )
-    note = await slow.next()
-    for n in range(60, 70):  # changes pile up behind the list while nothing is acknowledged
+    slow.send(register, Type.CON, 1, b"obs2")
+    first = await slow.next()
+    assert first.opt.block2.block_number == 0 and first.opt.block2.more
+    for n in range(60, 70):  # changes pile up behind the list while the rest is not fetched
         await client.post("/v1/sessions", {"number": n})
-    ids, sequences = [], []  # the list's notifications all carry the sequence at registration
+    await asyncio.sleep(0.2)
+    assert _drain(slow) == []  # no notification overtakes the rest of the list
+    whole, number = first.payload, 1
     while True:
-        body = json.loads(note.payload)
-        if body["globalSessionSequence"] == 60:
-            ids += [s["id"] for s in body["sessions"]]
-        else:
-            sequences.append(body["globalSessionSequence"])
-        if sequences and sequences[-1] == 70:
+        m = aiocoap.Message(
+            code=aiocoap.GET, uri_path=("v1", "notify"), uri_query=("action=get_sessions",)
+        )
+        m.opt.block2 = BlockOption.BlockwiseTuple(number, False, 6)
+        slow.send(m, Type.CON, 100 + number, b"blk")
+        block = await slow.next()
+        assert block.mtype == Type.ACK and block.opt.etag == first.opt.etag
+        whole += block.payload
+        if not block.opt.block2.more:
             break
+        number += 1
+    body = json.loads(whole)
+    assert [s["id"] for s in body["sessions"]] == list(range(1, 61))
+    assert body["globalSessionSequence"] == 60
+    sequences = []
+    while not sequences or sequences[-1] != 70:
+        note = await slow.next()
+        sequences.append(json.loads(note.payload)["globalSessionSequence"])
         if note.mtype == Type.CON:
             slow.send(aiocoap.Message(code=aiocoap.EMPTY), Type.ACK, note.mid)
-        note = await slow.next()
-    assert ids == list(range(1, 61))
     assert sequences[-2:] == [69, 70]  # the newest two changes stayed, older ones were dropped
     assert len(sequences) < 10
     slow.transport.close()
@@ -523,4 +529,143 @@ async def test_a_later_block_asked_for_with_observe_is_that_block_not_a_registra
             break
     assert number > 0 and not emulator.hub.observers
     assert [s["number"] for s in json.loads(whole)["sessions"]] == list(range(1, 40))
+    raw.transport.close()
+
+
+# ------------------------------------------------------------- the end: a final 5.03 (§8)
+
+
+def _assert_final(message: aiocoap.Message) -> None:
+    """The 5.03 that ends an observation: the error body, no Observe (RFC 7641 §3.2)."""
+    assert message.code.dotted == "5.03" and message.opt.observe is None
+    body = json.loads(message.payload)
+    assert body["responseTypes"] == ["error"]
+    assert body["error"]["code"] == "5.03" and "shutting down" in body["error"]["message"]
+
+
+async def test_close_tells_every_observer_and_waits_for_the_acknowledgements(emulator):
+    raws = [await RawObserver.open(emulator.port) for _ in range(3)]
+    for raw in raws:
+        raw.register()
+        assert (await raw.next()).code == aiocoap.CONTENT
+
+    async def acknowledge(raw: RawObserver) -> None:
+        final = await raw.next()
+        raw.send(aiocoap.Message(code=aiocoap.EMPTY), Type.ACK, final.mid)
+        _assert_final(final)
+        assert final.mtype == Type.CON
+
+    acks = [asyncio.ensure_future(acknowledge(raw)) for raw in raws]
+    await emulator.stop()
+    await asyncio.gather(*acks)
+    for raw in raws:
+        raw.transport.close()
+
+
+async def test_close_does_not_hang_on_an_observer_that_never_acknowledges(emulator):
+    from pager.hub import END_WAIT
+
+    deaf = await RawObserver.open(emulator.port)
+    deaf.register()
+    await deaf.next()
+    started = time.monotonic()
+    await emulator.stop()
+    assert time.monotonic() - started < END_WAIT + 0.5
+    finals = _drain(deaf)
+    assert finals and all(m.mid == finals[0].mid for m in finals)  # retransmitted, no more
+    _assert_final(finals[0])
+    deaf.transport.close()
+
+
+async def test_a_power_cycle_tells_every_observer_first(client, emulator):
+    watcher = await RawObserver.open(emulator.port)
+    watcher.register()
+    await watcher.next()
+    cycling = asyncio.ensure_future(emulator.power_cycle(0.5))
+    final = await watcher.next()
+    watcher.send(aiocoap.Message(code=aiocoap.EMPTY), Type.ACK, final.mid)
+    _assert_final(final)
+    await cycling
+    assert not emulator.hub.observers
+    watcher.transport.close()
+
+
+async def test_sigterm_tells_an_aiocoap_observer(db_path, coap_context):
+    from tests.conftest import ServerProcess
+
+    server = await ServerProcess(db_path).start()
+    try:
+        uri = f"coap://127.0.0.1:{server.port}/v1/notify"
+        request = coap_context.request(aiocoap.Message(code=aiocoap.GET, uri=uri, observe=0))
+        await asyncio.wait_for(request.response, 10)
+        updates = request.observation.__aiter__()
+        final = asyncio.ensure_future(updates.__anext__())
+        assert await server.stop() == 0
+        _assert_final(await asyncio.wait_for(final, 5))
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(updates.__anext__(), 5)
+    finally:
+        if server.process.returncode is None:
+            server.process.kill()
+            await server.process.wait()
+
+
+async def test_a_block_size_asked_for_at_registration_holds_for_every_notification(
+    client, emulator
+):
+    """RFC 7959 §2.6: Block2 0/64 in the registration makes every notification over 64 bytes
+    go out block-wise in 64-byte blocks, the first answer (a ping) and the changes alike."""
+    raw = await RawObserver.open(emulator.port)
+    register = aiocoap.Message(code=aiocoap.GET, uri_path=("v1", "notify"), observe=0)
+    register.opt.block2 = BlockOption.BlockwiseTuple(0, False, 2)
+    raw.send(register, Type.CON, 1, b"obs4")
+    bodies, mid = [], 10
+    for expected in ("ping", "sessions"):
+        first = await raw.next()
+        if first.mtype == Type.CON:
+            raw.send(aiocoap.Message(code=aiocoap.EMPTY), Type.ACK, first.mid)
+        assert (first.opt.block2.size, len(first.payload)) == (64, 64)
+        assert first.opt.observe is not None and first.opt.etag is not None
+        whole, block = first.payload, first
+        while block.opt.block2.more:
+            m = aiocoap.Message(code=aiocoap.GET, uri_path=("v1", "notify"))
+            m.opt.block2 = BlockOption.BlockwiseTuple(block.opt.block2.block_number + 1, 0, 2)
+            mid += 1
+            raw.send(m, Type.CON, mid, b"b%d" % mid)
+            block = await raw.next()
+            assert block.opt.etag == first.opt.etag and block.opt.observe is None
+            whole += block.payload
+        bodies.append(json.loads(whole))
+        assert bodies[-1]["responseTypes"][0] == expected
+        if expected == "ping":
+            assert (await client.post("/v1/sessions", {"number": 5})).code == "2.01"
+    assert bodies[1]["sessions"][0]["number"] == 5
+    raw.transport.close()
+
+
+async def test_later_blocks_asked_for_on_the_observation_token_leave_it_running(client, emulator):
+    """As node-coap asks for them: GET + Observe 0 + Block2 on the observation's own token.
+    Each is answered with its block (no Observe), and the observation goes on."""
+    for n in range(1, 30):
+        await client.post("/v1/sessions", {"number": n})
+    raw = await RawObserver.open(emulator.port)
+    register = aiocoap.Message(
+        code=aiocoap.GET, uri_path=("v1", "notify"), observe=0, uri_query=("action=get_sessions",)
+    )
+    raw.send(register, Type.CON, 1, b"same")
+    block = await raw.next()
+    whole = block.payload
+    while block.opt.block2.more:
+        m = register.copy(mid=None)
+        m.opt.block2 = BlockOption.BlockwiseTuple(block.opt.block2.block_number + 1, 0, 6)
+        raw.send(m, Type.CON, 2 + block.opt.block2.block_number, b"same")
+        block = await raw.next()
+        assert block.mtype == Type.ACK and block.opt.observe is None
+        whole += block.payload
+    assert len(json.loads(whole)["sessions"]) == 29
+    assert len(emulator.hub.observers) == 1
+    await client.post("/v1/sessions", {"number": 40})
+    note = await raw.next()
+    assert (note.token, note.mtype) == (b"same", Type.CON) and note.opt.observe == 1
+    assert json.loads(note.payload)["globalSessionSequence"] == 30
     raw.transport.close()

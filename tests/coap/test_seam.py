@@ -21,6 +21,7 @@ import aiocoap.pipe
 import pytest
 from aiocoap import resource
 from aiocoap.messagemanager import MessageManager
+from aiocoap.tokenmanager import TokenManager
 from aiocoap.transports.udp6 import MessageInterfaceUDP6, UDP6EndpointAddress
 from aiocoap.util.asyncio.recvmsg import RecvmsgSelectorDatagramTransport
 
@@ -62,6 +63,7 @@ INSTALLED: dict[str, Callable[[Emulator], bool]] = {
     "datagram-out": lambda emu: "send" in vars(_stack(emu)[1]),
     "block1-spool": lambda emu: _bounded(emu, BoundedTimeoutDict, lambda r: r._block1._assemblies),
     "block2-cache": lambda emu: _bounded(emu, BoundedBlock2Cache, lambda r: r._block2),
+    "block2-observed-token": lambda emu: "process_request" in vars(_stack(emu)[0].token_manager),
 }
 
 
@@ -118,6 +120,9 @@ BREAK: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
     ),
     "block2-cache": lambda m: m.setattr(
         aiocoap.blockwise.Block2Cache, "extract_or_insert", _not_a_coroutine
+    ),
+    "block2-observed-token": lambda m: _after_init(
+        m, TokenManager, lambda tm: setattr(tm, "incoming_requests", [])
     ),
 }
 

@@ -268,7 +268,9 @@ async def test_power_cycle_drops_observers_keeps_the_store(rig):
         assert body["globalSessionSequence"] == 2
         assert (await coap.post("/v1/sessions", {"number": 3})).code == "2.01"
         await asyncio.sleep(0.3)
-        assert len(watch.notes) == heard  # the old observation is gone for good, unannounced
+        # the old observation is gone for good, announced by a final 5.03 (spec §8)
+        assert len(watch.notes) == heard + 1
+        assert watch.notes[-1]["error"]["code"] == "5.03"
         assert emu.hub.observers == set()
 
         again = await Watch(emu.port, "action=get_sessions").start()  # observing works again

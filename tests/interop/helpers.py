@@ -492,6 +492,7 @@ async def session_lifecycle(
 # -B bounds the client's whole run, observing included, so it is set above -s.
 
 OBSERVE_WAIT = 5.0  # seconds to wait for any one notification
+LINE_LIMIT = 4 * 2**20  # one output line may carry a whole 500-session list, escaped
 
 
 @dataclass
@@ -517,6 +518,7 @@ class _ObserverProcess:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             cwd=INTEROP,
+            limit=LINE_LIMIT,
         )
         return self
 
@@ -744,6 +746,18 @@ class LibcoapObservation(_ObserverProcess):
                 )
             )
         return notes
+
+    async def representations(self) -> list[Any]:
+        """Wait for the client to end (-s); every JSON body it handed its application (-o),
+        in order: a block-wise notification reassembled into one, each block not counted."""
+        done = self.completed = await self._finish()
+        assert done.returncode == 0, done.describe()
+        text = self.body_file.read_text() if self.body_file.exists() else ""
+        bodies, pos, decoder = [], 0, json.JSONDecoder()
+        while pos < len(text):
+            body, pos = decoder.raw_decode(text, pos)
+            bodies.append(body)
+        return bodies
 
     def _bodies(self, received: list[LoggedPdu]) -> list[bytes]:
         data = self.body_file.read_bytes() if self.body_file.exists() else b""

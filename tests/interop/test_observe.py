@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from tests.interop.helpers import Notification, assert_envelope, fill_sessions
+from tests.interop.helpers import Notification, assert_envelope
 
 SHORT_PING = {"ping_interval": 0.5}
 
@@ -185,45 +185,6 @@ async def test_coap_client_observer_acknowledges_pings(coap, emulator):
     assert [n.observe for n in notes] == list(range(len(notes)))
     assert [n.type for n in notes[1:]] == ["CON"] * (len(notes) - 1)
     assert {n.mid for n in notes[1:]} <= obs.acked()
-    await observers_gone(emulator)
-
-
-# ------------------------------------------------------------- a listing over many datagrams
-
-
-def assert_split_listing(notes: list[Notification], listing: dict) -> None:
-    """A listing too big for one datagram comes as consecutive listing notifications, each
-    within 1024 bytes, together the whole listing in order."""
-    assert len(notes) > 1
-    sessions = []
-    for note in notes:
-        assert len(note.payload) <= 1024
-        body = note.json
-        assert_envelope(body, "sessions", "statistics")
-        assert body["globalSessionSequence"] == listing["globalSessionSequence"]
-        assert body["statistics"] == listing["statistics"]
-        sessions += body["sessions"]
-    assert sessions == listing["sessions"]
-    assert [n.observe for n in notes] == list(range(len(notes)))
-
-
-async def test_node_observer_gets_a_long_listing_in_pieces(node, client, emulator):
-    await fill_sessions(client, 30)
-    listing = (await client.get("/v1/sessions")).json
-    async with node.observe(query="action=get_sessions", timeout=1) as obs:
-        notes, deregistered = await obs.finish()
-    assert_split_listing(notes, listing)
-    assert deregistered == "2.05"
-    await observers_gone(emulator)
-
-
-async def test_coap_client_observer_gets_a_long_listing_in_pieces(coap, client, emulator):
-    await fill_sessions(client, 30)
-    listing = (await client.get("/v1/sessions")).json
-    async with coap.observe(1, query="action=get_sessions") as obs:
-        notes = await obs.finish()
-    assert_split_listing(notes, listing)
-    assert [n.type for n in notes] == ["ACK"] + ["CON"] * (len(notes) - 1)
     await observers_gone(emulator)
 
 

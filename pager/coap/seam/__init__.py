@@ -70,6 +70,7 @@ def install(
         mids.install(manager, mids.MessageIds(), backlogs)
         senderrors.install(udp)
         datagrams.install(udp, datagram_filter)
+        _blockwise.answer_later_blocks_aside(manager.token_manager)
     for res in blockwise.resources:
         _blockwise.bound(res, blockwise)
 

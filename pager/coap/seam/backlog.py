@@ -72,6 +72,15 @@ class Backlogs(dict[Hashable, _Backlog]):
         """What waits for `remote` has moved on, outside aiocoap's queues."""
         self._moved(remote)
 
+    async def idle(self, remote: Hashable) -> None:
+        """Return once nothing is in flight to `remote` either, nor held for a message id: its
+        last Confirmable message was acknowledged, reset, or given up (aiocoap keeps a peer's
+        entry exactly as long as one is in flight)."""
+        while remote in self or self.held(remote):
+            future = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(remote, []).append(future)
+            await future
+
     def _moved(self, remote: Hashable) -> None:
         for future in self._waiters.pop(remote, ()):
             if not future.done():

@@ -15,9 +15,24 @@ goes on with the answer it started on, so its blocks never mix two renderings (R
 aiocoap offers no setting for this; the seam's `install` replaces each resource's
 `Block2Cache` (its one method, `extract_or_insert`) and the `TimeoutDict` of its
 `Block1Spool`, and nothing else, for every resource added to the server's `Block2Transfers`.
+
+Notifications too large for one block (RFC 7959 §2.6) are transfers of the same kind: aiocoap
+sends observe payloads whole, so `Block2Transfers.first_block` cuts the first block of a
+notification and holds the whole for the client's GETs of the rest, which `extract_or_insert`
+then serves like any other transfer's. Its `ended` future tells the observation when the
+client has fetched the last block (or the transfer was forgotten), so that the next
+notification never overtakes the rest of this one.
+
+Some clients (node-coap) ask for those blocks with GET + Observe on the observation's own
+token. aiocoap takes any request on a running request's token for a new registration and
+ends the running one, so the observation would end at its first block-wise notification.
+`answer_later_blocks_aside` makes aiocoap's token manager answer a later block on a running
+observation's token on its own exchange, the observation left as it was: an observation is
+of the whole resource, never of one block (RFC 7959 §2.6).
 """
 
 import asyncio
+import hashlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
@@ -28,6 +43,7 @@ from aiocoap import Message, resource
 from aiocoap.blockwise import IncompleteException
 from aiocoap.numbers.constants import TransportTuning
 from aiocoap.optiontypes import BlockOption
+from aiocoap.pipe import Pipe
 from aiocoap.util.asyncio.timeoutdict import TimeoutDict
 
 TRANSFER_TIMEOUT = TransportTuning().MAX_TRANSMIT_WAIT  # aiocoap's own
@@ -53,6 +69,12 @@ class _Transfer:
     key: Hashable
     response: Message
     deadline: float
+    ended: "asyncio.Future[None] | None" = None  # made by first_block, for the observation
+
+
+def etag(payload: bytes) -> bytes:
+    """The ETag of one representation: equal payloads, equal ETags; any change, another."""
+    return hashlib.blake2b(payload, digest_size=8).digest()
 
 
 class Block2Transfers:
@@ -117,10 +139,37 @@ class Block2Transfers:
         if self._expiry is None:
             self._expiry = loop.call_at(deadline, self._expire)
 
+    def first_block(
+        self, res: resource.Resource, request: Message, whole: Message, size_exponent: int
+    ) -> tuple[Message, "asyncio.Future[None]"]:
+        """Block 0 of `whole`, a notification on the observation `request` made on `res`, and
+        a future done once the client's transfer of the rest ends (last block served,
+        forgotten, or replaced by a newer one).
+
+        `whole` gets its ETag (RFC 7959 §2.6) and is held as the transfer a GET of a later
+        block from that client finds, with or without Observe; the first block carries the
+        ETag too.
+        """
+        owner = res._block2
+        if not isinstance(owner, BoundedBlock2Cache):  # installed by the seam (hooks check)
+            raise TypeError(f"{type(res).__name__} has no bounded Block2 cache")
+        remote = request.remote
+        if remote is None:  # as in extract_or_insert
+            raise TypeError("a request without a remote")
+        whole.opt.etag = etag(whole.payload)
+        key = aiocoap.blockwise._extract_block_key(request)
+        self.put(owner, key, whole)
+        transfer = self._transfers[(owner, key)]
+        ended = transfer.ended = asyncio.get_running_loop().create_future()
+        block: Message = whole._extract_block(0, size_exponent, remote.maximum_payload_size)
+        return block, ended
+
     def forget(self, owner: "BoundedBlock2Cache", key: Hashable) -> None:
         transfer = self._transfers.pop((owner, key), None)
         if transfer is None:
             return
+        if transfer.ended is not None and not transfer.ended.done():
+            transfer.ended.set_result(None)
         del owner.keys[key]
         payload = transfer.response.payload
         _, count = self._payloads[id(payload)]
@@ -197,3 +246,43 @@ def bound(res: resource.Resource, transfers: Block2Transfers) -> None:
     res._block1._assemblies = BoundedTimeoutDict(old.timeout, transfers.max_transfers)
     # duck-typed: aiocoap calls nothing of its Block2Cache but extract_or_insert (hooks check)
     res._block2 = BoundedBlock2Cache(transfers, transfers.max_transfers)  # type: ignore[assignment]
+
+
+def answer_later_blocks_aside(token_manager: Any) -> None:
+    """Serve a later block asked for on a running observation's token beside the observation.
+
+    aiocoap's `TokenManager.process_request` stops whatever runs on the request's (token,
+    remote) before it serves the new request. For a GET of block 1 or later that is not a
+    deregistration (Observe 1), arriving on a token that has a running request, the request
+    is served on a pipe of its own instead, its answer sent as aiocoap sends any answer, and
+    the running one (the observation) goes on.
+    """
+    process_request = token_manager.process_request
+
+    def process(request: Message) -> None:
+        block2 = request.opt.block2
+        remote = request.remote
+        if (
+            remote is None
+            or block2 is None
+            or block2.block_number == 0
+            or request.opt.observe == 1
+            or (request.token, request.remote) not in token_manager.incoming_requests
+        ):
+            process_request(request)
+            return
+        pipe = Pipe(request, token_manager.log)
+
+        def on_event(event: Pipe.Event) -> bool:
+            if event.message is not None:
+                answer = event.message
+                answer.token = request.token
+                answer.remote = remote.as_response_address()
+                answer.request = request
+                token_manager.token_interface.send_message(answer, lambda: None)
+            return not event.is_last
+
+        pipe.on_event(on_event)
+        token_manager.context.render_to_pipe(pipe)
+
+    token_manager.process_request = process

@@ -158,8 +158,20 @@ HOOKS: list[Hook] = [
         "interfaces.Resource._block2.extract_or_insert (replaced), "
         "blockwise._extract_block_key, Message._extract_block",
         "the answers of pending Block2 transfers share one byte budget, max_block_transfers "
-        "per resource, one copy per answer",
-        "aiocoap keeps every started transfer's whole answer per client for about 93 s",
+        "per resource, one copy per answer; a notification too large for one block goes out "
+        "as its first block with an ETag, the whole held as such a transfer",
+        "aiocoap keeps every started transfer's whole answer per client for about 93 s, and "
+        "sends observe payloads whole, without Block2",
+        "none filed",
+    ),
+    Hook(
+        "block2-observed-token",
+        "tokenmanager.TokenManager.process_request (wrapped), .incoming_requests, "
+        ".token_interface.send_message, .context.render_to_pipe",
+        "a GET of a later block on a running observation's token is answered on its own, "
+        "and the observation goes on",
+        "aiocoap ends the running request on a token that a new request reuses; node-coap "
+        "asks for the rest of a block-wise notification on the observation's token",
         "none filed",
     ),
 ]
@@ -341,6 +353,23 @@ def _block2_cache(managers: list[Any], udps: list[Any], res: list[resource.Resou
     _need(callable(getattr(aiocoap.Message, "_extract_block", None)), "no Message._extract_block")
 
 
+def _block2_observed_token(
+    managers: list[Any], udps: list[Any], _: list[resource.Resource]
+) -> None:
+    for manager in managers:
+        tokens = getattr(manager, "token_manager", None)
+        process = getattr(tokens, "process_request", None)
+        _need(callable(process), "no TokenManager.process_request")
+        _need(len(_parameters(process)) == 1, "process_request takes not one request")
+        _need(isinstance(getattr(tokens, "incoming_requests", None), dict), "no incoming dict")
+        _need(getattr(tokens, "token_interface", None) is manager, "not the message manager's")
+        send = getattr(manager, "send_message", None)
+        _need(callable(send) and len(_parameters(send)) == 2, "send_message takes not two")
+        render = getattr(getattr(tokens, "context", None), "render_to_pipe", None)
+        _need(callable(render), "its context has no render_to_pipe")
+        _need(hasattr(tokens, "log"), "no log on the TokenManager")
+
+
 CONTEXT_CHECKS: dict[str, Callable[[list[Any], list[Any], list[resource.Resource]], None]] = {
     "dedup-table": _dedup_table,
     "dedup-timers": _dedup_timers,
@@ -352,6 +381,7 @@ CONTEXT_CHECKS: dict[str, Callable[[list[Any], list[Any], list[resource.Resource
     "datagram-out": _datagram_out,
     "block1-spool": _block1_spool,
     "block2-cache": _block2_cache,
+    "block2-observed-token": _block2_observed_token,
 }
 
 
