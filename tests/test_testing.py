@@ -103,6 +103,69 @@ async def test_the_documented_examples_pass_in_a_new_project(tmp_path, ini):
     assert re.search(r"^5 passed in [0-9.]+s$", out, re.M), out
 
 
+LOOP_SCOPES = """
+import asyncio
+
+import aiocoap
+import pytest
+
+
+async def exchange(emulator):
+    context = await aiocoap.Context.create_client_context()
+    try:
+        get = aiocoap.Message(code=aiocoap.GET, uri=f"{emulator.uri}/v1/settings")
+        return (await asyncio.wait_for(context.request(get).response, 5)).code
+    finally:
+        await context.shutdown()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_on_the_sessions_loop(pager_emulator):
+    assert await exchange(pager_emulator) == aiocoap.CONTENT
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_fleet_on_the_modules_loop(pager_fleet):
+    for emulator in await pager_fleet(2):
+        assert await exchange(emulator) == aiocoap.CONTENT
+
+
+async def test_on_the_default_loop(pager_emulator):
+    assert await exchange(pager_emulator) == aiocoap.CONTENT
+"""
+
+
+@pytest.mark.parametrize(
+    "ini",
+    [
+        "",
+        "asyncio_mode = auto\n",
+        "asyncio_default_test_loop_scope = session\n",
+        "asyncio_default_fixture_loop_scope = session\n",
+    ],
+)
+async def test_the_fixtures_run_on_the_loop_of_the_test_that_uses_them(tmp_path, ini):
+    """A test on a wider loop than its function's (a session-scoped loop that shares a
+    client between tests, say) got an emulator serving on a loop that was not running while
+    it ran: every request went unanswered."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\n" + ini)
+    (tmp_path / "test_loops.py").write_text(LOOP_SCOPES)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out = (await asyncio.wait_for(proc.communicate(), 120))[0].decode()
+    assert proc.returncode == 0, out
+    assert re.search(r"^3 passed in [0-9.]+s$", out, re.M), out
+
+
 # ---- pager_fleet -------------------------------------------------------------------------
 
 _LAST_FLEET: list[tuple[int, object]] = []  # (port, store) of the fleet the test below made
