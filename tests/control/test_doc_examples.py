@@ -1,6 +1,6 @@
-"""The curl examples of docs/control-api.md, replayed against a running emulator: each block
-on a transmitter of its own, frozen at 2026-01-15T18:00:00 with pager 12's session paged
-"Table ready" (flashing 30 s), as the page describes it."""
+"""The curl examples of docs/control-api.md, replayed against a running emulator whose pager
+12's session was paged "Table ready" (flashing 30 s) at 2026-01-15T18:00:00, as the page
+describes it: a page that no test read would go on showing answers of an older shape."""
 
 import json
 import re
