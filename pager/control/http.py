@@ -262,11 +262,16 @@ def _number(request: web.Request, rig: RigControls) -> int:
 
 
 def _query(request: web.Request, *known: str) -> None:
-    for name in request.query:
+    """Every name known and given once: of two values, which one is meant cannot be known."""
+    seen: set[str] = set()
+    for name, _ in request.query.items():  # iterating the names gives each once
         if name not in known:
             raise BadInput(
                 f"unknown query parameter {name}; this call takes " + (", ".join(known) or "none")
             )
+        if name in seen:
+            raise BadInput(f"query parameter {name} given twice")
+        seen.add(name)
 
 
 def _guard(token: str | None) -> Middleware:
