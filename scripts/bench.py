@@ -76,7 +76,9 @@ SECONDS, sampling the emulator's VmRSS and VmHWM (peak RSS) from /proc/PID/statu
 the soak reached). With aiocoap's defaults memory would grow with the request rate for the
 first 247 s (every answered message is kept that long); the emulator caps that table
 (``dedup_max_entries``), so its RSS should level off once the table is full, and any later
-growth is worth a look.
+growth is worth a look. The soak's summary also counts the message ids the server sent a
+virtual user's port again, on another message, within EXCHANGE_LIFETIME (its separate
+responses; RFC 7252 §4.4 and spec §1 forbid it): it must be 0.
 
 The load generator
 ------------------
@@ -153,6 +155,7 @@ REFERENCE_PATH = ("v1", "ref")
 REFERENCE_BODY = b'{"responseTypes":["ping"],"ping":{"reference":"aiocoap 60"}}'
 CEILING_PATH = ("bench-ceiling",)
 SAMPLE_EVERY = 10.0  # soak: seconds between RSS samples
+EXCHANGE_LIFETIME = 247.0  # RFC 7252: a message id the server sent is not to come again sooner
 
 CON, NON, ACK, RST = 0, 1, 2, 3
 C_CREATED, C_DELETED, C_VALID, C_CHANGED, C_CONTENT = 0x41, 0x42, 0x43, 0x44, 0x45
@@ -259,6 +262,7 @@ class Run:
         self.retransmits = 0
         self.rotations = 0
         self.socket_errors = 0
+        self.mid_reuses = 0  # a server message id seen again on another message within 247 s
 
     def exchange(self, r: Response | None, ok: frozenset[int]) -> bool:
         if r is None:
@@ -311,6 +315,7 @@ class VirtualUser:
         self.sock = sock
         self.sent_on_socket = 0
         self.mid = random.randrange(0x10000)
+        self.server_mids: dict[bytes, tuple[float, bytes]] = {}  # this port's: first seen, data
         self.loop.add_reader(sock.fileno(), self._readable)
 
     def close(self) -> None:
@@ -354,9 +359,14 @@ class VirtualUser:
                 self.run.errors[-1] = self.run.errors.get(-1, 0) + 1
                 self._next(None)
             return
-        else:  # a separate response (CON or NON)
+        else:  # a separate response (CON or NON), numbered by the server
             if mtype == CON:
                 self._send_raw(bytes((0x60, 0)) + data[2:4])
+            seen = self.server_mids.get(data[2:4])
+            if seen is None or t - seen[0] >= EXCHANGE_LIFETIME:
+                self.server_mids[data[2:4]] = (t, data)
+            elif seen[1] != data:  # not a retransmission: an id reused (RFC 7252 §4.4)
+                self.run.mid_reuses += 1
             if not self.waiting or data[4 : 4 + tkl] != self.tokb:
                 return
         self.waiting = False
@@ -424,6 +434,7 @@ class Result:
     retransmits: int = 0
     rotations: int = 0
     socket_errors: int = 0
+    mid_reuses: int = 0
     srv_cpu: float = math.nan  # percent of one core
     gen_cpu: float = math.nan
     blocks: int = 0
@@ -568,6 +579,7 @@ class Bench:
             retransmits=run.retransmits,
             rotations=run.rotations,
             socket_errors=run.socket_errors,
+            mid_reuses=run.mid_reuses,
             ex_lat=sorted(run.ex_lat) if multi else [],
             srv_cpu=100 * (srv1 - srv0) / elapsed,
             gen_cpu=100 * (cpu1 - cpu0) / elapsed,
@@ -1460,7 +1472,8 @@ def print_summary(args, results, scales, soak, soak_result, blocks, took) -> Non
             f"{last[1] / 1024:.1f} MiB"
             + (
                 f"; {r.rate:.0f} req/s, p50 {r.q(0.5) * 1e3:.2f} ms, p99 "
-                f"{r.q(0.99) * 1e3:.2f} ms, err {r.error_count}, tmo {r.timeouts}"
+                f"{r.q(0.99) * 1e3:.2f} ms, err {r.error_count}, tmo {r.timeouts}, message ids "
+                f"reused within EXCHANGE_LIFETIME {r.mid_reuses}"
                 if r
                 else ""
             )

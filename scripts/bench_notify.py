@@ -118,7 +118,7 @@ class Endpoint(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.transport: asyncio.DatagramTransport | None = None
         self.next_mid = random.randrange(0x10000)
-        self.seen: dict[int, tuple[bytes, float]] = {}  # CON/NON mid -> (datagram, arrival)
+        self.seen: dict[int, tuple[int, float]] = {}  # CON/NON mid -> (hash of datagram, arrival)
         self.duplicates = 0
         self.mid_reuses = 0
         self.undecodable = 0
@@ -146,11 +146,11 @@ class Endpoint(asyncio.DatagramProtocol):
         if msg.mtype in (Type.CON, Type.NON):
             previous = self.seen.get(msg.mid)
             if previous is not None and t - previous[1] < EXCHANGE_LIFETIME:
-                if previous[0] == data:
+                if previous[0] == hash(data):
                     self.duplicates += 1
                     return
                 self.mid_reuses += 1
-            self.seen[msg.mid] = (data, t)
+            self.seen[msg.mid] = (hash(data), t)
         self.handle(t, msg)
 
     def handle(self, t: float, msg: Message) -> None:

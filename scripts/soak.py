@@ -54,7 +54,8 @@ What it does
    (nothing clears them: the daily clear is off by default); Observe values only increase;
    pings carry the sequence of the last session notification before them; the
    get_sessions observers' first notifications list exactly the sessions active at
-   registration.
+   registration; and no observer was sent a Message ID again, on another message, within
+   EXCHANGE_LIFETIME (spec §1, RFC 7252 §4.4).
 6. Stops the server with SIGTERM (it must exit 0) and scans its stderr for ERROR,
    CRITICAL and Traceback lines (WARNING lines are counted and shown, not failed).
 
@@ -131,7 +132,7 @@ INITIAL_SESSIONS = 10  # long-lived sessions on numbers 10.., made before the ob
 NUMBER_BASE = 100  # virtual user i works on numbers NUMBER_BASE + i * span ...
 MAX_ACTIVE = 4  # active sessions per virtual user
 CATCH_UP_TIMEOUT = 60.0  # seconds the observers get to catch up after the load
-SEEN_HORIZON = 60.0  # observers remember message ids this long for duplicate detection
+SEEN_HORIZON = bench_notify.EXCHANGE_LIFETIME  # observers remember message ids this long
 MAX_SAMPLES_SHOWN = 10  # unexpected answers shown in full
 
 C_BAD_REQUEST, C_METHOD_NOT_ALLOWED = 0x80, 0x85
@@ -699,8 +700,8 @@ class SoakObserver(bench_notify.Observer):
             self.unexpected_kinds += 1
 
     def prune_seen(self, now: float) -> None:
-        """Forget message ids older than SEEN_HORIZON (the server retransmits a notification
-        for about 36 s at most), so that `Endpoint.seen` does not hold 65,536 datagrams."""
+        """Forget message ids older than SEEN_HORIZON (EXCHANGE_LIFETIME: a server may send
+        an id again after that), so that `Endpoint.seen` holds those of the last 247 s."""
         old = now - SEEN_HORIZON
         if len(self.seen) > 256:
             self.seen = {mid: v for mid, v in self.seen.items() if v[1] >= old}
@@ -1128,7 +1129,7 @@ async def run(args) -> int:
         f"  notifications received: {sum(o.received for o in observers)} in all; server "
         f"retransmissions (duplicates) {sum(o.duplicates for o in observers)}; Message IDs "
         f"reused for a different notification to the same observer within "
-        f"{SEEN_HORIZON:.0f} s: {mid_reuses} (reported, not judged)"
+        f"{SEEN_HORIZON:.0f} s (EXCHANGE_LIFETIME): {mid_reuses}"
     )
 
     # memory and fds
@@ -1177,6 +1178,8 @@ async def run(args) -> int:
         problems.append(f"{soak.timeouts} timeouts")
     if len(observers) != args.observers or ob_problems:
         problems.append(f"{ob_problems} observers with problems")
+    if mid_reuses:
+        problems.append(f"{mid_reuses} message ids reused within EXCHANGE_LIFETIME")
     if error_lines:
         problems.append(f"{len(error_lines)} error lines in the server's stderr")
     if exit_code != 0:

@@ -9,8 +9,9 @@ the critical-option check), so they live here once, in the order the spec gives:
    as a transmitter that is failing does not look at the request;
 2. Proxy-Uri or Proxy-Scheme: 5.05, this is not a proxy (RFC 7252 §5.7.2);
 3. an unrecognised critical option: 4.02 (RFC 7252 §5.4.1), one the transmitter does not act
-   on or a second occurrence of one that may come once (§5.4.5); aiocoap would answer the
-   request as if the option were not there;
+   on, a second occurrence of one that may come once (§5.4.5), or one whose length was out
+   of its range (§5.4.3, found by `seam.datagrams`); aiocoap would answer the request as if
+   the option were not there;
 4. for a known resource only (an unknown path is 4.04 without a body, whatever it carries):
    If-Match or If-None-Match on a request that does not act on them (4.02: a condition is
    never ignored; see `Admission.conditional`), Content-Format (4.15), Accept (4.06,
@@ -37,6 +38,7 @@ from aiocoap.pipe import Pipe
 from pager import wire
 from pager.coap.answers import Answers
 from pager.coap.reading import Reader, query
+from pager.coap.seam import OPTION_LENGTHS, unrecognised
 from pager.domain import rules
 from pager.domain.errors import Invalid
 
@@ -146,6 +148,11 @@ class Gate:
             return self._error(request, code, "injected fault")
         if request.opt.proxy_uri is not None or request.opt.proxy_scheme is not None:
             return self._error(request, Code.PROXYING_NOT_SUPPORTED, "this server is not a proxy")
+        beyond = unrecognised(request)  # its length out of range (RFC 7252 §5.4.3)
+        if beyond is not None:
+            lo, hi = OPTION_LENGTHS[beyond]
+            text = f"critical option {beyond} must be {lo} to {hi} bytes long"
+            return self._error(request, Code.BAD_OPTION, text)
         once: set[int] = set()
         for option in request.opt.option_list():
             number = int(option.number)

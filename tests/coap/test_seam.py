@@ -56,6 +56,7 @@ INSTALLED: dict[str, Callable[[Emulator], bool]] = {
     "dedup-timers": lambda emu: "dispatch_message" in vars(_stack(emu)[0]),
     "dedup-restore": lambda emu: isinstance(_stack(emu)[0]._recent_messages, RecentMessages),
     "backlog": lambda emu: _stack(emu)[0]._backlogs is emu.backlogs,
+    "message-ids": lambda emu: "_next_message_id" in vars(_stack(emu)[0]),
     "send-errors": lambda emu: "sendmsg" in vars(_stack(emu)[1].transport),
     "datagram-in": lambda emu: "datagram_msg_received" in vars(_stack(emu)[1]),
     "datagram-out": lambda emu: "send" in vars(_stack(emu)[1]),
@@ -102,6 +103,9 @@ BREAK: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
     ),
     "dedup-restore": lambda m: m.setattr(UDP6EndpointAddress, "__hash__", lambda self: 0),
     "backlog": lambda m: _after_init(m, MessageManager, lambda mm: setattr(mm, "_backlogs", [])),
+    "message-ids": lambda m: _after_init(
+        m, MessageManager, lambda mm: setattr(mm, "message_id", None)
+    ),
     "send-errors": lambda m: _after_init(
         m, MessageInterfaceUDP6, lambda udp: setattr(udp, "_remote_being_sent_to", None)
     ),

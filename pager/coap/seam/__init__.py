@@ -17,11 +17,12 @@ from collections.abc import Iterable
 import aiocoap
 
 from pager.coap.seam import blockwise as _blockwise
-from pager.coap.seam import datagrams, dedup, senderrors
+from pager.coap.seam import datagrams, dedup, mids, senderrors
 from pager.coap.seam.backlog import Backlogs
 from pager.coap.seam.blockwise import Block2Transfers
 from pager.coap.seam.context import ServerContext
-from pager.coap.seam.datagrams import DatagramFilter
+from pager.coap.seam.datagrams import LENGTHS as OPTION_LENGTHS
+from pager.coap.seam.datagrams import DatagramFilter, unrecognised
 from pager.coap.seam.dedup import WINDOW as DEDUP_WINDOW
 from pager.coap.seam.dedup import receipt
 from pager.coap.seam.hooks import HOOKS, Hook, SeamError, udp_stacks, verify
@@ -30,6 +31,7 @@ from pager.store import Receipt
 __all__ = [
     "DEDUP_WINDOW",
     "HOOKS",
+    "OPTION_LENGTHS",
     "Backlogs",
     "Block2Transfers",
     "DatagramFilter",
@@ -39,6 +41,7 @@ __all__ = [
     "bound_port",
     "install",
     "receipt",
+    "unrecognised",
 ]
 
 
@@ -54,7 +57,8 @@ def install(
     """Put every hook in place on a context that has served nothing yet.
 
     The duplicate table is bounded to `dedup_max_entries` and restored from `receipts`;
-    `backlogs` takes the place of aiocoap's per-peer queues; the resources added to
+    `backlogs` takes the place of aiocoap's per-peer queues; message ids are numbered per
+    peer; the resources added to
     `blockwise` get its bounded block-wise state; `datagram_filter` (fault injection), if
     any, sees every datagram, and the UTF-8 guard is always installed.
     """
@@ -63,6 +67,7 @@ def install(
     for manager, udp in stacks:
         dedup.install(manager, dedup_max_entries, receipts)
         manager._backlogs = backlogs
+        mids.install(manager, mids.MessageIds(), backlogs)
         senderrors.install(udp)
         datagrams.install(udp, datagram_filter)
     for res in blockwise.resources:

@@ -42,6 +42,8 @@ class Backlogs(dict[Hashable, _Backlog]):
     def __init__(self) -> None:
         super().__init__()
         self._waiters: dict[Hashable, list[asyncio.Future[None]]] = {}
+        self.held: Callable[[Hashable], int] = _none
+        """Messages for a peer that wait for a free message id (`seam.mids`), before aiocoap."""
 
     def __setitem__(self, remote: Hashable, messages: list[Any]) -> None:
         super().__setitem__(remote, _Backlog(messages, lambda: self._moved(remote)))
@@ -56,8 +58,8 @@ class Backlogs(dict[Hashable, _Backlog]):
         return found
 
     def waiting(self, remote: Hashable) -> int:
-        """Messages queued for `remote` behind the one in flight."""
-        return len(self.get(remote, ()))
+        """Messages queued for `remote` behind the one in flight, or for a message id."""
+        return len(self.get(remote, ())) + self.held(remote)
 
     async def drained(self, remote: Hashable) -> None:
         """Return once no message waits for `remote` (one may still be in flight)."""
@@ -66,7 +68,15 @@ class Backlogs(dict[Hashable, _Backlog]):
             self._waiters.setdefault(remote, []).append(future)
             await future
 
+    def wake(self, remote: Hashable) -> None:
+        """What waits for `remote` has moved on, outside aiocoap's queues."""
+        self._moved(remote)
+
     def _moved(self, remote: Hashable) -> None:
         for future in self._waiters.pop(remote, ()):
             if not future.done():
                 future.set_result(None)
+
+
+def _none(remote: Hashable) -> int:
+    return 0

@@ -1,24 +1,91 @@
-"""Datagrams as they enter and leave aiocoap's UDP transport: the UTF-8 guard and the filter.
+"""Datagrams as they enter and leave aiocoap's UDP transport: the message format, and the filter.
 
-aiocoap ignores a datagram it cannot parse, but one whose text option is not UTF-8 escapes
-its decoder as a UnicodeDecodeError (its issue #176) and is logged with a traceback per
-datagram. The guard below drops such a datagram with one line instead; it is part of the
-server, whether or not anything filters datagrams.
+aiocoap reads a datagram leniently. It answers a payload marker with no payload, a token
+length of 9 to 15 or a token shorter than its length as if the request were well formed (2.05
+with that token, or 4.04), and it drops a truncated option, an extended token length (RFC
+8974, which this server does not speak) or a reserved code class (1, 6, 7) without the Reset
+a Confirmable message then needs (RFC 7252 §4.2). It reads a datagram into a 4,096-byte
+buffer, so a longer one arrives cut off and is dropped as truncated: a request with a
+4,300-byte Uri-Query got no answer at all. An option whose value is shorter or longer than its
+definition allows is read as valid, where RFC 7252 §5.4.3 treats it as unrecognised. And a
+text option that is not UTF-8 escapes its decoder as a UnicodeDecodeError (its issue #176),
+logged with a traceback per datagram.
+
+So every datagram is read here first, once (`admit`), before aiocoap decodes it:
+
+- a message-format violation (RFC 7252 §3, §4.1) is rejected: a Confirmable message gets a
+  Reset (its message id, no token, code 0.00), anything else is dropped; a datagram that is
+  not CoAP version 1, or shorter than a header, is dropped whatever its type (§3);
+- an option whose length is out of its range (`LENGTHS`) is taken out of the datagram: an
+  elective one is then simply ignored, a critical one is remembered on the decoded request
+  (`unrecognised`) and the request gate answers 4.02, as for any unrecognised critical
+  option;
+- a text option that is not UTF-8 drops the datagram with one log line;
+- datagrams are read whole, up to the largest UDP datagram (`MAX_DATAGRAM`), so a request is
+  never judged by a piece of it.
 
 A `DatagramFilter` (the test rig's fault injection) acts below aiocoap's message layer,
 because that is where a lost datagram is lost: a request dropped any higher would still be
 acknowledged, and its retransmission swallowed as a duplicate. aiocoap has no hook there,
-so `install` wraps the two methods of its UDP interface that receive and send datagrams;
+so `install` takes over the two methods of its UDP interface that receive and send datagrams;
 while the filter is not `active` they cost one attribute test.
 """
 
 import asyncio
 import logging
+import socket
 from typing import Any, Protocol
 
 import aiocoap
+from aiocoap import error
+from aiocoap.numbers.codes import Code
+from aiocoap.numbers.optionnumbers import OptionNumber
+from aiocoap.numbers.types import RST
+from aiocoap.options import Options
+from aiocoap.optiontypes import OpaqueOption
+from aiocoap.transports.udp6 import UDP6EndpointAddress
 
 log = logging.getLogger("pager.coap")
+
+MAX_DATAGRAM = 65_536
+"""The receive buffer: more than any UDP datagram, so none is cut off."""
+
+LENGTHS: dict[int, tuple[int, int]] = {
+    int(number): bounds
+    for number, bounds in (
+        (OptionNumber.IF_MATCH, (0, 8)),
+        (OptionNumber.URI_HOST, (1, 255)),
+        (OptionNumber.ETAG, (1, 8)),
+        (OptionNumber.IF_NONE_MATCH, (0, 0)),
+        (OptionNumber.OBSERVE, (0, 3)),  # RFC 7641
+        (OptionNumber.URI_PORT, (0, 2)),
+        (OptionNumber.LOCATION_PATH, (0, 255)),
+        (OptionNumber.URI_PATH, (0, 255)),
+        (OptionNumber.CONTENT_FORMAT, (0, 2)),
+        (OptionNumber.MAX_AGE, (0, 4)),
+        (OptionNumber.URI_QUERY, (0, 255)),
+        (OptionNumber.ACCEPT, (0, 2)),
+        (OptionNumber.LOCATION_QUERY, (0, 255)),
+        (OptionNumber.BLOCK2, (0, 3)),  # RFC 7959
+        (OptionNumber.BLOCK1, (0, 3)),
+        (OptionNumber.SIZE2, (0, 4)),
+        (OptionNumber.PROXY_URI, (1, 1034)),
+        (OptionNumber.PROXY_SCHEME, (1, 255)),
+        (OptionNumber.SIZE1, (0, 4)),
+        (OptionNumber.ECHO, (1, 40)),  # RFC 9175
+        (OptionNumber.NO_RESPONSE, (0, 1)),  # RFC 7967
+        (OptionNumber.REQUEST_TAG, (0, 8)),  # RFC 9175
+    )
+}
+"""The length range of each option's value (RFC 7252 §5.10 and the RFCs named); an option
+not listed here has none that this server knows of."""
+
+_RESERVED_CLASSES = frozenset((1, 6, 7))
+_UNRECOGNISED = "_pager_unrecognised_option"
+
+
+class Malformed(Exception):
+    """A datagram that violates the message format; the message says how."""
 
 
 class DatagramFilter(Protocol):
@@ -43,18 +110,128 @@ class DatagramFilter(Protocol):
         ...
 
 
+def _extended(value: int, data: bytes, at: int) -> tuple[int, int]:
+    """An option delta or length nibble with its extended bytes at `at`: (value, next)."""
+    if value < 13:
+        return value, at
+    if value == 13:
+        if at >= len(data):
+            raise Malformed("an option header ends in its extended bytes")
+        return data[at] + 13, at + 1
+    if value == 14:
+        if at + 2 > len(data):
+            raise Malformed("an option header ends in its extended bytes")
+        return int.from_bytes(data[at : at + 2], "big") + 269, at + 2
+    raise Malformed("an option delta or length of 15 that is not a payload marker")
+
+
+def admit(data: bytes) -> tuple[bytes, int | None]:
+    """The datagram as aiocoap is to read it (`data`, or `data` without its options whose
+    length is out of range), and the number of the first critical one of those, if any.
+
+    Raises `Malformed` for a datagram that violates the message format."""
+    if len(data) < 4 or data[0] >> 6 != 1:
+        raise Malformed("not a CoAP version 1 message")
+    token_length = data[0] & 0x0F
+    code = data[1]
+    if token_length > 8:
+        raise Malformed(f"reserved token length {token_length}")
+    if code >> 5 in _RESERVED_CLASSES:
+        raise Malformed(f"reserved code class {code >> 5}")
+    at = 4 + token_length
+    if len(data) < at:
+        raise Malformed("the token is shorter than its length")
+    if code == 0 and len(data) > 4:
+        raise Malformed("an empty message with a token, options or a payload")
+    number = 0
+    out: list[tuple[int, int]] = []  # (start, end) of each option out of its range
+    critical = None
+    end = len(data)
+    while at < end:
+        head = data[at]
+        if head == 0xFF:
+            if at + 1 == end:
+                raise Malformed("a payload marker with no payload")
+            break
+        start = at
+        delta, at = _extended(head >> 4, data, at + 1)
+        length, at = _extended(head & 0x0F, data, at)
+        if at + length > end:
+            raise Malformed("an option runs past the end of the datagram")
+        number += delta
+        if number > 0xFFFF:
+            raise Malformed("an option number past 65535")
+        bounds = LENGTHS.get(number)
+        if bounds is not None and not bounds[0] <= length <= bounds[1]:
+            out.append((start, at + length))
+            if critical is None and number & 1:
+                critical = number
+        at += length
+    if out:
+        data = _without(data, 4 + token_length, out)
+    return data, critical
+
+
+def _without(data: bytes, options_start: int, out: list[tuple[int, int]]) -> bytes:
+    """`data` with the options at `out` left out, the others' deltas written anew."""
+    kept: list[tuple[int, bytes]] = []
+    number = 0
+    at = options_start
+    while at < len(data) and data[at] != 0xFF:
+        start = at
+        head = data[at]
+        delta, at = _extended(head >> 4, data, at + 1)
+        length, at = _extended(head & 0x0F, data, at)
+        number += delta
+        if (start, at + length) not in out:
+            kept.append((number, data[at : at + length]))
+        at += length
+    options = Options()
+    for n, value in kept:
+        options.add_option(OpaqueOption(n, value))
+    return data[:options_start] + options.encode() + data[at:]
+
+
+def unrecognised(request: aiocoap.Message) -> int | None:
+    """The number of a critical option that came with a length out of its range, read as an
+    unrecognised option (RFC 7252 §5.4.3); the request as aiocoap decoded it lacks it."""
+    found: int | None = getattr(request, _UNRECOGNISED, None)
+    return found
+
+
+def _pktinfo(ancdata: list[Any]) -> bytes | None:
+    """The address the datagram was sent to, which aiocoap answers from."""
+    for level, kind, value in ancdata:
+        if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
+            return bytes(value)
+    return None
+
+
 def install(udp: Any, datagram_filter: DatagramFilter | None) -> None:
-    """Wrap `udp`'s (aiocoap's MessageInterfaceUDP6) receiving and sending of datagrams."""
-    receive = udp.datagram_msg_received
+    """Take over `udp`'s (aiocoap's MessageInterfaceUDP6) reading of datagrams, and its
+    sending of them if there is a filter."""
+    udp.transport.max_size = MAX_DATAGRAM
 
     def received(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
         if datagram_filter is not None and datagram_filter.active:
             if not datagram_filter.incoming(data):
                 return
+        remote = UDP6EndpointAddress(address, udp, pktinfo=_pktinfo(ancdata))
         try:
-            receive(data, ancdata, flags, address)
+            data, critical = admit(data)
+            message = aiocoap.Message.decode(data, remote)
+        except Malformed as e:
+            _reject(udp, data, remote, str(e))
+            return
         except UnicodeDecodeError:
             log.info("ignored a datagram from %s: a text option is not UTF-8", address)
+            return
+        except error.UnparsableMessage as e:  # what admit lets through aiocoap reads
+            log.warning("ignored a datagram from %s: %s", address, e)
+            return
+        if critical is not None:
+            setattr(message, _UNRECOGNISED, critical)
+        udp._ctx.dispatch_message(message)
 
     udp.datagram_msg_received = received
     if datagram_filter is None:
@@ -75,3 +252,13 @@ def install(udp: Any, datagram_filter: DatagramFilter | None) -> None:
             send(message)
 
     udp.send = sending
+
+
+def _reject(udp: Any, data: bytes, remote: UDP6EndpointAddress, why: str) -> None:
+    """A Reset for a Confirmable message (RFC 7252 §4.2); silence for the rest (§4.3)."""
+    confirmable = len(data) >= 4 and data[0] >> 4 == 0x4  # version 1, type CON
+    log.info("rejected a datagram from %s: %s", remote.sockaddr[:2], why)
+    if confirmable:
+        reset = aiocoap.Message(_mtype=RST, _mid=int.from_bytes(data[2:4], "big"), code=Code.EMPTY)
+        reset.remote = remote
+        udp.send(reset)

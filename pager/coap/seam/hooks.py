@@ -104,6 +104,16 @@ HOOKS: list[Hook] = [
         "aiocoap #281",
     ),
     Hook(
+        "message-ids",
+        "MessageManager._next_message_id (replaced), .send_message and ._send_initially (wrapped)",
+        "message ids are numbered per peer and not given to a peer again within "
+        "EXCHANGE_LIFETIME; a peer sent every id within it waits for one",
+        "aiocoap numbers all peers' messages from one 16-bit counter: above about 265 "
+        "messages a second in all a peer is sent an id again within 247 s, and a client "
+        "that deduplicates drops the new notification as a duplicate",
+        "none filed",
+    ),
+    Hook(
         "send-errors",
         "MessageInterfaceUDP6.transport.sendmsg (replaced), ._remote_being_sent_to, ._ctx",
         "a send failing with another peer's pending ICMP error is tried again; a send that "
@@ -114,11 +124,18 @@ HOOKS: list[Hook] = [
     ),
     Hook(
         "datagram-in",
-        "MessageInterfaceUDP6.datagram_msg_received (wrapped)",
-        "a datagram with a text option that is not UTF-8 is dropped with one log line; the "
-        "datagram filter (fault injection) may drop a request",
-        "aiocoap lets the UnicodeDecodeError out with a traceback per datagram; a drop above "
-        "the message layer would still be acknowledged",
+        "MessageInterfaceUDP6.datagram_msg_received (replaced), ._ctx.dispatch_message, "
+        "transport.max_size, UDP6EndpointAddress(sockaddr, interface, pktinfo=)",
+        "every datagram is read whole and checked before aiocoap decodes it: a message-format "
+        "violation gets a Reset if Confirmable and is dropped; an option of a length out of "
+        "its range is taken out (a critical one is then answered 4.02); a text option that "
+        "is not UTF-8 drops the datagram with one log line; the datagram filter (fault "
+        "injection) may drop a request",
+        "aiocoap answers malformed requests as if they were valid (a payload marker with no "
+        "payload, a token length of 9 to 15), drops others without the Reset RFC 7252 §4.2 "
+        "asks for, cuts datagrams off at 4,096 bytes, and lets the UnicodeDecodeError out "
+        "with a traceback per datagram; a drop above the message layer would still be "
+        "acknowledged",
         "aiocoap #176",
     ),
     Hook(
@@ -266,6 +283,18 @@ def _backlog(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -
         _need(isinstance(getattr(manager, "_backlogs", None), dict), "not a dict")
 
 
+def _message_ids(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -> None:
+    for manager in managers:
+        next_id = getattr(manager, "_next_message_id", None)
+        _need(callable(next_id) and not _parameters(next_id), "no _next_message_id()")
+        _need(isinstance(getattr(manager, "message_id", None), int), "no shared message_id")
+        send = getattr(manager, "send_message", None)
+        _need(callable(send) and len(_parameters(send)) == 2, "no send_message(message, monitor)")
+        first = getattr(manager, "_send_initially", None)
+        _need(callable(first), "no _send_initially")
+        _need(_parameters(first) == ["message", "messageerror_monitor"], "_send_initially")
+
+
 def _send_errors(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -> None:
     for udp in udps:
         _need(callable(getattr(udp.transport, "sendmsg", None)), "the transport has no sendmsg")
@@ -281,6 +310,11 @@ def _datagram_in(managers: list[Any], udps: list[Any], _: list[resource.Resource
         _need(callable(received), "not callable")
         params = _parameters(received)
         _need(len(params) == 4, f"parameters {params}")
+        _need(any(getattr(udp, "_ctx", None) is m for m in managers), "_ctx is no manager")
+        max_size = getattr(udp.transport, "max_size", None)
+        _need(isinstance(max_size, int), "the transport has no max_size")
+    _need("pktinfo" in _parameters(UDP6EndpointAddress), "UDP6EndpointAddress takes no pktinfo")
+    _need(callable(getattr(aiocoap.Message, "decode", None)), "no Message.decode")
 
 
 def _datagram_out(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -> None:
@@ -312,6 +346,7 @@ CONTEXT_CHECKS: dict[str, Callable[[list[Any], list[Any], list[resource.Resource
     "dedup-timers": _dedup_timers,
     "dedup-restore": _dedup_restore,
     "backlog": _backlog,
+    "message-ids": _message_ids,
     "send-errors": _send_errors,
     "datagram-in": _datagram_in,
     "datagram-out": _datagram_out,
