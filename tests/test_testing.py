@@ -3,12 +3,16 @@
 import asyncio
 import json
 import re
+import socket
 import sys
+from pathlib import Path
 
 import aiocoap
 import pytest
 
-from pager.app import Emulator
+from pager.app import Emulator, StartupError
+from pager.store import Store
+from pager.testing import Fleet
 from tests.conftest import REPO, Client
 
 
@@ -192,3 +196,30 @@ async def test_pager_fleet_stopped_every_transmitter_at_teardown():
     for port, db in _LAST_FLEET:
         async with Emulator(db=str(db), port=port) as emu:
             assert emu.port == port
+
+
+async def test_a_fleet_that_cannot_start_leaves_nothing_bound_or_open(tmp_path):
+    """The second of three transmitters finds its port taken: the call fails with the
+    emulator's StartupError, and once the fleet is closed (the fixture's teardown) no socket
+    or file of the first is left open and every store can be opened again."""
+
+    def open_files() -> set[str]:
+        fds = Path("/proc/self/fd")
+        return {str(fd.readlink()) for fd in fds.iterdir() if fd.exists()}
+
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    before = open_files()
+    fleet = Fleet(tmp_path)
+    try:
+        tables = [{"port": 0}, {"port": taken.getsockname()[1]}, {"port": 0}]
+        with pytest.raises(StartupError, match="already in use"):
+            await fleet(3, transmitter=tables)
+    finally:
+        await fleet.close()
+        taken.close()
+    assert open_files() - before == set()
+    stores = sorted(tmp_path.rglob("*.db"))
+    assert [s.name for s in stores] == ["pager-1.db", "pager-2.db"]  # the third never began
+    for db in stores:
+        await (await Store.open(db)).close()
