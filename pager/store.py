@@ -523,9 +523,14 @@ class Store:
     async def load(self) -> State:
         (device,) = await self._query(f"SELECT {_DEVICE_COLUMNS} FROM device")
         rows = await self._query(f"SELECT {_SESSION_COLUMNS} FROM session")
-        sessions = {s.number: s for s in map(_session, rows)}
-        if len(sessions) < len(rows):
-            raise StoreError(f"store {self.path} holds two active sessions for one number")
+        sessions: dict[int, Session] = {}
+        for s in map(_session, rows):
+            other = sessions.setdefault(s.number, s)
+            if other is not s:
+                raise StoreError(
+                    f"store {self.path} holds two active sessions for one number: "
+                    f"number {s.number}, session ids {other.id} and {s.id}"
+                )
         return State(_device(device), sessions)
 
     async def _write(self, work: Callable[[sqlite3.Connection, dict[str, int]], None]) -> None:

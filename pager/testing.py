@@ -10,13 +10,14 @@ They need pytest-asyncio, in either of its modes: under `asyncio_mode = strict` 
 an `async def` test that uses one of these fixtures is marked `asyncio` here, as a new
 project's first test would otherwise fail with "async def functions are not natively
 supported".
+Each runs on the loop of the test that uses it, whatever its loop scope.
 """
 
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -91,6 +92,9 @@ def _skipped() -> None:
     pytest.skip("the pager_emulator and pager_fleet fixtures need pytest-asyncio")
 
 
+LoopScope = Literal["function", "class", "module", "package", "session"]
+LOOP_SCOPES: tuple[LoopScope, ...] = ("function", "class", "module", "package", "session")
+
 # One name for two fixtures' types: pytest's own (the skip) and pytest-asyncio's.
 pager_emulator: object
 pager_fleet: object
@@ -100,8 +104,40 @@ except ImportError:  # pragma: no cover - the plugin is loaded wherever pager is
     pager_emulator = pytest.fixture(_skipped, name="pager_emulator")
     pager_fleet = pytest.fixture(_skipped, name="pager_fleet")
 else:
-    pager_emulator = pytest_asyncio.fixture(_emulator, name="pager_emulator")
-    pager_fleet = pytest_asyncio.fixture(_fleet, name="pager_fleet")
+
+    def _test_loop_scope(request: pytest.FixtureRequest) -> str:
+        """The loop the test runs on, as pytest-asyncio chooses it: its `asyncio` mark's
+        `loop_scope`, else the project's `asyncio_default_test_loop_scope`."""
+        marker = request.node.get_closest_marker("asyncio")
+        marked = {} if marker is None else marker.kwargs
+        scope = marked.get("loop_scope") or marked.get("scope")  # "scope": its older name
+        return str(scope or request.config.getini("asyncio_default_test_loop_scope"))
+
+    def _on_the_tests_loop(name: str, make: Callable[[Path], AsyncIterator[Any]]) -> object:
+        """`name`, started on the loop of the test that uses it. An emulator serves on the
+        loop it was started on: one started on another loop (the fixture's own default,
+        or the project's `asyncio_default_fixture_loop_scope`) would leave every request
+        of a test on a wider loop unanswered. So one fixture per loop scope, and `name`
+        picks the test's."""
+        for scope in LOOP_SCOPES:
+
+            async def scoped(tmp_path: Path) -> AsyncIterator[Any]:
+                async for value in make(tmp_path):
+                    yield value
+
+            globals()[f"_{name}_{scope}"] = pytest_asyncio.fixture(
+                scoped,
+                name=f"_{name}_{scope}",
+                loop_scope=scope,
+            )
+
+        def chosen(request: pytest.FixtureRequest) -> Any:
+            return request.getfixturevalue(f"_{name}_{_test_loop_scope(request)}")
+
+        return pytest.fixture(chosen, name=name)
+
+    pager_emulator = _on_the_tests_loop("pager_emulator", _emulator)
+    pager_fleet = _on_the_tests_loop("pager_fleet", _fleet)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

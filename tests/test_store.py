@@ -323,7 +323,9 @@ async def test_a_store_with_two_active_sessions_for_one_number_is_refused(tmp_pa
     db.close()
     store = await Store.open(path)
     try:
-        with pytest.raises(StoreError, match="two active sessions for one number"):
+        with pytest.raises(StoreError, match="two active sessions for one number") as refused:
             await store.load()
+        # what to look at to mend it
+        assert str(refused.value).endswith(": number 42, session ids 7 and 8")
     finally:
         await store.close()

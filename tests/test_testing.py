@@ -3,12 +3,16 @@
 import asyncio
 import json
 import re
+import socket
 import sys
+from pathlib import Path
 
 import aiocoap
 import pytest
 
-from pager.app import Emulator
+from pager.app import Emulator, StartupError
+from pager.store import Store
+from pager.testing import Fleet
 from tests.conftest import REPO, Client
 
 
@@ -103,6 +107,69 @@ async def test_the_documented_examples_pass_in_a_new_project(tmp_path, ini):
     assert re.search(r"^5 passed in [0-9.]+s$", out, re.M), out
 
 
+LOOP_SCOPES = """
+import asyncio
+
+import aiocoap
+import pytest
+
+
+async def exchange(emulator):
+    context = await aiocoap.Context.create_client_context()
+    try:
+        get = aiocoap.Message(code=aiocoap.GET, uri=f"{emulator.uri}/v1/settings")
+        return (await asyncio.wait_for(context.request(get).response, 5)).code
+    finally:
+        await context.shutdown()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_on_the_sessions_loop(pager_emulator):
+    assert await exchange(pager_emulator) == aiocoap.CONTENT
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_fleet_on_the_modules_loop(pager_fleet):
+    for emulator in await pager_fleet(2):
+        assert await exchange(emulator) == aiocoap.CONTENT
+
+
+async def test_on_the_default_loop(pager_emulator):
+    assert await exchange(pager_emulator) == aiocoap.CONTENT
+"""
+
+
+@pytest.mark.parametrize(
+    "ini",
+    [
+        "",
+        "asyncio_mode = auto\n",
+        "asyncio_default_test_loop_scope = session\n",
+        "asyncio_default_fixture_loop_scope = session\n",
+    ],
+)
+async def test_the_fixtures_run_on_the_loop_of_the_test_that_uses_them(tmp_path, ini):
+    """A test on a wider loop than its function's (a session-scoped loop that shares a
+    client between tests, say) got an emulator serving on a loop that was not running while
+    it ran: every request went unanswered."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\n" + ini)
+    (tmp_path / "test_loops.py").write_text(LOOP_SCOPES)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out = (await asyncio.wait_for(proc.communicate(), 120))[0].decode()
+    assert proc.returncode == 0, out
+    assert re.search(r"^3 passed in [0-9.]+s$", out, re.M), out
+
+
 # ---- pager_fleet -------------------------------------------------------------------------
 
 _LAST_FLEET: list[tuple[int, object]] = []  # (port, store) of the fleet the test below made
@@ -129,3 +196,30 @@ async def test_pager_fleet_stopped_every_transmitter_at_teardown():
     for port, db in _LAST_FLEET:
         async with Emulator(db=str(db), port=port) as emu:
             assert emu.port == port
+
+
+async def test_a_fleet_that_cannot_start_leaves_nothing_bound_or_open(tmp_path):
+    """The second of three transmitters finds its port taken: the call fails with the
+    emulator's StartupError, and once the fleet is closed (the fixture's teardown) no socket
+    or file of the first is left open and every store can be opened again."""
+
+    def open_files() -> set[str]:
+        fds = Path("/proc/self/fd")
+        return {str(fd.readlink()) for fd in fds.iterdir() if fd.exists()}
+
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    before = open_files()
+    fleet = Fleet(tmp_path)
+    try:
+        tables = [{"port": 0}, {"port": taken.getsockname()[1]}, {"port": 0}]
+        with pytest.raises(StartupError, match="already in use"):
+            await fleet(3, transmitter=tables)
+    finally:
+        await fleet.close()
+        taken.close()
+    assert open_files() - before == set()
+    stores = sorted(tmp_path.rglob("*.db"))
+    assert [s.name for s in stores] == ["pager-1.db", "pager-2.db"]  # the third never began
+    for db in stores:
+        await (await Store.open(db)).close()

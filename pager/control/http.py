@@ -34,6 +34,7 @@ from pager.domain.timefmt import WRITTEN, fmt, parse
 WAIT_MAX = 300.0
 INT_MAX = 10**18 - 1  # 18 digits: fits SQLite's 64 bits
 COUNT_MAX = 10**9
+BODY_MAX = 1024 * 1024  # a request body over it is 413, from aiohttp before any handler
 _DECIMAL = re.compile(r"[0-9]{1,18}(\.[0-9]{1,18})?")
 
 
@@ -262,11 +263,16 @@ def _number(request: web.Request, rig: RigControls) -> int:
 
 
 def _query(request: web.Request, *known: str) -> None:
-    for name in request.query:
+    """Every name known and given once: of two values, which one is meant cannot be known."""
+    seen: set[str] = set()
+    for name, _ in request.query.items():  # iterating the names gives each once
         if name not in known:
             raise BadInput(
                 f"unknown query parameter {name}; this call takes " + (", ".join(known) or "none")
             )
+        if name in seen:
+            raise BadInput(f"query parameter {name} given twice")
+        seen.add(name)
 
 
 def _guard(token: str | None) -> Middleware:
@@ -536,7 +542,9 @@ def runner(emu: RigControls, token: str | None = None) -> web.AppRunner:
 
 def build_app(emu: RigControls, token: str | None = None) -> web.Application:
     """The control API of one emulator (`pager.app.Emulator`)."""
-    app = web.Application(middlewares=[_guard(token), _errors, _finish_for_gone_clients])
+    app = web.Application(
+        middlewares=[_guard(token), _errors, _finish_for_gone_clients], client_max_size=BODY_MAX
+    )
     for route in ROUTES:
         app.router.add_route(route.method, route.path, _handler(emu, route), name=route.name)
     return app
@@ -590,6 +598,8 @@ def openapi(rig: RigControls) -> dict[str, Any]:
         error = {"content": {"application/json": {"schema": refs[(ErrorAnswer, "serialization")]}}}
         if route.method == "GET" or route.params or route.body is not None:  # GET: the query
             responses["400"] = {"description": "bad input: the error says what", **error}
+        if route.body is not None:
+            responses["413"] = {"description": f"a body over {BODY_MAX} bytes", **error}
         responses["401"] = {"description": "control_token is set and not given", **error}
         responses["403"] = {"description": "a peer not on loopback, no control_token", **error}
         operation["responses"] = responses

@@ -6,8 +6,11 @@ import json
 
 import aiocoap
 import pytest
+from aiocoap.optiontypes import OpaqueOption
 
-from tests.conftest import Client, Reply
+from pager.app import Emulator
+from pager.clock import Clock
+from tests.conftest import Client, Reply, exchange_once, make_config
 
 STALE = b"\x00" * 8
 
@@ -253,5 +256,64 @@ async def test_a_settings_request_that_changes_nothing_notifies_nobody(client, e
         await asyncio.wait_for(real_change(), 10)
         assert [n["responseTypes"][0] for n in notes] == ["sessions", "settings"]
         reader.cancel()
+    finally:
+        await context.shutdown()
+
+
+@pytest.mark.parametrize(
+    "option,value",
+    [(1, 9), (1, 300), (5, 1), (5, 8)],  # (option number, value length)
+    ids=["if-match-9", "if-match-300", "if-none-match-1", "if-none-match-8"],
+)
+async def test_a_condition_longer_than_its_option_allows_is_4_02_and_changes_nothing(
+    client, emulator, option, value
+):
+    """If-Match takes 0-8 bytes and If-None-Match none (RFC 7252 §5.10): a longer value is
+    an unrecognised critical option (§5.4.3). Read as a condition, a 9-byte If-Match was a
+    4.12 and an If-None-Match with a value created the session."""
+    before = etag(await client.post("/v1/sessions", {"number": 5}))
+    for method, query, body in (
+        (aiocoap.PUT, ("number=5",), b'{"label":"Cy"}'),
+        (aiocoap.POST, (), b'{"number":6}'),
+    ):
+        request = aiocoap.Message(
+            code=method,
+            uri_path=("v1", "sessions"),
+            uri_query=query,
+            payload=body,
+            content_format=50,
+        )
+        request.opt.add_option(OpaqueOption(option, b"\x5a" * value))
+        reply = await exchange_once(emulator.port, request)
+        assert reply.code.dotted == "4.02", reply.payload
+        assert json.loads(reply.payload)["error"]["code"] == "4.02"
+    assert etag(await client.get("/v1/sessions", query="number=5")) == before
+    assert (await client.get("/v1/sessions", query="number=6")).code == "4.04"
+
+
+async def test_an_etag_outlives_a_restart_and_not_a_factory_reset(db_path, manual_time):
+    """A restart keeps the session, so its ETag names it still; after a factory reset the
+    same number's new session has the same id and sequence numbers as the old one had, and
+    the old ETag must not name it."""
+    context = await aiocoap.Context.create_client_context()
+    try:
+        async with Emulator(make_config(db_path), Clock(system=manual_time)) as emu:
+            client = Client(context, emu.port)
+            before_reset = etag(await client.post("/v1/sessions", {"number": 5}))
+            await emu.reset()
+            created = await client.post("/v1/sessions", {"number": 5})
+            assert created.json["sessions"][0]["sessionSequence"] == 1  # as the first one's
+            kept = etag(created)
+            assert kept != before_reset
+            stale = await ask(client, "PUT", "/v1/sessions", {"label": "x"}, query="number=5",
+                              if_match=(before_reset,))  # fmt: skip
+            assert_failed_precondition(stale, 1)
+            port = emu.port
+        async with Emulator(make_config(db_path, port=port), Clock(system=manual_time)) as emu:
+            client = Client(context, emu.port)
+            assert etag(await client.get("/v1/sessions", query="number=5")) == kept
+            held = await ask(client, "PUT", "/v1/sessions", {"label": "Ada"}, query="number=5",
+                             if_match=(kept,))  # fmt: skip
+            assert held.code == "2.04"
     finally:
         await context.shutdown()

@@ -618,6 +618,22 @@ async def test_bad_query_is_refused_with_400(frozen, query):
 @pytest.mark.parametrize(
     "path,params",
     [
+        ("/pagers/5/wait", [("timeout", "0"), ("since", ts(3600)), ("since", ts(-3600))]),
+        ("/pagers/5/wait", [("timeout", "0"), ("timeout", "300")]),
+        ("/transmissions", [("number", "5"), ("number", "6")]),
+        ("/transmissions", [("after", "0"), ("after", "1")]),
+    ],
+)
+async def test_a_query_parameter_given_twice_is_refused(frozen, path, params):
+    """Which of two values is meant cannot be known (the device API refuses the same:
+    "query number given twice"); the first was taken, the second silently ignored."""
+    status, body = await frozen.http.request("GET", path, params=params)
+    assert status == 400 and body == {"error": f"query parameter {params[-1][0]} given twice"}
+
+
+@pytest.mark.parametrize(
+    "path,params",
+    [
         ("/pagers/4096", None),
         ("/pagers/4096/wait", {"timeout": "0"}),
         ("/transmissions", {"number": "4096"}),

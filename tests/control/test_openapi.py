@@ -8,7 +8,7 @@ from aiohttp import web
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation import OpenAPIV31SpecValidator
 
-from pager.control.http import build_app
+from pager.control.http import ROUTES, build_app
 from tests.control.conftest import ts
 
 
@@ -120,3 +120,20 @@ def test_every_endpoint_has_a_section_in_docs_control_api():
         and not any(r.method in h and (r.path + "," in h or h.endswith(r.path)) for h in headings)
     ]
     assert missing == []
+
+
+async def test_a_body_too_large_is_answered_as_documented(rig):
+    """aiohttp refuses a body over its limit (1 MiB) itself, with 413: every route that
+    reads a body says so, with the error body it sends."""
+    doc = await rig.http.get("/openapi.json")
+    too_large = "{" + " " * (1024 * 1024) + "}"
+    routes = [r for r in ROUTES if r.body is not None]
+    assert routes
+    for route in routes:
+        status, answer = await rig.http.request(route.method, route.path, raw=too_large)
+        assert status == 413, (route.path, status, answer)
+        documented = doc["paths"][route.path][route.method.lower()]["responses"]
+        assert "413" in documented, route.path
+        media = documented["413"]["content"]["application/json"]
+        schema = {**media["schema"], "components": doc["components"]}
+        jsonschema.Draft202012Validator(schema).validate(answer)

@@ -211,3 +211,27 @@ async def test_a_retransmitted_history_deletion_after_a_restart_deletes_nothing_
         assert await rig.send(delete) == first
         body = await rig.body(con(aiocoap.GET, ("v1", "sessions", "history"), mid=40))
         assert [s["number"] for s in body["session_history"]] == [2]
+
+
+async def test_a_retransmitted_conditional_request_gets_its_answer_not_its_check_again(tmp_path):
+    """A PUT with If-Match on the session's ETag changes it, so the ETag moves: checked
+    again, its retransmission would be 4.12. Deduplicated, it is answered what the first got,
+    while the server runs and after a kill."""
+    create = con(aiocoap.POST, ("v1", "sessions"), b'{"number":5}', mid=1)
+    async with Restarts(tmp_path) as rig:
+        etag = aiocoap.Message.decode(await rig.send(create)).opt.etag
+        request = aiocoap.Message(
+            code=aiocoap.PUT,
+            payload=b'{"label":"Ada"}',
+            content_format=50,
+            uri_path=("v1", "sessions"),
+            uri_query=("number=5",),
+            if_match=[etag],
+        )
+        request.mtype, request.mid, request.token = Type.CON, 2, b"im"
+        put = request.encode()
+        first = await rig.send(put)
+        assert aiocoap.Message.decode(first).code.dotted == "2.04"
+        assert await rig.send(put) == first
+        await rig.restart()
+        assert await rig.send(put) == first
