@@ -90,19 +90,7 @@ async def test_the_documented_examples_pass_in_a_new_project(tmp_path, ini):
     assert len(examples) == 2
     for i, example in enumerate(examples):
         (tmp_path / f"test_docs_{i}.py").write_text(example)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out = (await asyncio.wait_for(proc.communicate(), 120))[0].decode()
-    assert proc.returncode == 0, out
+    out = await _pytest_in(tmp_path)
     # and nothing else in the summary: no skip, no warning from a test
     assert re.search(r"^5 passed in [0-9.]+s$", out, re.M), out
 
@@ -154,19 +142,7 @@ async def test_the_fixtures_run_on_the_loop_of_the_test_that_uses_them(tmp_path,
     it ran: every request went unanswered."""
     (tmp_path / "pytest.ini").write_text("[pytest]\n" + ini)
     (tmp_path / "test_loops.py").write_text(LOOP_SCOPES)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out = (await asyncio.wait_for(proc.communicate(), 120))[0].decode()
-    assert proc.returncode == 0, out
+    out = await _pytest_in(tmp_path)
     assert re.search(r"^3 passed in [0-9.]+s$", out, re.M), out
 
 
@@ -223,3 +199,21 @@ async def test_a_fleet_that_cannot_start_leaves_nothing_bound_or_open(tmp_path):
     assert [s.name for s in stores] == ["pager-1.db", "pager-2.db"]  # the third never began
     for db in stores:
         await (await Store.open(db)).close()
+
+
+async def _pytest_in(project) -> str:
+    """pytest run in a new project of its own; its output, once it passed."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        cwd=project,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out = (await asyncio.wait_for(proc.communicate(), 120))[0].decode()
+    assert proc.returncode == 0, out
+    return out
