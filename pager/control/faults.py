@@ -18,7 +18,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import aiocoap
 
@@ -29,6 +29,12 @@ log = logging.getLogger("pager.faults")
 ERROR_CODE = r"^[45]\.([0-2][0-9]|3[01])$"
 """An error code an error fault may answer: class 4 or 5, and a detail that fits its five
 bits (a detail of 35 would be carried into the class: 4.35 is 5.03)."""
+
+
+Kind = Literal["drop", "delay", "error"]
+COUNT_MAX = 10**9
+SECONDS_MAX = 600.0
+"""The bounds of a fault, the control API's and the Python API's alike."""
 
 
 @dataclass
@@ -78,6 +84,14 @@ class FaultInjector:
         seconds: float = 0.0,
         code: str = "5.03",
     ) -> Fault:
+        if kind not in get_args(Kind):
+            raise ValueError(f"kind must be drop, delay or error, not {kind!r}")
+        if path is not None and not path.startswith("/"):
+            raise ValueError(f"path must start with /, not {path!r}")
+        if count is not None and not 1 <= count <= COUNT_MAX:
+            raise ValueError(f"count must be from 1 to {COUNT_MAX}, not {count!r}")
+        if not 0 <= seconds <= SECONDS_MAX:
+            raise ValueError(f"seconds must be from 0 to {SECONDS_MAX:g}, not {seconds!r}")
         if re.fullmatch(ERROR_CODE, code) is None:
             raise ValueError(f"code must be a CoAP error code from 4.00 to 5.31, not {code!r}")
         fault = Fault(next(self._ids), kind, path, count, seconds, code)

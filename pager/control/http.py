@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from pager import wire
-from pager.control.faults import ERROR_CODE, Fault
+from pager.control.faults import COUNT_MAX, ERROR_CODE, SECONDS_MAX, Fault, Kind
 from pager.control.rig import PagerState, RigControls
 from pager.domain import digits
 from pager.domain.errors import Refused
@@ -33,7 +33,6 @@ from pager.domain.timefmt import WRITTEN, fmt, parse
 
 WAIT_MAX = 300.0
 INT_MAX = 10**18 - 1  # 18 digits: fits SQLite's 64 bits
-COUNT_MAX = 10**9
 BODY_MAX = 1024 * 1024  # a request body over it is 413, from aiohttp before any handler
 _DECIMAL = re.compile(r"[0-9]{1,18}(\.[0-9]{1,18})?")
 
@@ -59,10 +58,10 @@ class Speed(_In):
 
 
 class FaultIn(_In):
-    kind: Literal["drop", "delay", "error"]
+    kind: Kind
     path: str | None = Field(None, pattern=r"^/")
     count: int | None = Field(None, ge=1, le=COUNT_MAX)
-    seconds: float = Field(0.0, ge=0, le=600)
+    seconds: float = Field(0.0, ge=0, le=SECONDS_MAX)
     code: str = Field("5.03", pattern=ERROR_CODE)
 
 
@@ -111,7 +110,7 @@ class NotPaged(_Answer):
 
 class FaultOut(_Answer):
     id: int
-    kind: Literal["drop", "delay", "error"]
+    kind: Kind
     path: str | None = Field(description="the only path it applies to; null: every path")
     remaining: int | None = Field(description="requests it still applies to; null: until removed")
     seconds: float = Field(description="a delay's length")

@@ -195,6 +195,26 @@ async def test_an_error_code_that_is_no_coap_error_is_refused_by_the_python_api(
     assert (await rig.coap.get("/v1/settings")).code == "2.05"
 
 
+@pytest.mark.parametrize(
+    "args, word",
+    [
+        ({"kind": "dorp"}, "kind"),
+        ({"kind": "Drop"}, "kind"),
+        ({"kind": "delay", "seconds": -1}, "seconds"),
+        ({"kind": "delay", "seconds": 601}, "seconds"),
+        ({"kind": "delay", "seconds": float("nan")}, "seconds"),
+        ({"kind": "drop", "count": 0}, "count"),
+        ({"kind": "drop", "path": "v1/settings"}, "path"),
+    ],
+)
+async def test_a_fault_the_control_api_refuses_is_refused_by_the_python_api(rig, args, word):
+    """A typo in a kind set a fault that never applied; the same bounds as the HTTP API."""
+    with pytest.raises(ValueError, match=word):
+        rig.emu.add_fault(**args)
+    assert rig.emu.list_faults() == []
+    assert (await rig.coap.get("/v1/settings")).code == "2.05"
+
+
 async def test_the_highest_error_details_are_answered_as_set(rig):
     for code in ("4.31", "5.31"):
         rig.emu.add_fault("error", code=code, count=1)
