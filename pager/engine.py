@@ -74,6 +74,8 @@ class Engine:
         self._committing: _Queued | None = None  # the last change of the commit under way
         self._due: datetime | None = None
         self._committer: asyncio.Task[None] | None = None
+        # Why the last commit failed, until one succeeds: what a health check reports.
+        self.failing: str | None = None
 
     @classmethod
     async def load(cls, store: Store, clock: Clock, config: DeviceRules) -> "Engine":
@@ -270,6 +272,7 @@ class Engine:
         except Exception as e:
             self._abandon(batch, e)
             return
+        self.failing = None
         for item in batch:
             item.change.apply(self.state)
             if not item.done.done():
@@ -297,6 +300,7 @@ class Engine:
     def _abandon(self, batch: list[_Queued], error: Exception) -> None:
         """A commit failed: it and everything computed on top of it fail; back to committed."""
         log.warning("commit of %d change(s) failed, answering 5.03: %s", len(batch), error)
+        self.failing = str(error)
         failed = batch + [item for item in self._queue if isinstance(item, _Queued)]
         self._queue = [item for item in self._queue if isinstance(item, _Exclusive)]
         self.clock.shift(self.state.device.clock_offset - self._pending.device.clock_offset)

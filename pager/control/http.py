@@ -139,6 +139,13 @@ class ResetDone(_Answer):
     reset: Literal[True]
 
 
+class HealthOut(_Answer):
+    ready: bool = Field(description="the CoAP port serves and the last commit succeeded")
+    coap: Literal["serving", "powered off", "stopped"]
+    store: Literal["writable", "failing", "closed"]
+    error: str | None = Field(None, description="why the last commit failed, while it does")
+
+
 class ErrorAnswer(_Answer):
     error: str = Field(description="what was wrong, in a sentence")
 
@@ -364,6 +371,11 @@ TIME_SCHEMA = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{
 PAGER_NUMBER = Param("number", "path", INTEGER, "a pager number")
 
 
+async def _health(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    health = HealthOut(**rig.health())
+    return _json(health.model_dump(mode="json", exclude_none=True), 200 if health.ready else 503)
+
+
 async def _get_index(rig: RigControls, request: web.Request, body: Body) -> web.Response:
     return _answer(
         IndexOut(
@@ -519,6 +531,9 @@ ROUTES: tuple[Route, ...] = (
           (Param("id", "path", {"type": "integer", "minimum": 1}, "the fault's id"),)),
     Route("POST", "/power-cycle", "power_cycle", "lose every observer and go dark for seconds",
           _power_cycle, {200: ("the power is off", PowerCycled)}, body=PowerCycle),
+    Route("GET", "/health", "health", "whether the transmitter serves (a readiness check)",
+          _health, {200: ("ready", HealthOut), 503: ("not ready: powered off, or its last "
+                                                     "commit failed", HealthOut)}),
     Route("POST", "/reset", "reset", "back to factory: an empty store, default settings",
           _reset, {200: ("done", ResetDone)}, body=Empty),
 )  # fmt: skip

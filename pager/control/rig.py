@@ -158,6 +158,23 @@ class RigControls:
             raise NotRunning("the emulator is not running: start it first")
         return self._parts
 
+    def health(self) -> dict[str, Any]:
+        """Whether the transmitter serves: its CoAP port answers (not powered off by a power
+        cycle) and its last commit, if any, succeeded. `error` says why a commit failed."""
+        if self._parts is None:
+            return {"ready": False, "coap": "stopped", "store": "closed"}
+        rig = self._parts
+        coap = "powered off" if rig.faults.unreachable else "serving"
+        failing = rig.engine.failing
+        health: dict[str, Any] = {
+            "ready": coap == "serving" and failing is None,
+            "coap": coap,
+            "store": "writable" if failing is None else "failing",
+        }
+        if failing is not None:
+            health["error"] = failing
+        return health
+
     @property
     def limits(self) -> rules.Limits:
         """The pager numbers (and other ranges) this transmitter accepts."""

@@ -101,9 +101,11 @@ async def test_real_answers_match_the_published_schemas(frozen):
     await check("DELETE", f"/faults/{fault['id']}", "/faults/{id}")
     await check("DELETE", f"/faults/{fault['id']}", "/faults/{id}")  # 404
     await check("DELETE", "/faults", "/faults")
+    await check("GET", "/health", "/health")
     await check("POST", "/power-cycle", "/power-cycle", {"seconds": 0.1})
+    assert (await check("GET", "/health", "/health"))["coap"] == "powered off"  # 503
     await check("POST", "/reset", "/reset")
-    assert {s for _, _, s in seen} == {200, 201, 400, 404, 408}
+    assert {s for _, _, s in seen} == {200, 201, 400, 404, 408, 503}
     assert {(m, r) for m, r, _ in seen} | {("GET", "/openapi.json")} == _documented(doc)
 
 
