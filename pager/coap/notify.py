@@ -156,6 +156,13 @@ class NotifyResource(ApiResource):
                 if len(payload) <= block_size:
                     response = Message(code=Code.CONTENT, payload=payload, content_format=ct)
                 else:
+                    # another observation of this peer's list is being fetched: after it
+                    while (other := self.api.block2.fetching(self, request)) is not None:
+                        await _unless_leaving(observer, other)
+                        if observer.leaving.is_set():
+                            break
+                    if observer.leaving.is_set():
+                        continue
                     whole = Message(code=Code.CONTENT, payload=payload, content_format=ct)
                     response, fetched = self.api.block2.first_block(
                         self, request, whole, size_exponent

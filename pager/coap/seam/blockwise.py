@@ -164,6 +164,18 @@ class Block2Transfers:
         block: Message = whole._extract_block(0, size_exponent, remote.maximum_payload_size)
         return block, ended
 
+    def fetching(self, res: resource.Resource, request: Message) -> "asyncio.Future[None] | None":
+        """The `ended` of a notification's transfer still under way to the peer of `request`
+        on `res`, if any. A client's GETs of later blocks name the peer and the resource,
+        not the observation (aiocoap and libcoap send them on tokens of their own), so two
+        observations of one peer share one transfer: another notification's first block
+        must wait until it ends, or it takes the place of the one being fetched."""
+        key = aiocoap.blockwise._extract_block_key(request)
+        transfer = self._transfers.get((res._block2, key))  # type: ignore[arg-type]
+        if transfer is None or transfer.ended is None or transfer.ended.done():
+            return None
+        return transfer.ended
+
     def forget(self, owner: "BoundedBlock2Cache", key: Hashable) -> None:
         transfer = self._transfers.pop((owner, key), None)
         if transfer is None:
