@@ -4,7 +4,9 @@ import asyncio
 import json
 
 import aiocoap
+from aiocoap.numbers.types import Type
 
+from tests.conftest import ServerProcess
 from tests.interop.helpers import fill_sessions
 
 
@@ -21,3 +23,65 @@ async def test_two_list_observations_from_one_socket_each_get_their_whole_list(c
             assert len(json.loads(first.payload)["sessions"]) == 60
     finally:
         await context.shutdown()
+
+
+class Peer(asyncio.DatagramProtocol):
+    """A raw observer on a socket of its own that acknowledges every Confirmable message,
+    or none."""
+
+    def __init__(self, acknowledges: bool) -> None:
+        self.acknowledges = acknowledges
+        self.messages: list[aiocoap.Message] = []
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        message = aiocoap.Message.decode(data)
+        self.messages.append(message)
+        if self.acknowledges and message.mtype == Type.CON:
+            self.transport.sendto(
+                aiocoap.Message(mtype=Type.ACK, mid=message.mid, code=aiocoap.EMPTY).encode()
+            )
+
+    @classmethod
+    async def open(cls, port: int, acknowledges: bool) -> "Peer":
+        transport, peer = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: cls(acknowledges), remote_addr=("127.0.0.1", port)
+        )
+        peer.transport = transport
+        return peer
+
+    def register(self, token: bytes = b"obs", mid: int = 1) -> None:
+        m = aiocoap.Message(code=aiocoap.GET, uri_path=("v1", "notify"), observe=0)
+        m.mtype, m.mid, m.token = Type.CON, mid, token
+        self.transport.sendto(m.encode())
+
+
+async def test_sigterm_with_300_observers_half_silent_is_bounded_and_tells_the_rest(db_path):
+    """Spec §8: a shutdown tells every observer; one that never acknowledges holds it up no
+    longer than END_WAIT."""
+    server = await ServerProcess(db_path).start()
+    peers: list[Peer] = []
+    try:
+        for n in range(300):
+            peers.append(await Peer.open(server.port, acknowledges=n % 2 == 0))
+            peers[-1].register()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while not all(p.messages for p in peers):
+            assert loop.time() < deadline, sum(1 for p in peers if p.messages)
+            await asyncio.sleep(0.5)
+            for p in peers:
+                if not p.messages:  # a retransmission, as a client makes
+                    p.register()
+        started = loop.time()
+        assert await server.stop() == 0
+        took = loop.time() - started
+        assert took < 3.5, took  # END_WAIT (2 s): the final 5.03 is given up within it
+        await asyncio.sleep(0.2)
+        told = [p for p in peers if any(m.code.dotted == "5.03" for m in p.messages)]
+        assert all(p in told for p in peers if p.acknowledges), len(told)
+    finally:
+        for p in peers:
+            p.transport.close()
+        if server.process.returncode is None:
+            server.process.kill()
+            await server.process.wait()
