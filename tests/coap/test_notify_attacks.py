@@ -6,6 +6,7 @@ import json
 import aiocoap
 from aiocoap.numbers.types import Type
 
+from pager.coap.seam.mids import BLOCK
 from tests.conftest import ServerProcess
 from tests.interop.helpers import fill_sessions
 
@@ -85,3 +86,36 @@ async def test_sigterm_with_300_observers_half_silent_is_bounded_and_tells_the_r
         if server.process.returncode is None:
             server.process.kill()
             await server.process.wait()
+
+
+async def test_messages_held_for_a_message_id_go_with_the_emulator(client, emulator):
+    """A peer sent every id within EXCHANGE_LIFETIME has its notifications held (seam.mids);
+    when the emulator stops, they and the timer that would send them go with it, not 247 s
+    later onto a closed transport."""
+    peer = await Peer.open(emulator.port, acknowledges=True)
+    try:
+        peer.register()
+        probe = aiocoap.Message(code=aiocoap.GET, uri_path=(".well-known", "core"))
+        probe.mtype, probe.mid, probe.token = Type.NON, 2, b"p"
+        peer.transport.sendto(probe.encode())  # a NON answer: the peer's counter is made
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while len(peer.messages) < 2:
+            assert loop.time() < deadline
+            await asyncio.sleep(0.01)
+        held = emulator.backlogs.held.__self__  # seam.mids: what waits for a free id
+        ((remote, counter),) = held.ids._peers.items()
+        now = held.ids.clock()
+        counter.blocks = {block: now for block in range(0x10000 // BLOCK)}  # all used just now
+        counter.next = (counter.next // BLOCK + 1) * BLOCK & 0xFFFF
+        await client.post("/v1/sessions", {"number": 5})
+        deadline = loop.time() + 5
+        while not held.count(remote):
+            assert loop.time() < deadline, "the notification was not held"
+            await asyncio.sleep(0.01)
+        await emulator.stop()
+        assert not held.queues
+        pending = [h for h in loop._scheduled if not h.cancelled()]
+        assert not [h for h in pending if getattr(h._callback, "__self__", None) is held], pending
+    finally:
+        peer.transport.close()
