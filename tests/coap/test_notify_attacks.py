@@ -4,6 +4,7 @@ import asyncio
 import json
 
 import aiocoap
+import pytest
 from aiocoap.numbers.types import Type
 
 from pager.coap.seam.mids import BLOCK
@@ -119,3 +120,46 @@ async def test_messages_held_for_a_message_id_go_with_the_emulator(client, emula
         assert not [h for h in pending if getattr(h._callback, "__self__", None) is held], pending
     finally:
         peer.transport.close()
+
+
+@pytest.mark.parametrize(
+    "config_overrides", [{"observer_queue_limit": 20, "max_block_transfer_bytes": 200_000}]
+)
+async def test_200_observers_that_never_fetch_the_rest_hold_up_nobody(client, emulator):
+    """200 observers take the first block of the session list and never ask for the rest:
+    their lists are held within the byte budget, their queues within the limit, and an
+    observer that does fetch gets the list and every change after it."""
+    await fill_sessions(client, 60)
+    stuck = [await Peer.open(emulator.port, acknowledges=True) for _ in range(200)]
+    healthy = None
+    try:
+        for n, peer in enumerate(stuck):
+            m = aiocoap.Message(
+                code=aiocoap.GET, uri_path=("v1", "notify"), uri_query=("action=get_sessions",)
+            )
+            m.opt.observe = 0
+            m.mtype, m.mid, m.token = Type.CON, n, b"s"
+            peer.transport.sendto(m.encode())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while len(emulator.hub.observers) < 200:
+            assert loop.time() < deadline, len(emulator.hub.observers)
+            await asyncio.sleep(0.05)
+        assert all(p.messages[0].opt.block2.more for p in stuck if p.messages)
+        healthy = await aiocoap.Context.create_client_context()
+        uri = f"coap://127.0.0.1:{emulator.port}/v1/notify?action=get_sessions"
+        obs = healthy.request(aiocoap.Message(code=aiocoap.GET, uri=uri, observe=0))
+        first = await asyncio.wait_for(obs.response, 20)
+        assert len(json.loads(first.payload)["sessions"]) == 60
+        updates = obs.observation.__aiter__()
+        for n in range(40):
+            await client.post("/v1/sessions", {"number": 900 + n})
+            note = json.loads((await asyncio.wait_for(updates.__anext__(), 10)).payload)
+            assert note["sessions"][0]["number"] == 900 + n
+        assert emulator.api.block2.held_bytes <= 200_000
+        assert all(len(o._changes) <= 20 for o in emulator.hub.observers)
+    finally:
+        if healthy is not None:
+            await healthy.shutdown()
+        for p in stuck:
+            p.transport.close()
