@@ -8,7 +8,7 @@ import pytest
 from aiocoap.numbers.types import Type
 
 from pager.coap.seam.mids import BLOCK
-from tests.conftest import ServerProcess
+from tests.conftest import Client, ServerProcess
 from tests.interop.helpers import fill_sessions
 
 
@@ -163,3 +163,52 @@ async def test_200_observers_that_never_fetch_the_rest_hold_up_nobody(client, em
             await healthy.shutdown()
         for p in stuck:
             p.transport.close()
+
+
+async def test_16_writers_and_50_list_observers_each_see_every_change_in_order(client, emulator):
+    """50 get_sessions observers (25 on sockets of their own, 25 sharing one) while 16
+    clients create sessions: each observer gets its whole list, then every later change
+    once, in globalSessionSequence order, up to the last."""
+    await fill_sessions(client, 40)
+    uri = f"coap://127.0.0.1:{emulator.port}/v1/notify?action=get_sessions"
+    shared = await aiocoap.Context.create_client_context()
+    contexts = [await aiocoap.Context.create_client_context() for _ in range(25)]
+    writers = [await aiocoap.Context.create_client_context() for _ in range(4)]
+    try:
+        requests = [
+            ctx.request(aiocoap.Message(code=aiocoap.GET, uri=uri, observe=0))
+            for ctx in contexts + [shared] * 25
+        ]
+        seen: list[list[dict]] = [[] for _ in requests]
+
+        async def follow(i: int, request) -> None:
+            seen[i].append(json.loads((await request.response).payload))
+            async for note in request.observation:
+                seen[i].append(json.loads(note.payload))
+
+        followers = [asyncio.ensure_future(follow(i, r)) for i, r in enumerate(requests)]
+
+        async def write(w: int) -> None:
+            writer = Client(writers[w % 4], emulator.port)
+            for n in range(10):
+                reply = await writer.post("/v1/sessions", {"number": 200 + w * 10 + n})
+                assert reply.code == "2.01", reply.payload
+
+        await asyncio.gather(*(write(w) for w in range(16)))
+        final = (await client.get("/v1/sessions")).json["globalSessionSequence"]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while not all(s and s[-1]["globalSessionSequence"] == final for s in seen):
+            done = sum(1 for s in seen if s and s[-1]["globalSessionSequence"] == final)
+            assert loop.time() < deadline, f"{done} of 50 observers caught up"
+            await asyncio.sleep(0.1)
+        for notes in seen:
+            listing, *changes = notes
+            assert len(listing["sessions"]) == listing["statistics"]["numSessions"]
+            sequences = [n["globalSessionSequence"] for n in changes]
+            assert sequences == list(range(listing["globalSessionSequence"] + 1, final + 1))
+        for f in followers:
+            f.cancel()
+    finally:
+        for ctx in contexts + writers + [shared]:
+            await ctx.shutdown()
