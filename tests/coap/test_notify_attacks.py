@@ -2,10 +2,12 @@
 
 import asyncio
 import json
+import signal
 
 import aiocoap
 import pytest
 from aiocoap.numbers.types import Type
+from aiocoap.optiontypes import BlockOption
 
 from pager.coap.seam.mids import BLOCK
 from tests.conftest import Client, ServerProcess
@@ -212,3 +214,56 @@ async def test_16_writers_and_50_list_observers_each_see_every_change_in_order(c
     finally:
         for ctx in contexts + writers + [shared]:
             await ctx.shutdown()
+
+
+def _list_request(token: bytes, mid: int, block: int | None = None, observe: int | None = 0):
+    m = aiocoap.Message(
+        code=aiocoap.GET, uri_path=("v1", "notify"), uri_query=("action=get_sessions",)
+    )
+    if observe is not None:
+        m.opt.observe = observe
+    if block is not None:
+        m.opt.block2 = BlockOption.BlockwiseTuple(block, False, 6)
+    m.mtype, m.mid, m.token = Type.CON, mid, token
+    return m
+
+
+async def _answer(peer: Peer, mid: int, timeout: float = 5) -> aiocoap.Message:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        for m in peer.messages:
+            if m.mid == mid and m.mtype == Type.ACK:
+                return m
+        assert loop.time() < deadline, f"no answer to {mid}"
+        await asyncio.sleep(0.01)
+
+
+async def test_kill_9_during_a_block_wise_notification_then_a_restart(db_path, coap_context):
+    """The transfer dies with the process: the client's next block is 4.08 from the
+    restarted emulator, and registering again brings the whole list."""
+    server = await ServerProcess(db_path).start()
+    peer = None
+    try:
+        await fill_sessions(Client(coap_context, server.port), 60)
+        peer = await Peer.open(server.port, acknowledges=True)
+        peer.transport.sendto(_list_request(b"o", 1).encode())
+        first = await _answer(peer, 1)
+        assert first.opt.block2.more and first.opt.etag
+        peer.transport.sendto(_list_request(b"b", 2, block=1, observe=None).encode())
+        assert (await _answer(peer, 2)).opt.block2.block_number == 1
+        port = server.port
+        assert await server.stop(signal.SIGKILL) == -signal.SIGKILL
+        server = await ServerProcess(db_path, "--port", str(port)).start()
+        peer.transport.sendto(_list_request(b"b", 3, block=2, observe=None).encode())
+        assert (await _answer(peer, 3)).code.dotted == "4.08"
+        peer.transport.sendto(_list_request(b"o2", 4).encode())
+        again = await _answer(peer, 4)
+        assert again.code.dotted == "2.05" and again.opt.observe is not None
+        assert again.opt.block2.more and again.opt.etag
+    finally:
+        if peer is not None:
+            peer.transport.close()
+        if server.process.returncode is None:
+            server.process.kill()
+            await server.process.wait()
