@@ -267,3 +267,25 @@ async def test_kill_9_during_a_block_wise_notification_then_a_restart(db_path, c
         if server.process.returncode is None:
             server.process.kill()
             await server.process.wait()
+
+
+@pytest.mark.parametrize("how", ["power cycle", "factory reset"])
+async def test_a_block_wise_transfer_does_not_outlive_the_transmitter_state(how, client, emulator):
+    """A power cycle loses what the transmitter held in memory, and a factory reset the
+    sessions: the rest of a list fetched before either is 4.08, never the old list."""
+    await fill_sessions(client, 60)
+    peer = await Peer.open(emulator.port, acknowledges=True)
+    try:
+        peer.transport.sendto(_list_request(b"o", 1).encode())
+        assert (await _answer(peer, 1)).opt.block2.more
+        peer.transport.sendto(_list_request(b"b", 2, block=1, observe=None).encode())
+        assert (await _answer(peer, 2)).opt.block2.block_number == 1
+        if how == "power cycle":
+            await emulator.power_cycle(0.1)
+            await asyncio.sleep(0.2)
+        else:
+            await emulator.reset()
+        peer.transport.sendto(_list_request(b"b", 3, block=2, observe=None).encode())
+        assert (await _answer(peer, 3)).code.dotted == "4.08"
+    finally:
+        peer.transport.close()

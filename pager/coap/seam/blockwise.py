@@ -191,6 +191,12 @@ class Block2Transfers:
         else:
             self._payloads[id(payload)] = (payload, count - 1)
 
+    def clear(self) -> None:
+        """Forget every transfer, as a transmitter that loses power (or its sessions) does:
+        each client's next block is 4.08, never a piece of what was before."""
+        for transfer in list(self._transfers.values()):
+            self.forget(transfer.owner, transfer.key)
+
     def _hold(self, payload: bytes) -> None:
         held = self._payloads.get(id(payload))
         if held is None:
