@@ -289,3 +289,30 @@ async def test_a_block_wise_transfer_does_not_outlive_the_transmitter_state(how,
         assert (await _answer(peer, 3)).code.dotted == "4.08"
     finally:
         peer.transport.close()
+
+
+async def test_20_observations_on_one_socket_get_ids_unique_to_that_peer(client, emulator):
+    """RFC 7252 §4.4: one peer, many tokens, changes as fast as the server commits them:
+    every Confirmable notification to the peer has an id of its own."""
+    peer = await Peer.open(emulator.port, acknowledges=True)
+    try:
+        for n in range(20):
+            peer.register(token=b"t%d" % n, mid=n)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while len(emulator.hub.observers) < 20:
+            assert loop.time() < deadline
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*(client.post("/v1/sessions", {"number": n}) for n in range(150)))
+        deadline = loop.time() + 30
+        while sum(1 for m in peer.messages if m.mtype == Type.CON) < 20 * 150:
+            assert loop.time() < deadline, len(peer.messages)
+            await asyncio.sleep(0.05)
+        notes: dict[int, set[tuple[bytes, int]]] = {}
+        for m in peer.messages:
+            if m.mtype == Type.CON:
+                notes.setdefault(m.mid, set()).add((m.token, m.opt.observe))
+        assert all(len(seen) == 1 for seen in notes.values())  # a retransmission at most
+        assert len(notes) >= 20 * 150
+    finally:
+        peer.transport.close()
