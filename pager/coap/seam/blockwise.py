@@ -21,7 +21,8 @@ sends observe payloads whole, so `Block2Transfers.first_block` cuts the first bl
 notification and holds the whole for the client's GETs of the rest, which `extract_or_insert`
 then serves like any other transfer's. Its `ended` future tells the observation when the
 client has fetched the last block (or the transfer was forgotten), so that the next
-notification never overtakes the rest of this one.
+notification never overtakes the rest of this one; `fetching` gives it to another
+observation of the same peer, whose later-block GETs would find the same transfer.
 
 Some clients (node-coap) ask for those blocks with GET + Observe on the observation's own
 token. aiocoap takes any request on a running request's token for a new registration and
