@@ -141,7 +141,7 @@ class Emulator(RigControls):
         )
         self.port = seam.bound_port(self._context)
         self._tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self.hub.run_pings())]
-        self._attach(RigParts(self.engine, self.hub, self.faults, self.pagers))
+        self._attach(RigParts(self.engine, self.hub, self.faults, self.pagers, self.api.block2))
         if c.control:
             try:
                 await self._start_control()

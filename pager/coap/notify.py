@@ -17,7 +17,9 @@ goes out as RFC 7959 §2.6 says: its first block, with Block2 and an ETag, and t
 for the client's GETs of the rest (`Block2Transfers.first_block`). The next notification
 waits until the client has fetched the last block (or the transfer was forgotten): the
 session notifications are changes to the list, so one that overtook the rest of the list
-would leave the client with a list that mixes two states.
+would leave the client with a list that mixes two states. For the same reason a notification
+of another observation of the same peer waits for that transfer too
+(`Block2Transfers.fetching`): the client's GETs of later blocks cannot tell the two apart.
 
 When the transmitter goes away (`Hub.end_all`), every observation ends with a 5.03 and the
 error body (RFC 7641 §3.2: a non-2.xx notification ends the observation; it carries no
@@ -156,6 +158,13 @@ class NotifyResource(ApiResource):
                 if len(payload) <= block_size:
                     response = Message(code=Code.CONTENT, payload=payload, content_format=ct)
                 else:
+                    # another observation of this peer's list is being fetched: after it
+                    while (other := self.api.block2.fetching(self, request)) is not None:
+                        await _unless_leaving(observer, other)
+                        if observer.leaving.is_set():
+                            break
+                    if observer.leaving.is_set():
+                        continue
                     whole = Message(code=Code.CONTENT, payload=payload, content_format=ct)
                     response, fetched = self.api.block2.first_block(
                         self, request, whole, size_exponent

@@ -21,6 +21,7 @@ from pager.domain.model import Change
 from pager.domain.pagemodes import AlertCode, Transmission, alerting
 
 if TYPE_CHECKING:
+    from pager.coap.seam import Block2Transfers
     from pager.engine import Engine
     from pager.hub import Hub
 
@@ -136,6 +137,7 @@ class RigParts:
     hub: Hub
     faults: FaultInjector
     pagers: PagerBoard
+    transfers: Block2Transfers  # what the CoAP server holds of block-wise answers
 
 
 class NotRunning(RuntimeError):
@@ -294,6 +296,7 @@ class RigControls:
             await rig.hub.end_all()
             rig.faults.power_off(seconds)
             rig.hub.drop_all()
+            rig.transfers.clear()
 
         await rig.engine.exclusive(off)
 
@@ -307,6 +310,7 @@ class RigControls:
         def forget() -> None:
             rig.faults.clear()
             rig.hub.drop_all()
+            rig.transfers.clear()
             rig.pagers.reset()
 
         await rig.engine.reset(forget)

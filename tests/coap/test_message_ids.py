@@ -166,6 +166,9 @@ class FakeManager:
     def _send_initially(self, message, messageerror_monitor=None) -> None:
         self.wire.append((message.remote, message.mid))
 
+    async def shutdown(self) -> None:
+        pass
+
 
 def _non(peer: str) -> aiocoap.Message:
     message = aiocoap.Message(code=aiocoap.CONTENT, payload=b"x")

@@ -21,7 +21,8 @@ sends observe payloads whole, so `Block2Transfers.first_block` cuts the first bl
 notification and holds the whole for the client's GETs of the rest, which `extract_or_insert`
 then serves like any other transfer's. Its `ended` future tells the observation when the
 client has fetched the last block (or the transfer was forgotten), so that the next
-notification never overtakes the rest of this one.
+notification never overtakes the rest of this one; `fetching` gives it to another
+observation of the same peer, whose later-block GETs would find the same transfer.
 
 Some clients (node-coap) ask for those blocks with GET + Observe on the observation's own
 token. aiocoap takes any request on a running request's token for a new registration and
@@ -164,6 +165,18 @@ class Block2Transfers:
         block: Message = whole._extract_block(0, size_exponent, remote.maximum_payload_size)
         return block, ended
 
+    def fetching(self, res: resource.Resource, request: Message) -> "asyncio.Future[None] | None":
+        """The `ended` of a notification's transfer still under way to the peer of `request`
+        on `res`, if any. A client's GETs of later blocks name the peer and the resource,
+        not the observation (aiocoap and libcoap send them on tokens of their own), so two
+        observations of one peer share one transfer: another notification's first block
+        must wait until it ends, or it takes the place of the one being fetched."""
+        key = aiocoap.blockwise._extract_block_key(request)
+        transfer = self._transfers.get((res._block2, key))  # type: ignore[arg-type]
+        if transfer is None or transfer.ended is None or transfer.ended.done():
+            return None
+        return transfer.ended
+
     def forget(self, owner: "BoundedBlock2Cache", key: Hashable) -> None:
         transfer = self._transfers.pop((owner, key), None)
         if transfer is None:
@@ -178,6 +191,12 @@ class Block2Transfers:
             self.held_bytes -= len(payload)
         else:
             self._payloads[id(payload)] = (payload, count - 1)
+
+    def clear(self) -> None:
+        """Forget every transfer, as a transmitter that loses power (or its sessions) does:
+        each client's next block is 4.08, never a piece of what was before."""
+        for transfer in list(self._transfers.values()):
+            self.forget(transfer.owner, transfer.key)
 
     def _hold(self, payload: bytes) -> None:
         held = self._payloads.get(id(payload))

@@ -105,7 +105,8 @@ HOOKS: list[Hook] = [
     ),
     Hook(
         "message-ids",
-        "MessageManager._next_message_id (replaced), .send_message and ._send_initially (wrapped)",
+        "MessageManager._next_message_id (replaced), .send_message, ._send_initially and "
+        ".shutdown (wrapped)",
         "message ids are numbered per peer and not given to a peer again within "
         "EXCHANGE_LIFETIME; a peer sent every id within it waits for one",
         "aiocoap numbers all peers' messages from one 16-bit counter: above about 265 "
@@ -305,6 +306,8 @@ def _message_ids(managers: list[Any], udps: list[Any], _: list[resource.Resource
         first = getattr(manager, "_send_initially", None)
         _need(callable(first), "no _send_initially")
         _need(_parameters(first) == ["message", "messageerror_monitor"], "_send_initially")
+        shutdown = getattr(manager, "shutdown", None)
+        _need(inspect.iscoroutinefunction(shutdown) and not _parameters(shutdown), "shutdown()")
 
 
 def _send_errors(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -> None:

@@ -125,6 +125,7 @@ class _Held:
         self.backlogs = backlogs
         self.send = send
         self.queues: dict[Hashable, deque[tuple[Any, Any]]] = {}
+        self.timers: dict[Hashable, asyncio.TimerHandle] = {}  # each queue's release
         self.dropped = 0
 
     def count(self, peer: Hashable) -> int:
@@ -137,7 +138,7 @@ class _Held:
         if queue is None:
             queue = self.queues[peer] = deque()
             delay = max(0.0, free_at - self.ids.clock())
-            asyncio.get_running_loop().call_later(delay, self.release, peer)
+            self.timers[peer] = asyncio.get_running_loop().call_later(delay, self.release, peer)
             log.warning(
                 "%s was sent every message id within %g s: its messages wait %.1f s for one",
                 peer,
@@ -153,6 +154,7 @@ class _Held:
 
     def release(self, peer: Hashable) -> None:
         """Send what waits for `peer` while it has ids (`send` holds the rest again)."""
+        self.timers.pop(peer, None)
         queue = self.queues.pop(peer, None)
         while queue:
             message, monitor = queue.popleft()
@@ -161,6 +163,17 @@ class _Held:
                 self.queues[peer].extend(queue)
                 break
         self.backlogs.wake(peer)
+
+    def close(self) -> None:
+        """Drop every held message and its timer: the transport is going away, and a timer
+        would otherwise send them onto it, closed, up to EXCHANGE_LIFETIME later."""
+        for timer in self.timers.values():
+            timer.cancel()
+        self.timers.clear()
+        peers = list(self.queues)
+        self.queues.clear()
+        for peer in peers:
+            self.backlogs.wake(peer)
 
 
 def install(manager: Any, ids: MessageIds, backlogs: Backlogs) -> None:
@@ -188,8 +201,15 @@ def install(manager: Any, ids: MessageIds, backlogs: Backlogs) -> None:
             ids.sent(message.remote, message.mid)
         send_initially(message, monitor)
 
+    shutdown = manager.shutdown
+
+    async def shutting_down() -> None:
+        held.close()
+        await shutdown()
+
     held = _Held(ids, backlogs, sending)
     backlogs.held = held.count
     manager._next_message_id = next_message_id
     manager.send_message = sending
     manager._send_initially = first_sent
+    manager.shutdown = shutting_down
