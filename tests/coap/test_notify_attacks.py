@@ -41,9 +41,9 @@ class Peer(asyncio.DatagramProtocol):
         message = aiocoap.Message.decode(data)
         self.messages.append(message)
         if self.acknowledges and message.mtype == Type.CON:
-            self.transport.sendto(
-                aiocoap.Message(mtype=Type.ACK, mid=message.mid, code=aiocoap.EMPTY).encode()
-            )
+            ack = aiocoap.Message(mid=message.mid, code=aiocoap.EMPTY)
+            ack.mtype = Type.ACK  # raw: aiocoap warns when a Message is built with an mtype
+            self.transport.sendto(ack.encode())
 
     @classmethod
     async def open(cls, port: int, acknowledges: bool) -> "Peer":
