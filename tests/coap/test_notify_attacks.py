@@ -41,8 +41,9 @@ class Peer(asyncio.DatagramProtocol):
         message = aiocoap.Message.decode(data)
         self.messages.append(message)
         if self.acknowledges and message.mtype == Type.CON:
-            ack = aiocoap.Message(mid=message.mid, code=aiocoap.EMPTY)
-            ack.mtype = Type.ACK  # raw: aiocoap warns when a Message is built with an mtype
+            ack = aiocoap.Message(code=aiocoap.EMPTY)
+            # raw: aiocoap warns when a Message is built with an mtype or a message id
+            ack.mtype, ack.mid = Type.ACK, message.mid
             self.transport.sendto(ack.encode())
 
     @classmethod
