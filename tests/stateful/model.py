@@ -1,5 +1,5 @@
-"""The reference model of one T7470 transmitter and its test rig, written from the spec
-(/work/shared/spec/t7470-coap-api.md) and the README, never from `pager/`: the emulator's core
+"""The reference model of one T7470 transmitter and its test rig, written from the device
+reference (docs/device-api.md) and the README, never from `pager/`: the emulator's core
 cannot be its own oracle. It imports nothing from `pager`.
 
 A `Model` is the whole observable state. `Model.handle(request, actual)` applies one device-API
