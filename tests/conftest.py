@@ -22,6 +22,11 @@ from pager.app import Emulator
 from pager.clock import Clock
 from pager.config import Config
 
+# Assertions in tests/interop/helpers.py (session_lifecycle's among them) report their operands
+# like the tests' own; registered here, before any test module (not only the interop ones)
+# imports it.
+pytest.register_assert_rewrite("tests.interop.helpers")
+
 REPO = Path(__file__).resolve().parent.parent
 START = datetime(2026, 3, 15, 11, 55, 20)
 

@@ -4,10 +4,6 @@ A missing client skips the test, or fails it under CI=true (helpers.require)."""
 
 import pytest
 
-# Assertions in helpers.py (session_lifecycle's among them) report their operands like the
-# tests' own; this must come before the first import of helpers.
-pytest.register_assert_rewrite("tests.interop.helpers")
-
 from tests.interop.helpers import (
     COAP_CLIENT,
     NODE_COAP,
