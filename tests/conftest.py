@@ -2,12 +2,14 @@
 real SQLite file in a temp dir, a real aiocoap client, and a clock the tests move by hand."""
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -41,17 +43,24 @@ class Datagrams(asyncio.DatagramProtocol):
         self.received.put_nowait(data)
 
 
-async def exchange_once(port: int, message: aiocoap.Message) -> aiocoap.Message:
-    """Send `message` as one CON datagram from a fresh socket; the answer, decoded."""
+@contextlib.asynccontextmanager
+async def datagrams_to(port: int) -> AsyncIterator[tuple[asyncio.DatagramTransport, Datagrams]]:
+    """A raw UDP socket aimed at 127.0.0.1:`port`, closed on leaving."""
     transport, proto = await asyncio.get_running_loop().create_datagram_endpoint(
         Datagrams, remote_addr=("127.0.0.1", port)
     )
     try:
+        yield transport, proto
+    finally:
+        transport.close()
+
+
+async def exchange_once(port: int, message: aiocoap.Message) -> aiocoap.Message:
+    """Send `message` as one CON datagram from a fresh socket; the answer, decoded."""
+    async with datagrams_to(port) as (transport, proto):
         message.mtype, message.mid, message.token = Type.CON, 77, b"o"
         transport.sendto(message.encode())
         return aiocoap.Message.decode(await asyncio.wait_for(proto.received.get(), 5))
-    finally:
-        transport.close()
 
 
 class ManualTime:

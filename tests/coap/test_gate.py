@@ -22,7 +22,7 @@ from aiocoap import optiontypes
 from aiocoap.numbers.types import Type
 from aiocoap.optiontypes import BlockOption, OpaqueOption
 
-from tests.conftest import Datagrams, exchange_once
+from tests.conftest import datagrams_to, exchange_once
 
 PAGER = Path(__file__).resolve().parents[2] / "pager"
 
@@ -208,11 +208,8 @@ class _Uploader:
 
 @pytest.fixture
 async def uploader(emulator):
-    transport, proto = await asyncio.get_running_loop().create_datagram_endpoint(
-        Datagrams, remote_addr=("127.0.0.1", emulator.port)
-    )
-    yield _Uploader(transport, proto)
-    transport.close()
+    async with datagrams_to(emulator.port) as (transport, proto):
+        yield _Uploader(transport, proto)
 
 
 @pytest.mark.parametrize("blocks_before", [0, 4])

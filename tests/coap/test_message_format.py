@@ -13,7 +13,7 @@ import struct
 import aiocoap
 import pytest
 
-from tests.conftest import Datagrams
+from tests.conftest import Datagrams, datagrams_to
 
 CON, NON, ACK, RST = 0, 1, 2, 3
 GET, POST = 0x01, 0x02
@@ -101,11 +101,8 @@ class Peer:
 
 @pytest.fixture
 async def peer(emulator):
-    transport, proto = await asyncio.get_running_loop().create_datagram_endpoint(
-        Datagrams, remote_addr=("127.0.0.1", emulator.port)
-    )
-    yield Peer(transport, proto)
-    transport.close()
+    async with datagrams_to(emulator.port) as (transport, proto):
+        yield Peer(transport, proto)
 
 
 async def unchanged(client) -> None:

@@ -4,7 +4,6 @@ end of its range is read as the option, one past it is an unrecognised option (R
 of the message format: the largest UDP datagram, a truncated option in a NON, an ACK or a
 RST with a token."""
 
-import asyncio
 import json
 import struct
 
@@ -13,18 +12,15 @@ import pytest
 
 from pager.coap.seam.datagrams import LENGTHS
 from tests.coap.test_message_format import ACK, CON, GET, NON, RST, Peer, header
-from tests.conftest import Datagrams
+from tests.conftest import datagrams_to
 
 PATH = [(11, b"v1"), (11, b"sessions")]
 
 
 @pytest.fixture
 async def raw(emulator):
-    transport, proto = await asyncio.get_running_loop().create_datagram_endpoint(
-        Datagrams, remote_addr=("127.0.0.1", emulator.port)
-    )
-    yield Peer(transport, proto)
-    transport.close()
+    async with datagrams_to(emulator.port) as (transport, proto):
+        yield Peer(transport, proto)
 
 
 def encode(options: list[tuple[int, bytes]]) -> bytes:

@@ -9,7 +9,7 @@ import cbor2
 import pytest
 from aiocoap.numbers.types import Type
 
-from tests.conftest import Datagrams, exchange_once
+from tests.conftest import datagrams_to, exchange_once
 
 LINKS = [
     '</.well-known/core>;ct="40"',
@@ -139,11 +139,8 @@ class Peer:
 
 @pytest.fixture
 async def peer(emulator):
-    transport, proto = await asyncio.get_running_loop().create_datagram_endpoint(
-        Datagrams, remote_addr=("127.0.0.1", emulator.port)
-    )
-    yield Peer(transport, proto)
-    transport.close()
+    async with datagrams_to(emulator.port) as (transport, proto):
+        yield Peer(transport, proto)
 
 
 @pytest.mark.parametrize("config_overrides", [{"amplification_protection": True}])
