@@ -395,7 +395,7 @@ def compare(
 
 
 def _diff(path: str, a: Any, b: Any, out: list[tuple[str, Any, Any]]) -> None:
-    if _INDEX.sub("[]", path) in _IGNORED:
+    if a is not ABSENT and b is not ABSENT and _INDEX.sub("[]", path) in _IGNORED:
         return
     if isinstance(a, dict) and isinstance(b, dict):
         for key in [*a, *(k for k in b if k not in a)]:
