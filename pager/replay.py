@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import io
 import json
 import re
 import time
@@ -186,12 +187,18 @@ class Payload:
 
 
 def decode(payload: bytes, content_format: int | None) -> Payload:
-    """The journal's reading of a payload: CBOR for Content-Format 60, JSON otherwise."""
+    """The journal's reading of a payload: CBOR for Content-Format 60, JSON otherwise; one
+    data item and nothing after it (`cbor2.loads` alone would read a cut-off block's first
+    item and drop the rest)."""
     if not payload:
         return Payload()
     try:
         if content_format == CBOR:
-            return Payload(cbor2.loads(payload))
+            stream = io.BytesIO(payload)
+            value = cbor2.CBORDecoder(stream).decode()
+            if stream.tell() != len(payload):
+                raise ValueError("bytes after the CBOR data item")
+            return Payload(value)
         return Payload(json.loads(payload.decode("utf-8")))
     except (ValueError, UnicodeDecodeError, cbor2.CBORDecodeError):
         return Payload(raw=payload)

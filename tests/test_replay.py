@@ -349,6 +349,16 @@ def test_the_blocks_of_a_transfer_are_one_request_and_one_answer():
     assert reasons[8] == "a block-wise upload that was never finished"
 
 
+def test_a_payload_that_does_not_decode_whole_is_kept_as_bytes():
+    item = cbor2.dumps({"number": 21})
+    assert decode(item, 60) == Payload({"number": 21})
+    assert decode(item + b"\x01", 60) == Payload(raw=item + b"\x01")
+    assert decode(item[:-1], 60) == Payload(raw=item[:-1])
+    assert decode(b'{"a":1}', 50) == decode(b'{"a":1}', None) == Payload({"a": 1})
+    assert decode(b'{"a":1', 50) == Payload(raw=b'{"a":1')
+    assert decode(b"", 60) == Payload()
+
+
 def test_what_always_differs_is_compared_for_presence_only():
     recorded = {
         "timestamp": "2026-12-01T10:00:00",
