@@ -91,7 +91,7 @@ _INDEX = re.compile(r"\[\d+\]")
 
 # Answers a request option made that the journal does not keep: replayed without it the
 # request would get another answer, or change what it was refused.
-_UNKEPT_OPTION = {
+UNKEPT_OPTION = {
     "2.03": "answered 2.03 Valid for an ETag the journal does not keep",
     "4.01": "the address check's (Echo) first answer: the client repeats the request with Echo",
     "4.02": "refused for a critical option the journal does not keep",
@@ -271,8 +271,8 @@ def plan(entries: Sequence[Entry]) -> tuple[list[Exchange], list[Skipped]]:
         elif entry.code is None:
             fault = f" (fault #{entry.fault.id}, {entry.fault.kind})" if entry.fault else ""
             skip(entry, f"no answer recorded{fault}")
-        elif entry.code in _UNKEPT_OPTION:
-            skip(entry, _UNKEPT_OPTION[entry.code])
+        elif entry.code in UNKEPT_OPTION:
+            skip(entry, UNKEPT_OPTION[entry.code])
         else:
             exchange, reason = _exchange(entries, i, part_of)
             if exchange is None:

@@ -18,7 +18,18 @@ from pager import cli
 from pager.app import Emulator
 from pager.clock import Clock
 from pager.control.journal_entry import Entry, FaultMark
-from pager.replay import ABSENT, Payload, compare, decode, plan, read_journal, replay
+from pager.replay import (
+    ABSENT,
+    NOT_COMPARED,
+    NOT_RECORDED,
+    UNKEPT_OPTION,
+    Payload,
+    compare,
+    decode,
+    plan,
+    read_journal,
+    replay,
+)
 from tests.conftest import REPO, Client, ManualTime, make_config
 
 LONG = "Party of the table by the window with the harbour view"
@@ -384,6 +395,17 @@ def test_what_always_differs_is_compared_for_presence_only():
         ("content_format", 40, None),
         ("body", {"base64": "PC92MS9zZXNzaW9ucz4="}, None),
     ]
+
+
+def test_the_documentation_names_what_is_not_compared_and_not_replayed():
+    doc = (REPO / "docs" / "replay.md").read_text()
+    for name, _why in (*NOT_COMPARED, *NOT_RECORDED):
+        for part in name.split(", "):
+            assert part in doc, part
+    for name, _why in NOT_COMPARED:
+        assert f"`{name}`" in doc, name
+    for code in UNKEPT_OPTION:
+        assert code in doc, code
 
 
 # -- what it refuses ----------------------------------------------------------------------
