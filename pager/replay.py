@@ -129,15 +129,37 @@ def read_journal(path: str | Path) -> list[Entry]:
     return entries
 
 
+_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (int,),
+    "time": (str,),
+    "peer": (str,),
+    "type": (str,),
+    "method": (str,),
+    "path": (str,),
+    "query": (list,),
+    "content_format": (int, type(None)),
+    "body_base64": (str, type(None)),
+    "observe": (int, type(None)),
+    "block1": (int, type(None)),
+    "block2": (int, type(None)),
+    "code": (str, type(None)),
+    "answer_content_format": (int, type(None)),
+    "answer_base64": (str, type(None)),
+    "duplicate": (bool,),
+}
+"""The types of the members a replay reads (`Entry.from_json` checks names, not types)."""
+
+
 def _entry(data: Any) -> Entry:
     """`Entry.from_json`, and the checks a replay needs before it sends anything."""
     if not isinstance(data, dict):
         raise ValueError(f"a JSON object is expected, not {type(data).__name__}")
+    for name, types in _TYPES.items():
+        if name in data and not isinstance(data[name], types):
+            raise ValueError(f"{name} is {type(data[name]).__name__}: {data[name]!r}")
     entry = Entry.from_json(data)
-    if not isinstance(entry.id, int) or not isinstance(entry.path, str):
-        raise ValueError("id must be an integer and path a string")
-    if not isinstance(entry.time, str):
-        raise ValueError("time must be an ISO 8601 string")
+    if entry.type not in ("CON", "NON"):
+        raise ValueError(f"type must be CON or NON, not {entry.type!r}")
     _when(entry)
     _code(entry.method)
     if not all(isinstance(q, str) for q in entry.query):
@@ -147,7 +169,7 @@ def _entry(data: Any) -> Entry:
         if value is not None:
             try:
                 base64.b64decode(value, validate=True)
-            except (binascii.Error, TypeError):
+            except binascii.Error:
                 raise ValueError(f"{name} is not base64") from None
     return entry
 
@@ -604,7 +626,8 @@ async def _send(
         payload=exchange.payload,
         transport_tuning=aiocoap.Reliable if entry.type == "CON" else aiocoap.Unreliable,
     )
-    message.opt.uri_path = tuple(entry.path[1:].split("/")) if entry.path not in ("", "/") else ()
+    path = entry.path.removeprefix("/")
+    message.opt.uri_path = tuple(path.split("/")) if path else ()
     message.opt.uri_query = entry.query
     if entry.content_format is not None:
         message.opt.content_format = entry.content_format

@@ -442,6 +442,18 @@ GOOD = json.dumps(entry(1, code="2.05").to_json())
             "line 1 is not a journal entry: method 'FROB'",
         ),
         (
+            json.dumps({**entry(1).to_json(), "query": "number=1"}),
+            "line 1 is not a journal entry: query is str: 'number=1'",
+        ),
+        (
+            json.dumps({**entry(1).to_json(), "content_format": "50"}),
+            "line 1 is not a journal entry: content_format is str",
+        ),
+        (
+            json.dumps({**entry(1).to_json(), "type": "ACK"}),
+            "line 1 is not a journal entry: type must be CON or NON",
+        ),
+        (
             json.dumps({**entry(1).to_json(), "body_base64": "***"}),
             "line 1 is not a journal entry: body_base64",
         ),
