@@ -22,6 +22,7 @@ import base64
 import binascii
 import io
 import json
+import math
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -38,6 +39,7 @@ import cbor2
 from pager.control.journal_entry import Entry
 
 JSON, CBOR = 50, 60
+TEXT = frozenset((0, 40))  # text/plain, application/link-format
 DEFAULT_TIMEOUT = 30.0
 
 
@@ -209,32 +211,53 @@ class Payload:
 
 
 def decode(payload: bytes, content_format: int | None) -> Payload:
-    """The journal's reading of a payload: CBOR for Content-Format 60, JSON otherwise; one
-    data item and nothing after it (`cbor2.loads` alone would read a cut-off block's first
-    item and drop the rest)."""
+    """The journal's reading of a payload: JSON for Content-Format 50 or none, CBOR for 60
+    (one data item that JSON could hold, and nothing after it), text for text/plain and
+    link-format; anything else, or what does not decode so, stays bytes."""
     if not payload:
         return Payload()
     try:
         if content_format == CBOR:
             stream = io.BytesIO(payload)
             value = cbor2.CBORDecoder(stream).decode()
-            if stream.tell() != len(payload):
-                raise ValueError("bytes after the CBOR data item")
-            return Payload(value)
-        return Payload(json.loads(payload.decode("utf-8")))
-    except (ValueError, UnicodeDecodeError, cbor2.CBORDecodeError):
-        return Payload(raw=payload)
+            if stream.tell() == len(payload) and _jsonable(value):
+                return Payload(value)
+        elif content_format in (None, JSON):
+            return Payload(json.loads(payload.decode("utf-8"), parse_constant=_no_constant))
+        elif content_format in TEXT:
+            return Payload(payload.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, cbor2.CBORDecodeError, RecursionError):
+        pass
+    return Payload(raw=payload)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _jsonable(value: Any) -> bool:
+    if value is None or isinstance(value, bool | int | str):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_jsonable(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _jsonable(v) for k, v in value.items())
+    return False
 
 
 def encode(value: Any, base64_text: str | None, content_format: int | None) -> bytes:
     """A recorded body's bytes: `base64_text` as is, else the value in its recorded format
-    (compact JSON, the device API's own writing, unless it is CBOR)."""
+    (CBOR, text, or compact JSON: the device API's own writing)."""
     if base64_text is not None:
         return base64.b64decode(base64_text)
     if value is None:
         return b""
     if content_format == CBOR:
         return bytes(cbor2.dumps(value))
+    if content_format in TEXT and isinstance(value, str):
+        return value.encode("utf-8")
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
