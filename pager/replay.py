@@ -280,13 +280,18 @@ class Exchange:
 
 @dataclass(frozen=True)
 class Skipped:
+    """An entry not replayed, and why; `part_of`: the first entry of the block-wise transfer
+    it was replayed with."""
+
     id: int
     method: str
     path: str
     reason: str
+    part_of: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "method": self.method, "path": self.path, "reason": self.reason}
+        out = {"id": self.id, "method": self.method, "path": self.path, "reason": self.reason}
+        return out if self.part_of is None else {**out, "part_of": self.part_of}
 
 
 def plan(entries: Sequence[Entry]) -> tuple[list[Exchange], list[Skipped]]:
@@ -295,12 +300,14 @@ def plan(entries: Sequence[Entry]) -> tuple[list[Exchange], list[Skipped]]:
     skipped: list[Skipped] = []
     part_of: dict[int, int] = {}  # entry index -> the id of the transfer it belongs to
 
-    def skip(entry: Entry, reason: str) -> None:
-        skipped.append(Skipped(entry.id, entry.method, entry.path, reason))
+    def skip(entry: Entry, reason: str, first: int | None = None) -> None:
+        skipped.append(Skipped(entry.id, entry.method, entry.path, reason, first))
 
     for i, entry in enumerate(entries):
         if i in part_of:
-            skip(entry, f"a later block of #{part_of[i]}'s block-wise transfer, replayed with it")
+            skip(
+                entry, "a later block of a block-wise transfer, replayed with its first", part_of[i]
+            )
         elif entry.duplicate:
             skip(
                 entry,
