@@ -45,10 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "journal", metavar="FILE.jsonl", help="a journal (GET /journal?format=jsonl)"
     )
-    replay.add_argument("--target", required=True, help="coap://HOST:PORT")
+    replay.add_argument("--target", required=True, metavar="URI", help="coap://HOST:PORT")
     replay.add_argument(
         "--speed",
         type=_speed,
+        metavar="N",
         default=1.0,
         help="N times the recorded pace (default 1); max or 0: each request as soon as the"
         " previous one is answered",
@@ -57,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--timeout",
         type=_seconds,
+        metavar="S",
         default=DEFAULT_TIMEOUT,
         help=f"seconds to wait for each answer (default {DEFAULT_TIMEOUT:g})",
     )
@@ -190,3 +192,6 @@ def _replay(args: argparse.Namespace) -> int:
     except ReplayError as e:
         print(f"pager-emulator replay: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("pager-emulator replay: interrupted", file=sys.stderr)
+        return 130

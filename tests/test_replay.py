@@ -4,6 +4,7 @@ CoAP, the answers compared, and every input it refuses."""
 import asyncio
 import base64
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -191,6 +192,26 @@ async def test_the_command_in_its_own_process(recorded, other, coap_context, tmp
         "recorded": "2.01",
         "got": "2.00",
     } in data["differences"]
+
+
+async def test_ctrl_c_ends_it_without_a_traceback(other, coap_context, tmp_path):
+    post = {"method": "POST", "path": "/v1/settings", "content_format": 50}
+    entries = [entry(1, 0, **post, body={"systemId": 3}, code="2.04"), entry(2, 60, code="2.05")]
+    journal = write_journal(tmp_path / "j.jsonl", entries)
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "pager", "replay", str(journal), "--target", other.uri),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    b = Client(coap_context, other.port)
+    for _ in range(400):  # until the first request is in: then the replay waits for 60 s
+        if (await b.get("/v1/settings")).json["settings"]["systemId"] == 3:
+            break
+        await asyncio.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert (proc.returncode, out, err) == (130, b"", b"pager-emulator replay: interrupted\n")
 
 
 async def _command(*args: str) -> tuple[int, str, str]:
