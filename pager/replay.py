@@ -316,7 +316,7 @@ def plan(entries: Sequence[Entry]) -> tuple[list[Exchange], list[Skipped]]:
         elif (entry.block1 or 0) > 0 or (entry.block2 or 0) > 0:
             skip(
                 entry,
-                "a later block of a block-wise transfer whose first block is not in the journal",
+                "a later block of a block-wise transfer whose first block is not replayed",
             )
         elif entry.fault is not None and entry.fault.kind == "error":
             skip(entry, f"answered by fault #{entry.fault.id} (error), not by the device")

@@ -331,7 +331,7 @@ async def test_what_is_not_replayed_is_left_out_and_said(other, coap_context):
     assert "fault #1 (error)" in reasons[3]
     assert "no answer recorded (fault #2, drop)" == reasons[4]
     assert "If-Match" in reasons[6] and "ETag" in reasons[7]
-    assert "first block is not in the journal" in reasons[8]
+    assert "first block is not replayed" in reasons[8]
     assert result.outcomes[2].to_json()["note"] == "Observe 0 replayed as a plain GET"
     sessions = (await Client(coap_context, other.port).get("/v1/sessions")).json["sessions"]
     assert [s["number"] for s in sessions] == [66, 9, 10]
@@ -381,7 +381,7 @@ def test_the_blocks_of_a_transfer_are_one_request_and_one_answer():
         == "a later block of a block-wise transfer, replayed with its first"
     )
     assert {s.id: s.part_of for s in skipped if s.part_of} == {3: 1, 4: 2, 6: 2}
-    assert "retransmission" in reasons[5] and "not in the journal" in reasons[7]
+    assert "retransmission" in reasons[5] and "not replayed" in reasons[7]
     assert reasons[8] == "a block-wise upload that was never finished"
 
 
