@@ -12,6 +12,7 @@ caller until the answer (or the timeout), and neither depends on which loop the 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import threading
 from collections.abc import Coroutine, Mapping
@@ -119,25 +120,21 @@ class RemoteEmulator:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def _loop_running(self) -> asyncio.AbstractEventLoop:
+    def _submit(self, call: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """`call`, run on the session's loop."""
         if self._loop is None:
+            call.close()
             raise NotRunning(f"the session with {self.url} is not open: start it first")
-        return self._loop
+        return asyncio.run_coroutine_threadsafe(call, self._loop)
 
     async def _there(self, call: Coroutine[Any, Any, T]) -> T:
         """`call`, run on the session's loop, awaited on the caller's (cancelling the one
         cancels the other: a long poll given up ends its HTTP request)."""
-        loop = self._loop_running()
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call, loop))
+        return await asyncio.wrap_future(self._submit(call))
 
     def _blocking(self, call: Coroutine[Any, Any, T]) -> T:
         """`call`, run on the session's loop, its caller waiting (bounded by its timeout)."""
-        try:
-            loop = self._loop_running()
-        except NotRunning:
-            call.close()
-            raise
-        return asyncio.run_coroutine_threadsafe(call, loop).result()
+        return self._submit(call).result()
 
     async def _exchange(
         self,
@@ -177,14 +174,14 @@ class RemoteEmulator:
             return status, answer
         error = answer.get("error") if isinstance(answer, dict) else None
         if not isinstance(error, str):
-            error = f"answered {status} {text[:200]!r}; is {self.url} a pager-emulator control API?"
+            error = f"{text[:200]!r}, not the JSON of a pager-emulator control API"
         if status == 400:
             raise InvalidInput(error)
         if status in (401, 403):
             raise PermissionError(error)
         if status == 503:  # the remote stopped during the call
             raise NotRunning(error)
-        raise RuntimeError(f"{call}: {error}")
+        raise RuntimeError(f"{call} answered {status}: {error}")
 
     async def _call(
         self, method: str, path: str, body: Mapping[str, Any] | None = None, **kw: Any
