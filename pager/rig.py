@@ -101,7 +101,7 @@ class RemoteEmulator:
         return aiohttp.ClientSession(headers=headers, raise_for_status=False)
 
     async def stop(self) -> None:
-        """Close the HTTP session; a call in flight ends with `Unreachable`. Stopping
+        """Close the HTTP session; a call in flight ends with `NotRunning`. Stopping
         again does nothing."""
         loop, thread, session = self._loop, self._thread, self._session
         self._loop = self._thread = self._session = None
@@ -109,10 +109,21 @@ class RemoteEmulator:
         if loop is None or thread is None:
             return
         if session is not None:
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(session.close(), loop))
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._close(session), loop))
         loop.call_soon_threadsafe(loop.stop)
         await asyncio.to_thread(thread.join)
         loop.close()
+
+    async def _close(self, session: aiohttp.ClientSession) -> None:
+        """Close the session, then let every call in flight end (its connection gone) before
+        the loop stops: a caller of a call left on a stopped loop would wait for ever."""
+        await session.close()
+        calls = asyncio.all_tasks() - {asyncio.current_task()}
+        if calls:
+            await asyncio.wait(calls, timeout=self._timeout)
+            for call in calls:
+                call.cancel()  # one that did not end: its caller sees CancelledError
+            await asyncio.wait(calls)
 
     async def __aenter__(self) -> RemoteEmulator:
         return await self.start()
@@ -165,6 +176,8 @@ class RemoteEmulator:
         except TimeoutError:
             raise Unreachable(f"{call}: no answer within {seconds:g} s") from None
         except aiohttp.ClientError as e:
+            if self._session is None:
+                raise NotRunning(f"{call}: the session was closed (stop) during the call") from None
             raise Unreachable(f"{call}: {e or type(e).__name__}") from None
         try:
             answer = json.loads(text)

@@ -524,6 +524,25 @@ async def test_a_remote_that_stops_mid_test_fails_the_call_at_once(elsewhere):
         assert time.monotonic() - began < 10
 
 
+async def test_closing_the_session_ends_a_call_in_flight_at_once(elsewhere):
+    side = await elsewhere()
+    assert side.emu is not None
+    remote = await RemoteEmulator(side.url).start()
+    numbers = range(1, 9)
+    waiting = [asyncio.ensure_future(remote.wait_for_page(n, timeout=60)) for n in numbers]
+    for _ in range(200):
+        if len(side.emu.pagers._waiters) == len(numbers):
+            break
+        await asyncio.sleep(0.05)
+    await remote.stop()
+    ended = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 5)
+    for n, error in zip(numbers, ended, strict=True):
+        assert isinstance(error, NotRunning)
+        assert str(error).endswith(
+            f"/pagers/{n}/wait: the session was closed (stop) during the call"
+        )
+
+
 async def test_an_emulator_stopped_while_a_test_waits_for_a_page_ends_the_wait():
     async with Emulator() as emu:
         waiting = asyncio.ensure_future(emu.wait_for_page(5, timeout=60))
