@@ -22,6 +22,7 @@ import base64
 import binascii
 import io
 import json
+import logging
 import math
 import re
 import time
@@ -39,6 +40,10 @@ import cbor2
 from pager.control.journal_entry import Entry
 
 JSON, CBOR = 50, 60
+CLIENT_LOG = "pager.replay.aiocoap"
+"""The logger of the replay's aiocoap client. The command keeps it off the terminal: aiocoap
+logs an error of its own for an answer that comes after the replay stopped waiting for it
+(at the timeout, or at Ctrl-C), and the summary already says what matters."""
 TEXT = frozenset((0, 40))  # text/plain, application/link-format
 DEFAULT_TIMEOUT = 30.0
 
@@ -619,7 +624,7 @@ async def replay(
     scaled by `speed` (None: at once) and never before the previous one was answered, so
     the target sees them in the recorded order."""
     exchanges, skipped = plan(entries)
-    context = await aiocoap.Context.create_client_context()
+    context = await aiocoap.Context.create_client_context(loggername=CLIENT_LOG)
     outcomes: list[Outcome] = []
     loop = asyncio.get_running_loop()
     started = time.monotonic()
@@ -698,6 +703,7 @@ def run(
 ) -> int:
     """`pager-emulator replay`: 0 when no answer differs, 1 when one does; ReplayError for
     bad input or an unreachable target (the caller makes it exit status 2)."""
+    logging.getLogger(CLIENT_LOG).setLevel(logging.CRITICAL)
     uri = parse_target(target)
     entries = read_journal(journal)
     if report is not None and not Path(report).resolve().parent.is_dir():
