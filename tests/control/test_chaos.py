@@ -181,16 +181,17 @@ async def test_lost_answers_at_their_probability_and_retransmissions_get_them(ri
 
 
 async def test_duplicated_requests_at_their_probability_are_answered_from_the_cache(rig):
-    """Each copy comes 0.3 s after its original, when the answer is in the cache: the
+    """Each copy comes 0.5 s after its original, when the answer is in the cache: the
     client gets that answer twice, the very same datagram."""
     fault = await rig.http.post(
-        "/faults", {"kind": "duplicate", "probability": 0.2, "seed": 3, "seconds": 0.3},
+        "/faults", {"kind": "duplicate", "probability": 0.2, "seed": 3, "seconds": 0.5},
         status=201,
     )  # fmt: skip
     f = live(rig)
     async with peer(rig.emu.port) as client:
+        # few at a time: copies whose time came during a stall of the loop all leave at once
         run = await client.exchange(
-            MIDS, lambda r: len(r.answers), lambda r: r.datagrams == N + f.hits
+            MIDS, lambda r: len(r.answers), lambda r: r.datagrams == N + f.hits, outstanding=8
         )
         await client.settle()
     twice = [mid for mid, answers in run.answers.items() if len(answers) == 2]
@@ -198,8 +199,8 @@ async def test_duplicated_requests_at_their_probability_are_answered_from_the_ca
     assert run.datagrams == N + len(twice) and run.unanswered == set()
     assert await hits_over_http(rig, fault["id"]) == len(twice)
     for mid in twice:
-        (first, original), (second, copy) = run.answers[mid]
-        assert original == copy and second - first >= 0.25
+        (_, original), (second, copy) = run.answers[mid]
+        assert original == copy and second - run.sent[mid] >= 0.5
 
 
 async def test_duplicated_answers_at_their_probability(rig):
