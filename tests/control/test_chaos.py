@@ -401,6 +401,31 @@ async def test_a_window_that_does_not_fill_goes_after_its_seconds(rig):
     assert all(0.4 <= run.latency(m) < 3 for m in (1, 2)), [run.latency(m) for m in (1, 2)]
 
 
+async def test_what_a_window_holds_goes_when_the_faults_are_cleared(rig):
+    await rig.http.post("/faults", {"kind": "reorder", "window": 10, "seconds": 60}, status=201)
+    async with peer(rig.emu.port) as client:
+        client.send(1)
+        client.send(2)
+        await asyncio.sleep(0.3)
+        assert client.run.answers == {}  # held
+        await rig.http.delete("/faults")
+        await client.settle(0.3)
+    assert sorted(client.run.order) == [1, 2]
+    assert all(client.run.latency(m) < 3 for m in (1, 2))
+
+
+async def test_what_a_window_holds_is_lost_with_the_power(rig):
+    await rig.http.post("/faults", {"kind": "reorder", "window": 10, "seconds": 1}, status=201)
+    async with peer(rig.emu.port) as client:
+        client.send(1)
+        await asyncio.sleep(0.2)
+        await rig.http.post("/power-cycle", {"seconds": 0.3})
+        await asyncio.sleep(1.5)  # past the window's time and the power cycle
+        client.send(2)
+        await client.exchange([], len, lambda r: 2 in r.answers)  # its window's time runs out
+    assert 1 not in client.run.answers  # lost, as a power cycle loses what was held back
+
+
 # ---- bad input ---------------------------------------------------------------------------
 
 BAD = [
