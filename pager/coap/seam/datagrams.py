@@ -25,15 +25,15 @@ So every datagram is read here first, once (`admit`), before aiocoap decodes it:
   never judged by a piece of it.
 
 A `DatagramFilter` (the test rig's fault injection) acts below aiocoap's message layer,
-because that is where a lost datagram is lost: a request dropped any higher would still be
-acknowledged, and its retransmission swallowed as a duplicate. aiocoap has no hook there,
-so `install` takes over the two methods of its UDP interface that receive and send datagrams;
-while the filter is not `active` they cost one attribute test.
+because that is where a lost, duplicated or reordered datagram is one: a request dropped any
+higher would still be acknowledged, and its retransmission swallowed as a duplicate. aiocoap
+has no hook there, so `install` takes over the two methods of its UDP interface that receive
+and send datagrams; while the filter is not `active` they cost one attribute test.
 """
 
-import asyncio
 import logging
 import socket
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import aiocoap
@@ -89,24 +89,23 @@ class Malformed(Exception):
 
 
 class DatagramFilter(Protocol):
-    """What may pass between the network and aiocoap's message layer."""
+    """What passes between the network and aiocoap's message layer, and when.
+
+    A filter is handed each datagram with the call that carries it on, and calls that once
+    (it passes), never (it is lost), later (it is held back) or twice (it is duplicated), so
+    that datagrams can be reordered too; the seam need not know which fault did what."""
 
     @property
     def active(self) -> bool:
         """False while everything passes unlooked at."""
         ...
 
-    def incoming(self, data: bytes) -> bool:
-        """Whether a received datagram reaches aiocoap."""
+    def incoming(self, data: bytes, deliver: Callable[[bytes], None]) -> None:
+        """A received datagram: `deliver` reads it into aiocoap."""
         ...
 
-    def outgoing(self, message: aiocoap.Message) -> float | None:
-        """The loop time to hold an outgoing message back until (0 for none), or None to
-        drop it."""
-        ...
-
-    def release(self, message: aiocoap.Message) -> bool:
-        """Whether a held-back message, its time come, is sent after all."""
+    def outgoing(self, message: aiocoap.Message, send: Callable[[aiocoap.Message], None]) -> None:
+        """A message aiocoap sends: `send` puts it on the network."""
         ...
 
 
@@ -212,11 +211,8 @@ def install(udp: Any, datagram_filter: DatagramFilter | None) -> None:
     sending of them if there is a filter."""
     udp.transport.max_size = MAX_DATAGRAM
 
-    def received(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
-        if datagram_filter is not None and datagram_filter.active:
-            if not datagram_filter.incoming(data):
-                return
-        remote = UDP6EndpointAddress(address, udp, pktinfo=_pktinfo(ancdata))
+    def read(data: bytes, address: Any, pktinfo: bytes | None) -> None:
+        remote = UDP6EndpointAddress(address, udp, pktinfo=pktinfo)
         try:
             data, critical = admit(data)
             message = aiocoap.Message.decode(data, remote)
@@ -233,21 +229,21 @@ def install(udp: Any, datagram_filter: DatagramFilter | None) -> None:
             setattr(message, _UNRECOGNISED, critical)
         udp._ctx.dispatch_message(message)
 
+    def received(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
+        pktinfo = _pktinfo(ancdata)
+        if datagram_filter is not None and datagram_filter.active:
+            datagram_filter.incoming(data, lambda d: read(d, address, pktinfo))
+        else:
+            read(data, address, pktinfo)
+
     udp.datagram_msg_received = received
     if datagram_filter is None:
         return
     send = udp.send
 
-    def release(message: aiocoap.Message) -> None:
-        if datagram_filter.release(message):
-            send(message)
-
     def sending(message: aiocoap.Message) -> None:
-        when = datagram_filter.outgoing(message) if datagram_filter.active else 0.0
-        if when is None:
-            return
-        if when:
-            asyncio.get_running_loop().call_at(when, release, message)
+        if datagram_filter.active:
+            datagram_filter.outgoing(message, send)
         else:
             send(message)
 
