@@ -27,7 +27,7 @@ from yarl import URL
 
 from pager import wire
 from pager.control.faults import COUNT_MAX, ERROR_CODE, SECONDS_MAX, Fault, Kind
-from pager.control.journal import METHODS, Filters
+from pager.control.journal import METHODS
 from pager.control.rig import NotRunning, PagerState, RigControls
 from pager.domain import digits
 from pager.domain.errors import Refused
@@ -542,7 +542,8 @@ async def _power_cycle(rig: RigControls, request: web.Request, body: Body) -> we
     return _answer(PowerCycled(unreachableFor=body.seconds))
 
 
-def _journal_filters(request: web.Request) -> Filters:
+def _journal_filters(request: web.Request) -> dict[str, Any]:
+    """The filters of `RigControls.journal` a query gives, read (each checked there)."""
     q = request.query
     limit = q.get("limit")
     text = q.get("since")
@@ -554,25 +555,25 @@ def _journal_filters(request: web.Request) -> Filters:
             raise BadInput(f"since must be {SINCE}") from None
         if since.utcoffset() is None:
             raise BadInput(f"since must be {SINCE}")
-    try:
-        return Filters(
-            method=q.get("method"),
-            path=q.get("path"),
-            number=_query_int(request, "number"),
-            code=q.get("code"),
-            since=since,
-            after=_query_int(request, "after"),
-            limit=None if limit is None else _integer(limit, "limit", 1),
-        )
-    except ValueError as e:
-        raise BadInput(str(e)) from None
+    return {
+        "method": q.get("method"),
+        "path": q.get("path"),
+        "number": _query_int(request, "number"),
+        "code": q.get("code"),
+        "since": since,
+        "after": _query_int(request, "after"),
+        "limit": None if limit is None else _integer(limit, "limit", 1),
+    }
 
 
 async def _get_journal(rig: RigControls, request: web.Request, body: Body) -> web.StreamResponse:
     form = request.query.get("format", "json")
     if form not in ("json", "jsonl"):
         raise BadInput(f"format must be json or jsonl, not {form!r}")
-    entries = rig.journal_entries(_journal_filters(request))
+    try:
+        entries = rig.journal(**_journal_filters(request))
+    except ValueError as e:
+        raise BadInput(str(e)) from None
     if form == "json":
         return _answer(JournalOut(entries=[EntryOut.model_validate(e.to_json()) for e in entries]))
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
