@@ -246,8 +246,8 @@ class Journal:
         self._bytes = 0
 
     def entries(self, filters: Filters | None = None) -> Iterator[Entry]:
-        """The entries that match, oldest first. Reads a snapshot: what is recorded while
-        the caller iterates (between the lines of a stream) is not in it."""
+        """The entries that match, oldest first, from a snapshot of the records: what is
+        recorded while the caller iterates is not in it."""
         filters = filters or Filters()
         after = filters.after or 0
         since = None if filters.since is None else filters.since.timestamp()
