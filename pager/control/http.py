@@ -779,7 +779,8 @@ def openapi(rig: RigControls) -> dict[str, Any]:
             "title": "pager-emulator control API",
             "version": version("pager-emulator"),
             "description": "The test rig beside the emulated transmitter's CoAP API: clock, "
-            "virtual pagers, faults, power cycle and factory reset (docs/control-api.md).",
+            "virtual pagers, faults, the request journal, power cycle and factory reset "
+            "(docs/control-api.md).",
         },
         "paths": paths,
         "components": {
