@@ -28,13 +28,10 @@ class Exchange(Protocol):
 class Exchanges(Protocol):
     """Told of every request that reaches the server, on the loop, before aiocoap acts on it."""
 
-    def arrived(
-        self, datagram: bytes, peer: Any, duplicate: bool, cached: bytes | None
-    ) -> Exchange:
+    def arrived(self, datagram: bytes, peer: Any, duplicate: bool) -> Exchange:
         """A request came in from `peer` (its socket address). `duplicate`: a retransmission
-        of one seen within the deduplication window, which aiocoap answers with `cached` (the
-        answer sent before, or None while that is not ready: no answer), and which goes no
-        further."""
+        of one seen within the deduplication window, which goes no further: its answer is
+        the one sent before, sent again at once, or none (not ready yet, or a NON)."""
         ...
 
     def lost(self, datagram: bytes, peer: Any) -> None:

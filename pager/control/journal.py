@@ -68,9 +68,7 @@ class _Record:
         "fault",
     )
 
-    def __init__(
-        self, journal: Journal, datagram: bytes, peer: Any, duplicate: bool, answer: bytes | None
-    ) -> None:
+    def __init__(self, journal: Journal, datagram: bytes, peer: Any, duplicate: bool) -> None:
         self.journal = journal
         self.id = next(journal._ids)
         self.wall = time.time()
@@ -79,8 +77,8 @@ class _Record:
         self.datagram = datagram
         self.peer = peer
         self.duplicate = duplicate
-        self.answer = answer
-        self.leaves: float | None = None if answer is None else self.arrived
+        self.answer: bytes | None = None
+        self.leaves: float | None = None
         self.fault = journal._fault
         if self.fault is not None:
             journal._fault = None
@@ -210,13 +208,13 @@ class Journal:
 
     # -- told by the seam (pager.coap.exchanges.Exchanges) and by the faults ---------------
 
-    def arrived(self, datagram: bytes, peer: Any, duplicate: bool, cached: bytes | None) -> _Record:
-        record = _Record(self, datagram, peer, duplicate, cached if duplicate else None)
-        self._keep(record, len(datagram) + (len(cached) if duplicate and cached else 0))
+    def arrived(self, datagram: bytes, peer: Any, duplicate: bool) -> _Record:
+        record = _Record(self, datagram, peer, duplicate)
+        self._keep(record, len(datagram))
         return record
 
     def lost(self, datagram: bytes, peer: Any) -> None:
-        self._keep(_Record(self, datagram, peer, False, None), len(datagram))
+        self._keep(_Record(self, datagram, peer, False), len(datagram))
 
     def passed(self) -> None:
         self._fault = None

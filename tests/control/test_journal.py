@@ -152,8 +152,39 @@ async def test_a_retransmitted_con_is_one_duplicate_entry_beside_the_original(ri
     assert (original.duplicate, duplicate.duplicate) == (False, True)
     assert original.mid == duplicate.mid and original.token == duplicate.token
     assert duplicate.code == "2.01" and duplicate.answer == original.answer
-    assert duplicate.number == 7 and duplicate.latency_ms == 0
+    assert duplicate.number == 7 and 0 <= duplicate.latency_ms < 1000
     assert len((await rig.coap.get("/v1/sessions")).json["sessions"]) == 1  # created once
+
+
+async def test_a_retransmission_during_a_delay_waits_with_its_exchange(rig, raw):
+    """A delay holds the cached answer to a retransmission too: its entry's latency is the
+    rest of the hold, not the moment aiocoap found the answer in its cache."""
+    emu = rig.emu
+    emu.add_fault("delay", path="/v1/settings", count=1, seconds=0.5)
+    data = raw.datagram(aiocoap.GET, "/v1/settings")
+    raw.transport.sendto(data)
+    await asyncio.sleep(0.1)  # answered, and held
+    raw.transport.sendto(data)
+    first = await asyncio.wait_for(raw.proto.received.get(), 5)
+    second = await asyncio.wait_for(raw.proto.received.get(), 5)
+    assert first == second  # the one answer, twice, both after the delay
+    original, duplicate = emu.journal()
+    assert (original.duplicate, duplicate.duplicate) == (False, True)
+    assert duplicate.code == original.code == "2.05"
+    assert original.latency_ms >= 500 and 300 <= duplicate.latency_ms < original.latency_ms
+
+
+async def test_a_retransmission_before_its_answer_is_ready_has_none(rig, raw):
+    """A duplicate that arrives while its original is still being served gets no answer
+    from the cache (aiocoap has none to send yet); the original's answer is the answer."""
+    emu = rig.emu
+    data = raw.datagram(aiocoap.POST, "/v1/sessions", b'{"number":8}', content_format=50)
+    raw.transport.sendto(data)
+    raw.transport.sendto(data)  # while the first waits for its commit
+    await asyncio.wait_for(raw.proto.received.get(), 5)
+    original, duplicate = emu.journal()
+    assert (original.code, original.duplicate) == ("2.01", False)
+    assert (duplicate.code, duplicate.latency_ms, duplicate.duplicate) == (None, None, True)
 
 
 async def test_drop_delay_and_error_faults_mark_the_exchanges_they_acted_on(rig, raw):

@@ -51,8 +51,8 @@ from aiocoap.options import Options
 from aiocoap.optiontypes import OpaqueOption
 from aiocoap.transports.udp6 import UDP6EndpointAddress
 
-from pager.coap.exchanges import Exchanges
-from pager.coap.seam.dedup import RecentMessages
+from pager.coap.exchanges import Exchange, Exchanges
+from pager.coap.seam.dedup import RecentMessages, Replay
 
 log = logging.getLogger("pager.coap")
 
@@ -229,6 +229,7 @@ def install(
     udp.transport.max_size = MAX_DATAGRAM
     if exchanges is not None and recent is None:
         raise TypeError("telling exchanges needs the deduplication table")
+    replaying: list[Exchange | None] = [None]  # a duplicate's, while aiocoap answers it
 
     def received(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
         if datagram_filter is not None and datagram_filter.active:
@@ -252,8 +253,15 @@ def install(
         if critical is not None:
             setattr(message, _UNRECOGNISED, critical)
         if exchanges is not None and message.code.is_request():
-            duplicate, cached = recent.seen(remote, message.mid)  # type: ignore[union-attr]
-            exchange = exchanges.arrived(data, address, duplicate, cached)
+            duplicate = recent.seen(remote, message.mid)  # type: ignore[union-attr]
+            exchange = exchanges.arrived(data, address, duplicate)
+            if duplicate:  # aiocoap sends the answer kept for it, if any, now or never
+                replaying[0] = exchange
+                try:
+                    udp._ctx.dispatch_message(message)
+                finally:
+                    replaying[0] = None
+                return
             setattr(message, _EXCHANGE, exchange)
         udp._ctx.dispatch_message(message)
 
@@ -276,6 +284,9 @@ def install(
             exchange = getattr(request, _EXCHANGE, None)
             if exchange is not None:
                 setattr(request, _EXCHANGE, None)
+            elif replaying[0] is not None and isinstance(message, Replay):
+                exchange, replaying[0] = replaying[0], None
+            if exchange is not None:
                 held = when and when - asyncio.get_running_loop().time()
                 exchange.answered(recent.sent(message), held)  # type: ignore[union-attr]
             elif filtered:
