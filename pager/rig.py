@@ -302,10 +302,25 @@ class RemoteEmulator:
         kind: str,
         path: str | None = None,
         count: int | None = None,
-        seconds: float = 0.0,
+        seconds: float | None = None,
         code: str = "5.03",
+        *,
+        probability: float = 1.0,
+        seed: int | None = None,
+        direction: str | None = None,
+        distribution: str | None = None,
+        min: float | None = None,
+        max: float | None = None,
+        median: float | None = None,
+        sigma: float | None = None,
+        window: int | None = None,
     ) -> Fault:
-        body = {"kind": kind, "path": path, "count": count, "seconds": seconds, "code": code}
+        body = {
+            "kind": kind, "path": path, "count": count, "seconds": seconds, "code": code,
+            "probability": probability, "seed": seed, "direction": direction,
+            "distribution": distribution, "min": min, "max": max, "median": median,
+            "sigma": sigma, "window": window,
+        }  # fmt: skip
         return _fault(self._call_now("POST", "/faults", body, expect=(201,)))
 
     def remove_fault(self, fault_id: int) -> bool:

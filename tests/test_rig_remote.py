@@ -346,6 +346,11 @@ async def _add_fault(emu: Any, c: Client) -> Any:
         await attempt(lambda: emu.add_fault("bogus")),
         await attempt(lambda: emu.add_fault("drop", count=0)),
         await attempt(lambda: emu.add_fault("error", code="2.05")),
+        emu.add_fault("drop", direction="answer", probability=0.5, seed=3),
+        emu.add_fault("delay", distribution="lognormal", median=0.01, sigma=0.5),
+        emu.add_fault("reorder", window=3, seconds=0.1),
+        await attempt(lambda: emu.add_fault("drop", window=2)),
+        await attempt(lambda: emu.add_fault("delay", distribution="uniform", min=1)),
     )
 
 
@@ -447,7 +452,8 @@ def test_same_is_no_rubber_stamp():
 
 async def test_errors_carry_the_control_apis_message(twins):
     twin, remote = twins
-    with pytest.raises(ValueError, match=r"^kind: Input should be 'drop', 'delay' or 'error'$"):
+    kinds = "'drop', 'delay', 'error', 'duplicate' or 'reorder'"
+    with pytest.raises(ValueError, match=rf"^kind: Input should be {kinds}$"):
         remote.add_fault("bogus")
     with pytest.raises(ValueError, match="^datetime must be a local time written"):
         await remote.set_clock(datetime(1999, 1, 1))

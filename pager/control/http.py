@@ -26,7 +26,18 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from yarl import URL
 
 from pager import wire
-from pager.control.faults import COUNT_MAX, ERROR_CODE, SECONDS_MAX, Fault, Kind
+from pager.control.faults import (
+    COUNT_MAX,
+    ERROR_CODE,
+    SECONDS_MAX,
+    SEED_MAX,
+    SIGMA_MAX,
+    WINDOW_MAX,
+    Direction,
+    Distribution,
+    Fault,
+    Kind,
+)
 from pager.control.journal import METHODS
 from pager.control.rig import NotRunning, PagerState, RigControls
 from pager.domain import digits
@@ -62,10 +73,21 @@ class Speed(_In):
 
 
 class FaultIn(_In):
+    """Bounds of one member each; what depends on the kind `FaultInjector.add` checks."""
+
     kind: Kind
     path: str | None = Field(None, pattern=r"^/")
     count: int | None = Field(None, ge=1, le=COUNT_MAX)
-    seconds: float = Field(0.0, ge=0, le=SECONDS_MAX)
+    probability: float = Field(1.0, ge=0, le=1)
+    seed: int | None = Field(None, ge=0, le=SEED_MAX)
+    direction: Direction | None = None
+    seconds: float | None = Field(None, ge=0, le=SECONDS_MAX)
+    distribution: Distribution | None = None
+    min: float | None = Field(None, ge=0, le=SECONDS_MAX)
+    max: float | None = Field(None, ge=0, le=SECONDS_MAX)
+    median: float | None = Field(None, gt=0, le=SECONDS_MAX)
+    sigma: float | None = Field(None, ge=0, le=SIGMA_MAX)
+    window: int | None = Field(None, ge=2, le=WINDOW_MAX)
     code: str = Field("5.03", pattern=ERROR_CODE)
 
 
@@ -117,9 +139,20 @@ class FaultOut(_Answer):
     kind: Kind
     path: str | None = Field(description="the only path it applies to; null: every path")
     remaining: int | None = Field(description="requests it still applies to; null: until removed")
-    seconds: float = Field(description="a delay's length")
+    seconds: float = Field(
+        description="a fixed delay's length, a fixed duplicate's lag, a reorder's longest hold"
+    )
     code: str = Field(description="an error fault's response code")
-    hits: int = Field(description="requests it has applied to")
+    hits: int = Field(description="datagrams it has acted on")
+    probability: float = Field(description="the chance it acts on each datagram it matches")
+    seed: int | None = Field(description="its random generator's seed; null: from the OS")
+    direction: Direction | None = Field(description="drop, duplicate, reorder: what it acts on")
+    distribution: Distribution | None = Field(description="delay, duplicate: how times are drawn")
+    min: float | None = Field(description="a uniform distribution's least seconds")
+    max: float | None = Field(description="a uniform distribution's most seconds")
+    median: float | None = Field(description="a lognormal distribution's median seconds")
+    sigma: float | None = Field(description="a lognormal distribution's sigma (of its log)")
+    window: int | None = Field(description="reorder: datagrams gathered before they go")
 
 
 class FaultsOut(_Answer):
@@ -255,6 +288,15 @@ def fault_out(f: Fault) -> FaultOut:
         seconds=f.seconds,
         code=f.code,
         hits=f.hits,
+        probability=f.probability,
+        seed=f.seed,
+        direction=f.direction,  # type: ignore[arg-type]  # as FaultIn admitted them
+        distribution=f.distribution,  # type: ignore[arg-type]
+        min=f.min,
+        max=f.max,
+        median=f.median,
+        sigma=f.sigma,
+        window=f.window,
     )
 
 
@@ -521,7 +563,10 @@ async def _faults(rig: RigControls, request: web.Request, body: Body) -> web.Res
 
 
 async def _add_fault(rig: RigControls, request: web.Request, body: Body) -> web.Response:
-    fault = rig.add_fault(body.kind, body.path, body.count, body.seconds, body.code)
+    try:
+        fault = rig.add_fault(**body.model_dump())
+    except ValueError as e:  # a member that does not fit the others (a window on a drop)
+        raise BadInput(str(e)) from None
     return _answer(fault_out(fault), 201)
 
 
@@ -650,7 +695,8 @@ ROUTES: tuple[Route, ...] = (
           "there is one, else the next one."),
     Route("GET", "/faults", "list_faults", "the faults set, and whether a power cycle is on",
           _faults, {200: ("the faults", FaultsOut)}),
-    Route("POST", "/faults", "add_fault", "drop, delay or answer an error to requests",
+    Route("POST", "/faults", "add_fault", "lose, duplicate, reorder or delay datagrams, or "
+          "answer an error to requests",
           _add_fault, {201: ("the fault set", FaultOut)}, body=FaultIn),
     Route("DELETE", "/faults", "clear_faults", "remove every fault", _clear_faults,
           {200: ("no faults left", FaultsCleared)}),

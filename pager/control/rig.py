@@ -284,10 +284,25 @@ class RigControls:
         kind: str,
         path: str | None = None,
         count: int | None = None,
-        seconds: float = 0.0,
+        seconds: float | None = None,
         code: str = "5.03",
+        *,
+        probability: float = 1.0,
+        seed: int | None = None,
+        direction: str | None = None,
+        distribution: str | None = None,
+        min: float | None = None,
+        max: float | None = None,
+        median: float | None = None,
+        sigma: float | None = None,
+        window: int | None = None,
     ) -> Fault:
-        return self._rig.faults.add(kind, path, count, seconds, code)
+        """Set a fault (docs/control-api.md, "Faults"); ValueError for one it cannot be."""
+        return self._rig.faults.add(
+            kind, path, count, seconds, code, probability=probability, seed=seed,
+            direction=direction, distribution=distribution, min=min, max=max, median=median,
+            sigma=sigma, window=window,
+        )  # fmt: skip
 
     def remove_fault(self, fault_id: int) -> bool:
         return self._rig.faults.remove(fault_id)

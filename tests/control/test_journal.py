@@ -506,3 +506,35 @@ async def test_a_dropped_datagram_that_is_no_request_leaves_no_mark_behind(rig, 
     assert (await raw.request(aiocoap.GET, "/v1/settings")).code.dotted == "2.05"
     [entry] = emu.journal()
     assert entry.fault is None
+
+
+async def test_chaos_faults_mark_what_they_did(rig, raw):
+    """An answer lost on its way out keeps its code and has no latency; a duplicated request
+    is two entries, the copy answered from the cache; reordered requests carry the mark of
+    the fault that held them."""
+    emu = rig.emu
+    lost = emu.add_fault("drop", path="/v1/settings", direction="answer", count=1)
+    assert await raw.send(raw.datagram(aiocoap.GET, "/v1/settings"), timeout=0.3) is None
+    e = last(emu)
+    assert (e.code, e.latency_ms, e.fault) == ("2.05", None, FaultMark(lost.id, "drop"))
+
+    emu.clear_journal()
+    copied = emu.add_fault("duplicate", path="/v1/settings", count=1, seconds=0.05)
+    assert (await raw.request(aiocoap.GET, "/v1/settings")).code.dotted == "2.05"
+    await asyncio.wait_for(raw.proto.received.get(), 5)  # the cached answer to the copy
+    original, copy = emu.journal()
+    assert (original.duplicate, original.fault) == (False, FaultMark(copied.id, "duplicate"))
+    assert (copy.duplicate, copy.mid, copy.code) == (True, original.mid, "2.05")
+
+    emu.clear_journal()
+    held = emu.add_fault("reorder", path="/v1/settings", count=2, window=2, seconds=1.0)
+    first = raw.datagram(aiocoap.GET, "/v1/settings")
+    second = raw.datagram(aiocoap.GET, "/v1/settings")
+    raw.transport.sendto(first)
+    raw.transport.sendto(second)
+    answers = [await asyncio.wait_for(raw.proto.received.get(), 5) for _ in range(2)]
+    assert sorted(aiocoap.Message.decode(a).mid for a in answers) == [raw.mid - 1, raw.mid]
+    entries = emu.journal()
+    assert [e.mid for e in entries] == [raw.mid, raw.mid - 1]  # as the emulator read them
+    assert {e.fault for e in entries} == {FaultMark(held.id, "reorder")}
+    assert all(e.code == "2.05" for e in entries)
