@@ -24,6 +24,7 @@ import aiohttp
 from yarl import URL
 
 from pager.control.faults import Fault
+from pager.control.journal_entry import Entry
 from pager.control.rig import NotRunning, PagerState
 from pager.domain import rules
 from pager.domain.errors import Invalid
@@ -342,6 +343,27 @@ class RemoteEmulator:
 
     async def power_cycle(self, seconds: float) -> None:
         await self._call("POST", "/power-cycle", {"seconds": seconds})
+
+    # -- the request journal ------------------------------------------------------------
+
+    def journal(
+        self,
+        method: str | None = None,
+        path: str | None = None,
+        number: int | None = None,
+        code: str | None = None,
+        since: datetime | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> list[Entry]:
+        query = _query(method=method, path=path, number=number, code=code, after=after, limit=limit)
+        if since is not None:  # wall time with its offset, not the transmitter's
+            query["since"] = since.isoformat()
+        answer = self._call_now("GET", "/journal", query=query)
+        return [Entry.from_json(e) for e in answer["entries"]]
+
+    def clear_journal(self) -> None:
+        self._call_now("DELETE", "/journal")
 
     # -- reset --------------------------------------------------------------------------
 

@@ -147,15 +147,15 @@ def test_every_member_of_emulator_has_a_twin_of_the_same_signature():
 
 def test_a_member_added_later_without_a_twin_is_named():
     class Later(Emulator):
-        def journal(self, limit: int = 100) -> list[dict[str, Any]]:
+        def snapshot(self, limit: int = 100) -> list[dict[str, Any]]:
             return []
 
-        async def reset(self, keep_journal: bool = False) -> None:
+        async def reset(self, keep_snapshot: bool = False) -> None:
             pass
 
-    journal, reset = _untwinned(Later)
-    assert journal == "journal: missing"
-    assert reset.startswith("reset: ") and "keep_journal" in reset
+    reset, snapshot = _untwinned(Later)
+    assert snapshot == "snapshot: missing"
+    assert reset.startswith("reset: ") and "keep_snapshot" in reset
 
 
 def test_every_member_has_a_parity_case():
@@ -399,6 +399,40 @@ async def _reset(emu: Any, c: Client) -> Any:
     done = await emu.reset()
     clock = emu.clock_status()
     return done, await emu.transmissions(), emu.list_faults(), emu.all_pagers(), clock["speed"]
+
+
+def _exchanges(entries: list[Any]) -> list[tuple[Any, ...]]:
+    """What two emulators sent the same requests record alike (not times, ports, ids)."""
+    return [
+        (e.id, e.method, e.path, e.query, e.body, e.number, e.code, e.duplicate, e.fault)
+        for e in entries
+    ]
+
+
+@case("journal")
+async def _journal(emu: Any, c: Client) -> Any:
+    await c.post("/v1/sessions", {"number": 12, "label": "Café"})
+    await c.get("/v1/sessions", query="number=12")
+    await c.get("/v1/nowhere")
+    emu.add_fault("error", path="/v1/settings", count=1)
+    await c.get("/v1/settings")
+    since = datetime.now().astimezone()
+    return (
+        _exchanges(emu.journal()),
+        _exchanges(emu.journal(method="GET", path="/v1/sessions", number=12, code="2.05")),
+        _exchanges(emu.journal(after=1, limit=2)),
+        emu.journal(since=since),
+        await attempt(lambda: emu.journal(code="2.5")),
+        await attempt(lambda: emu.journal(since=datetime(2026, 1, 15))),  # no offset
+    )
+
+
+@case("clear_journal")
+async def _clear_journal(emu: Any, c: Client) -> Any:
+    await c.get("/v1/settings")
+    cleared = emu.clear_journal()
+    await c.get("/v1/settings")
+    return cleared, _exchanges(emu.journal())
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -217,6 +217,9 @@ class FaultInjector:
         # reorder fault id -> the datagrams it holds, in arrival order, and its timer
         self._windows: dict[int, tuple[Fault, list[tuple[Go, Any]], asyncio.TimerHandle]] = {}
         self.active = False  # any fault set, or unreachable: the datagram hooks look closer
+        # told of each fault as it acts, synchronously, while the message it acts on is in
+        # hand (the request journal marks that message's exchange with it)
+        self.acted: Callable[[Fault], None] | None = None
 
     # -- the controls -----------------------------------------------------------------------
 
@@ -297,6 +300,8 @@ class FaultInjector:
             if fault.kind == kind and fault.matches(path, direction) and fault.fires():
                 fault.take()
                 self._update()
+                if self.acted is not None:
+                    self.acted(fault)
                 return fault
         return None
 

@@ -29,6 +29,12 @@ because that is where a lost, duplicated or reordered datagram is one: a request
 higher would still be acknowledged, and its retransmission swallowed as a duplicate. aiocoap
 has no hook there, so `install` takes over the two methods of its UDP interface that receive
 and send datagrams; while the filter is not `active` they cost one attribute test.
+
+The same two places tell an `Exchanges` (the request journal, `pager.coap.exchanges`) of each
+request as aiocoap reads it (a duplicate, as the deduplication table knows it, included), of
+each one the filter did not let through, and of each request's first answer as it is sent and
+as it leaves: only there are all of those seen, and what they hand over is what is at hand
+(the datagrams), so that recording costs the request path next to nothing.
 """
 
 import logging
@@ -44,6 +50,9 @@ from aiocoap.numbers.types import RST
 from aiocoap.options import Options
 from aiocoap.optiontypes import OpaqueOption
 from aiocoap.transports.udp6 import UDP6EndpointAddress
+
+from pager.coap.exchanges import Exchange, Exchanges
+from pager.coap.seam.dedup import RecentMessages, Replay
 
 log = logging.getLogger("pager.coap")
 
@@ -82,6 +91,7 @@ not listed here has none that this server knows of."""
 
 _RESERVED_CLASSES = frozenset((1, 6, 7))
 _UNRECOGNISED = "_pager_unrecognised_option"
+_EXCHANGE = "_pager_exchange"  # on a request: its `Exchange`, until its first answer
 
 
 class Malformed(Exception):
@@ -206,12 +216,21 @@ def _pktinfo(ancdata: list[Any]) -> bytes | None:
     return None
 
 
-def install(udp: Any, datagram_filter: DatagramFilter | None) -> None:
+def install(
+    udp: Any,
+    datagram_filter: DatagramFilter | None,
+    exchanges: Exchanges | None = None,
+    recent: RecentMessages | None = None,
+) -> None:
     """Take over `udp`'s (aiocoap's MessageInterfaceUDP6) reading of datagrams, and its
-    sending of them if there is a filter."""
+    sending of them if there is a filter or `exchanges` to tell (with `recent`, the
+    deduplication table of `udp`'s message manager, which knows the duplicates)."""
     udp.transport.max_size = MAX_DATAGRAM
+    if exchanges is not None and recent is None:
+        raise TypeError("telling exchanges needs the deduplication table")
+    replaying: list[Exchange | None] = [None]  # a duplicate's, while aiocoap answers it
 
-    def read(data: bytes, address: Any, pktinfo: bytes | None) -> None:
+    def read(data: bytes, address: Any, pktinfo: bytes | None, mark: object = None) -> None:
         remote = UDP6EndpointAddress(address, udp, pktinfo=pktinfo)
         try:
             data, critical = admit(data)
@@ -227,27 +246,89 @@ def install(udp: Any, datagram_filter: DatagramFilter | None) -> None:
             return
         if critical is not None:
             setattr(message, _UNRECOGNISED, critical)
+        if exchanges is not None and message.code.is_request():
+            duplicate = recent.seen(remote, message.mid)  # type: ignore[union-attr]
+            exchange = exchanges.arrived(data, address, duplicate, mark)
+            if duplicate:  # aiocoap sends the answer kept for it, if any, now or never
+                replaying[0] = exchange
+                try:
+                    udp._ctx.dispatch_message(message)
+                finally:
+                    replaying[0] = None
+                return
+            setattr(message, _EXCHANGE, exchange)
         udp._ctx.dispatch_message(message)
 
     def received(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
         pktinfo = _pktinfo(ancdata)
-        if datagram_filter is not None and datagram_filter.active:
+        if datagram_filter is None or not datagram_filter.active:
+            read(data, address, pktinfo)
+        elif exchanges is None:
             datagram_filter.incoming(data, lambda d: read(d, address, pktinfo))
         else:
-            read(data, address, pktinfo)
+            # delivered now, later (held: with the mark of what holds it) or never (lost)
+            passage: list[Any] = [False, None]
+
+            def deliver(d: bytes) -> None:
+                passage[0] = True
+                read(d, address, pktinfo, passage[1])
+
+            datagram_filter.incoming(data, deliver)
+            if not passage[0]:
+                passage[1] = _undelivered(exchanges, data, address)
 
     udp.datagram_msg_received = received
-    if datagram_filter is None:
+    if datagram_filter is None and exchanges is None:
         return
     send = udp.send
 
     def sending(message: aiocoap.Message) -> None:
-        if datagram_filter.active:
-            datagram_filter.outgoing(message, send)
-        else:
+        exchange = None
+        if exchanges is not None:
+            # the first answer to a request: aiocoap links every answer to its request (a
+            # notification too, but by then the request's exchange has been told)
+            request = getattr(message, "request", None)
+            exchange = getattr(request, _EXCHANGE, None)
+            if exchange is not None:
+                setattr(request, _EXCHANGE, None)
+            elif replaying[0] is not None and isinstance(message, Replay):
+                exchange, replaying[0] = replaying[0], None
+            if exchange is not None:
+                exchange.answered(recent.sent(message))  # type: ignore[union-attr]
+        if datagram_filter is None or not datagram_filter.active:
             send(message)
+            if exchange is not None:
+                exchange.left()
+        elif exchange is None:
+            datagram_filter.outgoing(message, send)
+            if exchanges is not None:
+                exchanges.passed()
+        else:
+            told = exchange
+
+            def leave(m: aiocoap.Message) -> None:
+                told.left()
+                send(m)
+
+            datagram_filter.outgoing(message, leave)
+            told.marked()
 
     udp.send = sending
+
+
+def _undelivered(exchanges: Exchanges, data: bytes, address: Any) -> object:
+    """Tell of a datagram the filter did not deliver at once, if it is a request aiocoap
+    would read; the mark its delivery later is to carry (None: none, or it is lost)."""
+    try:
+        admitted, _ = admit(data)
+        message = aiocoap.Message.decode(admitted)
+    except (Malformed, UnicodeDecodeError, error.UnparsableMessage):
+        exchanges.passed()  # no request: what held or dropped it marks no exchange
+        return None
+    if not message.code.is_request():
+        exchanges.passed()
+        return None
+    return exchanges.undelivered(admitted, address)
 
 
 def _reject(udp: Any, data: bytes, remote: UDP6EndpointAddress, why: str) -> None:
