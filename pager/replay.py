@@ -20,10 +20,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import io
 import json
 import logging
-import math
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -37,14 +35,14 @@ import aiocoap
 import aiocoap.error
 import cbor2
 
+from pager import wire
+from pager.control.journal import decode_payload
 from pager.control.journal_entry import Entry
 
-JSON, CBOR = 50, 60
 CLIENT_LOG = "pager.replay.aiocoap"
 """The logger of the replay's aiocoap client. The command keeps it off the terminal: aiocoap
 logs an error of its own for an answer that comes after the replay stopped waiting for it
 (at the timeout, or at Ctrl-C), and the summary already says what matters."""
-TEXT = frozenset((0, 40))  # text/plain, application/link-format
 DEFAULT_TIMEOUT = 30.0
 
 
@@ -216,40 +214,10 @@ class Payload:
 
 
 def decode(payload: bytes, content_format: int | None) -> Payload:
-    """The journal's reading of a payload: JSON for Content-Format 50 or none, CBOR for 60
-    (one data item that JSON could hold, and nothing after it), text for text/plain and
-    link-format; anything else, or what does not decode so, stays bytes."""
-    if not payload:
-        return Payload()
-    try:
-        if content_format == CBOR:
-            stream = io.BytesIO(payload)
-            value = cbor2.CBORDecoder(stream).decode()
-            if stream.tell() == len(payload) and _jsonable(value):
-                return Payload(value)
-        elif content_format in (None, JSON):
-            return Payload(json.loads(payload.decode("utf-8"), parse_constant=_no_constant))
-        elif content_format in TEXT:
-            return Payload(payload.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, cbor2.CBORDecodeError, RecursionError):
-        pass
-    return Payload(raw=payload)
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _jsonable(value: Any) -> bool:
-    if value is None or isinstance(value, bool | int | str):
-        return True
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, list):
-        return all(_jsonable(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _jsonable(v) for k, v in value.items())
-    return False
+    """A payload read as the journal reads it (`journal.decode_payload`), so that an answer
+    got and the one recorded are compared alike."""
+    value, undecoded = decode_payload(payload, content_format)
+    return Payload(value) if undecoded is None else Payload(raw=payload)
 
 
 def encode(value: Any, base64_text: str | None, content_format: int | None) -> bytes:
@@ -259,10 +227,10 @@ def encode(value: Any, base64_text: str | None, content_format: int | None) -> b
         return base64.b64decode(base64_text)
     if value is None:
         return b""
-    if content_format == CBOR:
+    if content_format == wire.CBOR:
         return bytes(cbor2.dumps(value))
-    if content_format in TEXT and isinstance(value, str):
-        return value.encode("utf-8")
+    if content_format not in (None, wire.JSON) and isinstance(value, str):
+        return value.encode("utf-8")  # a text format's: the journal keeps it as text
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -666,9 +634,9 @@ async def _send(
     message.opt.uri_query = entry.query
     if entry.content_format is not None:
         message.opt.content_format = entry.content_format
-    if exchange.answer_content_format == CBOR:
+    if exchange.answer_content_format == wire.CBOR:
         # The journal keeps no Accept; a CBOR answer is what only Accept 60 asks for.
-        message.opt.accept = CBOR
+        message.opt.accept = wire.CBOR
     try:
         response = await asyncio.wait_for(context.request(message).response, timeout)
     except (TimeoutError, aiocoap.error.TimeoutError):

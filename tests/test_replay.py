@@ -12,8 +12,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiocoap
+import aiohttp
 import cbor2
 import pytest
+from aiocoap.numbers.types import Type
 
 from pager import cli
 from pager.app import Emulator
@@ -31,50 +34,10 @@ from pager.replay import (
     read_journal,
     replay,
 )
-from tests.conftest import REPO, Client, ManualTime, make_config
+from tests.conftest import REPO, Client, ManualTime, datagrams_to, make_config
 
 LONG = "Party of the table by the window with the harbour view"
 T = datetime(2026, 12, 1, 10, 0, 0, tzinfo=UTC)
-
-
-class Recorder(Client):
-    """A client that keeps what it sent and got as journal entries, as `GET /journal`
-    writes them."""
-
-    def __init__(self, context, port: int):
-        super().__init__(context, port)
-        self.entries: list[Entry] = []
-
-    async def request(self, method, path, body=None, *, query=None, raw=None, **kw):
-        reply = await super().request(method, path, body, query=query, raw=raw, **kw)
-        payload = raw if raw is not None else b"" if body is None else json.dumps(body).encode()
-        cf = kw.get("content_format")
-        if cf is None and payload and raw is None:
-            cf = 50
-        sent = decode(payload, cf)
-        got = decode(reply.payload, reply.message.opt.content_format)
-        self.entries.append(
-            Entry(
-                id=len(self.entries) + 1,
-                time=datetime.now(UTC).isoformat(),
-                device_time="",
-                peer="127.0.0.1:1",
-                type="CON",
-                mid=0,
-                token="00",
-                method=method,
-                path=path,
-                query=tuple(query.split("&")) if query else (),
-                content_format=cf,
-                body=sent.value,
-                body_base64=None if sent.raw is None else base64.b64encode(sent.raw).decode(),
-                code=reply.code,
-                answer_content_format=reply.message.opt.content_format,
-                answer=got.value,
-                answer_base64=None if got.raw is None else base64.b64encode(got.raw).decode(),
-            )
-        )
-        return reply
 
 
 async def scripted_session(c: Client) -> None:
@@ -99,9 +62,10 @@ async def scripted_session(c: Client) -> None:
     await c.get("/v1/notify")
     await c.get("/v1/notify", query="action=get_sessions")
     await c.get("/.well-known/core")
-    for n in range(101, 106):  # a list too long for one datagram: a block-wise answer
+    for n in range(101, 107):  # a list too long for one datagram: a block-wise answer
         await c.post("/v1/sessions", {"number": n, "label": LONG})
     await c.get("/v1/sessions")
+    await c.get("/v1/sessions", accept=60)
     # bad requests
     await c.post("/v1/sessions", {"number": 5, "goal": -1})
     await c.post("/v1/sessions", raw=b"{not json")
@@ -132,17 +96,40 @@ async def other(tmp_path):
 
 
 @pytest.fixture
+def config_overrides() -> dict:
+    return {"control": True, "control_port": 0}
+
+
+@pytest.fixture
 async def recorded(emulator, coap_context, tmp_path) -> Path:
-    """The scripted session on emulator A, as a JSON Lines journal."""
-    recorder = Recorder(coap_context, emulator.port)
-    await scripted_session(recorder)
-    return write_journal(tmp_path / "a.jsonl", recorder.entries)
+    """The scripted session on emulator A, its journal as `GET /journal?format=jsonl` gives
+    it."""
+    await scripted_session(Client(coap_context, emulator.port))
+    url = f"http://127.0.0.1:{emulator.control_port}/journal?format=jsonl"
+    async with aiohttp.ClientSession() as http, http.get(url) as answer:
+        assert answer.status == 200
+        journal = tmp_path / "a.jsonl"
+        journal.write_bytes(await answer.read())
+    return journal
 
 
 async def test_a_fresh_emulator_answers_the_recorded_session_as_recorded(recorded, other):
     result = await replay(read_journal(recorded), other.uri, speed=None)
     assert [d.to_json() for d in result.differences] == []
-    assert len(result.outcomes) == len(read_journal(recorded))
+    assert {s.reason for s in result.skipped} == {
+        "a later block of a block-wise transfer, replayed with its first"
+    }
+    assert len(result.outcomes) + len(result.skipped) == len(read_journal(recorded))
+    whole = {
+        (o.exchange.entry.method, o.exchange.entry.path)
+        for o in result.outcomes
+        if len(o.exchange.parts) > 1
+    }
+    assert whole == {  # block-wise, both ways
+        ("GET", "/v1/sessions"),
+        ("POST", "/v1/sessions"),
+        ("GET", "/v1/sessions/history"),
+    }
     codes = {o.exchange.code for o in result.outcomes}
     assert {"2.01", "2.00", "2.04", "2.02", "2.05", "4.00", "4.04", "4.13", "4.15"} <= codes
 
@@ -170,7 +157,8 @@ async def test_the_command_in_its_own_process(recorded, other, coap_context, tmp
     assert "no differences" in out and "not compared" in out
     data = json.loads(report.read_text())
     assert data["same"] is True and data["differences"] == []
-    assert data["replayed"] == data["entries"] == len(read_journal(recorded))
+    assert data["entries"] == len(read_journal(recorded))
+    assert data["replayed"] + len(data["skipped"]) == data["entries"]
     assert data["target"] == other.uri and data["speed"] == "max"
     not_compared = {n["field"] for n in data["not_compared"]}
     assert {"timestamp", "sessions[].uuid", "settings.datetime", "ETag"} <= not_compared
@@ -335,6 +323,58 @@ async def test_what_is_not_replayed_is_left_out_and_said(other, coap_context):
     assert result.outcomes[2].to_json()["note"] == "Observe 0 replayed as a plain GET"
     sessions = (await Client(coap_context, other.port).get("/v1/sessions")).json["sessions"]
     assert [s["number"] for s in sessions] == [66, 9, 10]
+
+
+async def test_what_the_journal_holds_beside_requests_is_left_out(emulator, coap_context, other):
+    """Recorded: a retransmission, requests faults acted on, an observation, conditional
+    requests; each, replayed, would be answered otherwise (the second create of 40 is 2.00,
+    41 would be created) or change what the last list shows."""
+    c = Client(coap_context, emulator.port)
+    async with datagrams_to(emulator.port) as (transport, proto):
+        m = aiocoap.Message(code=aiocoap.POST, payload=b'{"number":40}', content_format=50)
+        m.opt.uri_path = ("v1", "sessions")
+        m.mtype, m.mid, m.token = Type.CON, 4242, b"r"
+        for _ in range(2):
+            transport.sendto(m.encode())
+            await asyncio.wait_for(proto.received.get(), 5)
+    emulator.add_fault("error", path="/v1/sessions", count=1)
+    assert (await c.post("/v1/sessions", {"number": 41})).code == "5.03"
+    emulator.add_fault("drop", path="/v1/sessions", count=1)
+    assert (await c.post("/v1/sessions", {"number": 42})).code == "2.01"  # retransmitted
+    emulator.add_fault("delay", path="/v1/sessions", count=1, seconds=0.2)
+    assert (await c.post("/v1/sessions", {"number": 43})).code == "2.01"
+    emulator.add_fault("drop", path="/v1/sessions", count=1, direction="answer")
+    assert (await c.post("/v1/sessions", {"number": 44})).code == "2.01"  # from the cache
+    emulator.add_fault("duplicate", path="/v1/sessions", count=1, direction="request")
+    assert (await c.post("/v1/sessions", {"number": 45})).code == "2.01"
+    uri = f"{emulator.uri}/v1/notify?action=get_sessions"
+    observation = coap_context.request(aiocoap.Message(code=aiocoap.GET, uri=uri, observe=0))
+    assert (await asyncio.wait_for(observation.response, 5)).code == aiocoap.CONTENT
+    observation.observation.cancel()
+    etag = (await c.get("/v1/sessions")).message.opt.etag
+    assert (await c.get("/v1/sessions", etags=(etag,))).code == "2.03"
+    put = aiocoap.Message(
+        code=aiocoap.PUT, uri=f"{emulator.uri}/v1/sessions?number=40", payload=b'{"label":"x"}'
+    )
+    put.opt.if_match = (b"nope",)
+    assert (await asyncio.wait_for(coap_context.request(put).response, 5)).code.dotted == "4.12"
+    await c.get("/v1/sessions")
+
+    result = await replay(emulator.journal(), other.uri, speed=None)
+    assert [d.to_json() for d in result.differences] == []
+    reasons = sorted(s.reason for s in result.skipped)
+    assert reasons == [
+        *["a later block of a block-wise transfer, replayed with its first"] * 3,  # lists
+        *["a retransmission answered from the deduplication cache: a retry, not a request"] * 3,
+        "answered 2.03 Valid for an ETag the journal does not keep",
+        "answered by fault #1 (error), not by the device",
+        "no answer recorded (fault #2, drop)",
+        "refused for an If-Match or If-None-Match the journal does not keep",
+    ]
+    notes = [o.to_json().get("note") for o in result.outcomes]
+    assert notes.count("Observe 0 replayed as a plain GET") == 1
+    last = result.outcomes[-1].answer.value
+    assert [s["number"] for s in last["sessions"]] == [40, 42, 43, 44, 45]
 
 
 def test_the_blocks_of_a_transfer_are_one_request_and_one_answer():
