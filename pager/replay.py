@@ -653,7 +653,8 @@ async def _send(
         return
     if response is not None:
         outcome.code = response.code.dotted
-        outcome.content_format = response.opt.content_format
+        cf = response.opt.content_format
+        outcome.content_format = None if cf is None else int(cf)
         outcome.answer = decode(response.payload, outcome.content_format)
     recorded = (exchange.code, exchange.answer_content_format, exchange.answer)
     got = (outcome.code, outcome.content_format, outcome.answer)

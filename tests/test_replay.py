@@ -569,6 +569,16 @@ def test_an_unreachable_target(tmp_path, capsys):
     assert "Traceback" not in out + err
 
 
+def test_a_target_that_never_answers(tmp_path, capsys):
+    journal = write_journal(tmp_path / "j.jsonl", [entry(1, code="2.05")])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        target = f"coap://127.0.0.1:{silent.getsockname()[1]}"
+        assert cli.main(["replay", str(journal), "--target", target, "--timeout", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"pager-emulator replay: {target} did not answer within 0.5 s\n"
+
+
 def test_a_report_in_a_folder_that_does_not_exist(tmp_path, capsys):
     journal = write_journal(tmp_path / "j.jsonl", [entry(1, code="2.05")])
     report = tmp_path / "no" / "r.json"
