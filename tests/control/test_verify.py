@@ -140,6 +140,7 @@ def test_contains_body_fields_items_and_substrings():
     # a string is contained in a string only
     assert not matches(Request(body="ready", contains=True), entry(2, body=["ready"]))
     assert matches(Request(body="ready", contains=True), entry(2, body="Table ready"))
+    assert matches(Request(body=["read"], contains=True), entry(2, body=["x", "ready"]))
 
 
 # ---- counts ---------------------------------------------------------------------------
