@@ -69,7 +69,7 @@ class Request:
 
     method: str | None = None
     path: str | None = None
-    query: Mapping[str, str] | None = None
+    query: Mapping[str, str | int] | None = None  # held as strings: an integer is its digits
     body: Any = None
     contains: bool = False
     code: str | None = None
@@ -270,7 +270,7 @@ def differences(pattern: Request, entry: Entry) -> list[Difference]:
             values = options.get(name)
             if values is None:
                 found.append(Difference(f"query.{name}", value, None, "missing"))
-            elif value not in values:
+            elif str(value) not in values:
                 found.append(
                     Difference(f"query.{name}", value, values[0] if len(values) == 1 else values)
                 )
@@ -612,6 +612,9 @@ def verify_in_order(entries: Iterable[Entry], patterns: Sequence[Request]) -> Se
         raise BadPattern("give at least one pattern")
     if len(patterns) > SEQUENCE_MAX:
         raise BadPattern(f"give at most {SEQUENCE_MAX} patterns")
+    for i, pattern in enumerate(patterns):
+        if not isinstance(pattern, Request):
+            raise BadPattern(f"patterns[{i}] must be a Request, got a {type(pattern).__name__}")
     made = requests(entries)
     found: list[Entry] = []
     position = 0

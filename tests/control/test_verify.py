@@ -315,6 +315,7 @@ def test_earliest_match_leaves_room_for_the_rest():
         (lambda: count(at_least=True), "at_least"),
         (lambda: count(exactly=1.0), "exactly"),
         (lambda: verify_in_order(JOURNAL, []), "at least one pattern"),
+        (lambda: verify_in_order(JOURNAL, [Request(), {"method": "GET"}]), "patterns[1] must be"),
         (lambda: verify_in_order(JOURNAL, [Request()] * (SEQUENCE_MAX + 1)), "at most"),
     ],
 )
