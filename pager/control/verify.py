@@ -28,9 +28,9 @@ from pager.control.journal_entry import Entry
 COUNT_MAX = 10**9
 PATH_MAX = 1024
 QUERY_MAX = 32  # names in one pattern's query
-TEXT_MAX = 64 * 1024  # characters of one string in a pattern
+TEXT_MAX = 4096  # characters of one string in a pattern (a request body is at most 1 KiB)
 BODY_DEPTH_MAX = 32
-BODY_NODES_MAX = 10_000  # values in one pattern's body
+BODY_NODES_MAX = 1000  # values in one pattern's body: it is compared with every entry
 SEQUENCE_MAX = 1000  # patterns in one ordered verification
 NEAR_MISSES = 5
 SHOWN = 10  # matches listed in a message; the verdict holds them all

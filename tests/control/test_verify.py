@@ -303,7 +303,7 @@ def test_earliest_match_leaves_room_for_the_rest():
         (lambda: Request(body={"x": float("nan")}), "finite"),
         (lambda: Request(body={"x": b"bytes"}), "JSON value"),
         (lambda: Request(body=[0] * BODY_NODES_MAX), f"at most {BODY_NODES_MAX}"),
-        (lambda: Request(body="x" * (64 * 1024 + 1)), "strings"),
+        (lambda: Request(body="x" * 4097), "strings"),
         (lambda: Request(contains="yes"), "contains"),
         (lambda: Request(code="205"), "code"),
         (lambda: Request(code=2.05), "code"),
