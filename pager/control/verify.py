@@ -78,7 +78,7 @@ class Request:
         if self.method is not None and not (
             isinstance(self.method, str) and _METHOD.fullmatch(self.method)
         ):
-            raise BadPattern(f"method must be a CoAP method such as GET, got {self.method!r}")
+            raise BadPattern(f"method must be a CoAP method such as GET, not {self.method!r}")
         if self.path is not None and not (
             isinstance(self.path, str) and self.path.startswith("/") and len(self.path) <= PATH_MAX
         ):
@@ -88,11 +88,11 @@ class Request:
         if self.body is not None:
             _check_body(self.body)
         if not isinstance(self.contains, bool):
-            raise BadPattern(f"contains must be true or false, got {self.contains!r}")
+            raise BadPattern(f"contains must be true or false, not {self.contains!r}")
         if self.code is not None and not (
             isinstance(self.code, str) and _CODE.fullmatch(self.code)
         ):
-            raise BadPattern(f"code must be a response code such as 2.05, got {self.code!r}")
+            raise BadPattern(f"code must be a response code such as 2.05, not {self.code!r}")
 
     def to_json(self) -> dict[str, Any]:
         """The parts set, named as `POST /journal/verify` takes them."""
@@ -143,7 +143,7 @@ def _query(query: Any) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, value in query.items():
         if not isinstance(name, str) or not 0 < len(name) <= 255 or "=" in name:
-            raise BadPattern(f"query names must be 1 to 255 characters without =, got {name!r}")
+            raise BadPattern(f"query names must be 1 to 255 characters without =, not {name!r}")
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str) or len(value) > 255:
@@ -166,7 +166,7 @@ def _check_body(body: Any) -> None:
         if isinstance(value, dict):
             for key, item in value.items():
                 if not isinstance(key, str):
-                    raise BadPattern(f"body field names must be strings, got {key!r}")
+                    raise BadPattern(f"body field names must be strings, not {key!r}")
                 stack.append((item, depth + 1))
         elif isinstance(value, list):
             stack.extend((item, depth + 1) for item in value)
@@ -216,7 +216,7 @@ def count(
         return Count("at_least", 1)
     ((name, n),) = given.items()
     if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= COUNT_MAX:
-        raise BadPattern(f"{name} must be an integer from 0 to {COUNT_MAX}, got {n!r}")
+        raise BadPattern(f"{name} must be an integer from 0 to {COUNT_MAX}, not {n!r}")
     return Count(name, n)  # type: ignore[arg-type]  # one of the three names above
 
 
