@@ -11,6 +11,7 @@ from typing import Any
 import aiocoap
 from aiocoap.error import ResolutionError
 from aiohttp import web
+from yarl import URL
 
 from pager import wire
 from pager.clock import Clock
@@ -86,7 +87,8 @@ class Emulator(RigControls):
 
     @property
     def uri(self) -> str:
-        return f"coap://{self.config.host}:{self.port}"
+        # yarl writes an IPv6 host in brackets, which aiocoap needs ("coap://[::1]:5683")
+        return str(URL.build(scheme="coap", host=self.config.host, port=self.port))
 
     async def start(self) -> "Emulator":
         """Start serving. A start that fails at any step is undone before the error is
@@ -160,7 +162,8 @@ class Emulator(RigControls):
     async def stop(self) -> None:
         """Stop serving and let go of the ports and the store; this also undoes a partial
         start, and stopping again does nothing. Every observer gets its final notification
-        first (within `hub.END_WAIT`)."""
+        first (within `hub.END_WAIT`), and every rig waiting for a page is told it stopped."""
+        self.pagers.end()
         if self._control is not None:
             await self._control.cleanup()
             self._control = None

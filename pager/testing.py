@@ -11,9 +11,15 @@ an `async def` test that uses one of these fixtures is marked `asyncio` here, as
 project's first test would otherwise fail with "async def functions are not natively
 supported".
 Each runs on the loop of the test that uses it, whatever its loop scope.
+
+With `--pager-emulator-url URL` (and its token in `--pager-emulator-token` or the
+`PAGER_EMULATOR_TOKEN` environment variable), `pager_emulator` is a `pager.rig.RemoteEmulator`
+of the emulator whose control API is at URL instead, reset before each test and its clock
+frozen at `FROZEN_AT`, so that tests stay as independent as with emulators of their own.
 """
 
 import inspect
+import os
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
@@ -26,9 +32,26 @@ from pager.clock import Clock
 from pager.config import Config
 from pager.control.verify import Request as Request  # the pattern of `verify_in_order`
 from pager.fleet import fleet_configs
+from pager.rig import RemoteEmulator
 
 FROZEN_AT = datetime(2026, 1, 15, 18, 0, 0)
 FIXTURES = ("pager_emulator", "pager_fleet")
+TOKEN_ENV = "PAGER_EMULATOR_TOKEN"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("pager-emulator")
+    group.addoption(
+        "--pager-emulator-url",
+        metavar="URL",
+        help="pager_emulator: the emulator whose control API is at URL (http://HOST:PORT), "
+        "reset before each test, instead of one of the test's own",
+    )
+    group.addoption(
+        "--pager-emulator-token",
+        metavar="TOKEN",
+        help=f"its control_token (default: the {TOKEN_ENV} environment variable)",
+    )
 
 
 def _frozen_clock() -> Clock:
@@ -38,9 +61,21 @@ def _frozen_clock() -> Clock:
     return clock
 
 
-async def _emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
-    async with Emulator(clock=_frozen_clock(), db=str(tmp_path / "pager-emulator.db")) as emulator:
-        yield emulator
+async def _emulator(
+    config: pytest.Config, tmp_path: Path
+) -> AsyncIterator[Emulator | RemoteEmulator]:
+    url = config.getoption("pager_emulator_url")
+    if url is None:
+        db = str(tmp_path / "pager-emulator.db")
+        async with Emulator(clock=_frozen_clock(), db=db) as emulator:
+            yield emulator
+        return
+    token = config.getoption("pager_emulator_token") or os.environ.get(TOKEN_ENV)
+    async with RemoteEmulator(url, token) as remote:
+        await remote.reset()
+        await remote.freeze()  # then set: a frozen clock stays at the time it is set to
+        await remote.set_clock(FROZEN_AT)
+        yield remote
 
 
 class Fleet:
@@ -81,7 +116,7 @@ class Fleet:
             await self._started.pop().stop()
 
 
-async def _fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
+async def _fleet(config: pytest.Config, tmp_path: Path) -> AsyncIterator[Fleet]:
     fleet = Fleet(tmp_path)
     try:
         yield fleet
@@ -114,7 +149,9 @@ else:
         scope = marked.get("loop_scope") or marked.get("scope")  # "scope": its older name
         return str(scope or request.config.getini("asyncio_default_test_loop_scope"))
 
-    def _on_the_tests_loop(name: str, make: Callable[[Path], AsyncIterator[Any]]) -> object:
+    def _on_the_tests_loop(
+        name: str, make: Callable[[pytest.Config, Path], AsyncIterator[Any]]
+    ) -> object:
         """`name`, started on the loop of the test that uses it. An emulator serves on the
         loop it was started on: one started on another loop (the fixture's own default,
         or the project's `asyncio_default_fixture_loop_scope`) would leave every request
@@ -122,8 +159,8 @@ else:
         picks the test's."""
         for scope in LOOP_SCOPES:
 
-            async def scoped(tmp_path: Path) -> AsyncIterator[Any]:
-                async for value in make(tmp_path):
+            async def scoped(pytestconfig: pytest.Config, tmp_path: Path) -> AsyncIterator[Any]:
+                async for value in make(pytestconfig, tmp_path):
                     yield value
 
             globals()[f"_{name}_{scope}"] = pytest_asyncio.fixture(

@@ -201,8 +201,9 @@ async def test_a_fleet_that_cannot_start_leaves_nothing_bound_or_open(tmp_path):
         await (await Store.open(db)).close()
 
 
-async def _pytest_in(project) -> str:
-    """pytest run in a new project of its own; its output, once it passed."""
+async def _pytest_in(project, *args: str, env: dict[str, str] | None = None) -> str:
+    """pytest run in a new project of its own (with `args`, in `env`); its output, once it
+    passed."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -210,7 +211,9 @@ async def _pytest_in(project) -> str:
         "-q",
         "-p",
         "no:cacheprovider",
+        *args,
         cwd=project,
+        env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

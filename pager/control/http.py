@@ -23,11 +23,12 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from yarl import URL
 
 from pager import wire
 from pager.control import verify
 from pager.control.faults import COUNT_MAX, ERROR_CODE, SECONDS_MAX, Fault, Kind
-from pager.control.rig import PagerState, RigControls
+from pager.control.rig import NotRunning, PagerState, RigControls
 from pager.domain import digits
 from pager.domain.errors import Refused
 from pager.domain.timefmt import WRITTEN, fmt, parse
@@ -227,6 +228,15 @@ class SequenceVerdictOut(_Answer):
     unmatched: UnmatchedOut | None = Field(description="where it stopped; null: it holds")
 
 
+class DeviceOut(_Answer):
+    uri: str = Field(
+        description="the device API's CoAP endpoint; when the emulator listens on every "
+        "interface, its host is the one this request was addressed to"
+    )
+    numberMin: int = Field(description="the lowest pager number it accepts")
+    numberMax: int = Field(description="the highest pager number it accepts")
+
+
 class ErrorAnswer(_Answer):
     error: str = Field(description="what was wrong, in a sentence")
 
@@ -397,6 +407,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except (BadInput, Refused) as e:
         return _error(str(e), 400)
+    except NotRunning as e:  # a long poll under way when the emulator stops
+        return _error(str(e), 503)
     except web.HTTPException as e:
         if e.status >= 400:
             return _error(e.reason, e.status)
@@ -470,6 +482,18 @@ async def _get_index(rig: RigControls, request: web.Request, body: Body) -> web.
 
 async def _get_openapi(rig: RigControls, request: web.Request, body: Body) -> web.Response:
     return _json(openapi(rig))
+
+
+async def _device(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    uri = URL(rig.uri)
+    if uri.host in ("::", "0.0.0.0") and request.url.host:
+        # where it listens, not an address to send to: the host the rig reached this API at
+        # is the one it can reach the CoAP port at
+        uri = uri.with_host(request.url.host)
+    limits = rig.limits
+    return _answer(
+        DeviceOut(uri=str(uri), numberMin=limits.number_min, numberMax=limits.number_max)
+    )
 
 
 async def _get_clock(rig: RigControls, request: web.Request, body: Body) -> web.Response:
@@ -598,6 +622,8 @@ ROUTES: tuple[Route, ...] = (
           {200: ("every endpoint", IndexOut)}),
     Route("GET", "/openapi.json", "openapi", "the OpenAPI 3.1 description of this API",
           _get_openapi, {200: ("the document", None)}),
+    Route("GET", "/device", "device", "the CoAP endpoint and pager numbers of the transmitter",
+          _device, {200: ("the device", DeviceOut)}),
     Route("GET", "/clock", "get_clock", "read the transmitter's clock", _get_clock,
           {200: ("the clock", ClockOut)}),
     Route("POST", "/clock/set", "set_clock", "set the clock to a local time", _set_clock,
@@ -623,7 +649,8 @@ ROUTES: tuple[Route, ...] = (
           {200: ("the pager (idle if never paged)", PagerOut)}, (PAGER_NUMBER,)),
     Route("GET", "/pagers/{number}/wait", "wait_for_page", "long poll until a pager is paged",
           _wait,
-          {200: ("the pager was paged", Paged), 408: ("no page within the timeout", NotPaged)},
+          {200: ("the pager was paged", Paged), 408: ("no page within the timeout", NotPaged),
+           503: ("the emulator stopped while it waited", ErrorAnswer)},
           (PAGER_NUMBER,
            Param("timeout", "query", {"type": "number", "minimum": 0, "maximum": WAIT_MAX,
                                       "default": 10},

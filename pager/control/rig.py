@@ -97,6 +97,17 @@ class PagerBoard:
         self.latest.clear()
         self._waiters = {n: dict.fromkeys(ws, Wanted()) for n, ws in self._waiters.items()}
 
+    def end(self) -> None:
+        """The emulator stops: every rig still waiting is told so now, with `NotRunning`,
+        rather than at its timeout (a long poll would hold the control API's shutdown)."""
+        for number, waiting in self._waiters.items():
+            for fut in waiting:
+                if not fut.done():
+                    fut.set_exception(
+                        NotRunning(f"the emulator stopped while waiting for a page to {number}")
+                    )
+        self._waiters = {}
+
     def state(self, number: int, now: datetime) -> PagerState:
         return PagerState.of(number, self.latest.get(number), now)
 
@@ -178,6 +189,12 @@ class RigControls:
         if failing is not None:
             health["error"] = failing
         return health
+
+    @property
+    def uri(self) -> str:
+        """The device API's CoAP endpoint, which the control API tells a remote rig
+        (`GET /device`); the emulator that runs the controls knows it."""
+        raise NotImplementedError
 
     @property
     def limits(self) -> rules.Limits:

@@ -82,6 +82,7 @@ async def test_real_answers_match_the_published_schemas(frozen):
 
     await coap.post("/v1/page", {"number": 12, "message": "Table ready\fF30V"})
     await check("GET", "/api", "/api")
+    await check("GET", "/device", "/device")
     await check("GET", "/clock", "/clock")
     await check("POST", "/clock/set", "/clock/set", {"datetime": ts()})
     await check("POST", "/clock/advance", "/clock/advance", {"seconds": 1})

@@ -1,0 +1,385 @@
+"""An emulator on another machine (or in another process), driven over its control API.
+
+`RemoteEmulator` has the methods of `pager.app.Emulator`, with the same signatures and
+return types, so that a test written for one runs against the other (the pytest plugin
+hands out either, `pager.testing`). Several controls of `Emulator` are plain methods
+(`pager(12)`, `add_fault(...)`), which a test calls without `await`: over HTTP each of them
+has to wait for its answer. So every request runs on an event loop of this object's own
+thread, with one aiohttp session: an async method awaits it there, a plain one blocks its
+caller until the answer (or the timeout), and neither depends on which loop the test runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import threading
+from collections.abc import Coroutine, Mapping
+from dataclasses import fields
+from datetime import datetime
+from typing import Any, TypeVar
+
+import aiohttp
+from yarl import URL
+
+from pager.control.faults import Fault
+from pager.control.rig import NotRunning, PagerState
+from pager.domain import rules
+from pager.domain.errors import Invalid
+from pager.domain.pagemodes import AlertCode, Transmission
+from pager.domain.timefmt import fmt, parse
+
+TIMEOUT = 30.0
+"""Seconds a control call waits for its answer (a long poll: this beyond its own timeout)."""
+
+TOKEN_HEADER = "Authorization"
+
+T = TypeVar("T")
+
+
+class InvalidInput(Invalid, ValueError):
+    """The control API refused a call's input (400), with its message.
+
+    In process, a bad argument raises ValueError and a value the transmitter refuses (a
+    clock out of its range) `pager.domain.errors.Invalid`; over HTTP both are a 400 that
+    cannot be told apart, so this is both, and a test catching either catches it."""
+
+
+class Unreachable(NotRunning):
+    """The control API did not answer: the remote emulator stopped, is not there, or the
+    network lost the call. A `NotRunning`, as a control of a stopped `Emulator` raises."""
+
+
+class RemoteEmulator:
+    """An emulator running elsewhere, reached at `url` (its control API: `http://HOST:PORT`,
+    with a path prefix if a proxy adds one). `token` is its `control_token`, sent as
+    `Authorization: Bearer`. `start()` / `stop()` (or `async with`) open and close the
+    HTTP session only; the remote emulator runs on, as it was."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = TIMEOUT) -> None:
+        try:
+            base = URL(url)
+            valid = base.scheme in ("http", "https") and bool(base.host) and base.port is not None
+        except (TypeError, ValueError):
+            valid = False
+        if not valid:
+            raise ValueError(
+                f"the control API's URL must be written http://HOST:PORT (or https://), not {url!r}"
+            )
+        self.url = str(base)
+        self._base = base
+        self._token = token
+        self._timeout = timeout
+        # Made by `start`, removed by `stop`: the loop every request runs on, its thread,
+        # and the session (created on that loop, as aiohttp requires).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._device: Mapping[str, Any] | None = None  # GET /device, once asked
+
+    def __repr__(self) -> str:
+        return f"RemoteEmulator({self.url!r})"
+
+    # -- the session --------------------------------------------------------------------
+
+    async def start(self) -> RemoteEmulator:
+        """Open the HTTP session. Nothing is sent yet: a remote that is not up shows in the
+        first call (`health()` answers as a stopped emulator does)."""
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(
+                target=loop.run_forever, name=f"pager-remote {self.url}", daemon=True
+            )
+            thread.start()
+            self._loop, self._thread = loop, thread
+            self._session = await self._there(self._open())
+        return self
+
+    async def _open(self) -> aiohttp.ClientSession:
+        headers = {} if self._token is None else {TOKEN_HEADER: f"Bearer {self._token}"}
+        return aiohttp.ClientSession(headers=headers, raise_for_status=False)
+
+    async def stop(self) -> None:
+        """Close the HTTP session; a call in flight ends with `NotRunning`. Stopping
+        again does nothing."""
+        loop, thread, session = self._loop, self._thread, self._session
+        self._loop = self._thread = self._session = None
+        self._device = None
+        if loop is None or thread is None:
+            return
+        if session is not None:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._close(session), loop))
+        loop.call_soon_threadsafe(loop.stop)
+        await asyncio.to_thread(thread.join)
+        loop.close()
+
+    async def _close(self, session: aiohttp.ClientSession) -> None:
+        """Close the session, then let every call in flight end (its connection gone) before
+        the loop stops: a caller of a call left on a stopped loop would wait for ever."""
+        await session.close()
+        calls = asyncio.all_tasks() - {asyncio.current_task()}
+        if calls:
+            await asyncio.wait(calls, timeout=self._timeout)
+            for call in calls:
+                call.cancel()  # one that did not end: its caller sees CancelledError
+            await asyncio.wait(calls)
+
+    async def __aenter__(self) -> RemoteEmulator:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _submit(self, call: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """`call`, run on the session's loop."""
+        if self._loop is None:
+            call.close()
+            raise NotRunning(f"the session with {self.url} is not open: start it first")
+        return asyncio.run_coroutine_threadsafe(call, self._loop)
+
+    async def _there(self, call: Coroutine[Any, Any, T]) -> T:
+        """`call`, run on the session's loop, awaited on the caller's (cancelling the one
+        cancels the other: a long poll given up ends its HTTP request)."""
+        return await asyncio.wrap_future(self._submit(call))
+
+    def _blocking(self, call: Coroutine[Any, Any, T]) -> T:
+        """`call`, run on the session's loop, its caller waiting (bounded by its timeout)."""
+        return self._submit(call).result()
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        query: Mapping[str, str] | None = None,
+        expect: tuple[int, ...] = (200,),
+        timeout: float | None = None,
+    ) -> tuple[int, Any]:
+        """One call of the control API: the status (one of `expect`) and the JSON answer.
+        Any other status raises as the in-process emulator would (module docstring)."""
+        session = self._session
+        if session is None:
+            raise NotRunning(f"the session with {self.url} is not open: start it first")
+        url = self._base.joinpath(*path.strip("/").split("/"))
+        seconds = self._timeout if timeout is None else timeout
+        call = f"{method} {url}"
+        try:
+            async with session.request(
+                method,
+                url,
+                json=body,
+                params=query,
+                timeout=aiohttp.ClientTimeout(total=seconds),
+            ) as response:
+                status, text = response.status, await response.text()
+        except TimeoutError:
+            raise Unreachable(f"{call}: no answer within {seconds:g} s") from None
+        except aiohttp.ClientError as e:
+            if self._session is None:
+                raise NotRunning(f"{call}: the session was closed (stop) during the call") from None
+            raise Unreachable(f"{call}: {e or type(e).__name__}") from None
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            answer = None
+        if status in expect and answer is not None:
+            return status, answer
+        error = answer.get("error") if isinstance(answer, dict) else None
+        if not isinstance(error, str):
+            error = f"{text[:200]!r}, not the JSON of a pager-emulator control API"
+        if status == 400:
+            raise InvalidInput(error)
+        if status in (401, 403):
+            raise PermissionError(error)
+        if status == 503:  # the remote stopped during the call
+            raise NotRunning(error)
+        raise RuntimeError(f"{call} answered {status}: {error}")
+
+    async def _call(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, **kw: Any
+    ) -> Any:
+        return (await self._there(self._exchange(method, path, body, **kw)))[1]
+
+    def _call_now(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, **kw: Any
+    ) -> Any:
+        return self._blocking(self._exchange(method, path, body, **kw))[1]
+
+    # -- what the transmitter is --------------------------------------------------------
+
+    def _described(self) -> Mapping[str, Any]:
+        """`GET /device`: configuration, fixed while the remote runs, so asked once a
+        session."""
+        if self._device is None:
+            self._device = self._call_now("GET", "/device")
+        return self._device
+
+    @property
+    def uri(self) -> str:
+        """The remote transmitter's CoAP endpoint: point the code under test here."""
+        return str(self._described()["uri"])
+
+    @property
+    def port(self) -> int | None:
+        """The remote transmitter's CoAP port."""
+        return URL(self.uri).port
+
+    @property
+    def limits(self) -> rules.Limits:
+        """The pager numbers (and other ranges) this transmitter accepts."""
+        device = self._described()
+        return rules.Limits(device["numberMin"], device["numberMax"])
+
+    def health(self) -> dict[str, Any]:
+        """As `Emulator.health()`; a remote that does not answer (or a session not open) is
+        reported as a stopped emulator is, with `error` saying why, so that a readiness poll
+        needs no `try`."""
+        try:
+            return dict(self._call_now("GET", "/health", expect=(200, 503)))
+        except NotRunning as e:
+            return {"ready": False, "coap": "stopped", "store": "closed", "error": str(e)}
+
+    # -- clock --------------------------------------------------------------------------
+
+    def clock_status(self) -> dict[str, Any]:
+        return _clock(self._call_now("GET", "/clock"))
+
+    async def set_clock(self, when: datetime) -> dict[str, Any]:
+        return _clock(await self._call("POST", "/clock/set", {"datetime": fmt(when)}))
+
+    async def advance(self, seconds: float) -> dict[str, Any]:
+        return _clock(await self._call("POST", "/clock/advance", {"seconds": seconds}))
+
+    async def freeze(self) -> dict[str, Any]:
+        return _clock(await self._call("POST", "/clock/freeze"))
+
+    async def unfreeze(self) -> dict[str, Any]:
+        return _clock(await self._call("POST", "/clock/unfreeze"))
+
+    async def set_speed(self, factor: float) -> dict[str, Any]:
+        return _clock(await self._call("POST", "/clock/speed", {"factor": factor}))
+
+    # -- virtual pagers -----------------------------------------------------------------
+
+    async def transmissions(
+        self, number: int | None = None, since: datetime | None = None, after_id: int | None = None
+    ) -> list[Transmission]:
+        query = _query(number=number, since=since, after=after_id)
+        answer = await self._call("GET", "/transmissions", query=query)
+        return [_transmission(t) for t in answer["transmissions"]]
+
+    def pager(self, number: int) -> PagerState:
+        return _pager(self._call_now("GET", f"/pagers/{number}"))
+
+    def all_pagers(self) -> list[PagerState]:
+        return [_pager(p) for p in self._call_now("GET", "/pagers")["pagers"]]
+
+    async def wait_for_page(
+        self,
+        number: int,
+        timeout: float = 10.0,
+        after_id: int | None = None,
+        since: datetime | None = None,
+    ) -> Transmission | None:
+        query = _query(timeout=f"{timeout:.6f}", after=after_id, since=since)
+        status, answer = await self._there(
+            self._exchange(
+                "GET",
+                f"/pagers/{number}/wait",
+                query=query,
+                expect=(200, 408),
+                timeout=self._timeout + max(timeout, 0.0),
+            )
+        )
+        return _transmission(answer["transmission"]) if status == 200 else None
+
+    # -- faults -------------------------------------------------------------------------
+
+    def add_fault(
+        self,
+        kind: str,
+        path: str | None = None,
+        count: int | None = None,
+        seconds: float = 0.0,
+        code: str = "5.03",
+    ) -> Fault:
+        body = {"kind": kind, "path": path, "count": count, "seconds": seconds, "code": code}
+        return _fault(self._call_now("POST", "/faults", body, expect=(201,)))
+
+    def remove_fault(self, fault_id: int) -> bool:
+        status, _ = self._blocking(
+            self._exchange("DELETE", f"/faults/{fault_id}", expect=(200, 404))
+        )
+        return status == 200
+
+    def clear_faults(self) -> None:
+        self._call_now("DELETE", "/faults")
+
+    def list_faults(self) -> list[Fault]:
+        """The faults still set, oldest first."""
+        return [_fault(f) for f in self._call_now("GET", "/faults")["faults"]]
+
+    @property
+    def unreachable(self) -> bool:
+        """Whether a power cycle keeps the transmitter unreachable now."""
+        return bool(self._call_now("GET", "/faults")["unreachable"])
+
+    async def power_cycle(self, seconds: float) -> None:
+        await self._call("POST", "/power-cycle", {"seconds": seconds})
+
+    # -- reset --------------------------------------------------------------------------
+
+    async def reset(self) -> None:
+        await self._call("POST", "/reset")
+
+
+# -- the control API's JSON, read back into what the in-process emulator returns ----------
+
+
+def _query(**values: int | datetime | str | None) -> dict[str, str]:
+    """Query values as the control API reads them; None: not given."""
+    query = {}
+    for name, value in values.items():
+        if value is not None:
+            query[name] = fmt(value) if isinstance(value, datetime) else str(value)
+    return query
+
+
+def _clock(answer: Mapping[str, Any]) -> dict[str, Any]:
+    return {"now": parse(answer["now"]), "frozen": answer["frozen"], "speed": answer["speed"]}
+
+
+def _codes(codes: list[Mapping[str, Any]]) -> tuple[AlertCode, ...]:
+    return tuple(AlertCode(c["code"], c["value"]) for c in codes)
+
+
+def _transmission(t: Mapping[str, Any]) -> Transmission:
+    return Transmission(
+        id=t["id"],
+        time=parse(t["time"]),
+        number=t["number"],
+        system_id=t["systemId"],
+        page_mode=t["pageMode"],
+        message=t["message"],
+        override_codes=_codes(t["overrideCodes"]),
+        session_id=t["sessionId"],
+    )
+
+
+def _pager(p: Mapping[str, Any]) -> PagerState:
+    last, until = p["lastTransmission"], p["alertingUntil"]
+    return PagerState(
+        number=p["number"],
+        state=p["state"],
+        page_mode=p["pageMode"],
+        message=p["message"],
+        override_codes=_codes(p["overrideCodes"]),
+        alerting_until=None if until is None else parse(until),
+        last_transmission=None if last is None else _transmission(last),
+    )
+
+
+def _fault(f: Mapping[str, Any]) -> Fault:
+    """A fault's JSON names are its attributes' (`pager.control.http.fault_out`)."""
+    return Fault(**{field.name: f[field.name] for field in fields(Fault) if field.name in f})
