@@ -605,16 +605,23 @@ class SequenceVerdict:
         return "\n".join(lines)
 
 
-def verify_in_order(entries: Iterable[Entry], patterns: Sequence[Request]) -> SequenceVerdict:
-    """Each pattern matched by a request after the one the previous pattern matched, the
-    earliest such (which leaves the most for the patterns after it)."""
+def sequence(patterns: Sequence[Request]) -> tuple[Request, ...]:
+    """`patterns` if they can be verified in order: 1 to `SEQUENCE_MAX` of them, each a
+    `Request`."""
     if not patterns:
         raise BadPattern("give at least one pattern")
     if len(patterns) > SEQUENCE_MAX:
         raise BadPattern(f"give at most {SEQUENCE_MAX} patterns")
     for i, pattern in enumerate(patterns):
         if not isinstance(pattern, Request):
-            raise BadPattern(f"patterns[{i}] must be a Request, got a {type(pattern).__name__}")
+            raise BadPattern(f"patterns[{i}] must be a Request, not a {type(pattern).__name__}")
+    return tuple(patterns)
+
+
+def verify_in_order(entries: Iterable[Entry], patterns: Sequence[Request]) -> SequenceVerdict:
+    """Each pattern matched by a request after the one the previous pattern matched, the
+    earliest such (which leaves the most for the patterns after it)."""
+    patterns = sequence(patterns)
     made = requests(entries)
     found: list[Entry] = []
     position = 0
@@ -625,12 +632,10 @@ def verify_in_order(entries: Iterable[Entry], patterns: Sequence[Request]) -> Se
             taken = {e.id for e in found}
             earlier = tuple(e for e in made[:position] if e.id not in taken and matches(pattern, e))
             misses = tuple(near_misses(pattern, made[position:]))
-            return SequenceVerdict(
-                tuple(patterns), tuple(found), Unmatched(index, after, earlier, misses)
-            )
+            return SequenceVerdict(patterns, tuple(found), Unmatched(index, after, earlier, misses))
         found.append(made[hit])
         position = hit + 1
-    return SequenceVerdict(tuple(patterns), tuple(found))
+    return SequenceVerdict(patterns, tuple(found))
 
 
 # ---- text -------------------------------------------------------------------------------
@@ -692,6 +697,7 @@ __all__ = [
     "matches",
     "near_misses",
     "requests",
+    "sequence",
     "verify",
     "verify_in_order",
 ]
