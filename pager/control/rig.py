@@ -10,7 +10,7 @@ the device API; clock controls are runtime only (the `datetime` setting is what 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -319,8 +319,11 @@ class RigControls:
         request's `method` (GET...), `path`, pager `number`, the answer's dotted `code`,
         recorded at or after `since` (an aware datetime), with an id greater than `after`;
         at most `limit` of them. A bad filter raises ValueError naming it."""
-        filters = Filters(method, path, number, code, since, after, limit)
-        return list(self._rig.journal.entries(filters))
+        return list(self.journal_entries(Filters(method, path, number, code, since, after, limit)))
+
+    def journal_entries(self, filters: Filters) -> Iterator[Entry]:
+        """`journal`, one entry at a time (to stream a long one)."""
+        return self._rig.journal.entries(filters)
 
     def clear_journal(self) -> None:
         """Forget every exchange recorded; ids go on from where they were."""

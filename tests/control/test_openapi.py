@@ -101,6 +101,10 @@ async def test_real_answers_match_the_published_schemas(frozen):
     await check("DELETE", f"/faults/{fault['id']}", "/faults/{id}")
     await check("DELETE", f"/faults/{fault['id']}", "/faults/{id}")  # 404
     await check("DELETE", "/faults", "/faults")
+    entries = (await check("GET", "/journal", "/journal"))["entries"]
+    assert entries and entries[0]["path"] == "/v1/page"
+    await check("GET", "/journal", "/journal", params={"code": "x"})  # 400
+    await check("DELETE", "/journal", "/journal")
     await check("GET", "/health", "/health")
     await check("POST", "/power-cycle", "/power-cycle", {"seconds": 0.1})
     assert (await check("GET", "/health", "/health"))["coap"] == "powered off"  # 503
