@@ -81,18 +81,20 @@ class _Record:
         self.duplicate = duplicate
         self.answer = answer
         self.leaves: float | None = None if answer is None else self.arrived
-        self.fault = journal._take_fault()
+        self.fault = journal._fault
+        if self.fault is not None:
+            journal._fault = None
 
     def answered(self, datagram: bytes, held: float | None) -> None:
         journal = self.journal
         self.answer = datagram
         self.leaves = None if held is None else time.monotonic() + held
-        fault = journal._take_fault()
-        if fault is not None:
-            self.fault = fault
+        if journal._fault is not None:
+            self.fault, journal._fault = journal._fault, None
         if self.id >= journal._floor:  # still kept
             journal._bytes += len(datagram)
-            journal._trim()
+            if journal._bytes > journal.max_bytes:
+                journal._trim()
 
     def entry(self) -> Entry:
         request = aiocoap.Message.decode(self.datagram)
@@ -222,14 +224,11 @@ class Journal:
     def acted(self, fault: Fault) -> None:
         self._fault = FaultMark(fault.id, fault.kind)
 
-    def _take_fault(self) -> FaultMark | None:
-        fault, self._fault = self._fault, None
-        return fault
-
     def _keep(self, record: _Record, size: int) -> None:
         self._records.append(record)
         self._bytes += size
-        self._trim()
+        if len(self._records) > self.limit or self._bytes > self.max_bytes:
+            self._trim()
 
     def _trim(self) -> None:
         records = self._records
