@@ -446,3 +446,15 @@ async def test_many_clients_at_once_every_exchange_recorded_once(rig):
     for i, codes in enumerate(results):
         mine = [e.code for e in entries if e.number == i]
         assert sorted(mine) == sorted(codes)
+
+
+async def test_the_pytest_fixture_has_the_journal_on_its_frozen_clock(pager_emulator):
+    context = await aiocoap.Context.create_client_context()
+    try:
+        await Client(context, pager_emulator.port).post("/v1/sessions", {"number": 4})
+    finally:
+        await context.shutdown()
+    [entry] = pager_emulator.journal(number=4)
+    assert (entry.code, entry.device_time) == ("2.01", "2026-01-15T18:00:00")
+    pager_emulator.clear_journal()
+    assert pager_emulator.journal() == []
