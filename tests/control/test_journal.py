@@ -458,3 +458,17 @@ async def test_the_pytest_fixture_has_the_journal_on_its_frozen_clock(pager_emul
     assert (entry.code, entry.device_time) == ("2.01", "2026-01-15T18:00:00")
     pager_emulator.clear_journal()
     assert pager_emulator.journal() == []
+
+
+async def test_a_dropped_datagram_that_is_no_request_leaves_no_mark_behind(rig, raw):
+    """aiocoap reads a request ending in a payload marker with no payload, so a drop fault
+    takes it; the seam would refuse it as malformed, so it is no exchange, and the next
+    request's entry does not take the drop's mark."""
+    emu = rig.emu
+    emu.add_fault("drop", count=1)
+    malformed = raw.datagram(aiocoap.GET, "/v1/settings") + b"\xff"
+    assert await raw.send(malformed, timeout=0.3) is None
+    assert emu.list_faults() == []  # the drop acted
+    assert (await raw.request(aiocoap.GET, "/v1/settings")).code.dotted == "2.05"
+    [entry] = emu.journal()
+    assert entry.fault is None

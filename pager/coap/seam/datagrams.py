@@ -29,6 +29,12 @@ because that is where a lost datagram is lost: a request dropped any higher woul
 acknowledged, and its retransmission swallowed as a duplicate. aiocoap has no hook there,
 so `install` takes over the two methods of its UDP interface that receive and send datagrams;
 while the filter is not `active` they cost one attribute test.
+
+The same two places tell an `Exchanges` (the request journal, `pager.coap.exchanges`) of each
+request as it arrives (a duplicate, as the deduplication table knows it, included), of each
+one the filter dropped, and of each request's first answer as it leaves: only there are all
+of those seen, and what they hand over is what is at hand (the datagrams), so that recording
+costs the request path next to nothing.
 """
 
 import asyncio
@@ -290,9 +296,12 @@ def _lost(exchanges: Exchanges, data: bytes, address: Any) -> None:
         admitted, _ = admit(data)
         message = aiocoap.Message.decode(admitted)
     except (Malformed, UnicodeDecodeError, error.UnparsableMessage):
+        exchanges.passed()  # no request: what dropped it marks no exchange
         return
     if message.code.is_request():
         exchanges.lost(admitted, address)
+    else:
+        exchanges.passed()
 
 
 def _reject(udp: Any, data: bytes, remote: UDP6EndpointAddress, why: str) -> None:
