@@ -21,6 +21,7 @@ from pager.coap.site import build_site
 from pager.config import Config
 from pager.control import http as control_http
 from pager.control.faults import FaultInjector
+from pager.control.journal import Journal
 from pager.control.rig import PagerBoard, RigControls, RigParts
 from pager.domain.operations import DeviceRules, SettingsPatch, update_settings
 from pager.domain.rules import Limits
@@ -72,6 +73,9 @@ class Emulator(RigControls):
         self.engine: Engine | None = None
         self.hub: Hub | None = None
         self.faults = FaultInjector()
+        self._journal = Journal(self.clock, config.journal_limit, config.journal_bytes)
+        if config.journal:
+            self.faults.acted = self._journal.acted
         self.pagers = PagerBoard({})
         self.port: int | None = None
         self.control_port: int | None = None
@@ -140,10 +144,15 @@ class Emulator(RigControls):
             backlogs=backlogs,
             blockwise=self.api.block2,
             datagram_filter=self.faults,
+            exchanges=self._journal if c.journal else None,
         )
         self.port = seam.bound_port(self._context)
         self._tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self.hub.run_pings())]
-        self._attach(RigParts(self.engine, self.hub, self.faults, self.pagers, self.api.block2))
+        self._attach(
+            RigParts(
+                self.engine, self.hub, self.faults, self.pagers, self.api.block2, self._journal
+            )
+        )
         if c.control:
             try:
                 await self._start_control()

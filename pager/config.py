@@ -41,6 +41,9 @@ class Config(BaseModel):
     max_block_transfer_bytes: int = Field(64 * 2**20, ge=0)
     amplification_protection: bool = False
     dedup_max_entries: int = Field(20_000, ge=100)
+    journal: bool = True
+    journal_limit: int = Field(10_000, ge=1)
+    journal_bytes: int = Field(16 * 2**20, ge=2**17)
     log_level: str = "INFO"
     event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     system_id: int | None = Field(None, ge=0, le=255)

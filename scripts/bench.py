@@ -3,7 +3,7 @@
 Run by hand from the repository root:
 
     .venv/bin/python scripts/bench.py [--quick] [--duration S] [--soak SECONDS]
-                                      [--skip-scaling]
+                                      [--skip-scaling] [--journal {on,off,both}]
 
 It takes about 4 minutes plus the soak (default 300 s; ``--soak 0`` skips it); ``--quick``
 takes about 20-30 seconds and is only a smoke test: its figures are too short to trust.
@@ -61,6 +61,12 @@ full garbage collections grow with all those objects: a long-lived server would 
 run pay for the traffic of the runs before it. Within one 10-second run that
 growth can still show, in a server that keeps all of it, as pauses of tens to hundreds of
 milliseconds that stall every request in flight and then dominate p99 at 16 in flight.
+
+The **request journal** (``journal``, on by default) records every exchange on the request
+path. ``--journal off`` runs every emulator without it; ``--journal both`` runs each
+workload of the comparison twice in a row, on a fresh process each, with the journal on and
+then off, and the summary shows their ratio (on / off) beside each other: its cost. The
+history-size runs and the soak run with it on, as ``--journal on`` does.
 
 Then **scaling**: a fresh store is pre-filled with 0, 100,000 and 1,000,000 archived
 sessions (``--quick``: 0 and 20,000) through ``Engine.archive_in_bulk`` in this process, the
@@ -948,13 +954,14 @@ def serve_reference(port: int) -> int:
 # ---- the emulator, its store and its setup -----------------------------------------------
 
 
-def write_config(path: Path) -> None:
+def write_config(path: Path, journal: bool = True) -> None:
     path.write_text(
         f'# written by scripts/bench.py\nhistory_limit = {HISTORY_LIMIT}\nlog_level = "WARNING"\n'
+        f"journal = {'true' if journal else 'false'}\n"
     )
 
 
-def emulator(workdir: Path, db: Path, tag: str) -> ServerProcess:
+def emulator(workdir: Path, db: Path, tag: str, journal: bool = True) -> ServerProcess:
     return ServerProcess(
         f"emulator ({tag})",
         [
@@ -970,11 +977,11 @@ def emulator(workdir: Path, db: Path, tag: str) -> ServerProcess:
             str(db),
             "--no-control",
             "--config",
-            str(workdir / "bench.toml"),
+            str(workdir / ("bench.toml" if journal else "bench-no-journal.toml")),
             "--log-level",
             "WARNING",
         ],
-        workdir / f"emulator-{tag}.log",
+        workdir / f"emulator-{tag}{'' if journal else '-no-journal'}.log",
         port_line=r"pager-emulator listening on udp .*:(\d+), store ",
     )
 
@@ -1131,6 +1138,8 @@ async def run(args) -> int:
     w = Workloads()
     workdir = Path(tempfile.mkdtemp(prefix="pager-bench-"))
     write_config(workdir / "bench.toml")
+    write_config(workdir / "bench-no-journal.toml", journal=False)
+    journal = args.journal != "off"  # every run but the journal's own comparison
     servers: list[ServerProcess] = []
     results: dict[tuple[str, int], Result] = {}
     scales: list[Scale] = []
@@ -1142,7 +1151,7 @@ async def run(args) -> int:
     print(
         f"bench.py: {os.cpu_count()} CPUs, load average "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}, duration {args.duration:g} s "
-        f"(+{args.warmup:g} s warm-up) per run, workdir {workdir}",
+        f"(+{args.warmup:g} s warm-up) per run, journal {args.journal}, workdir {workdir}",
         flush=True,
     )
 
@@ -1191,7 +1200,7 @@ async def run(args) -> int:
                 port_line=r"reference listening on udp .*:(\d+)",
             )
 
-        emu = await start(emulator(workdir, main_db, "main"))
+        emu = await start(emulator(workdir, main_db, "main", journal))
         await wait_answer(emu.port, w.statistics[0], Workloads.OK_CONTENT, 20)
         ref = await start(reference())
         await wait_answer(ref.port, ref_tpl, Workloads.OK_CONTENT, 20)
@@ -1249,10 +1258,23 @@ async def run(args) -> int:
                 if key not in args.workloads:
                     continue
                 results[key, conc] = await measured(
-                    lambda: emulator(workdir, main_db, "main"), w.statistics[0], label, script, conc
+                    lambda: emulator(workdir, main_db, "main", journal),
+                    w.statistics[0],
+                    label,
+                    script,
+                    conc,
                 )
-            if ("c", conc) in results:
-                results["c", conc].blocks = blocks
+                if args.journal == "both":  # the same workload at once, without the journal
+                    results[f"{key} off", conc] = await measured(
+                        lambda: emulator(workdir, main_db, "main", journal=False),
+                        w.statistics[0],
+                        f"{label}, journal off",
+                        script,
+                        conc,
+                    )
+            for key in ("c", "c off"):
+                if (key, conc) in results:
+                    results[key, conc].blocks = blocks
         if cserver is not None:
             await stop(cserver)
 
@@ -1265,7 +1287,7 @@ async def run(args) -> int:
                 print(f"  {size:,} archived sessions: pre-filled in {took:.1f} s", flush=True)
                 startups = []
                 for i in range(args.startups):
-                    emu = await start(emulator(workdir, db, f"scale-{size}"))
+                    emu = await start(emulator(workdir, db, f"scale-{size}", journal))
                     answered = await wait_answer(
                         emu.port, w.statistics[0], Workloads.OK_CONTENT, 60
                     )
@@ -1300,7 +1322,7 @@ async def run(args) -> int:
                 f"\nsoak: (b) with 16 in flight for {args.soak:g} s, RSS every {SAMPLE_EVERY:g} s:",
                 flush=True,
             )
-            emu = await start(emulator(workdir, workdir / "soak.db", "soak"))
+            emu = await start(emulator(workdir, workdir / "soak.db", "soak", journal))
             await wait_answer(emu.port, w.statistics[0], Workloads.OK_CONTENT, 20)
             m = proc_memory(emu.pid)
             soak.append((0.0, m["VmRSS"], m["VmHWM"], 0, math.nan))
@@ -1418,6 +1440,8 @@ def print_summary(args, results, scales, soak, soak_result, blocks, took) -> Non
                     f"{quantile(ex, 0.5) * 1e3:8.3f} {cmp(quantile(ex, 0.5), ref and ref.q(0.5)):>6} "
                     f"{quantile(ex, 0.99) * 1e3:8.3f} {cmp(quantile(ex, 0.99), ref and ref.q(0.99)):>6}"
                 )
+    if args.journal == "both":
+        print_journal_cost(results, labels)
     ceiling = [r for (k, _), r in results.items() if k == "ceiling"]
     emulator_rates = [
         (r.ex_rate, r.label, r.conc)
@@ -1480,6 +1504,30 @@ def print_summary(args, results, scales, soak, soak_result, blocks, took) -> Non
         )
 
 
+def print_journal_cost(results, labels) -> None:
+    """Each workload with the request journal on beside the same workload with it off, run
+    one after the other in this run: the journal's cost (on / off: req/s below 1 is
+    slower, latency above 1 is slower)."""
+    print()
+    print("request journal: on beside off, each workload in this run (on / off)")
+    head = (
+        f"{'workload':<46} {'conc':>4} {'on req/s':>9} {'off req/s':>9} {'on/off':>6} "
+        f"{'p50 on/off':>10} {'p99 on/off':>10}"
+    )
+    print(head)
+    print("-" * len(head))
+    for conc in sorted({c for _, c in results}):
+        for key in ("a", "b", "c", "d"):
+            on, off = results.get((key, conc)), results.get((f"{key} off", conc))
+            if on is None or off is None:
+                continue
+            print(
+                f"{labels[key]:<46} {conc:>4} {on.rate:9.0f} {off.rate:9.0f} "
+                f"{ratio(on.rate, off.rate):>6} {ratio(on.q(0.5), off.q(0.5)):>10} "
+                f"{ratio(on.q(0.99), off.q(0.99)):>10}"
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
@@ -1511,6 +1559,14 @@ def main(argv: list[str] | None = None) -> int:
         "--concurrency",
         default="1,16",
         help="requests in flight for the comparison, comma-separated (default 1,16)",
+    )
+    p.add_argument(
+        "--journal",
+        choices=("on", "off", "both"),
+        default="on",
+        help="the request journal in every emulator run (default on, the configuration's "
+        "default); both: each workload of the comparison with it on and then off, and their "
+        "ratio (history-size runs and soak with it on)",
     )
     p.add_argument(
         "--rto",
@@ -1552,6 +1608,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.duration <= 0 or args.soak < 0 or args.rto <= 0 or args.retransmit < 0:
         p.error("--duration and --rto must be positive, --soak and --retransmit not negative")
     runs = 12 + (0 if args.skip_scaling else 2 * len(args.sizes))
+    if args.journal == "both":
+        runs += len(args.concurrency) * len(args.workloads)
     drain = args.rto * 8 + 1
     args.deadline = args.deadline or (
         120

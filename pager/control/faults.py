@@ -17,6 +17,7 @@ import itertools
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -73,6 +74,9 @@ class FaultInjector:
         # (peer, message id) of each exchange a delay holds -> loop time it is released at
         self._held: dict[tuple[Any, int], float] = {}
         self.active = False  # any fault set, or unreachable: the datagram hooks look closer
+        # told of each fault as it acts, synchronously, while the message it acts on is in
+        # hand (the request journal marks that message's exchange with it)
+        self.acted: Callable[[Fault], None] | None = None
 
     # -- the controls -----------------------------------------------------------------------
 
@@ -128,6 +132,8 @@ class FaultInjector:
             if fault.kind == kind and fault.matches(path):
                 fault.take()
                 self._update()
+                if self.acted is not None:
+                    self.acted(fault)
                 return fault
         return None
 

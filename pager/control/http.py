@@ -28,6 +28,7 @@ from yarl import URL
 from pager import wire
 from pager.control import verify
 from pager.control.faults import COUNT_MAX, ERROR_CODE, SECONDS_MAX, Fault, Kind
+from pager.control.journal import METHODS, Filters
 from pager.control.rig import NotRunning, PagerState, RigControls
 from pager.domain import digits
 from pager.domain.errors import Refused
@@ -36,6 +37,8 @@ from pager.domain.timefmt import WRITTEN, fmt, parse
 WAIT_MAX = 300.0
 INT_MAX = 10**18 - 1  # 18 digits: fits SQLite's 64 bits
 BODY_MAX = 1024 * 1024  # a request body over it is 413, from aiohttp before any handler
+STREAM_CHUNK = 64 * 1024  # bytes of JSON Lines written at a time
+SINCE = "an ISO 8601 date and time with its UTC offset, such as 2026-01-15T18:00:00Z"
 _DECIMAL = re.compile(r"[0-9]{1,18}(\.[0-9]{1,18})?")
 
 
@@ -178,6 +181,57 @@ class HealthOut(_Answer):
     error: str | None = Field(None, description="why the last commit failed, while it does")
 
 
+class DeviceOut(_Answer):
+    uri: str = Field(
+        description="the device API's CoAP endpoint; when the emulator listens on every "
+        "interface, its host is the one this request was addressed to"
+    )
+    numberMin: int = Field(description="the lowest pager number it accepts")
+    numberMax: int = Field(description="the highest pager number it accepts")
+
+
+class FaultMarkOut(_Answer):
+    id: int
+    kind: str
+
+
+class EntryOut(_Answer):
+    """One recorded exchange: `pager.control.journal_entry.Entry`, field by field."""
+
+    id: int = Field(description="from 1, never reused (a clear included)")
+    time: str = Field(description="wall time of the request's arrival, ISO 8601, UTC")
+    device_time: str = Field(description="the transmitter's clock then, YYYY-MM-DDTHH:MM:SS")
+    peer: str = Field(description="host:port of the client ([host]:port for IPv6)")
+    type: Literal["CON", "NON"]
+    mid: int
+    token: str = Field(description="hex")
+    method: str = Field(description="GET, POST, PUT, DELETE, FETCH, PATCH, iPATCH or dotted")
+    path: str
+    query: list[str]
+    content_format: int | None
+    body: Any = Field(description="the request's payload decoded (JSON or CBOR as JSON)")
+    body_base64: str | None = Field(description="a payload that does not decode, as base64")
+    observe: int | None = Field(description="the request's Observe: 0 registers, 1 ends")
+    block1: int | None = Field(description="the Block1 block number the request carried")
+    block2: int | None = Field(description="the Block2 block number asked for or answered")
+    number: int | None = Field(description="the pager number the request names")
+    code: str | None = Field(description="the answer's code; null: no answer")
+    answer_content_format: int | None
+    answer: Any = Field(description="the answer's payload decoded")
+    answer_base64: str | None
+    latency_ms: float | None = Field(description="arrival to the answer leaving; null: never")
+    duplicate: bool = Field(description="a retransmission answered from the duplicate cache")
+    fault: FaultMarkOut | None = Field(description="the fault that acted on the exchange")
+
+
+class JournalOut(_Answer):
+    entries: list[EntryOut] = Field(description="oldest first")
+
+
+class JournalCleared(_Answer):
+    entries: list[EntryOut] = Field(description="always empty")
+
+
 class PatternOut(_Answer):
     """A pattern as given: the parts not given are left out."""
 
@@ -197,7 +251,7 @@ class DifferenceOut(_Answer):
 
 
 class NearMissOut(_Answer):
-    entry: dict[str, Any] = Field(description="a journal entry, as GET /journal shows it")
+    entry: EntryOut
     differences: list[DifferenceOut] = Field(description="the parts that differed")
 
 
@@ -206,7 +260,7 @@ class VerdictOut(_Answer):
     pattern: PatternOut
     expected: dict[str, int] = Field(description="the count condition: exactly, at_least, at_most")
     count: int = Field(description="requests that matched")
-    matches: list[dict[str, Any]] = Field(description="the journal entries that matched")
+    matches: list[EntryOut] = Field(description="the journal entries that matched")
     near_misses: list[NearMissOut] = Field(
         description="when too few matched: the closest requests, best first"
     )
@@ -215,7 +269,7 @@ class VerdictOut(_Answer):
 class UnmatchedOut(_Answer):
     index: int = Field(description="the pattern (from 0) that matched no request")
     after: int | None = Field(description="the entry matched by the pattern before it")
-    earlier: list[dict[str, Any]] = Field(
+    earlier: list[EntryOut] = Field(
         description="requests before that which it matches: it came out of order"
     )
     near_misses: list[NearMissOut] = Field(description="the closest requests after `after`")
@@ -224,17 +278,8 @@ class UnmatchedOut(_Answer):
 class SequenceVerdictOut(_Answer):
     holds: bool
     patterns: list[PatternOut]
-    matches: list[dict[str, Any]] = Field(description="the entry each pattern matched, in order")
+    matches: list[EntryOut] = Field(description="the entry each pattern matched, in order")
     unmatched: UnmatchedOut | None = Field(description="where it stopped; null: it holds")
-
-
-class DeviceOut(_Answer):
-    uri: str = Field(
-        description="the device API's CoAP endpoint; when the emulator listens on every "
-        "interface, its host is the one this request was addressed to"
-    )
-    numberMin: int = Field(description="the lowest pager number it accepts")
-    numberMax: int = Field(description="the highest pager number it accepts")
 
 
 class ErrorAnswer(_Answer):
@@ -418,9 +463,10 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 @web.middleware
 async def _finish_for_gone_clients(request: web.Request, handler: Handler) -> web.StreamResponse:
     """aiohttp cancels the handler of a client that went away (`runner`), so that a long
-    poll ends, and its wait is forgotten, with its connection; every other call finishes
+    poll ends, and its wait is forgotten, with its connection (and a journal being streamed
+    stops); every other call finishes
     what it started (a reset half done would leave the pager board behind the store)."""
-    if request.match_info.route.name == "wait_for_page":
+    if request.match_info.route.name in ("wait_for_page", "get_journal"):  # reads only
         return await handler(request)
     return await asyncio.shield(handler(request))
 
@@ -428,7 +474,7 @@ async def _finish_for_gone_clients(request: web.Request, handler: Handler) -> we
 # ---- the endpoints ----------------------------------------------------------------------
 
 Body = Any  # the route's body model, read and checked; None for a route without one
-Call = Callable[[RigControls, web.Request, Body], Awaitable[web.Response]]
+Call = Callable[[RigControls, web.Request, Body], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
@@ -577,6 +623,60 @@ async def _power_cycle(rig: RigControls, request: web.Request, body: Body) -> we
     return _answer(PowerCycled(unreachableFor=body.seconds))
 
 
+def _journal_filters(request: web.Request) -> Filters:
+    q = request.query
+    limit = q.get("limit")
+    text = q.get("since")
+    since = None
+    if text is not None:
+        try:  # a "+" left unescaped in a URL's query arrives as a space
+            since = datetime.fromisoformat(text.replace(" ", "+"))
+        except ValueError:
+            raise BadInput(f"since must be {SINCE}") from None
+        if since.utcoffset() is None:
+            raise BadInput(f"since must be {SINCE}")
+    try:
+        return Filters(
+            method=q.get("method"),
+            path=q.get("path"),
+            number=_query_int(request, "number"),
+            code=q.get("code"),
+            since=since,
+            after=_query_int(request, "after"),
+            limit=None if limit is None else _integer(limit, "limit", 1),
+        )
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+
+
+async def _get_journal(rig: RigControls, request: web.Request, body: Body) -> web.StreamResponse:
+    form = request.query.get("format", "json")
+    if form not in ("json", "jsonl"):
+        raise BadInput(f"format must be json or jsonl, not {form!r}")
+    entries = rig.journal_entries(_journal_filters(request))
+    if form == "json":
+        return _answer(JournalOut(entries=[EntryOut.model_validate(e.to_json()) for e in entries]))
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await response.prepare(request)
+    lines: list[bytes] = []
+    size = 0
+    for entry in entries:
+        line = json.dumps(entry.to_json()).encode() + b"\n"
+        lines.append(line)
+        size += len(line)
+        if size >= STREAM_CHUNK:
+            await response.write(b"".join(lines))
+            lines, size = [], 0
+    await response.write(b"".join(lines))
+    await response.write_eof()
+    return response
+
+
+async def _clear_journal(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    rig.clear_journal()
+    return _answer(JournalCleared(entries=[]))
+
+
 async def _reset(rig: RigControls, request: web.Request, body: Body) -> web.Response:
     await rig.reset()
     return _answer(ResetDone(reset=True))
@@ -684,6 +784,31 @@ ROUTES: tuple[Route, ...] = (
            409: ("it does not: which pattern matched nothing after which entry",
                  SequenceVerdictOut)},
           body=SequenceIn, description="Other requests may come between."),
+    Route("GET", "/journal", "get_journal", "the CoAP exchanges recorded, oldest first",
+          _get_journal, {200: ("the entries that match", JournalOut)},
+          (Param("method", "query", {"type": "string", "enum": list(METHODS.values())},
+                 "only requests with this method"),
+           Param("path", "query", {"type": "string", "pattern": "^/"}, "only requests on this "
+                 "path"),
+           Param("number", "query", INTEGER, "only requests naming this pager number (query "
+                 "or body)"),
+           Param("code", "query", {"type": "string", "pattern": r"^[2-5]\.[0-9]{2}$"},
+                 "only exchanges answered with this code"),
+           Param("since", "query", {"type": "string", "format": "date-time"},
+                 "only exchanges recorded at or after this wall time, ISO 8601 with an offset"),
+           Param("after", "query", INTEGER, "only entries with a greater id"),
+           Param("limit", "query", {"type": "integer", "minimum": 1}, "at most this many, "
+                 "the oldest that match"),
+           Param("format", "query", {"type": "string", "enum": ["json", "jsonl"],
+                                     "default": "json"},
+                 "jsonl: the entries as JSON Lines (application/x-ndjson), streamed")),
+          description="Every exchange a client started: the request, its answer (null code: "
+          "none, such as a request a fault dropped), whether it was a retransmission answered "
+          "from the duplicate cache, and the fault that acted on it. Notifications are not "
+          "exchanges a client started and are not recorded. With format=jsonl the answer is "
+          "one entry per line, application/x-ndjson."),
+    Route("DELETE", "/journal", "clear_journal", "forget every exchange recorded",
+          _clear_journal, {200: ("the journal is empty; ids go on", JournalCleared)}),
     Route("GET", "/health", "health", "whether the transmitter serves (a readiness check)",
           _health, {200: ("ready", HealthOut), 503: ("not ready: powered off, or its last "
                                                      "commit failed", HealthOut)}),
@@ -692,8 +817,10 @@ ROUTES: tuple[Route, ...] = (
 )  # fmt: skip
 
 
-def _handler(rig: RigControls, route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def handle(request: web.Request) -> web.Response:
+def _handler(
+    rig: RigControls, route: Route
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
         if route.method == "GET":
             _query(request, *route.query)
         body = None if route.body is None else await _body(request, route.body)

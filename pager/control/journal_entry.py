@@ -32,8 +32,10 @@ class Entry:
     payload that does not decode is kept as base64 in `body_base64` / `answer_base64` with
     the decoded field None. `number` is the pager number the request names (its `number=`
     query, else its body's `number`), for filtering. `block1` / `block2` are the block
-    numbers a block-wise request carried. `code` is None for a request that got no answer
-    (a dropped one); `latency_ms` from the request's arrival to its answer leaving.
+    numbers a block-wise request carried (`block2`: or its answer's, for the first block
+    of an answer that went block-wise). `code` is None for a request that got no answer
+    (a dropped one); `latency_ms` from the request's arrival to its answer leaving, None
+    when none left (the answer lost on its way out: its `code` is what was answered).
     `duplicate`: answered from the deduplication cache (a retransmission); `fault`: the
     fault that acted on it; `observe`: the request's Observe value (0 registers, 1 ends).
     """

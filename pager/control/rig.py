@@ -10,13 +10,14 @@ the device API; clock controls are runtime only (the `datetime` setting is what 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from pager.control import verify as verification
 from pager.control.faults import Fault, FaultInjector
+from pager.control.journal import Filters, Journal
 from pager.control.journal_entry import Entry
 from pager.domain import rules
 from pager.domain.model import Change
@@ -151,6 +152,7 @@ class RigParts:
     faults: FaultInjector
     pagers: PagerBoard
     transfers: Block2Transfers  # what the CoAP server holds of block-wise answers
+    journal: Journal
 
 
 class NotRunning(RuntimeError):
@@ -319,11 +321,37 @@ class RigControls:
 
         await rig.engine.exclusive(off)
 
+    # -- the request journal ----------------------------------------------------------------
+
+    def journal(
+        self,
+        method: str | None = None,
+        path: str | None = None,
+        number: int | None = None,
+        code: str | None = None,
+        since: datetime | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> list[Entry]:
+        """The CoAP exchanges recorded, oldest first, that match every filter given: the
+        request's `method` (GET...), `path`, pager `number`, the answer's dotted `code`,
+        recorded at or after `since` (an aware datetime), with an id greater than `after`;
+        at most `limit` of them. A bad filter raises ValueError naming it."""
+        return list(self.journal_entries(Filters(method, path, number, code, since, after, limit)))
+
+    def journal_entries(self, filters: Filters) -> Iterator[Entry]:
+        """`journal`, one entry at a time (to stream a long one)."""
+        return self._rig.journal.entries(filters)
+
+    def clear_journal(self) -> None:
+        """Forget every exchange recorded; ids go on from where they were."""
+        self._rig.journal.clear()
+
     # -- reset ------------------------------------------------------------------------------
 
     async def reset(self) -> None:
         """Back to factory: an empty store, default settings, the clock at system time and
-        normal speed, no faults, no observers."""
+        normal speed, no faults, no observers, an empty journal."""
         rig = self._rig
 
         def forget() -> None:
@@ -331,6 +359,7 @@ class RigControls:
             rig.hub.drop_all()
             rig.transfers.clear()
             rig.pagers.reset()
+            rig.journal.clear()
 
         await rig.engine.reset(forget)
 

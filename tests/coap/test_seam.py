@@ -61,6 +61,7 @@ INSTALLED: dict[str, Callable[[Emulator], bool]] = {
     "send-errors": lambda emu: "sendmsg" in vars(_stack(emu)[1].transport),
     "datagram-in": lambda emu: "datagram_msg_received" in vars(_stack(emu)[1]),
     "datagram-out": lambda emu: "send" in vars(_stack(emu)[1]),
+    "exchange-record": lambda emu: emu.config.journal and "send" in vars(_stack(emu)[1]),
     "block1-spool": lambda emu: _bounded(emu, BoundedTimeoutDict, lambda r: r._block1._assemblies),
     "block2-cache": lambda emu: _bounded(emu, BoundedBlock2Cache, lambda r: r._block2),
     "block2-observed-token": lambda emu: "process_request" in vars(_stack(emu)[0].token_manager),
@@ -115,6 +116,7 @@ BREAK: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
         MessageInterfaceUDP6, "datagram_msg_received", lambda self, data: None
     ),
     "datagram-out": lambda m: m.setattr(MessageInterfaceUDP6, "send", None),
+    "exchange-record": lambda m: m.delattr(aiocoap.Message, "request"),
     "block1-spool": lambda m: _after_init(
         m, aiocoap.blockwise.Block1Spool, lambda spool: setattr(spool, "_assemblies", {})
     ),

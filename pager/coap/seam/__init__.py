@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 import aiocoap
 
+from pager.coap.exchanges import Exchanges
 from pager.coap.seam import blockwise as _blockwise
 from pager.coap.seam import datagrams, dedup, mids, senderrors
 from pager.coap.seam.backlog import Backlogs
@@ -53,6 +54,7 @@ def install(
     backlogs: Backlogs,
     blockwise: Block2Transfers,
     datagram_filter: DatagramFilter | None = None,
+    exchanges: Exchanges | None = None,
 ) -> None:
     """Put every hook in place on a context that has served nothing yet.
 
@@ -60,16 +62,17 @@ def install(
     `backlogs` takes the place of aiocoap's per-peer queues; message ids are numbered per
     peer; the resources added to
     `blockwise` get its bounded block-wise state; `datagram_filter` (fault injection), if
-    any, sees every datagram, and the UTF-8 guard is always installed.
+    any, sees every datagram, and the UTF-8 guard is always installed; `exchanges`, if any,
+    is told of every request and its first answer (`pager.coap.exchanges`).
     """
     stacks = verify(context, blockwise.resources)
     receipts = list(receipts)
     for manager, udp in stacks:
-        dedup.install(manager, dedup_max_entries, receipts)
+        recent = dedup.install(manager, dedup_max_entries, receipts)
         manager._backlogs = backlogs
         mids.install(manager, mids.MessageIds(), backlogs)
         senderrors.install(udp)
-        datagrams.install(udp, datagram_filter)
+        datagrams.install(udp, datagram_filter, exchanges, recent)
         _blockwise.answer_later_blocks_aside(manager.token_manager)
     for res in blockwise.resources:
         _blockwise.bound(res, blockwise)

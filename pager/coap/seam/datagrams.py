@@ -29,6 +29,12 @@ because that is where a lost datagram is lost: a request dropped any higher woul
 acknowledged, and its retransmission swallowed as a duplicate. aiocoap has no hook there,
 so `install` takes over the two methods of its UDP interface that receive and send datagrams;
 while the filter is not `active` they cost one attribute test.
+
+The same two places tell an `Exchanges` (the request journal, `pager.coap.exchanges`) of each
+request as it arrives (a duplicate, as the deduplication table knows it, included), of each
+one the filter dropped, and of each request's first answer as it leaves: only there are all
+of those seen, and what they hand over is what is at hand (the datagrams), so that recording
+costs the request path next to nothing.
 """
 
 import asyncio
@@ -44,6 +50,9 @@ from aiocoap.numbers.types import RST
 from aiocoap.options import Options
 from aiocoap.optiontypes import OpaqueOption
 from aiocoap.transports.udp6 import UDP6EndpointAddress
+
+from pager.coap.exchanges import Exchanges
+from pager.coap.seam.dedup import RecentMessages
 
 log = logging.getLogger("pager.coap")
 
@@ -82,6 +91,7 @@ not listed here has none that this server knows of."""
 
 _RESERVED_CLASSES = frozenset((1, 6, 7))
 _UNRECOGNISED = "_pager_unrecognised_option"
+_EXCHANGE = "_pager_exchange"  # on a request: its `Exchange`, until its first answer
 
 
 class Malformed(Exception):
@@ -207,14 +217,24 @@ def _pktinfo(ancdata: list[Any]) -> bytes | None:
     return None
 
 
-def install(udp: Any, datagram_filter: DatagramFilter | None) -> None:
+def install(
+    udp: Any,
+    datagram_filter: DatagramFilter | None,
+    exchanges: Exchanges | None = None,
+    recent: RecentMessages | None = None,
+) -> None:
     """Take over `udp`'s (aiocoap's MessageInterfaceUDP6) reading of datagrams, and its
-    sending of them if there is a filter."""
+    sending of them if there is a filter or `exchanges` to tell (with `recent`, the
+    deduplication table of `udp`'s message manager, which knows the duplicates)."""
     udp.transport.max_size = MAX_DATAGRAM
+    if exchanges is not None and recent is None:
+        raise TypeError("telling exchanges needs the deduplication table")
 
     def received(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
         if datagram_filter is not None and datagram_filter.active:
             if not datagram_filter.incoming(data):
+                if exchanges is not None:
+                    _lost(exchanges, data, address)
                 return
         remote = UDP6EndpointAddress(address, udp, pktinfo=_pktinfo(ancdata))
         try:
@@ -231,19 +251,35 @@ def install(udp: Any, datagram_filter: DatagramFilter | None) -> None:
             return
         if critical is not None:
             setattr(message, _UNRECOGNISED, critical)
+        if exchanges is not None and message.code.is_request():
+            duplicate, cached = recent.seen(remote, message.mid)  # type: ignore[union-attr]
+            exchange = exchanges.arrived(data, address, duplicate, cached)
+            setattr(message, _EXCHANGE, exchange)
         udp._ctx.dispatch_message(message)
 
     udp.datagram_msg_received = received
-    if datagram_filter is None:
+    if datagram_filter is None and exchanges is None:
         return
     send = udp.send
 
     def release(message: aiocoap.Message) -> None:
-        if datagram_filter.release(message):
+        if datagram_filter is not None and datagram_filter.release(message):
             send(message)
 
     def sending(message: aiocoap.Message) -> None:
-        when = datagram_filter.outgoing(message) if datagram_filter.active else 0.0
+        filtered = datagram_filter is not None and datagram_filter.active
+        when = datagram_filter.outgoing(message) if filtered else 0.0  # type: ignore[union-attr]
+        if exchanges is not None:
+            # the first answer to a request: aiocoap links every answer to its request (a
+            # notification too, but by then the request's exchange has been told)
+            request = getattr(message, "request", None)
+            exchange = getattr(request, _EXCHANGE, None)
+            if exchange is not None:
+                setattr(request, _EXCHANGE, None)
+                held = when and when - asyncio.get_running_loop().time()
+                exchange.answered(recent.sent(message), held)  # type: ignore[union-attr]
+            elif filtered:
+                exchanges.passed()
         if when is None:
             return
         if when:
@@ -252,6 +288,20 @@ def install(udp: Any, datagram_filter: DatagramFilter | None) -> None:
             send(message)
 
     udp.send = sending
+
+
+def _lost(exchanges: Exchanges, data: bytes, address: Any) -> None:
+    """Tell of a dropped datagram if it is a request aiocoap would have read."""
+    try:
+        admitted, _ = admit(data)
+        message = aiocoap.Message.decode(admitted)
+    except (Malformed, UnicodeDecodeError, error.UnparsableMessage):
+        exchanges.passed()  # no request: what dropped it marks no exchange
+        return
+    if message.code.is_request():
+        exchanges.lost(admitted, address)
+    else:
+        exchanges.passed()
 
 
 def _reject(udp: Any, data: bytes, remote: UDP6EndpointAddress, why: str) -> None:

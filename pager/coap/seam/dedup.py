@@ -164,6 +164,24 @@ class RecentMessages(dict[Any, Any]):
         while born and (born[0][0] < cutoff or len(self) >= self.max_entries):
             del self[born.popleft()[1]]
 
+    def seen(self, remote: Any, mid: int) -> tuple[bool, bytes | None]:
+        """Whether aiocoap takes a request from `remote` with `mid` for a duplicate, and the
+        answer it then sends again (None: none is ready yet, or the request was NON)."""
+        key = (remote, mid)
+        if key not in self:
+            return False, None
+        replay = super().get(key)
+        return True, None if replay is None else replay.encode()
+
+    def sent(self, answer: aiocoap.Message) -> bytes:
+        """The datagram of `answer` as it is being sent: a piggybacked one was encoded when
+        aiocoap filed it here, just before sending it; any other is encoded now."""
+        if answer.mtype == ACK:
+            replay = super().get((answer.remote, answer.mid))
+            if isinstance(replay, Replay):
+                return replay.encode()
+        return answer.encode()
+
     def pop(self, key: Any, default: Any = None) -> Any:
         """Called only by aiocoap's expiry timers, which fire too early now: ignored."""
         return self.get(key, default)
@@ -188,9 +206,9 @@ class _ServerTuning(constants.TransportTuning):
     EXCHANGE_LIFETIME = TIMER_SECONDS
 
 
-def install(manager: Any, max_entries: int, receipts: Iterable[Receipt] = ()) -> None:
+def install(manager: Any, max_entries: int, receipts: Iterable[Receipt] = ()) -> RecentMessages:
     """Bound `manager`'s table of recent requests, restored from `receipts`, and tune the
-    requests it dispatches so that aiocoap's expiry timers fire at once."""
+    requests it dispatches so that aiocoap's expiry timers fire at once; the table."""
     manager._recent_messages = recent = RecentMessages(max_entries)
     recent.restore(receipts)
     dispatch = manager.dispatch_message
@@ -201,3 +219,4 @@ def install(manager: Any, max_entries: int, receipts: Iterable[Receipt] = ()) ->
         dispatch(message)
 
     manager.dispatch_message = tuned
+    return recent

@@ -147,6 +147,17 @@ HOOKS: list[Hook] = [
         "none filed",
     ),
     Hook(
+        "exchange-record",
+        "Message.request (read on each outgoing message), MessageManager._recent_messages "
+        "(read by datagram-in and datagram-out)",
+        "the request journal is told of each request as it arrives, whether aiocoap takes it "
+        "for a duplicate (and the cached answer it re-sends), and of its first answer as it "
+        "leaves, the datagram aiocoap filed for a piggybacked one",
+        "aiocoap answers duplicates, and faults drop or hold datagrams, below anything its "
+        "public API shows; the journal must see those too, at no cost a benchmark notices",
+        "none filed",
+    ),
+    Hook(
         "block1-spool",
         "interfaces.Resource._block1._assemblies, a util.asyncio.timeoutdict.TimeoutDict "
         "(replaced)",
@@ -339,6 +350,11 @@ def _datagram_out(managers: list[Any], udps: list[Any], _: list[resource.Resourc
         _need(len(_parameters(send)) == 1, "send takes not one message")
 
 
+def _exchange_record(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -> None:
+    # the table itself is dedup-table's (checked there, and ours once installed)
+    _need(hasattr(aiocoap.Message(), "request"), "Message has no request")
+
+
 def _block1_spool(managers: list[Any], udps: list[Any], res: list[resource.Resource]) -> None:
     for r in res:
         assemblies = getattr(getattr(r, "_block1", None), "_assemblies", None)
@@ -382,6 +398,7 @@ CONTEXT_CHECKS: dict[str, Callable[[list[Any], list[Any], list[resource.Resource
     "send-errors": _send_errors,
     "datagram-in": _datagram_in,
     "datagram-out": _datagram_out,
+    "exchange-record": _exchange_record,
     "block1-spool": _block1_spool,
     "block2-cache": _block2_cache,
     "block2-observed-token": _block2_observed_token,

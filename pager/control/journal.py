@@ -1,0 +1,329 @@
+"""The request journal: every CoAP exchange a client started, as `Entry`s (docs/control-api.md).
+
+The seam tells the journal of each exchange as it happens (`pager.coap.exchanges`), on the
+request path of every request, so recording keeps only what it is handed: the request's and
+the answer's datagrams (bytes, which the garbage collector never walks), the peer's address,
+two clock readings and the transmitter's clock. Decoding the datagrams, their bodies and the
+pager number, and formatting times, wait until someone reads the journal; what is read is
+built again on every read, so nothing decoded stays behind.
+
+The journal keeps at most `limit` exchanges, and their datagrams at most `max_bytes`
+together; beyond either the oldest go first. Ids go on from 1, never reused, a clear
+included, so `after` keeps paging through a journal that is being cleared or trimmed.
+
+The fault that acted on an exchange is learnt from `FaultInjector.acted`, which is called
+while the fault acts, before the message it acted on goes on: the next thing the seam tells
+(the request lost, the request arriving, its answer leaving, or a message that is no
+exchange's passing) is that message, and takes the mark.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import math
+import re
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiocoap
+import cbor2
+from aiocoap.numbers.types import CON
+
+from pager import wire
+from pager.clock import Clock
+from pager.coap.site import ABBREVIATED
+from pager.control.faults import Fault
+from pager.control.journal_entry import Entry, FaultMark
+from pager.domain import digits
+from pager.domain.timefmt import fmt
+
+METHODS = {1: "GET", 2: "POST", 3: "PUT", 4: "DELETE", 5: "FETCH", 6: "PATCH", 7: "iPATCH"}
+CODE = re.compile(r"[2-5]\.[0-9]{2}")
+LIMIT_DEFAULT = 10_000
+BYTES_DEFAULT = 16 * 2**20
+_TEXT_FORMATS = frozenset((0, 40))  # text/plain, application/link-format
+
+
+class _Record:
+    """One exchange as recorded: what the seam handed over, nothing decoded. It is the
+    seam's `Exchange` until its answer leaves."""
+
+    __slots__ = (
+        "journal",
+        "id",
+        "wall",
+        "arrived",
+        "device",
+        "datagram",
+        "peer",
+        "duplicate",
+        "answer",
+        "leaves",
+        "fault",
+    )
+
+    def __init__(
+        self, journal: Journal, datagram: bytes, peer: Any, duplicate: bool, answer: bytes | None
+    ) -> None:
+        self.journal = journal
+        self.id = next(journal._ids)
+        self.wall = time.time()
+        self.arrived = time.monotonic()
+        self.device = journal.clock.exact()
+        self.datagram = datagram
+        self.peer = peer
+        self.duplicate = duplicate
+        self.answer = answer
+        self.leaves: float | None = None if answer is None else self.arrived
+        self.fault = journal._fault
+        if self.fault is not None:
+            journal._fault = None
+
+    def answered(self, datagram: bytes, held: float | None) -> None:
+        journal = self.journal
+        self.answer = datagram
+        self.leaves = None if held is None else time.monotonic() + held
+        if journal._fault is not None:
+            self.fault, journal._fault = journal._fault, None
+        if self.id >= journal._floor:  # still kept
+            journal._bytes += len(datagram)
+            if journal._bytes > journal.max_bytes:
+                journal._trim()
+
+    def entry(self) -> Entry:
+        request = aiocoap.Message.decode(self.datagram)
+        answer = None if self.answer is None else aiocoap.Message.decode(self.answer)
+        opt = request.opt
+        content_format = _format(opt.content_format)
+        body, body_base64 = _decoded(request.payload, content_format)
+        path = opt.uri_path
+        if not path and opt.uri_path_abbrev in ABBREVIATED:
+            path = ABBREVIATED[opt.uri_path_abbrev]
+        block2 = opt.block2 or (answer.opt.block2 if answer is not None else None)
+        code = int(request.code)
+        answered: dict[str, Any] = {}
+        if answer is not None:
+            answer_format = _format(answer.opt.content_format)
+            decoded, undecoded = _decoded(answer.payload, answer_format)
+            answered = {
+                "code": answer.code.dotted,
+                "answer_content_format": answer_format,
+                "answer": decoded,
+                "answer_base64": undecoded,
+            }
+        return Entry(
+            id=self.id,
+            time=datetime.fromtimestamp(self.wall, UTC).isoformat(timespec="microseconds"),
+            device_time=fmt(self.device),
+            peer=_peer(self.peer),
+            type="CON" if request.mtype == CON else "NON",
+            mid=request.mid,
+            token=request.token.hex(),
+            method=METHODS.get(code, request.code.dotted),
+            path="/" + "/".join(path),
+            query=tuple(opt.uri_query),
+            content_format=content_format,
+            body=body,
+            body_base64=body_base64,
+            observe=opt.observe,
+            block1=None if opt.block1 is None else opt.block1.block_number,
+            block2=None if block2 is None else block2.block_number,
+            number=_number(opt.uri_query, body),
+            latency_ms=(
+                None if self.leaves is None else round((self.leaves - self.arrived) * 1e3, 3)
+            ),
+            duplicate=self.duplicate,
+            fault=self.fault,
+            **answered,
+        )
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which entries to read; every one given must hold. Checked when made, so that a bad
+    value is refused whether it came over HTTP or from Python."""
+
+    method: str | None = None
+    path: str | None = None
+    number: int | None = None
+    code: str | None = None
+    since: datetime | None = None  # wall time, with its UTC offset
+    after: int | None = None  # entry id
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.method is not None and self.method not in METHODS.values():
+            names = ", ".join(METHODS.values())
+            raise ValueError(f"method must be one of {names}, not {self.method!r}")
+        if self.path is not None and not (isinstance(self.path, str) and self.path[:1] == "/"):
+            raise ValueError(f"path must start with /, not {self.path!r}")
+        for name in ("number", "after"):
+            value = getattr(self, name)
+            if value is not None and (type(value) is not int or value < 0):
+                raise ValueError(f"{name} must be an integer of 0 or more, not {value!r}")
+        if self.limit is not None and (type(self.limit) is not int or self.limit < 1):
+            raise ValueError(f"limit must be an integer of 1 or more, not {self.limit!r}")
+        if self.code is not None and not (isinstance(self.code, str) and CODE.fullmatch(self.code)):
+            raise ValueError(f"code must be a response code such as 2.05, not {self.code!r}")
+        if self.since is not None and (
+            not isinstance(self.since, datetime) or self.since.utcoffset() is None
+        ):
+            raise ValueError("since must be a date and time with its UTC offset")
+
+    def matches(self, entry: Entry) -> bool:
+        return (
+            (self.method is None or entry.method == self.method)
+            and (self.path is None or entry.path == self.path)
+            and (self.number is None or entry.number == self.number)
+            and (self.code is None or entry.code == self.code)
+        )
+
+
+class Journal:
+    """The recorded exchanges, oldest first; the seam's `pager.coap.exchanges.Exchanges`."""
+
+    def __init__(
+        self, clock: Clock, limit: int = LIMIT_DEFAULT, max_bytes: int = BYTES_DEFAULT
+    ) -> None:
+        self.clock = clock
+        self.limit = limit
+        self.max_bytes = max_bytes
+        self._records: deque[_Record] = deque()
+        self._ids = itertools.count(1)
+        self._floor = 1  # records with a lower id are gone
+        self._bytes = 0
+        self._fault: FaultMark | None = None
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @property
+    def held_bytes(self) -> int:
+        """The bytes of the datagrams kept, requests and answers."""
+        return self._bytes
+
+    # -- told by the seam (pager.coap.exchanges.Exchanges) and by the faults ---------------
+
+    def arrived(self, datagram: bytes, peer: Any, duplicate: bool, cached: bytes | None) -> _Record:
+        record = _Record(self, datagram, peer, duplicate, cached if duplicate else None)
+        self._keep(record, len(datagram) + (len(cached) if duplicate and cached else 0))
+        return record
+
+    def lost(self, datagram: bytes, peer: Any) -> None:
+        self._keep(_Record(self, datagram, peer, False, None), len(datagram))
+
+    def passed(self) -> None:
+        self._fault = None
+
+    def acted(self, fault: Fault) -> None:
+        self._fault = FaultMark(fault.id, fault.kind)
+
+    def _keep(self, record: _Record, size: int) -> None:
+        self._records.append(record)
+        self._bytes += size
+        if len(self._records) > self.limit or self._bytes > self.max_bytes:
+            self._trim()
+
+    def _trim(self) -> None:
+        records = self._records
+        while records and (len(records) > self.limit or self._bytes > self.max_bytes):
+            gone = records.popleft()
+            self._floor = gone.id + 1
+            self._bytes -= _size(gone)
+
+    # -- read and cleared by the rig --------------------------------------------------------
+
+    def clear(self) -> None:
+        if self._records:
+            self._floor = self._records[-1].id + 1
+        self._records.clear()
+        self._bytes = 0
+
+    def entries(self, filters: Filters | None = None) -> Iterator[Entry]:
+        """The entries that match, oldest first. Reads a snapshot: what is recorded while
+        the caller iterates (between the lines of a stream) is not in it."""
+        filters = filters or Filters()
+        after = filters.after or 0
+        since = None if filters.since is None else filters.since.timestamp()
+        left = filters.limit
+        for record in list(self._records):
+            if record.id <= after or (since is not None and record.wall < since):
+                continue
+            entry = record.entry()
+            if filters.matches(entry):
+                yield entry
+                if left is not None:
+                    left -= 1
+                    if not left:
+                        return
+
+
+def _size(record: _Record) -> int:
+    return len(record.datagram) + (0 if record.answer is None else len(record.answer))
+
+
+def _format(content_format: Any) -> int | None:
+    return None if content_format is None else int(content_format)
+
+
+def _decoded(payload: bytes, content_format: int | None) -> tuple[Any, str | None]:
+    """(the payload as a JSON value, None), or (None, its base64) when it does not decode
+    as its Content-Format says (JSON when it names none)."""
+    if not payload:
+        return None, None
+    try:
+        if content_format == wire.CBOR:
+            value = cbor2.loads(payload)
+            if _jsonable(value):
+                return value, None
+        elif content_format in (None, wire.JSON):
+            return json.loads(payload.decode("utf-8"), parse_constant=_no_constant), None
+        elif content_format in _TEXT_FORMATS:
+            return payload.decode("utf-8"), None
+    except (ValueError, UnicodeDecodeError, cbor2.CBORDecodeError, RecursionError):
+        pass
+    return None, base64.b64encode(payload).decode("ascii")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _jsonable(value: Any) -> bool:
+    """Whether a CBOR value is one JSON has (no byte strings, tags, non-text keys...)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_jsonable(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _jsonable(v) for k, v in value.items())
+    return False
+
+
+def _number(query: tuple[str, ...], body: Any) -> int | None:
+    """The pager number a request names: its `number=` query, else its body's `number`."""
+    for item in query:
+        name, _, text = item.partition("=")
+        if name == "number":
+            return digits.integer(text, 0, 10**18)
+    if isinstance(body, dict):
+        number = body.get("number")
+        if type(number) is int:
+            return number
+    return None
+
+
+def _peer(address: Any) -> str:
+    """host:port of a socket address, an IPv4 peer as such ([host]:port for IPv6)."""
+    host, port = address[0], address[1]
+    if host.startswith("::ffff:") and "." in host:
+        return f"{host[7:]}:{port}"
+    return f"[{host}]:{port}"

@@ -1,0 +1,474 @@
+"""The request journal end to end: real CoAP in (aiocoap clients and raw datagrams), the
+journal read back through Python (`emu.journal()`) and over HTTP (`GET /journal`)."""
+
+import asyncio
+import base64
+import json
+import time
+from datetime import UTC, datetime, timedelta, timezone
+
+import aiocoap
+import aiohttp
+import cbor2
+import pytest
+from aiocoap.numbers.types import Type
+from aiocoap.optiontypes import BlockOption, OpaqueOption
+
+from pager.control.journal_entry import Entry, FaultMark
+from tests.conftest import Client, datagrams_to
+
+
+class Raw:
+    """CoAP datagram by datagram from one UDP port: a retransmission is the same bytes."""
+
+    def __init__(self, transport, proto):
+        self.transport, self.proto, self.mid = transport, proto, 100
+
+    def datagram(
+        self, method, path: str, payload: bytes = b"", mid: int | None = None, extra=(), **opt
+    ):
+        if mid is None:
+            self.mid += 1
+            mid = self.mid
+        m = aiocoap.Message(code=method, payload=payload, **opt)
+        m.opt.uri_path = tuple(path.strip("/").split("/"))
+        for option in extra:
+            m.opt.add_option(option)
+        m.mtype, m.mid, m.token = Type.CON, mid, b"t" + bytes([mid % 256])
+        return m.encode()
+
+    async def send(self, data: bytes, timeout: float = 5) -> aiocoap.Message | None:
+        self.transport.sendto(data)
+        try:
+            return aiocoap.Message.decode(
+                await asyncio.wait_for(self.proto.received.get(), timeout)
+            )
+        except TimeoutError:
+            return None
+
+    async def request(self, method, path: str, payload: bytes = b"", **opt) -> aiocoap.Message:
+        answer = await self.send(self.datagram(method, path, payload, **opt))
+        assert answer is not None
+        return answer
+
+
+@pytest.fixture
+async def raw(rig):
+    async with datagrams_to(rig.emu.port) as (transport, proto):
+        yield Raw(transport, proto)
+
+
+def last(emu) -> Entry:
+    return emu.journal()[-1]
+
+
+async def test_every_kind_of_request_is_recorded_with_what_it_carried_and_got(rig, raw):
+    emu, coap = rig.emu, rig.coap
+    started = datetime.now(UTC)
+    await coap.post("/v1/sessions", {"number": 12, "label": "Café ☕ für 4"})
+    e = last(emu)
+    assert (e.method, e.path, e.query, e.type) == ("POST", "/v1/sessions", (), "CON")
+    assert (e.content_format, e.body, e.body_base64) == (
+        50,
+        {"number": 12, "label": "Café ☕ für 4"},
+        None,
+    )
+    assert (e.number, e.code, e.answer_content_format) == (12, "2.01", 50)
+    assert e.answer["sessions"][0]["label"] == "Café ☕ für 4"
+    assert e.peer.startswith("127.0.0.1:") and int(e.peer.split(":")[1]) > 0
+    assert e.latency_ms is not None and 0 <= e.latency_ms < 5000
+    assert not e.duplicate and e.fault is None and e.observe is None
+    assert started <= datetime.fromisoformat(e.time) <= datetime.now(UTC)
+    assert e.device_time == emu.clock_status()["now"].isoformat()
+
+    await coap.get("/v1/sessions", query="number=12")
+    e = last(emu)
+    assert (e.method, e.query, e.number, e.body, e.code) == (
+        "GET",
+        ("number=12",),
+        12,
+        None,
+        "2.05",
+    )
+
+    cbor = await coap.post(
+        "/v1/sessions", raw=cbor2.dumps({"number": 13}), content_format=60, accept=60
+    )
+    e = last(emu)
+    assert (cbor.code, e.content_format, e.body, e.number) == ("2.01", 60, {"number": 13}, 13)
+    assert e.answer_content_format == 60 and e.answer == cbor2.loads(cbor.payload)
+
+    await coap.post("/v1/sessions", raw=b"\xff\x00 not cbor", content_format=60)
+    e = last(emu)
+    assert e.code == "4.00" and e.body is None
+    assert base64.b64decode(e.body_base64) == b"\xff\x00 not cbor"
+    assert e.answer["error"]["code"] == "4.00"
+
+    not_json = cbor2.dumps({"number": 14, "label": b"bytes"})  # CBOR, but no JSON value
+    await coap.post("/v1/sessions", raw=not_json, content_format=60)
+    e = last(emu)
+    assert e.body is None and base64.b64decode(e.body_base64) == not_json
+
+    await coap.post("/v1/sessions", raw=b'{"number": 1', content_format=50)
+    e = last(emu)
+    assert e.code == "4.00" and base64.b64decode(e.body_base64) == b'{"number": 1'
+
+    await coap.post("/v1/sessions", raw=b"number=5", content_format=0)
+    assert (last(emu).code, last(emu).body) == ("4.15", "number=5")  # text/plain, as text
+
+    await coap.get("/v1/nowhere")
+    e = last(emu)
+    assert (e.path, e.code, e.answer, e.answer_base64) == ("/v1/nowhere", "4.04", None, None)
+
+    critical = await raw.request(aiocoap.GET, "/v1/settings")  # a plain one first
+    assert critical.code.dotted == "2.05"
+    data = raw.datagram(aiocoap.GET, "/v1/settings", extra=[OpaqueOption(2049, b"x")])
+    assert (await raw.send(data)).code.dotted == "4.02"
+    assert (last(emu).code, last(emu).mid, last(emu).token) == ("4.02", raw.mid, data[4:6].hex())
+
+    huge = b'{"label":"' + "é".encode() * 20_000 + b'"}'  # one datagram, far past 1024 bytes
+    answer = await raw.request(aiocoap.POST, "/v1/sessions", huge, content_format=50)
+    e = last(emu)
+    assert answer.code.dotted == e.code == "4.13"
+    assert e.body == {"label": "é" * 20_000} and e.body_base64 is None
+
+    await coap.get("/.well-known/core")
+    e = last(emu)
+    assert e.path == "/.well-known/core" and e.answer_content_format == 40
+    assert "</v1/sessions>" in e.answer  # link-format, as text
+
+    entries = emu.journal()
+    assert [x.id for x in entries] == list(range(1, len(entries) + 1))
+    assert len(entries) == 12
+
+
+async def test_a_retransmitted_con_is_one_duplicate_entry_beside_the_original(rig, raw):
+    emu = rig.emu
+    data = raw.datagram(aiocoap.POST, "/v1/sessions", b'{"number":7}', content_format=50)
+    first = await raw.send(data)
+    again = await raw.send(data)  # the same message id: answered from the cache
+    assert first.code.dotted == again.code.dotted == "2.01" and first.payload == again.payload
+    original, duplicate = emu.journal()
+    assert (original.duplicate, duplicate.duplicate) == (False, True)
+    assert original.mid == duplicate.mid and original.token == duplicate.token
+    assert duplicate.code == "2.01" and duplicate.answer == original.answer
+    assert duplicate.number == 7 and duplicate.latency_ms == 0
+    assert len((await rig.coap.get("/v1/sessions")).json["sessions"]) == 1  # created once
+
+
+async def test_drop_delay_and_error_faults_mark_the_exchanges_they_acted_on(rig, raw):
+    emu = rig.emu
+    drop = emu.add_fault("drop", path="/v1/settings", count=1)
+    assert await raw.send(raw.datagram(aiocoap.GET, "/v1/settings"), timeout=0.3) is None
+    e = last(emu)
+    assert (e.path, e.code, e.latency_ms, e.fault) == (
+        "/v1/settings",
+        None,
+        None,
+        FaultMark(drop.id, "drop"),
+    )
+    assert e.peer.startswith("127.0.0.1:") and e.mid == raw.mid
+
+    delay = emu.add_fault("delay", path="/v1/settings", count=1, seconds=0.3)
+    began = time.monotonic()
+    assert (await raw.request(aiocoap.GET, "/v1/settings")).code.dotted == "2.05"
+    waited = (time.monotonic() - began) * 1e3
+    e = last(emu)
+    assert e.code == "2.05" and e.fault == FaultMark(delay.id, "delay")
+    assert 300 <= e.latency_ms <= waited
+
+    error = emu.add_fault("error", path="/v1/settings", count=1, code="5.00")
+    assert (await raw.request(aiocoap.GET, "/v1/settings")).code.dotted == "5.00"
+    e = last(emu)
+    assert e.code == "5.00" and e.fault == FaultMark(error.id, "error")
+
+    assert (await raw.request(aiocoap.GET, "/v1/settings")).code.dotted == "2.05"
+    assert last(emu).fault is None  # no mark left over for the next exchange
+    assert [x.fault.kind for x in emu.journal() if x.fault] == ["drop", "delay", "error"]
+
+
+async def test_a_fault_on_a_notification_marks_no_exchange(rig):
+    """A delay holds notifications too; the mark it leaves is no exchange's, and the next
+    request's entry does not take it."""
+    emu, coap = rig.emu, rig.coap
+    context = await aiocoap.Context.create_client_context()
+    try:
+        uri = f"coap://127.0.0.1:{emu.port}/v1/notify"
+        observation = context.request(aiocoap.Message(code=aiocoap.GET, uri=uri, observe=0))
+        await asyncio.wait_for(observation.response, 5)
+        emu.add_fault("delay", path="/v1/notify", count=1, seconds=0.05)
+        notes = observation.observation.__aiter__()
+        await coap.post("/v1/sessions", {"number": 3})
+        await asyncio.wait_for(notes.__anext__(), 5)
+        await coap.get("/v1/settings")
+        assert [e.fault for e in emu.journal()] == [None, None, None]
+    finally:
+        await context.shutdown()
+
+
+async def test_a_block2_transfer_is_one_entry_per_block(rig):
+    emu, coap = rig.emu, rig.coap
+    for n in range(12):
+        await coap.post("/v1/sessions", {"number": n, "label": "a long label " * 4})
+    emu.clear_journal()
+    whole = await coap.get("/v1/sessions")  # aiocoap fetches every block
+    assert len(whole.payload) > 2048
+    blocks = emu.journal(path="/v1/sessions")
+    assert [e.block2 for e in blocks] == list(range(len(blocks))) and len(blocks) >= 3
+    assert {e.code for e in blocks} == {"2.05"}
+    assert all(e.answer is None and e.answer_base64 for e in blocks)  # pieces of JSON
+    assert b"".join(base64.b64decode(e.answer_base64) for e in blocks) == whole.payload
+
+
+async def test_a_block1_upload_is_one_entry_per_block(rig, raw):
+    emu = rig.emu
+    body = json.dumps({"number": 9, "partySize": 4, "goalInSeconds": 600, "label": "Ann"})
+    body = body.encode() + b" " * 100  # whitespace, which lenient mode takes: three blocks
+    pieces = [body[i : i + 64] for i in range(0, len(body), 64)]
+    for n, piece in enumerate(pieces):
+        more = n < len(pieces) - 1
+        answer = await raw.request(
+            aiocoap.POST,
+            "/v1/sessions",
+            piece,
+            content_format=50,
+            block1=BlockOption.BlockwiseTuple(n, more, 2),
+        )
+        assert answer.code.dotted == ("2.31" if more else "2.01")
+    entries = emu.journal()
+    assert [e.block1 for e in entries] == list(range(len(pieces)))
+    assert [e.code for e in entries] == ["2.31"] * (len(pieces) - 1) + ["2.01"]
+    assert (
+        b"".join(base64.b64decode(e.body_base64) for e in entries[:-1])
+        == body[: 64 * (len(pieces) - 1)]
+    )
+
+
+async def test_an_observation_is_its_registration_and_deregistration_not_its_notifications(rig):
+    emu, coap = rig.emu, rig.coap
+    context = await aiocoap.Context.create_client_context()
+    try:
+        uri = f"coap://127.0.0.1:{emu.port}/v1/notify"
+        observation = context.request(aiocoap.Message(code=aiocoap.GET, uri=uri, observe=0))
+        first = await asyncio.wait_for(observation.response, 5)
+        notes = observation.observation.__aiter__()
+        for n in range(3):
+            await coap.post("/v1/sessions", {"number": n})
+            await asyncio.wait_for(notes.__anext__(), 5)
+        end = await context.request(aiocoap.Message(code=aiocoap.GET, uri=uri, observe=1)).response
+    finally:
+        await context.shutdown()
+    notify = emu.journal(path="/v1/notify")
+    assert [(e.observe, e.code) for e in notify] == [(0, "2.05"), (1, end.code.dotted)]
+    assert notify[0].answer == json.loads(first.payload)
+    assert len(emu.journal()) == 5  # three POSTs beside them; no notification
+
+
+@pytest.mark.parametrize("config_overrides", [{"journal_limit": 5}])
+async def test_at_most_journal_limit_entries_the_oldest_go_first(rig, raw):
+    emu = rig.emu
+    for _ in range(8):
+        await raw.request(aiocoap.GET, "/v1/settings")
+    assert [e.id for e in emu.journal()] == [4, 5, 6, 7, 8]
+    emu.clear_journal()
+    await raw.request(aiocoap.GET, "/v1/settings")
+    assert [e.id for e in emu.journal()] == [9]  # ids go on after a clear
+
+
+@pytest.mark.parametrize("config_overrides", [{"journal_bytes": 2**17}])
+async def test_the_datagrams_kept_stay_within_journal_bytes(rig, raw):
+    emu = rig.emu
+    journal = emu._journal
+    big = b'{"label":"' + b"y" * 30_000 + b'"}'
+    for _ in range(6):
+        await raw.request(aiocoap.POST, "/v1/sessions", big, content_format=50)
+        assert journal.held_bytes <= 2**17
+    kept = emu.journal()
+    assert 3 <= len(kept) <= 4 and kept[-1].id == 6
+    assert [e.id for e in kept] == list(range(7 - len(kept), 7))
+    await raw.request(aiocoap.GET, "/v1/settings")
+    assert emu.journal()[-1].id == 7
+
+
+@pytest.mark.parametrize("config_overrides", [{"journal": False}])
+async def test_journal_false_records_nothing(rig, raw):
+    emu = rig.emu
+    emu.add_fault("drop", count=1)
+    await raw.send(raw.datagram(aiocoap.GET, "/v1/settings"), timeout=0.2)
+    await raw.request(aiocoap.GET, "/v1/settings")
+    await rig.coap.post("/v1/sessions", {"number": 1})
+    assert emu.journal() == []
+    assert await rig.http.get("/journal") == {"entries": []}
+
+
+async def test_cleared_by_factory_reset_and_by_delete(rig, raw):
+    emu, http = rig.emu, rig.http
+    await raw.request(aiocoap.GET, "/v1/settings")
+    await emu.reset()
+    assert emu.journal() == []
+    await raw.request(aiocoap.GET, "/v1/settings")
+    assert [e.id for e in emu.journal()] == [2]
+    assert await http.delete("/journal") == {"entries": []}
+    assert emu.journal() == [] and (await http.get("/journal")) == {"entries": []}
+    await http.post("/reset")
+    await raw.request(aiocoap.GET, "/v1/settings")
+    assert [e["id"] for e in (await http.get("/journal"))["entries"]] == [3]
+
+
+async def test_every_filter_in_python_and_over_http(rig, raw):
+    emu, coap, http = rig.emu, rig.coap, rig.http
+    await coap.post("/v1/sessions", {"number": 21})  # 1
+    await coap.get("/v1/sessions", query="number=21")  # 2
+    await coap.get("/v1/settings")  # 3
+    middle = datetime.now(UTC)
+    await asyncio.sleep(0.01)
+    await coap.put("/v1/sessions", {"action": "page"}, query="number=21")  # 4
+    await coap.get("/v1/nowhere")  # 5
+    await coap.post("/v1/sessions", {"number": 22})  # 6
+
+    cases = [
+        ({"method": "GET"}, [2, 3, 5]),
+        ({"path": "/v1/sessions"}, [1, 2, 4, 6]),
+        ({"number": 21}, [1, 2, 4]),
+        ({"code": "2.01"}, [1, 6]),
+        ({"code": "4.04"}, [5]),
+        ({"since": middle}, [4, 5, 6]),
+        ({"after": 4}, [5, 6]),
+        ({"limit": 2}, [1, 2]),
+        ({"method": "POST", "number": 22}, [6]),
+        ({"path": "/v1/sessions", "after": 1, "limit": 2}, [2, 4]),
+        ({"method": "DELETE"}, []),
+    ]
+    for filters, ids in cases:
+        assert [e.id for e in emu.journal(**filters)] == ids, filters
+        params = {
+            k: (v.isoformat() if isinstance(v, datetime) else str(v)) for k, v in filters.items()
+        }
+        answer = await http.get("/journal", params=params)
+        assert [e["id"] for e in answer["entries"]] == ids, filters
+    zulu = middle.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    assert [e["id"] for e in (await http.get("/journal", params={"since": zulu}))["entries"]] == [
+        4,
+        5,
+        6,
+    ]
+    elsewhere = middle.astimezone(timezone(timedelta(hours=2)))  # the same time, another offset
+    assert [e.id for e in emu.journal(since=elsewhere)] == [4, 5, 6]
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("method", "get"),
+        ("method", "BREW"),
+        ("path", "v1/sessions"),
+        ("number", "-1"),
+        ("number", "x"),
+        ("code", "2.5"),
+        ("code", "205"),
+        ("since", "2026-01-15T18:00:00"),  # no offset
+        ("since", "yesterday"),
+        ("after", "1.5"),
+        ("limit", "0"),
+        ("limit", "many"),
+        ("format", "xml"),
+    ],
+)
+async def test_a_bad_filter_is_400_naming_it(rig, name, value):
+    status, answer = await rig.http.request("GET", "/journal", params={name: value})
+    assert status == 400 and name in answer["error"], answer
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"method": "get"},
+        {"path": "v1"},
+        {"number": -1},
+        {"code": "2.5"},
+        {"since": datetime(2026, 1, 15, 18, 0)},  # naive
+        {"after": -1},
+        {"limit": 0},
+    ],
+)
+async def test_a_bad_filter_in_python_raises_naming_it(rig, filters):
+    [name] = filters
+    with pytest.raises(ValueError, match=name):
+        rig.emu.journal(**filters)
+
+
+async def test_unknown_and_repeated_query_names_are_400(rig):
+    status, answer = await rig.http.request("GET", "/journal", params={"peer": "x"})
+    assert status == 400 and "peer" in answer["error"]
+
+
+async def test_jsonl_streams_every_entry_as_a_line_that_reads_back(rig, raw):
+    emu = rig.emu
+    await rig.coap.post("/v1/sessions", {"number": 31, "label": "naïve"})
+    await raw.request(aiocoap.POST, "/v1/sessions", b"\x80\x81", content_format=50)
+    for _ in range(300):
+        await raw.request(aiocoap.GET, "/v1/settings")
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{emu.control_port}") as session:
+        async with session.get("/journal", params={"format": "jsonl"}) as r:
+            assert r.status == 200 and r.content_type == "application/x-ndjson"
+            assert r.headers.get("Transfer-Encoding") == "chunked"  # streamed, no length
+            lines = (await r.read()).decode().splitlines()
+        async with session.get("/journal", params={"format": "jsonl", "method": "POST"}) as r:
+            posts = [Entry.from_json(json.loads(line)) for line in (await r.text()).splitlines()]
+    entries = [Entry.from_json(json.loads(line)) for line in lines]
+    assert entries == emu.journal() and len(entries) == 302
+    assert posts == emu.journal(method="POST") and posts[0].body["label"] == "naïve"
+
+
+async def test_many_clients_at_once_every_exchange_recorded_once(rig):
+    emu = rig.emu
+    contexts = [await aiocoap.Context.create_client_context() for _ in range(12)]
+    try:
+        clients = [Client(c, emu.port) for c in contexts]
+
+        async def work(i: int, client: Client) -> list[str]:
+            codes = []
+            for k in range(10):
+                if k % 2:
+                    codes.append((await client.get("/v1/sessions", query=f"number={i}")).code)
+                else:
+                    codes.append((await client.post("/v1/sessions", {"number": i})).code)
+            return codes
+
+        results = await asyncio.gather(*(work(i, c) for i, c in enumerate(clients)))
+    finally:
+        for c in contexts:
+            await c.shutdown()
+    entries = emu.journal()
+    assert len(entries) == 120
+    assert len({(e.peer, e.mid) for e in entries}) == 120
+    assert not any(e.duplicate for e in entries)
+    for i, codes in enumerate(results):
+        mine = [e.code for e in entries if e.number == i]
+        assert sorted(mine) == sorted(codes)
+
+
+async def test_the_pytest_fixture_has_the_journal_on_its_frozen_clock(pager_emulator):
+    context = await aiocoap.Context.create_client_context()
+    try:
+        await Client(context, pager_emulator.port).post("/v1/sessions", {"number": 4})
+    finally:
+        await context.shutdown()
+    [entry] = pager_emulator.journal(number=4)
+    assert (entry.code, entry.device_time) == ("2.01", "2026-01-15T18:00:00")
+    pager_emulator.clear_journal()
+    assert pager_emulator.journal() == []
+
+
+async def test_a_dropped_datagram_that_is_no_request_leaves_no_mark_behind(rig, raw):
+    """aiocoap reads a request ending in a payload marker with no payload, so a drop fault
+    takes it; the seam would refuse it as malformed, so it is no exchange, and the next
+    request's entry does not take the drop's mark."""
+    emu = rig.emu
+    emu.add_fault("drop", count=1)
+    malformed = raw.datagram(aiocoap.GET, "/v1/settings") + b"\xff"
+    assert await raw.send(malformed, timeout=0.3) is None
+    assert emu.list_faults() == []  # the drop acted
+    assert (await raw.request(aiocoap.GET, "/v1/settings")).code.dotted == "2.05"
+    [entry] = emu.journal()
+    assert entry.fault is None
