@@ -377,14 +377,14 @@ def requests(entries: Iterable[Entry]) -> list[Entry]:
     answered from the deduplication cache (`duplicate`), nor a CON lost to a fault (no
     answer) whose retransmission, same peer, message id and token, is in the journal."""
     kept = [e for e in entries if not e.duplicate]
-    answered_later: set[tuple[str, int, str]] = set()
+    seen_later: set[tuple[str, int, str]] = set()
     out: list[Entry] = []
     for entry in reversed(kept):
         key = (entry.peer, entry.mid, entry.token)
-        if entry.type == "CON" and entry.code is None and key in answered_later:
+        if entry.type == "CON" and entry.code is None and key in seen_later:
             continue
         if entry.type == "CON":
-            answered_later.add(key)
+            seen_later.add(key)
         out.append(entry)
     out.reverse()
     return out
