@@ -310,10 +310,25 @@ class RemoteEmulator:
         kind: str,
         path: str | None = None,
         count: int | None = None,
-        seconds: float = 0.0,
+        seconds: float | None = None,
         code: str = "5.03",
+        *,
+        probability: float = 1.0,
+        seed: int | None = None,
+        direction: str | None = None,
+        distribution: str | None = None,
+        min: float | None = None,
+        max: float | None = None,
+        median: float | None = None,
+        sigma: float | None = None,
+        window: int | None = None,
     ) -> Fault:
-        body = {"kind": kind, "path": path, "count": count, "seconds": seconds, "code": code}
+        body = {
+            "kind": kind, "path": path, "count": count, "seconds": seconds, "code": code,
+            "probability": probability, "seed": seed, "direction": direction,
+            "distribution": distribution, "min": min, "max": max, "median": median,
+            "sigma": sigma, "window": window,
+        }  # fmt: skip
         return _fault(self._call_now("POST", "/faults", body, expect=(201,)))
 
     def remove_fault(self, fault_id: int) -> bool:
@@ -336,6 +351,27 @@ class RemoteEmulator:
 
     async def power_cycle(self, seconds: float) -> None:
         await self._call("POST", "/power-cycle", {"seconds": seconds})
+
+    # -- the request journal ------------------------------------------------------------
+
+    def journal(
+        self,
+        method: str | None = None,
+        path: str | None = None,
+        number: int | None = None,
+        code: str | None = None,
+        since: datetime | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> list[Entry]:
+        query = _query(method=method, path=path, number=number, code=code, after=after, limit=limit)
+        if since is not None:  # wall time with its offset, not the transmitter's
+            query["since"] = since.isoformat()
+        answer = self._call_now("GET", "/journal", query=query)
+        return [Entry.from_json(e) for e in answer["entries"]]
+
+    def clear_journal(self) -> None:
+        self._call_now("DELETE", "/journal")
 
     # -- verification -------------------------------------------------------------------
 

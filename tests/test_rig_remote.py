@@ -147,15 +147,15 @@ def test_every_member_of_emulator_has_a_twin_of_the_same_signature():
 
 def test_a_member_added_later_without_a_twin_is_named():
     class Later(Emulator):
-        def journal(self, limit: int = 100) -> list[dict[str, Any]]:
+        def snapshot(self, limit: int = 100) -> list[dict[str, Any]]:
             return []
 
-        async def reset(self, keep_journal: bool = False) -> None:
+        async def reset(self, keep_snapshot: bool = False) -> None:
             pass
 
-    journal, reset = _untwinned(Later)
-    assert journal == "journal: missing"
-    assert reset.startswith("reset: ") and "keep_journal" in reset
+    reset, snapshot = _untwinned(Later)
+    assert snapshot == "snapshot: missing"
+    assert reset.startswith("reset: ") and "keep_snapshot" in reset
 
 
 def test_every_member_has_a_parity_case():
@@ -346,6 +346,11 @@ async def _add_fault(emu: Any, c: Client) -> Any:
         await attempt(lambda: emu.add_fault("bogus")),
         await attempt(lambda: emu.add_fault("drop", count=0)),
         await attempt(lambda: emu.add_fault("error", code="2.05")),
+        emu.add_fault("drop", direction="answer", probability=0.5, seed=3),
+        emu.add_fault("delay", distribution="lognormal", median=0.01, sigma=0.5),
+        emu.add_fault("reorder", window=3, seconds=0.1),
+        await attempt(lambda: emu.add_fault("drop", window=2)),
+        await attempt(lambda: emu.add_fault("delay", distribution="uniform", min=1)),
     )
 
 
@@ -437,6 +442,40 @@ async def _reset(emu: Any, c: Client) -> Any:
     return done, await emu.transmissions(), emu.list_faults(), emu.all_pagers(), clock["speed"]
 
 
+def _exchanges(entries: list[Any]) -> list[tuple[Any, ...]]:
+    """What two emulators sent the same requests record alike (not times, ports, ids)."""
+    return [
+        (e.id, e.method, e.path, e.query, e.body, e.number, e.code, e.duplicate, e.fault)
+        for e in entries
+    ]
+
+
+@case("journal")
+async def _journal(emu: Any, c: Client) -> Any:
+    await c.post("/v1/sessions", {"number": 12, "label": "Café"})
+    await c.get("/v1/sessions", query="number=12")
+    await c.get("/v1/nowhere")
+    emu.add_fault("error", path="/v1/settings", count=1)
+    await c.get("/v1/settings")
+    since = datetime.now().astimezone()
+    return (
+        _exchanges(emu.journal()),
+        _exchanges(emu.journal(method="GET", path="/v1/sessions", number=12, code="2.05")),
+        _exchanges(emu.journal(after=1, limit=2)),
+        emu.journal(since=since),
+        await attempt(lambda: emu.journal(code="2.5")),
+        await attempt(lambda: emu.journal(since=datetime(2026, 1, 15))),  # no offset
+    )
+
+
+@case("clear_journal")
+async def _clear_journal(emu: Any, c: Client) -> Any:
+    await c.get("/v1/settings")
+    cleared = emu.clear_journal()
+    await c.get("/v1/settings")
+    return cleared, _exchanges(emu.journal())
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 async def test_each_call_through_the_control_api_is_the_call_in_process(name, twins, coap_context):
     twin, remote = twins
@@ -454,7 +493,8 @@ def test_same_is_no_rubber_stamp():
 
 async def test_errors_carry_the_control_apis_message(twins):
     twin, remote = twins
-    with pytest.raises(ValueError, match=r"^kind: Input should be 'drop', 'delay' or 'error'$"):
+    kinds = "'drop', 'delay', 'error', 'duplicate' or 'reorder'"
+    with pytest.raises(ValueError, match=rf"^kind: Input should be {kinds}$"):
         remote.add_fault("bogus")
     with pytest.raises(ValueError, match="^datetime must be a local time written"):
         await remote.set_clock(datetime(1999, 1, 1))

@@ -17,31 +17,38 @@ from typing import Any, Protocol
 
 
 class Exchange(Protocol):
-    """One request the seam let through to aiocoap, waiting for its first answer."""
+    """One request the seam let through to aiocoap, until its first answer has left."""
 
-    def answered(self, datagram: bytes, held: float | None) -> None:
-        """Its answer, as sent, leaves `held` seconds from now (0 at once, more when a fault
-        holds it back; None: it is not sent at all, lost on its way out)."""
+    def answered(self, datagram: bytes) -> None:
+        """Its first answer, as aiocoap sends it (it may yet be held back or lost)."""
+        ...
+
+    def left(self) -> None:
+        """That answer leaves now (told again for a copy of it: the first time counts)."""
+        ...
+
+    def marked(self) -> None:
+        """A fault may have acted on the answer just handed to the datagram filter."""
         ...
 
 
 class Exchanges(Protocol):
     """Told of every request that reaches the server, on the loop, before aiocoap acts on it."""
 
-    def arrived(
-        self, datagram: bytes, peer: Any, duplicate: bool, cached: bytes | None
-    ) -> Exchange:
-        """A request came in from `peer` (its socket address). `duplicate`: a retransmission
-        of one seen within the deduplication window, which aiocoap answers with `cached` (the
-        answer sent before, or None while that is not ready: no answer), and which goes no
-        further."""
+    def arrived(self, datagram: bytes, peer: Any, duplicate: bool, mark: object) -> Exchange:
+        """A request from `peer` (its socket address) is read into aiocoap. `duplicate`: a
+        retransmission of one seen within the deduplication window, which goes no further:
+        its answer is the one sent before, sent again at once, or none (not ready yet, or a
+        NON). `mark`: what `undelivered` gave for it, if the filter held it back."""
         ...
 
-    def lost(self, datagram: bytes, peer: Any) -> None:
-        """A request came in and was dropped before aiocoap read it (a fault)."""
+    def undelivered(self, datagram: bytes, peer: Any) -> object:
+        """A request came in that the datagram filter did not deliver at once: lost (a fault
+        dropped it, or a power cycle), or held back, to be delivered later; what to hand to
+        `arrived` then."""
         ...
 
     def passed(self) -> None:
-        """A message that is no exchange's answer (a notification, a re-sent answer) went
-        past the datagram filter: a fault that acted on it marks no exchange."""
+        """A message that is no exchange's (a notification, a re-sent answer, no request at
+        all) went past the datagram filter: a fault that acted on it marks no exchange."""
         ...

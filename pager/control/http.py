@@ -27,8 +27,19 @@ from yarl import URL
 
 from pager import wire
 from pager.control import verify
-from pager.control.faults import COUNT_MAX, ERROR_CODE, SECONDS_MAX, Fault, Kind
-from pager.control.journal import METHODS, Filters
+from pager.control.faults import (
+    COUNT_MAX,
+    ERROR_CODE,
+    SECONDS_MAX,
+    SEED_MAX,
+    SIGMA_MAX,
+    WINDOW_MAX,
+    Direction,
+    Distribution,
+    Fault,
+    Kind,
+)
+from pager.control.journal import METHODS
 from pager.control.rig import NotRunning, PagerState, RigControls
 from pager.domain import digits
 from pager.domain.errors import Refused
@@ -63,10 +74,21 @@ class Speed(_In):
 
 
 class FaultIn(_In):
+    """Bounds of one member each; what depends on the kind `FaultInjector.add` checks."""
+
     kind: Kind
     path: str | None = Field(None, pattern=r"^/")
     count: int | None = Field(None, ge=1, le=COUNT_MAX)
-    seconds: float = Field(0.0, ge=0, le=SECONDS_MAX)
+    probability: float = Field(1.0, ge=0, le=1)
+    seed: int | None = Field(None, ge=0, le=SEED_MAX)
+    direction: Direction | None = None
+    seconds: float | None = Field(None, ge=0, le=SECONDS_MAX)
+    distribution: Distribution | None = None
+    min: float | None = Field(None, ge=0, le=SECONDS_MAX)
+    max: float | None = Field(None, ge=0, le=SECONDS_MAX)
+    median: float | None = Field(None, gt=0, le=SECONDS_MAX)
+    sigma: float | None = Field(None, ge=0, le=SIGMA_MAX)
+    window: int | None = Field(None, ge=2, le=WINDOW_MAX)
     code: str = Field("5.03", pattern=ERROR_CODE)
 
 
@@ -148,9 +170,20 @@ class FaultOut(_Answer):
     kind: Kind
     path: str | None = Field(description="the only path it applies to; null: every path")
     remaining: int | None = Field(description="requests it still applies to; null: until removed")
-    seconds: float = Field(description="a delay's length")
+    seconds: float = Field(
+        description="a fixed delay's length, a fixed duplicate's lag, a reorder's longest hold"
+    )
     code: str = Field(description="an error fault's response code")
-    hits: int = Field(description="requests it has applied to")
+    hits: int = Field(description="datagrams it has acted on")
+    probability: float = Field(description="the chance it acts on each datagram it matches")
+    seed: int | None = Field(description="its random generator's seed; null: from the OS")
+    direction: Direction | None = Field(description="drop, duplicate, reorder: what it acts on")
+    distribution: Distribution | None = Field(description="delay, duplicate: how times are drawn")
+    min: float | None = Field(description="a uniform distribution's least seconds")
+    max: float | None = Field(description="a uniform distribution's most seconds")
+    median: float | None = Field(description="a lognormal distribution's median seconds")
+    sigma: float | None = Field(description="a lognormal distribution's sigma (of its log)")
+    window: int | None = Field(description="reorder: datagrams gathered before they go")
 
 
 class FaultsOut(_Answer):
@@ -336,6 +369,15 @@ def fault_out(f: Fault) -> FaultOut:
         seconds=f.seconds,
         code=f.code,
         hits=f.hits,
+        probability=f.probability,
+        seed=f.seed,
+        direction=f.direction,  # type: ignore[arg-type]  # as FaultIn admitted them
+        distribution=f.distribution,  # type: ignore[arg-type]
+        min=f.min,
+        max=f.max,
+        median=f.median,
+        sigma=f.sigma,
+        window=f.window,
     )
 
 
@@ -602,7 +644,10 @@ async def _faults(rig: RigControls, request: web.Request, body: Body) -> web.Res
 
 
 async def _add_fault(rig: RigControls, request: web.Request, body: Body) -> web.Response:
-    fault = rig.add_fault(body.kind, body.path, body.count, body.seconds, body.code)
+    try:
+        fault = rig.add_fault(**body.model_dump())
+    except ValueError as e:  # a member that does not fit the others (a window on a drop)
+        raise BadInput(str(e)) from None
     return _answer(fault_out(fault), 201)
 
 
@@ -623,7 +668,8 @@ async def _power_cycle(rig: RigControls, request: web.Request, body: Body) -> we
     return _answer(PowerCycled(unreachableFor=body.seconds))
 
 
-def _journal_filters(request: web.Request) -> Filters:
+def _journal_filters(request: web.Request) -> dict[str, Any]:
+    """The filters of `RigControls.journal` a query gives, read (each checked there)."""
     q = request.query
     limit = q.get("limit")
     text = q.get("since")
@@ -635,25 +681,25 @@ def _journal_filters(request: web.Request) -> Filters:
             raise BadInput(f"since must be {SINCE}") from None
         if since.utcoffset() is None:
             raise BadInput(f"since must be {SINCE}")
-    try:
-        return Filters(
-            method=q.get("method"),
-            path=q.get("path"),
-            number=_query_int(request, "number"),
-            code=q.get("code"),
-            since=since,
-            after=_query_int(request, "after"),
-            limit=None if limit is None else _integer(limit, "limit", 1),
-        )
-    except ValueError as e:
-        raise BadInput(str(e)) from None
+    return {
+        "method": q.get("method"),
+        "path": q.get("path"),
+        "number": _query_int(request, "number"),
+        "code": q.get("code"),
+        "since": since,
+        "after": _query_int(request, "after"),
+        "limit": None if limit is None else _integer(limit, "limit", 1),
+    }
 
 
 async def _get_journal(rig: RigControls, request: web.Request, body: Body) -> web.StreamResponse:
     form = request.query.get("format", "json")
     if form not in ("json", "jsonl"):
         raise BadInput(f"format must be json or jsonl, not {form!r}")
-    entries = rig.journal_entries(_journal_filters(request))
+    try:
+        entries = rig.journal(**_journal_filters(request))
+    except ValueError as e:
+        raise BadInput(str(e)) from None
     if form == "json":
         return _answer(JournalOut(entries=[EntryOut.model_validate(e.to_json()) for e in entries]))
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
@@ -763,7 +809,8 @@ ROUTES: tuple[Route, ...] = (
           "there is one, else the next one."),
     Route("GET", "/faults", "list_faults", "the faults set, and whether a power cycle is on",
           _faults, {200: ("the faults", FaultsOut)}),
-    Route("POST", "/faults", "add_fault", "drop, delay or answer an error to requests",
+    Route("POST", "/faults", "add_fault", "lose, duplicate, reorder or delay datagrams, or "
+          "answer an error to requests",
           _add_fault, {201: ("the fault set", FaultOut)}, body=FaultIn),
     Route("DELETE", "/faults", "clear_faults", "remove every fault", _clear_faults,
           {200: ("no faults left", FaultsCleared)}),
@@ -904,7 +951,8 @@ def openapi(rig: RigControls) -> dict[str, Any]:
             "title": "pager-emulator control API",
             "version": version("pager-emulator"),
             "description": "The test rig beside the emulated transmitter's CoAP API: clock, "
-            "virtual pagers, faults, power cycle and factory reset (docs/control-api.md).",
+            "virtual pagers, faults, the request journal, power cycle and factory reset "
+            "(docs/control-api.md).",
         },
         "paths": paths,
         "components": {

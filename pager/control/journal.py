@@ -69,7 +69,7 @@ class _Record:
     )
 
     def __init__(
-        self, journal: Journal, datagram: bytes, peer: Any, duplicate: bool, answer: bytes | None
+        self, journal: Journal, datagram: bytes, peer: Any, duplicate: bool, mark: object
     ) -> None:
         self.journal = journal
         self.id = next(journal._ids)
@@ -79,22 +79,32 @@ class _Record:
         self.datagram = datagram
         self.peer = peer
         self.duplicate = duplicate
-        self.answer = answer
-        self.leaves: float | None = None if answer is None else self.arrived
-        self.fault = journal._fault
-        if self.fault is not None:
-            journal._fault = None
+        self.answer: bytes | None = None
+        self.leaves: float | None = None
+        self.fault: FaultMark | None
+        if isinstance(mark, FaultMark):  # of what held it back (Journal.undelivered)
+            self.fault = mark
+        else:
+            self.fault, journal._fault = journal._fault, None
 
-    def answered(self, datagram: bytes, held: float | None) -> None:
+    def answered(self, datagram: bytes) -> None:
         journal = self.journal
         self.answer = datagram
-        self.leaves = None if held is None else time.monotonic() + held
         if journal._fault is not None:
             self.fault, journal._fault = journal._fault, None
         if self.id >= journal._floor:  # still kept
             journal._bytes += len(datagram)
             if journal._bytes > journal.max_bytes:
                 journal._trim()
+
+    def left(self) -> None:
+        if self.leaves is None:
+            self.leaves = time.monotonic()
+
+    def marked(self) -> None:
+        journal = self.journal
+        if journal._fault is not None:
+            self.fault, journal._fault = journal._fault, None
 
     def entry(self) -> Entry:
         request = aiocoap.Message.decode(self.datagram)
@@ -210,13 +220,19 @@ class Journal:
 
     # -- told by the seam (pager.coap.exchanges.Exchanges) and by the faults ---------------
 
-    def arrived(self, datagram: bytes, peer: Any, duplicate: bool, cached: bytes | None) -> _Record:
-        record = _Record(self, datagram, peer, duplicate, cached if duplicate else None)
-        self._keep(record, len(datagram) + (len(cached) if duplicate and cached else 0))
+    def arrived(self, datagram: bytes, peer: Any, duplicate: bool, mark: object) -> _Record:
+        record = _Record(self, datagram, peer, duplicate, mark)
+        self._keep(record, len(datagram))
         return record
 
-    def lost(self, datagram: bytes, peer: Any) -> None:
-        self._keep(_Record(self, datagram, peer, False, None), len(datagram))
+    def undelivered(self, datagram: bytes, peer: Any) -> FaultMark | None:
+        """Lost, unless a fault other than a drop holds it (reorder): then its mark goes
+        with it to its delivery."""
+        mark, self._fault = self._fault, None
+        if mark is not None and mark.kind != "drop":
+            return mark
+        self._keep(_Record(self, datagram, peer, False, mark), len(datagram))
+        return None
 
     def passed(self) -> None:
         self._fault = None
@@ -246,8 +262,8 @@ class Journal:
         self._bytes = 0
 
     def entries(self, filters: Filters | None = None) -> Iterator[Entry]:
-        """The entries that match, oldest first. Reads a snapshot: what is recorded while
-        the caller iterates (between the lines of a stream) is not in it."""
+        """The entries that match, oldest first, from a snapshot of the records: what is
+        recorded while the caller iterates is not in it."""
         filters = filters or Filters()
         after = filters.after or 0
         since = None if filters.since is None else filters.since.timestamp()

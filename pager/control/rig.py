@@ -10,7 +10,7 @@ the device API; clock controls are runtime only (the `datetime` setting is what 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -285,10 +285,25 @@ class RigControls:
         kind: str,
         path: str | None = None,
         count: int | None = None,
-        seconds: float = 0.0,
+        seconds: float | None = None,
         code: str = "5.03",
+        *,
+        probability: float = 1.0,
+        seed: int | None = None,
+        direction: str | None = None,
+        distribution: str | None = None,
+        min: float | None = None,
+        max: float | None = None,
+        median: float | None = None,
+        sigma: float | None = None,
+        window: int | None = None,
     ) -> Fault:
-        return self._rig.faults.add(kind, path, count, seconds, code)
+        """Set a fault (docs/control-api.md, "Faults"); ValueError for one it cannot be."""
+        return self._rig.faults.add(
+            kind, path, count, seconds, code, probability=probability, seed=seed,
+            direction=direction, distribution=distribution, min=min, max=max, median=median,
+            sigma=sigma, window=window,
+        )  # fmt: skip
 
     def remove_fault(self, fault_id: int) -> bool:
         return self._rig.faults.remove(fault_id)
@@ -337,11 +352,8 @@ class RigControls:
         request's `method` (GET...), `path`, pager `number`, the answer's dotted `code`,
         recorded at or after `since` (an aware datetime), with an id greater than `after`;
         at most `limit` of them. A bad filter raises ValueError naming it."""
-        return list(self.journal_entries(Filters(method, path, number, code, since, after, limit)))
-
-    def journal_entries(self, filters: Filters) -> Iterator[Entry]:
-        """`journal`, one entry at a time (to stream a long one)."""
-        return self._rig.journal.entries(filters)
+        filters = Filters(method, path, number, code, since, after, limit)
+        return list(self._rig.journal.entries(filters))
 
     def clear_journal(self) -> None:
         """Forget every exchange recorded; ids go on from where they were."""

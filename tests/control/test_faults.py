@@ -12,6 +12,9 @@ from tests.coap.test_notify import Watch
 from tests.control.conftest import no_answer
 
 FAULT_KEYS = ["id", "kind", "path", "remaining", "seconds", "code", "hits"]
+FAULT_KEYS += ["probability", "seed", "direction", "distribution"]  # chaos faults (issue 14)
+FAULT_KEYS += ["min", "max", "median", "sigma", "window"]
+CHAOS_DEFAULTS = dict.fromkeys(FAULT_KEYS[7:]) | {"probability": 1.0}
 
 
 async def test_dropped_request_gets_through_on_retransmission(rig):
@@ -28,6 +31,8 @@ async def test_dropped_request_gets_through_on_retransmission(rig):
         "seconds": 0.0,
         "code": "5.03",
         "hits": 0,
+        **CHAOS_DEFAULTS,
+        "direction": "request",
     }
     assert (await http.get("/faults"))["faults"] == [fault]
     (held,) = rig.emu.faults.faults  # the live fault, to read its hits once it is gone

@@ -152,8 +152,42 @@ async def test_a_retransmitted_con_is_one_duplicate_entry_beside_the_original(ri
     assert (original.duplicate, duplicate.duplicate) == (False, True)
     assert original.mid == duplicate.mid and original.token == duplicate.token
     assert duplicate.code == "2.01" and duplicate.answer == original.answer
-    assert duplicate.number == 7 and duplicate.latency_ms == 0
+    assert duplicate.number == 7 and 0 <= duplicate.latency_ms < 1000
     assert len((await rig.coap.get("/v1/sessions")).json["sessions"]) == 1  # created once
+
+
+async def test_a_retransmission_during_a_delay_waits_with_its_exchange(rig, raw):
+    """A delay holds the cached answer to a retransmission too: its entry's latency is the
+    rest of the hold, not the moment aiocoap found the answer in its cache."""
+    emu = rig.emu
+    emu.add_fault("delay", path="/v1/settings", count=1, seconds=0.5)
+    data = raw.datagram(aiocoap.GET, "/v1/settings")
+    raw.transport.sendto(data)
+    began = time.monotonic()
+    await asyncio.sleep(0.1)  # answered, and held
+    raw.transport.sendto(data)
+    gap = (time.monotonic() - began) * 1e3
+    first = await asyncio.wait_for(raw.proto.received.get(), 5)
+    second = await asyncio.wait_for(raw.proto.received.get(), 5)
+    assert first == second  # the one answer, twice, both after the delay
+    original, duplicate = emu.journal()
+    assert (original.duplicate, duplicate.duplicate) == (False, True)
+    assert duplicate.code == original.code == "2.05"
+    assert original.latency_ms >= 500
+    assert 500 - gap - 50 <= duplicate.latency_ms < original.latency_ms
+
+
+async def test_a_retransmission_before_its_answer_is_ready_has_none(rig, raw):
+    """A duplicate that arrives while its original is still being served gets no answer
+    from the cache (aiocoap has none to send yet); the original's answer is the answer."""
+    emu = rig.emu
+    data = raw.datagram(aiocoap.POST, "/v1/sessions", b'{"number":8}', content_format=50)
+    raw.transport.sendto(data)
+    raw.transport.sendto(data)  # while the first waits for its commit
+    await asyncio.wait_for(raw.proto.received.get(), 5)
+    original, duplicate = emu.journal()
+    assert (original.code, original.duplicate) == ("2.01", False)
+    assert (duplicate.code, duplicate.latency_ms, duplicate.duplicate) == (None, None, True)
 
 
 async def test_drop_delay_and_error_faults_mark_the_exchanges_they_acted_on(rig, raw):
@@ -472,3 +506,35 @@ async def test_a_dropped_datagram_that_is_no_request_leaves_no_mark_behind(rig, 
     assert (await raw.request(aiocoap.GET, "/v1/settings")).code.dotted == "2.05"
     [entry] = emu.journal()
     assert entry.fault is None
+
+
+async def test_chaos_faults_mark_what_they_did(rig, raw):
+    """An answer lost on its way out keeps its code and has no latency; a duplicated request
+    is two entries, the copy answered from the cache; reordered requests carry the mark of
+    the fault that held them."""
+    emu = rig.emu
+    lost = emu.add_fault("drop", path="/v1/settings", direction="answer", count=1)
+    assert await raw.send(raw.datagram(aiocoap.GET, "/v1/settings"), timeout=0.3) is None
+    e = last(emu)
+    assert (e.code, e.latency_ms, e.fault) == ("2.05", None, FaultMark(lost.id, "drop"))
+
+    emu.clear_journal()
+    copied = emu.add_fault("duplicate", path="/v1/settings", count=1, seconds=0.05)
+    assert (await raw.request(aiocoap.GET, "/v1/settings")).code.dotted == "2.05"
+    await asyncio.wait_for(raw.proto.received.get(), 5)  # the cached answer to the copy
+    original, copy = emu.journal()
+    assert (original.duplicate, original.fault) == (False, FaultMark(copied.id, "duplicate"))
+    assert (copy.duplicate, copy.mid, copy.code) == (True, original.mid, "2.05")
+
+    emu.clear_journal()
+    held = emu.add_fault("reorder", path="/v1/settings", count=2, window=2, seconds=1.0)
+    first = raw.datagram(aiocoap.GET, "/v1/settings")
+    second = raw.datagram(aiocoap.GET, "/v1/settings")
+    raw.transport.sendto(first)
+    raw.transport.sendto(second)
+    answers = [await asyncio.wait_for(raw.proto.received.get(), 5) for _ in range(2)]
+    assert sorted(aiocoap.Message.decode(a).mid for a in answers) == [raw.mid - 1, raw.mid]
+    entries = emu.journal()
+    assert [e.mid for e in entries] == [raw.mid, raw.mid - 1]  # as the emulator read them
+    assert {e.fault for e in entries} == {FaultMark(held.id, "reorder")}
+    assert all(e.code == "2.05" for e in entries)

@@ -25,21 +25,21 @@ So every datagram is read here first, once (`admit`), before aiocoap decodes it:
   never judged by a piece of it.
 
 A `DatagramFilter` (the test rig's fault injection) acts below aiocoap's message layer,
-because that is where a lost datagram is lost: a request dropped any higher would still be
-acknowledged, and its retransmission swallowed as a duplicate. aiocoap has no hook there,
-so `install` takes over the two methods of its UDP interface that receive and send datagrams;
-while the filter is not `active` they cost one attribute test.
+because that is where a lost, duplicated or reordered datagram is one: a request dropped any
+higher would still be acknowledged, and its retransmission swallowed as a duplicate. aiocoap
+has no hook there, so `install` takes over the two methods of its UDP interface that receive
+and send datagrams; while the filter is not `active` they cost one attribute test.
 
 The same two places tell an `Exchanges` (the request journal, `pager.coap.exchanges`) of each
-request as it arrives (a duplicate, as the deduplication table knows it, included), of each
-one the filter dropped, and of each request's first answer as it leaves: only there are all
-of those seen, and what they hand over is what is at hand (the datagrams), so that recording
-costs the request path next to nothing.
+request as aiocoap reads it (a duplicate, as the deduplication table knows it, included), of
+each one the filter did not let through, and of each request's first answer as it is sent and
+as it leaves: only there are all of those seen, and what they hand over is what is at hand
+(the datagrams), so that recording costs the request path next to nothing.
 """
 
-import asyncio
 import logging
 import socket
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import aiocoap
@@ -51,8 +51,8 @@ from aiocoap.options import Options
 from aiocoap.optiontypes import OpaqueOption
 from aiocoap.transports.udp6 import UDP6EndpointAddress
 
-from pager.coap.exchanges import Exchanges
-from pager.coap.seam.dedup import RecentMessages
+from pager.coap.exchanges import Exchange, Exchanges
+from pager.coap.seam.dedup import RecentMessages, Replay
 
 log = logging.getLogger("pager.coap")
 
@@ -99,24 +99,23 @@ class Malformed(Exception):
 
 
 class DatagramFilter(Protocol):
-    """What may pass between the network and aiocoap's message layer."""
+    """What passes between the network and aiocoap's message layer, and when.
+
+    A filter is handed each datagram with the call that carries it on, and calls that once
+    (it passes), never (it is lost), later (it is held back) or twice (it is duplicated), so
+    that datagrams can be reordered too; the seam need not know which fault did what."""
 
     @property
     def active(self) -> bool:
         """False while everything passes unlooked at."""
         ...
 
-    def incoming(self, data: bytes) -> bool:
-        """Whether a received datagram reaches aiocoap."""
+    def incoming(self, data: bytes, deliver: Callable[[bytes], None]) -> None:
+        """A received datagram: `deliver` reads it into aiocoap."""
         ...
 
-    def outgoing(self, message: aiocoap.Message) -> float | None:
-        """The loop time to hold an outgoing message back until (0 for none), or None to
-        drop it."""
-        ...
-
-    def release(self, message: aiocoap.Message) -> bool:
-        """Whether a held-back message, its time come, is sent after all."""
+    def outgoing(self, message: aiocoap.Message, send: Callable[[aiocoap.Message], None]) -> None:
+        """A message aiocoap sends: `send` puts it on the network."""
         ...
 
 
@@ -229,14 +228,10 @@ def install(
     udp.transport.max_size = MAX_DATAGRAM
     if exchanges is not None and recent is None:
         raise TypeError("telling exchanges needs the deduplication table")
+    replaying: list[Exchange | None] = [None]  # a duplicate's, while aiocoap answers it
 
-    def received(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
-        if datagram_filter is not None and datagram_filter.active:
-            if not datagram_filter.incoming(data):
-                if exchanges is not None:
-                    _lost(exchanges, data, address)
-                return
-        remote = UDP6EndpointAddress(address, udp, pktinfo=_pktinfo(ancdata))
+    def read(data: bytes, address: Any, pktinfo: bytes | None, mark: object = None) -> None:
+        remote = UDP6EndpointAddress(address, udp, pktinfo=pktinfo)
         try:
             data, critical = admit(data)
             message = aiocoap.Message.decode(data, remote)
@@ -252,23 +247,43 @@ def install(
         if critical is not None:
             setattr(message, _UNRECOGNISED, critical)
         if exchanges is not None and message.code.is_request():
-            duplicate, cached = recent.seen(remote, message.mid)  # type: ignore[union-attr]
-            exchange = exchanges.arrived(data, address, duplicate, cached)
+            duplicate = recent.seen(remote, message.mid)  # type: ignore[union-attr]
+            exchange = exchanges.arrived(data, address, duplicate, mark)
+            if duplicate:  # aiocoap sends the answer kept for it, if any, now or never
+                replaying[0] = exchange
+                try:
+                    udp._ctx.dispatch_message(message)
+                finally:
+                    replaying[0] = None
+                return
             setattr(message, _EXCHANGE, exchange)
         udp._ctx.dispatch_message(message)
+
+    def received(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
+        pktinfo = _pktinfo(ancdata)
+        if datagram_filter is None or not datagram_filter.active:
+            read(data, address, pktinfo)
+        elif exchanges is None:
+            datagram_filter.incoming(data, lambda d: read(d, address, pktinfo))
+        else:
+            # delivered now, later (held: with the mark of what holds it) or never (lost)
+            passage: list[Any] = [False, None]
+
+            def deliver(d: bytes) -> None:
+                passage[0] = True
+                read(d, address, pktinfo, passage[1])
+
+            datagram_filter.incoming(data, deliver)
+            if not passage[0]:
+                passage[1] = _undelivered(exchanges, data, address)
 
     udp.datagram_msg_received = received
     if datagram_filter is None and exchanges is None:
         return
     send = udp.send
 
-    def release(message: aiocoap.Message) -> None:
-        if datagram_filter is not None and datagram_filter.release(message):
-            send(message)
-
     def sending(message: aiocoap.Message) -> None:
-        filtered = datagram_filter is not None and datagram_filter.active
-        when = datagram_filter.outgoing(message) if filtered else 0.0  # type: ignore[union-attr]
+        exchange = None
         if exchanges is not None:
             # the first answer to a request: aiocoap links every answer to its request (a
             # notification too, but by then the request's exchange has been told)
@@ -276,32 +291,44 @@ def install(
             exchange = getattr(request, _EXCHANGE, None)
             if exchange is not None:
                 setattr(request, _EXCHANGE, None)
-                held = when and when - asyncio.get_running_loop().time()
-                exchange.answered(recent.sent(message), held)  # type: ignore[union-attr]
-            elif filtered:
-                exchanges.passed()
-        if when is None:
-            return
-        if when:
-            asyncio.get_running_loop().call_at(when, release, message)
-        else:
+            elif replaying[0] is not None and isinstance(message, Replay):
+                exchange, replaying[0] = replaying[0], None
+            if exchange is not None:
+                exchange.answered(recent.sent(message))  # type: ignore[union-attr]
+        if datagram_filter is None or not datagram_filter.active:
             send(message)
+            if exchange is not None:
+                exchange.left()
+        elif exchange is None:
+            datagram_filter.outgoing(message, send)
+            if exchanges is not None:
+                exchanges.passed()
+        else:
+            told = exchange
+
+            def leave(m: aiocoap.Message) -> None:
+                told.left()
+                send(m)
+
+            datagram_filter.outgoing(message, leave)
+            told.marked()
 
     udp.send = sending
 
 
-def _lost(exchanges: Exchanges, data: bytes, address: Any) -> None:
-    """Tell of a dropped datagram if it is a request aiocoap would have read."""
+def _undelivered(exchanges: Exchanges, data: bytes, address: Any) -> object:
+    """Tell of a datagram the filter did not deliver at once, if it is a request aiocoap
+    would read; the mark its delivery later is to carry (None: none, or it is lost)."""
     try:
         admitted, _ = admit(data)
         message = aiocoap.Message.decode(admitted)
     except (Malformed, UnicodeDecodeError, error.UnparsableMessage):
-        exchanges.passed()  # no request: what dropped it marks no exchange
-        return
-    if message.code.is_request():
-        exchanges.lost(admitted, address)
-    else:
+        exchanges.passed()  # no request: what held or dropped it marks no exchange
+        return None
+    if not message.code.is_request():
         exchanges.passed()
+        return None
+    return exchanges.undelivered(admitted, address)
 
 
 def _reject(udp: Any, data: bytes, remote: UDP6EndpointAddress, why: str) -> None:

@@ -131,7 +131,7 @@ HOOKS: list[Hook] = [
         "violation gets a Reset if Confirmable and is dropped; an option of a length out of "
         "its range is taken out (a critical one is then answered 4.02); a text option that "
         "is not UTF-8 drops the datagram with one log line; the datagram filter (fault "
-        "injection) may drop a request",
+        "injection) may drop, duplicate, hold back or reorder a request",
         "aiocoap answers malformed requests as if they were valid (a payload marker with no "
         "payload, a token length of 9 to 15), drops others without the Reset RFC 7252 §4.2 "
         "asks for, cuts datagrams off at 4,096 bytes, and lets the UnicodeDecodeError out "
@@ -142,8 +142,10 @@ HOOKS: list[Hook] = [
     Hook(
         "datagram-out",
         "MessageInterfaceUDP6.send (wrapped)",
-        "the datagram filter (fault injection) may hold back or drop an outgoing message",
-        "a delay or power cycle must act on datagrams, retransmissions and cached answers included",
+        "the datagram filter (fault injection) may hold back, drop, duplicate or reorder an "
+        "outgoing message",
+        "a delay, loss or power cycle must act on datagrams, retransmissions and cached answers "
+        "included",
         "none filed",
     ),
     Hook(
