@@ -232,6 +232,22 @@ async def test_a_retransmission_answered_from_the_cache_counts_once(frozen):
     assert ids(answer["matches"]) == [original.id]
 
 
+@pytest.mark.parametrize(
+    ("fault", "why"),
+    [
+        ({"kind": "duplicate"}, "the network delivered the request twice"),
+        ({"kind": "drop", "direction": "answer"}, "the answer was lost: the client retransmits"),
+    ],
+)
+async def test_chaos_faults_make_entries_not_requests(frozen, fault, why):
+    emu = frozen.emu
+    emu.add_fault(path=SESSIONS, count=1, **fault)
+    assert (await frozen.coap.post(SESSIONS, {"number": 23})).code == "2.01"
+    entries = emu.journal(path=SESSIONS)
+    assert len(entries) == 2 and [e.duplicate for e in entries] == [False, True], why
+    assert emu.verify("POST", SESSIONS, body={"number": 23}, exactly=1) == entries[:1]
+
+
 async def test_a_reset_and_delete_journal_leave_nothing_to_verify(driven):
     http, emu = driven.http, driven.emu
     assert emu.verify(path=SESSIONS, at_least=5)
