@@ -26,6 +26,14 @@ from yarl import URL
 from pager.control.faults import Fault
 from pager.control.journal_entry import Entry
 from pager.control.rig import NotRunning, PagerState
+from pager.control.verify import (
+    Request,
+    SequenceVerdict,
+    Verdict,
+    VerificationFailed,
+    count,
+    sequence,
+)
 from pager.domain import rules
 from pager.domain.errors import Invalid
 from pager.domain.pagemodes import AlertCode, Transmission
@@ -364,6 +372,50 @@ class RemoteEmulator:
 
     def clear_journal(self) -> None:
         self._call_now("DELETE", "/journal")
+
+    # -- verification -------------------------------------------------------------------
+
+    def verify(
+        self,
+        method: str | None = None,
+        path: str | None = None,
+        query: Mapping[str, str | int] | None = None,
+        body: Any = None,
+        contains: bool = False,
+        code: str | None = None,
+        *,
+        exactly: int | None = None,
+        at_least: int | None = None,
+        at_most: int | None = None,
+        after: int | None = None,
+    ) -> list[Entry]:
+        """`POST /journal/verify`. The pattern is checked here first, so that a bad one
+        raises the `BadPattern` the in-process emulator raises; a 409 is rebuilt into the
+        verdict it reached, and raised as the same `VerificationFailed`."""
+        pattern = Request(method, path, query, body, contains, code)
+        call = {**pattern.to_json(), **count(exactly, at_least, at_most).to_json()}
+        if after is not None:
+            call["after"] = after
+        status, answer = self._blocking(
+            self._exchange("POST", "/journal/verify", call, expect=(200, 409))
+        )
+        verdict = Verdict.from_json(answer)
+        if status == 409:
+            raise VerificationFailed(verdict)
+        return list(verdict.matches)
+
+    def verify_in_order(self, *patterns: Request, after: int | None = None) -> list[Entry]:
+        """`POST /journal/verify-sequence`, as `verify` is `POST /journal/verify`."""
+        call: dict[str, Any] = {"patterns": [p.to_json() for p in sequence(patterns)]}
+        if after is not None:
+            call["after"] = after
+        status, answer = self._blocking(
+            self._exchange("POST", "/journal/verify-sequence", call, expect=(200, 409))
+        )
+        verdict = SequenceVerdict.from_json(answer)
+        if status == 409:
+            raise VerificationFailed(verdict)
+        return list(verdict.matches)
 
     # -- reset --------------------------------------------------------------------------
 

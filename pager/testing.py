@@ -30,6 +30,7 @@ import pytest
 from pager.app import Emulator
 from pager.clock import Clock
 from pager.config import Config
+from pager.control.verify import Request as Request  # the pattern of `verify_in_order`
 from pager.fleet import fleet_configs
 from pager.rig import RemoteEmulator
 

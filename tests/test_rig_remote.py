@@ -24,7 +24,7 @@ from yarl import URL
 from pager.app import Emulator
 from pager.control.rig import NotRunning
 from pager.rig import RemoteEmulator, Unreachable
-from pager.testing import FROZEN_AT, TOKEN_ENV, _frozen_clock
+from pager.testing import FROZEN_AT, TOKEN_ENV, Request, _frozen_clock
 from tests.conftest import REPO, Client
 from tests.test_testing import _pytest_in, _python_blocks, _readme_test
 
@@ -389,6 +389,47 @@ async def _power_cycle(emu: Any, c: Client) -> Any:
     dark = emu.health()
     await asyncio.sleep(1.2)
     return done, dark, emu.health()
+
+
+def _requests(entries: list[Any]) -> list[tuple[Any, ...]]:
+    """What a journal entry says of the request, without what differs between two
+    emulators (times, ports, message ids, tokens, latency)."""
+    return [(e.id, e.method, e.path, e.query, e.body, e.code, e.answer) for e in entries]
+
+
+async def _failure(call: Callable[[], Any]) -> Any:
+    raised = await attempt(call)
+    return type(raised), str(raised)
+
+
+@case("verify")
+async def _verify(emu: Any, c: Client) -> Any:
+    await page(c, 12)
+    await page(c, 13, "Go\fV2")
+    return (
+        _requests(emu.verify("POST", "/v1/page", body={"number": 12}, contains=True)),
+        _requests(emu.verify(path="/v1/page", query={}, exactly=2, after=0)),
+        _requests(emu.verify(code="2.04", at_most=2, after=1)),
+        await _failure(lambda: emu.verify("POST", "/v1/page", body={"number": 14})),
+        await _failure(lambda: emu.verify(path="/v1/page", at_most=1)),
+        await _failure(lambda: emu.verify(exactly=1, at_least=1)),
+        await _failure(lambda: emu.verify(method="GET /")),
+    )
+
+
+@case("verify_in_order")
+async def _verify_in_order(emu: Any, c: Client) -> Any:
+    await page(c, 12)
+    await page(c, 13, "Go\fV2")
+    first, second = Request(body={"number": 12}, contains=True), Request(code="2.04")
+    return (
+        _requests(emu.verify_in_order(first, second)),
+        _requests(emu.verify_in_order(second, after=1)),
+        await _failure(lambda: emu.verify_in_order(second, second, second)),
+        await _failure(lambda: emu.verify_in_order(Request(body={"number": 13}), first)),
+        await _failure(lambda: emu.verify_in_order()),
+        await _failure(lambda: emu.verify_in_order({"method": "GET"})),
+    )
 
 
 @case("reset")

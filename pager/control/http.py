@@ -26,6 +26,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from yarl import URL
 
 from pager import wire
+from pager.control import verify
 from pager.control.faults import (
     COUNT_MAX,
     ERROR_CODE,
@@ -93,6 +94,36 @@ class FaultIn(_In):
 
 class PowerCycle(_In):
     seconds: float = Field(gt=0, le=3600)
+
+
+class PatternIn(_In):
+    """A request pattern (`pager.control.verify.Request`): every part left out matches
+    anything."""
+
+    method: str | None = Field(None, description="GET, POST, PUT, DELETE, ... (any case)")
+    path: str | None = Field(None, description="the whole path, e.g. /v1/sessions")
+    query: dict[str, str | int] | None = Field(
+        None, description="query options the request must carry, name to value; others may"
+    )
+    body: Any = Field(None, description="the decoded body (JSON or CBOR), as JSON")
+    contains: bool = Field(
+        False,
+        description="false: the body equals `body`; true: every field and list item of "
+        "`body` is in it, every string of it contained in the body's",
+    )
+    code: str | None = Field(None, description="the answer's code, e.g. 2.01")
+
+
+class VerifyIn(PatternIn):
+    exactly: int | None = Field(None, description="this many requests match")
+    at_least: int | None = Field(None, description="at least this many (the default: 1)")
+    at_most: int | None = Field(None, description="at most this many")
+    after: int | None = Field(None, ge=0, description="only journal entries after this id")
+
+
+class SequenceIn(_In):
+    patterns: list[PatternIn] = Field(description="matched by requests in this order")
+    after: int | None = Field(None, ge=0, description="only journal entries after this id")
 
 
 class _Answer(BaseModel):
@@ -232,6 +263,56 @@ class JournalOut(_Answer):
 
 class JournalCleared(_Answer):
     entries: list[EntryOut] = Field(description="always empty")
+
+
+class PatternOut(_Answer):
+    """A pattern as given: the parts not given are left out."""
+
+    method: str | None = None
+    path: str | None = None
+    query: dict[str, str] | None = None
+    body: Any = None
+    contains: bool = False
+    code: str | None = None
+
+
+class DifferenceOut(_Answer):
+    part: str = Field(description="method, path, query.NAME, body, body.FIELD[i]..., code")
+    expected: Any = Field(description="what the pattern asked; null for an unexpected field")
+    actual: Any = Field(description="what the request had; null when it had none")
+    kind: Literal["different", "missing", "unexpected", "not_contained"]
+
+
+class NearMissOut(_Answer):
+    entry: EntryOut
+    differences: list[DifferenceOut] = Field(description="the parts that differed")
+
+
+class VerdictOut(_Answer):
+    holds: bool
+    pattern: PatternOut
+    expected: dict[str, int] = Field(description="the count condition: exactly, at_least, at_most")
+    count: int = Field(description="requests that matched")
+    matches: list[EntryOut] = Field(description="the journal entries that matched")
+    near_misses: list[NearMissOut] = Field(
+        description="when too few matched: the closest requests, best first"
+    )
+
+
+class UnmatchedOut(_Answer):
+    index: int = Field(description="the pattern (from 0) that matched no request")
+    after: int | None = Field(description="the entry matched by the pattern before it")
+    earlier: list[EntryOut] = Field(
+        description="requests before that which it matches: it came out of order"
+    )
+    near_misses: list[NearMissOut] = Field(description="the closest requests after `after`")
+
+
+class SequenceVerdictOut(_Answer):
+    holds: bool
+    patterns: list[PatternOut]
+    matches: list[EntryOut] = Field(description="the entry each pattern matched, in order")
+    unmatched: UnmatchedOut | None = Field(description="where it stopped; null: it holds")
 
 
 class ErrorAnswer(_Answer):
@@ -647,6 +728,39 @@ async def _reset(rig: RigControls, request: web.Request, body: Body) -> web.Resp
     return _answer(ResetDone(reset=True))
 
 
+def _pattern(given: PatternIn) -> verify.Request:
+    return verify.Request(
+        given.method, given.path, given.query, given.body, given.contains, given.code
+    )
+
+
+def _verdict(
+    model: type[_Answer], verdict: verify.Verdict | verify.SequenceVerdict
+) -> web.Response:
+    """Dumped through the answer model, as every answer is; the parts a pattern left out
+    stay out (`exclude_unset`), a journal entry's nulls stay in."""
+    answer = model.model_validate(verdict.to_json())
+    return _json(answer.model_dump(mode="json", exclude_unset=True), 200 if verdict.holds else 409)
+
+
+async def _verify(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    try:
+        pattern = _pattern(body)
+        expected = verify.count(body.exactly, body.at_least, body.at_most)
+    except verify.BadPattern as e:
+        raise BadInput(str(e)) from None
+    return _verdict(VerdictOut, verify.verify(rig.journal(after=body.after), pattern, expected))
+
+
+async def _verify_sequence(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    try:
+        patterns = [_pattern(p) for p in body.patterns]
+        verdict = verify.verify_in_order(rig.journal(after=body.after), patterns)
+    except verify.BadPattern as e:
+        raise BadInput(str(e)) from None
+    return _verdict(SequenceVerdictOut, verdict)
+
+
 _CLOCK = {200: ("the clock after the change", ClockOut)}
 
 ROUTES: tuple[Route, ...] = (
@@ -705,6 +819,18 @@ ROUTES: tuple[Route, ...] = (
           (Param("id", "path", {"type": "integer", "minimum": 1}, "the fault's id"),)),
     Route("POST", "/power-cycle", "power_cycle", "lose every observer and go dark for seconds",
           _power_cycle, {200: ("the power is off", PowerCycled)}, body=PowerCycle),
+    Route("POST", "/journal/verify", "verify", "did requests like this come, so many times?",
+          _verify, {200: ("it holds: the matches", VerdictOut),
+                    409: ("it does not: the count, and the closest requests", VerdictOut)},
+          body=VerifyIn,
+          description="Counts requests, not datagrams: a retransmission, and a request lost "
+          "to a fault then retransmitted, count once."),
+    Route("POST", "/journal/verify-sequence", "verify_sequence",
+          "did requests like these come in this order?", _verify_sequence,
+          {200: ("it holds: one match per pattern", SequenceVerdictOut),
+           409: ("it does not: which pattern matched nothing after which entry",
+                 SequenceVerdictOut)},
+          body=SequenceIn, description="Other requests may come between."),
     Route("GET", "/journal", "get_journal", "the CoAP exchanges recorded, oldest first",
           _get_journal, {200: ("the entries that match", JournalOut)},
           (Param("method", "query", {"type": "string", "enum": list(METHODS.values())},

@@ -10,11 +10,12 @@ the device API; clock controls are runtime only (the `datetime` setting is what 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from pager.control import verify as verification
 from pager.control.faults import Fault, FaultInjector
 from pager.control.journal import Filters, Journal
 from pager.control.journal_entry import Entry
@@ -373,3 +374,42 @@ class RigControls:
             rig.journal.clear()
 
         await rig.engine.reset(forget)
+
+    # -- verification (pager.control.verify) ------------------------------------------------
+
+    def verify(
+        self,
+        method: str | None = None,
+        path: str | None = None,
+        query: Mapping[str, str | int] | None = None,
+        body: Any = None,
+        contains: bool = False,
+        code: str | None = None,
+        *,
+        exactly: int | None = None,
+        at_least: int | None = None,
+        at_most: int | None = None,
+        after: int | None = None,
+    ) -> list[Entry]:
+        """The requests in the journal (after entry `after`) that match the pattern, when
+        as many matched as the count condition asks (none given: at least 1); else
+        `VerificationFailed`, an AssertionError whose message shows the pattern, the count
+        and the closest requests with the parts that differed. A bad pattern is
+        `pager.control.verify.BadPattern` (a ValueError). `POST /journal/verify`, in Python."""
+        pattern = verification.Request(method, path, query, body, contains, code)
+        expected = verification.count(exactly, at_least, at_most)
+        verdict = verification.verify(self.journal(after=after), pattern, expected)
+        if not verdict.holds:
+            raise verification.VerificationFailed(verdict)
+        return list(verdict.matches)
+
+    def verify_in_order(
+        self, *patterns: verification.Request, after: int | None = None
+    ) -> list[Entry]:
+        """One request per pattern, in the patterns' order, others allowed between; else
+        `VerificationFailed` naming the pattern that matched nothing after which entry.
+        `POST /journal/verify-sequence`, in Python."""
+        verdict = verification.verify_in_order(self.journal(after=after), patterns)
+        if not verdict.holds:
+            raise verification.VerificationFailed(verdict)
+        return list(verdict.matches)

@@ -105,12 +105,22 @@ async def test_real_answers_match_the_published_schemas(frozen):
     entries = (await check("GET", "/journal", "/journal"))["entries"]
     assert entries and entries[0]["path"] == "/v1/page"
     await check("GET", "/journal", "/journal", params={"code": "x"})  # 400
+    verify, sequence = "/journal/verify", "/journal/verify-sequence"
+    hit = await check("POST", verify, verify, {"path": "/v1/page", "code": "2.04", "exactly": 1})
+    assert hit["holds"] and hit["matches"][0]["path"] == "/v1/page"
+    miss = await check("POST", verify, verify, {"method": "POST", "body": {"number": 13}})
+    assert miss["near_misses"][0]["differences"][0]["part"] == "body.number"  # 409
+    await check("POST", verify, verify, {"exactly": -1})  # 400
+    await check("POST", sequence, sequence, {"patterns": [{"path": "/v1/page"}]})
+    out_of_order = {"patterns": [{"path": "/v1/page"}, {"method": "POST"}]}
+    assert (await check("POST", sequence, sequence, out_of_order))["unmatched"]["earlier"] == []
+    await check("POST", sequence, sequence, {"patterns": []})  # 400
     await check("DELETE", "/journal", "/journal")
     await check("GET", "/health", "/health")
     await check("POST", "/power-cycle", "/power-cycle", {"seconds": 0.1})
     assert (await check("GET", "/health", "/health"))["coap"] == "powered off"  # 503
     await check("POST", "/reset", "/reset")
-    assert {s for _, _, s in seen} == {200, 201, 400, 404, 408, 503}
+    assert {s for _, _, s in seen} == {200, 201, 400, 404, 408, 409, 503}
     assert {(m, r) for m, r, _ in seen} | {("GET", "/openapi.json")} == _documented(doc)
 
 
