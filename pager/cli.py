@@ -1,9 +1,10 @@
-"""The command line: `pager-emulator serve` / `python -m pager serve`."""
+"""The command line: `pager-emulator serve` / `python -m pager serve`, and `replay`."""
 
 import argparse
 import asyncio
 import gc
 import logging
+import math
 import platform
 import signal
 import sys
@@ -14,6 +15,7 @@ from pager.app import Emulator, StartupError
 from pager.coap.seam import SeamError
 from pager.config import ConfigError, load
 from pager.fleet import fleet_configs
+from pager.replay import DEFAULT_TIMEOUT, ReplayError, run
 from pager.store import StoreError
 
 
@@ -36,7 +38,49 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--fleet", type=int, metavar="N", help="run N independent transmitters on consecutive ports"
     )
+    replay = sub.add_parser(
+        "replay",
+        help="replay a recorded journal against a CoAP server and report every answer that differs",
+    )
+    replay.add_argument(
+        "journal", metavar="FILE.jsonl", help="a journal (GET /journal?format=jsonl)"
+    )
+    replay.add_argument("--target", required=True, metavar="URI", help="coap://HOST:PORT")
+    replay.add_argument(
+        "--speed",
+        type=_speed,
+        metavar="N",
+        default=1.0,
+        help="N times the recorded pace (default 1); max or 0: each request as soon as the"
+        " previous one is answered",
+    )
+    replay.add_argument("--report", metavar="FILE", help="write the whole result as JSON")
+    replay.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="S",
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds to wait for each answer (default {DEFAULT_TIMEOUT:g})",
+    )
     return p
+
+
+def _speed(text: str) -> float | None:
+    """None for as fast as the target answers (`max`, or 0, which could mean nothing else)."""
+    if text == "max":
+        return None
+    value = _seconds(text, zero=True)
+    return None if value == 0 else value
+
+
+def _seconds(text: str, *, zero: bool = False) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
 
 
 def _version() -> str:
@@ -112,6 +156,8 @@ async def _serve(emulators: list[Emulator]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "replay":
+        return _replay(args)
     try:
         config = load(
             args.config,
@@ -136,3 +182,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pager-emulator: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    try:
+        return run(
+            args.journal, args.target, speed=args.speed, report=args.report, timeout=args.timeout
+        )
+    except ReplayError as e:
+        print(f"pager-emulator replay: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pager-emulator replay: interrupted", file=sys.stderr)
+        return 130

@@ -20,6 +20,7 @@ exchange's passing) is that message, and takes the mark.
 from __future__ import annotations
 
 import base64
+import io
 import itertools
 import json
 import math
@@ -111,7 +112,7 @@ class _Record:
         answer = None if self.answer is None else aiocoap.Message.decode(self.answer)
         opt = request.opt
         content_format = _format(opt.content_format)
-        body, body_base64 = _decoded(request.payload, content_format)
+        body, body_base64 = decode_payload(request.payload, content_format)
         path = opt.uri_path
         if not path and opt.uri_path_abbrev in ABBREVIATED:
             path = ABBREVIATED[opt.uri_path_abbrev]
@@ -120,7 +121,7 @@ class _Record:
         answered: dict[str, Any] = {}
         if answer is not None:
             answer_format = _format(answer.opt.content_format)
-            decoded, undecoded = _decoded(answer.payload, answer_format)
+            decoded, undecoded = decode_payload(answer.payload, answer_format)
             answered = {
                 "code": answer.code.dotted,
                 "answer_content_format": answer_format,
@@ -288,15 +289,18 @@ def _format(content_format: Any) -> int | None:
     return None if content_format is None else int(content_format)
 
 
-def _decoded(payload: bytes, content_format: int | None) -> tuple[Any, str | None]:
+def decode_payload(payload: bytes, content_format: int | None) -> tuple[Any, str | None]:
     """(the payload as a JSON value, None), or (None, its base64) when it does not decode
-    as its Content-Format says (JSON when it names none)."""
+    as its Content-Format says (JSON when it names none). CBOR is one data item and nothing
+    after it: `cbor2.loads` alone reads the first item of a block cut out of a longer body
+    and drops the rest, which would leave the block's bytes lost to a replay."""
     if not payload:
         return None, None
     try:
         if content_format == wire.CBOR:
-            value = cbor2.loads(payload)
-            if _jsonable(value):
+            stream = io.BytesIO(payload)
+            value = cbor2.CBORDecoder(stream).decode()
+            if stream.tell() == len(payload) and _jsonable(value):
                 return value, None
         elif content_format in (None, wire.JSON):
             return json.loads(payload.decode("utf-8"), parse_constant=_no_constant), None
