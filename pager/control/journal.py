@@ -19,6 +19,7 @@ exchange's passing) is that message, and takes the mark.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import json
@@ -26,7 +27,7 @@ import math
 import re
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +48,7 @@ METHODS = {1: "GET", 2: "POST", 3: "PUT", 4: "DELETE", 5: "FETCH", 6: "PATCH", 7
 CODE = re.compile(r"[2-5]\.[0-9]{2}")
 LIMIT_DEFAULT = 10_000
 BYTES_DEFAULT = 16 * 2**20
+SLICE_SECONDS = 0.001  # how long a read of the journal holds the loop at a time (`sliced`)
 _TEXT_FORMATS = frozenset((0, 40))  # text/plain, application/link-format
 
 
@@ -278,6 +280,19 @@ class Journal:
                     left -= 1
                     if not left:
                         return
+
+
+async def sliced(entries: Iterator[Entry]) -> AsyncIterator[Entry]:
+    """`entries`, handing the loop back every few milliseconds: a control API read decodes
+    (and its caller dumps) thousands of entries on the loop that serves CoAP, and a full
+    journal read at once would hold device traffic for a good part of a second. The time
+    spent by the caller on each entry counts too."""
+    until = time.monotonic() + SLICE_SECONDS
+    for entry in entries:
+        yield entry
+        if time.monotonic() >= until:
+            await asyncio.sleep(0)
+            until = time.monotonic() + SLICE_SECONDS
 
 
 def _size(record: _Record) -> int:
