@@ -144,3 +144,46 @@ async def test_a_piece_of_a_block1_upload_is_base64_even_when_it_parses(rig):
     assert [e.block1 for e in pieces][:2] == [0, 1]
     assert all(e.body is None and e.body_base64 for e in pieces)
     assert base64.b64decode(pieces[1].body_base64) == body[1024:2048]
+
+
+async def test_a_read_is_of_the_journal_as_it_began_while_requests_come_and_it_is_cleared(rig):
+    emu, http = rig.emu, rig.http
+    await _fill(emu.port, 3000)
+    await rig.coap.get("/v1/sessions")
+    before = [e.id for e in emu.journal()]
+    journal = emu._journal
+    entries = journal.entries
+    begun = asyncio.Event()
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        for n, entry in enumerate(entries(*args, **kwargs)):
+            if n == 0:
+                begun.set()
+            yield entry
+
+    journal.entries = watched  # type: ignore[method-assign]
+    reading = asyncio.create_task(http.session.get("/journal?format=jsonl"))
+    await begun.wait()
+    await rig.coap.get("/v1/sessions")  # recorded during the read
+    assert await http.delete("/journal") == {"entries": []}
+    await rig.coap.get("/v1/sessions")  # recorded after the clear, during the read
+    async with await reading as response:
+        read = [_strict(line)["id"] for line in (await response.text()).splitlines()]
+    assert read == before == list(range(1, len(before) + 1))
+    after = [e["id"] for e in (await http.get("/journal"))["entries"]]
+    assert len(after) == 1 and after[0] > before[-1] + 1  # ids go on, none reused
+
+
+async def test_paging_with_after_skips_and_repeats_nothing_while_requests_come(rig):
+    emu, http = rig.emu, rig.http
+    traffic = asyncio.create_task(_fill(emu.port, 2000))
+    seen: list[int] = []
+    while True:
+        done = traffic.done()
+        query = {"limit": "37", **({"after": str(seen[-1])} if seen else {})}
+        page = (await http.get("/journal", params=query))["entries"]
+        seen += [e["id"] for e in page]
+        if done and not page or len(seen) > 4000:  # the bound: a repeating page never ends
+            break
+    await traffic
+    assert seen == list(range(1, 2001))
