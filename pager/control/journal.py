@@ -50,6 +50,7 @@ CODE = re.compile(r"[2-5]\.[0-9]{2}")
 LIMIT_DEFAULT = 10_000
 BYTES_DEFAULT = 16 * 2**20
 SLICE_SECONDS = 0.001  # how long a read of the journal holds the loop at a time (`sliced`)
+_PAUSE = 50e-6  # the GIL let go between slices, for the store's thread (`sliced`)
 _TEXT_FORMATS = frozenset((0, 40))  # text/plain, application/link-format
 DEPTH_MAX = 64  # nesting of a decoded body kept as JSON; a deeper one is kept as base64
 _INT_BITS_MAX = 14_000  # an integer of fewer than Python's 4,300 digits for text
@@ -286,14 +287,19 @@ class Journal:
 
 
 async def sliced(entries: Iterator[Entry]) -> AsyncIterator[Entry]:
-    """`entries`, handing the loop back every few milliseconds: a control API read decodes
-    (and its caller dumps) thousands of entries on the loop that serves CoAP, and a full
-    journal read at once would hold device traffic for a good part of a second. The time
-    spent by the caller on each entry counts too."""
+    """`entries`, handing the loop back every millisecond: a control API read decodes (and
+    its caller dumps) thousands of entries on the loop that serves CoAP, and a full journal
+    read at once would hold device traffic for a good part of a second. The time spent by
+    the caller on each entry counts too. Between slices the GIL is let go for a moment as
+    well: the store's thread (aiosqlite), which a CoAP request waits for, asks for the GIL
+    only after a switch interval without it changing hands, and a loop that takes it back at
+    once after each turn would keep that thread, and the request, waiting for the whole
+    read."""
     until = time.monotonic() + SLICE_SECONDS
     for entry in entries:
         yield entry
         if time.monotonic() >= until:
+            time.sleep(_PAUSE)  # noqa: ASYNC251 -- the GIL let go, not the loop held
             await asyncio.sleep(0)
             until = time.monotonic() + SLICE_SECONDS
 
