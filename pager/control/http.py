@@ -39,7 +39,8 @@ from pager.control.faults import (
     Fault,
     Kind,
 )
-from pager.control.journal import METHODS
+from pager.control.journal import METHODS, Filters, sliced
+from pager.control.journal_entry import Entry
 from pager.control.rig import NotRunning, PagerState, RigControls
 from pager.domain import digits
 from pager.domain.errors import Refused
@@ -668,8 +669,8 @@ async def _power_cycle(rig: RigControls, request: web.Request, body: Body) -> we
     return _answer(PowerCycled(unreachableFor=body.seconds))
 
 
-def _journal_filters(request: web.Request) -> dict[str, Any]:
-    """The filters of `RigControls.journal` a query gives, read (each checked there)."""
+def _journal_filters(request: web.Request, after: int | None = None) -> Filters:
+    """The filters of `RigControls.journal` a query gives, each checked."""
     q = request.query
     limit = q.get("limit")
     text = q.get("since")
@@ -681,32 +682,34 @@ def _journal_filters(request: web.Request) -> dict[str, Any]:
             raise BadInput(f"since must be {SINCE}") from None
         if since.utcoffset() is None:
             raise BadInput(f"since must be {SINCE}")
-    return {
-        "method": q.get("method"),
-        "path": q.get("path"),
-        "number": _query_int(request, "number"),
-        "code": q.get("code"),
-        "since": since,
-        "after": _query_int(request, "after"),
-        "limit": None if limit is None else _integer(limit, "limit", 1),
-    }
+    try:
+        return Filters(
+            method=q.get("method"),
+            path=q.get("path"),
+            number=_query_int(request, "number"),
+            code=q.get("code"),
+            since=since,
+            after=_query_int(request, "after"),
+            limit=None if limit is None else _integer(limit, "limit", 1),
+        )
+    except ValueError as e:
+        raise BadInput(str(e)) from None
 
 
 async def _get_journal(rig: RigControls, request: web.Request, body: Body) -> web.StreamResponse:
     form = request.query.get("format", "json")
     if form not in ("json", "jsonl"):
         raise BadInput(f"format must be json or jsonl, not {form!r}")
-    try:
-        entries = rig.journal(**_journal_filters(request))
-    except ValueError as e:
-        raise BadInput(str(e)) from None
-    if form == "json":
-        return _answer(JournalOut(entries=[EntryOut.model_validate(e.to_json()) for e in entries]))
+    entries = sliced(rig._journal_entries(_journal_filters(request)))
+    if form == "json":  # as `_answer(JournalOut(...))` writes it, an entry at a time
+        parts = [_entry_json(entry) async for entry in entries]
+        text = '{"entries": [' + ", ".join(parts) + "]}"
+        return web.Response(text=text, content_type="application/json")
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await response.prepare(request)
     lines: list[bytes] = []
     size = 0
-    for entry in entries:
+    async for entry in entries:
         line = json.dumps(entry.to_json()).encode() + b"\n"
         lines.append(line)
         size += len(line)
@@ -716,6 +719,10 @@ async def _get_journal(rig: RigControls, request: web.Request, body: Body) -> we
     await response.write(b"".join(lines))
     await response.write_eof()
     return response
+
+
+def _entry_json(entry: Entry) -> str:
+    return json.dumps(EntryOut.model_validate(entry.to_json()).model_dump(mode="json"), default=str)
 
 
 async def _clear_journal(rig: RigControls, request: web.Request, body: Body) -> web.Response:
@@ -734,13 +741,31 @@ def _pattern(given: PatternIn) -> verify.Request:
     )
 
 
-def _verdict(
+async def _verdict(
     model: type[_Answer], verdict: verify.Verdict | verify.SequenceVerdict
 ) -> web.Response:
     """Dumped through the answer model, as every answer is; the parts a pattern left out
-    stay out (`exclude_unset`), a journal entry's nulls stay in."""
-    answer = model.model_validate(verdict.to_json())
-    return _json(answer.model_dump(mode="json", exclude_unset=True), 200 if verdict.holds else 409)
+    stay out (`exclude_unset`), a journal entry's nulls stay in. In a thread, and the
+    matches (every entry of the journal, it may be) an entry at a time, so that no one long
+    call holds the loop that serves CoAP."""
+    text = await asyncio.to_thread(_verdict_text, model, verdict)
+    return web.Response(
+        text=text, status=200 if verdict.holds else 409, content_type="application/json"
+    )
+
+
+def _verdict_text(model: type[_Answer], verdict: verify.Verdict | verify.SequenceVerdict) -> str:
+    data = verdict.to_json()
+    data["matches"] = []
+    answer = model.model_validate(data).model_dump(mode="json", exclude_unset=True)
+    parts = []
+    for name, value in answer.items():
+        if name == "matches":
+            text = "[" + ", ".join(_entry_json(e) for e in verdict.matches) + "]"
+        else:
+            text = json.dumps(value, default=str)
+        parts.append(f"{json.dumps(name)}: {text}")
+    return "{" + ", ".join(parts) + "}"
 
 
 async def _verify(rig: RigControls, request: web.Request, body: Body) -> web.Response:
@@ -749,16 +774,25 @@ async def _verify(rig: RigControls, request: web.Request, body: Body) -> web.Res
         expected = verify.count(body.exactly, body.at_least, body.at_most)
     except verify.BadPattern as e:
         raise BadInput(str(e)) from None
-    return _verdict(VerdictOut, verify.verify(rig.journal(after=body.after), pattern, expected))
+    entries = await _journal_read(rig, body.after)
+    verdict = await asyncio.to_thread(verify.verify, entries, pattern, expected)
+    return await _verdict(VerdictOut, verdict)
 
 
 async def _verify_sequence(rig: RigControls, request: web.Request, body: Body) -> web.Response:
     try:
-        patterns = [_pattern(p) for p in body.patterns]
-        verdict = verify.verify_in_order(rig.journal(after=body.after), patterns)
+        patterns = verify.sequence([_pattern(p) for p in body.patterns])
     except verify.BadPattern as e:
         raise BadInput(str(e)) from None
-    return _verdict(SequenceVerdictOut, verdict)
+    entries = await _journal_read(rig, body.after)
+    verdict = await asyncio.to_thread(verify.verify_in_order, entries, patterns)
+    return await _verdict(SequenceVerdictOut, verdict)
+
+
+async def _journal_read(rig: RigControls, after: int | None) -> list[Entry]:
+    """The entries after `after`, decoded on the loop a slice at a time: a verdict over them
+    is then worked out in a thread, as they are frozen and the loop serves CoAP meanwhile."""
+    return [entry async for entry in sliced(rig._journal_entries(Filters(after=after)))]
 
 
 _CLOCK = {200: ("the clock after the change", ClockOut)}

@@ -19,6 +19,7 @@ exchange's passing) is that message, and takes the mark.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import itertools
@@ -27,7 +28,7 @@ import math
 import re
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -48,7 +49,11 @@ METHODS = {1: "GET", 2: "POST", 3: "PUT", 4: "DELETE", 5: "FETCH", 6: "PATCH", 7
 CODE = re.compile(r"[2-5]\.[0-9]{2}")
 LIMIT_DEFAULT = 10_000
 BYTES_DEFAULT = 16 * 2**20
+SLICE_SECONDS = 0.001  # how long a read of the journal holds the loop at a time (`sliced`)
+_PAUSE = 50e-6  # the GIL let go between slices, for the store's thread (`sliced`)
 _TEXT_FORMATS = frozenset((0, 40))  # text/plain, application/link-format
+DEPTH_MAX = 64  # nesting of a decoded body kept as JSON; a deeper one is kept as base64
+_INT_BITS_MAX = 14_000  # an integer of fewer than Python's 4,300 digits for text
 
 
 class _Record:
@@ -112,7 +117,7 @@ class _Record:
         answer = None if self.answer is None else aiocoap.Message.decode(self.answer)
         opt = request.opt
         content_format = _format(opt.content_format)
-        body, body_base64 = decode_payload(request.payload, content_format)
+        body, body_base64 = decode_payload(request.payload, content_format, opt.block1)
         path = opt.uri_path
         if not path and opt.uri_path_abbrev in ABBREVIATED:
             path = ABBREVIATED[opt.uri_path_abbrev]
@@ -121,7 +126,7 @@ class _Record:
         answered: dict[str, Any] = {}
         if answer is not None:
             answer_format = _format(answer.opt.content_format)
-            decoded, undecoded = decode_payload(answer.payload, answer_format)
+            decoded, undecoded = decode_payload(answer.payload, answer_format, answer.opt.block2)
             answered = {
                 "code": answer.code.dotted,
                 "answer_content_format": answer_format,
@@ -281,6 +286,24 @@ class Journal:
                         return
 
 
+async def sliced(entries: Iterator[Entry]) -> AsyncIterator[Entry]:
+    """`entries`, handing the loop back every millisecond: a control API read decodes (and
+    its caller dumps) thousands of entries on the loop that serves CoAP, and a full journal
+    read at once would hold device traffic for a good part of a second. The time spent by
+    the caller on each entry counts too. Between slices the GIL is let go for a moment as
+    well: the store's thread (aiosqlite), which a CoAP request waits for, asks for the GIL
+    only after a switch interval without it changing hands, and a loop that takes it back at
+    once after each turn would keep that thread, and the request, waiting for the whole
+    read."""
+    until = time.monotonic() + SLICE_SECONDS
+    for entry in entries:
+        yield entry
+        if time.monotonic() >= until:
+            time.sleep(_PAUSE)  # noqa: ASYNC251 -- the GIL let go, not the loop held
+            await asyncio.sleep(0)
+            until = time.monotonic() + SLICE_SECONDS
+
+
 def _size(record: _Record) -> int:
     return len(record.datagram) + (0 if record.answer is None else len(record.answer))
 
@@ -289,43 +312,67 @@ def _format(content_format: Any) -> int | None:
     return None if content_format is None else int(content_format)
 
 
-def decode_payload(payload: bytes, content_format: int | None) -> tuple[Any, str | None]:
+def decode_payload(
+    payload: bytes, content_format: int | None, block: Any = None
+) -> tuple[Any, str | None]:
     """(the payload as a JSON value, None), or (None, its base64) when it does not decode
-    as its Content-Format says (JSON when it names none). CBOR is one data item and nothing
-    after it: `cbor2.loads` alone reads the first item of a block cut out of a longer body
-    and drops the rest, which would leave the block's bytes lost to a replay."""
+    as its Content-Format says (JSON when it names none) into a value every reader can
+    write back as JSON, or is a piece of a block-wise body (`block`, its Block1 or Block2
+    option): a piece may happen to parse ("12" of "123"), but it is not the value sent."""
     if not payload:
         return None, None
     try:
+        if block is not None and (block.block_number or block.more):
+            raise ValueError("a piece of a block-wise body")
+        if content_format in _TEXT_FORMATS:
+            return payload.decode("utf-8"), None
+        value: Any = _UNDECODED
         if content_format == wire.CBOR:
             stream = io.BytesIO(payload)
             value = cbor2.CBORDecoder(stream).decode()
-            if stream.tell() == len(payload) and _jsonable(value):
-                return value, None
+            if stream.tell() != len(payload):  # data after the first item: not one value
+                value = _UNDECODED
         elif content_format in (None, wire.JSON):
-            return json.loads(payload.decode("utf-8"), parse_constant=_no_constant), None
-        elif content_format in _TEXT_FORMATS:
-            return payload.decode("utf-8"), None
-    except (ValueError, UnicodeDecodeError, cbor2.CBORDecodeError, RecursionError):
+            value = json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
+        if _plain(value):
+            return value, None
+    except Exception:  # a decoder raises many types for hostile bytes: none may fail a read
         pass
     return None, base64.b64encode(payload).decode("ascii")
+
+
+_UNDECODED = object()
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _jsonable(value: Any) -> bool:
-    """Whether a CBOR value is one JSON has (no byte strings, tags, non-text keys...)."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return True
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, list):
-        return all(_jsonable(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _jsonable(v) for k, v in value.items())
-    return False
+def _plain(value: Any) -> bool:
+    """Whether a decoded value is one that JSON has and that the readers write back as
+    JSON: no byte strings, tags or non-text keys (CBOR), no infinities (CBOR, and JSON's
+    1e999), no integers past Python's digit limit for text, nesting at most `DEPTH_MAX`
+    deep (pydantic refuses to dump much deeper ones)."""
+    stack = [(value, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if value is None or isinstance(value, (bool, str)):
+            continue
+        if isinstance(value, int):
+            if value.bit_length() > _INT_BITS_MAX:
+                return False
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                return False
+        elif isinstance(value, (list, dict)) and depth <= DEPTH_MAX:
+            if isinstance(value, dict):
+                if not all(isinstance(k, str) for k in value):
+                    return False
+                value = value.values()
+            stack.extend((v, depth + 1) for v in value)
+        else:
+            return False
+    return True
 
 
 def _number(query: tuple[str, ...], body: Any) -> int | None:

@@ -10,7 +10,7 @@ the device API; clock controls are runtime only (the `datetime` setting is what 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -353,7 +353,12 @@ class RigControls:
         recorded at or after `since` (an aware datetime), with an id greater than `after`;
         at most `limit` of them. A bad filter raises ValueError naming it."""
         filters = Filters(method, path, number, code, since, after, limit)
-        return list(self._rig.journal.entries(filters))
+        return list(self._journal_entries(filters))
+
+    def _journal_entries(self, filters: Filters) -> Iterator[Entry]:
+        """The entries `journal` lists, decoded one at a time as they are taken (the control
+        API reads them in slices, `pager.control.journal.sliced`)."""
+        return self._rig.journal.entries(filters)
 
     def clear_journal(self) -> None:
         """Forget every exchange recorded; ids go on from where they were."""
