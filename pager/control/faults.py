@@ -56,6 +56,11 @@ WINDOW_MAX = 1000
 SEED_MAX = 2**53 - 1  # read exactly by every JSON reader
 """The bounds of a fault, the control API's and the Python API's alike."""
 
+HELD_MAX = 10_000
+"""The most datagrams the faults hold back at once (delayed, a duplicate's copy, in a reorder
+window): one that would be held past it is lost, as a full queue on a network loses it, so
+that a long delay under heavy traffic cannot take the emulator's memory."""
+
 REORDER_SECONDS = 0.5
 """How long a reorder fault holds a datagram at most when not told: a window that does not
 fill within it is let go as it is, so nothing is held for a client that sent its last."""
@@ -213,9 +218,14 @@ class FaultInjector:
         self.unreachable_until = 0.0  # time.monotonic() until which nothing gets through
         self._ids = itertools.count(1)
         # (peer, message id) of each exchange a delay holds -> loop time it is released at
-        self._held: dict[tuple[Any, int], float] = {}
+        # and the timer that ends the hold
+        self._held: dict[tuple[Any, int], tuple[float, asyncio.TimerHandle]] = {}
         # reorder fault id -> the datagrams it holds, in arrival order, and its timer
         self._windows: dict[int, tuple[Fault, list[tuple[Go, Any]], asyncio.TimerHandle]] = {}
+        # the timer of each datagram held back to a later time (delayed, a duplicate's copy)
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._timer_ids = itertools.count()
+        self._overflowed = False  # HELD_MAX reached since the last datagram held; logged once
         self.active = False  # any fault set, or unreachable: the datagram hooks look closer
         # told of each fault as it acts, synchronously, while the message it acts on is in
         # hand (the request journal marks that message's exchange with it)
@@ -278,10 +288,27 @@ class FaultInjector:
 
     def power_off(self, seconds: float) -> None:
         self.unreachable_until = time.monotonic() + seconds
-        for _, _, timer in self._windows.values():  # what they hold is lost with the power
+        self._lose_held()  # what the faults hold is lost with the power
+        self.active = True
+
+    def close(self) -> None:
+        """Lose what the faults hold, its timers cancelled: the emulator stops, and nothing
+        held may be sent on its closed transport or read into its closed context later. The
+        faults stay set (a restarted emulator has them)."""
+        self._lose_held()
+        self.unreachable_until = 0.0
+        self._update()
+
+    def _lose_held(self) -> None:
+        for _, _, timer in self._windows.values():
             timer.cancel()
         self._windows.clear()
-        self.active = True
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for _, unhold in self._held.values():
+            unhold.cancel()
+        self._held.clear()
 
     @property
     def unreachable(self) -> bool:
@@ -337,7 +364,7 @@ class FaultInjector:
         key = (message.remote, message.mid)
         held = self._held.get(key)
         if held is not None:  # a retransmission, or the cached answer to one
-            self._at(held, send, message)
+            self._at(held[0], send, message)
             return
         request = getattr(message, "request", None)
         if request is None or message.code is None or not message.code.is_response():
@@ -348,8 +375,8 @@ class FaultInjector:
         delay = self._take("delay", path)
         if delay is not None:
             loop = asyncio.get_running_loop()
-            self._held[key] = release = loop.time() + delay.lag()
-            loop.call_at(release, self._unhold, key)
+            release = loop.time() + delay.lag()
+            self._held[key] = (release, loop.call_at(release, self._unhold, key))
             self.active = True
         self._pass(path, "answer", message, send, release)
 
@@ -376,12 +403,28 @@ class FaultInjector:
         loop = asyncio.get_running_loop()
         if when <= loop.time():
             go(datagram)
-        else:
-            loop.call_at(when, self._release, go, datagram)
+        elif self._holds_room():
+            timer = next(self._timer_ids)
+            self._timers[timer] = loop.call_at(when, self._release_held, timer, go, datagram)
+
+    def _release_held(self, timer: int, go: Go, datagram: Any) -> None:
+        del self._timers[timer]
+        self._release(go, datagram)
 
     def _release(self, go: Go, datagram: Any) -> None:
-        if not self.unreachable:  # a power cycle since loses what was held back
+        if not self.unreachable:
             go(datagram)
+
+    def _holds_room(self) -> bool:
+        """Whether one more datagram may be held back (`HELD_MAX`); logs the first loss."""
+        held = len(self._timers) + sum(len(w[1]) for w in self._windows.values())
+        if held < HELD_MAX:
+            self._overflowed = False
+            return True
+        if not self._overflowed:
+            log.warning("faults hold %d datagrams: more that they would hold are lost", held)
+            self._overflowed = True
+        return False
 
     def _unhold(self, key: tuple[Any, int]) -> None:
         del self._held[key]
@@ -391,6 +434,8 @@ class FaultInjector:
         """Hold `datagram` in `fault`'s window; let the window go once it is full, the fault
         is spent, or its first datagram has waited `fault.seconds`."""
         window = self._windows.get(fault.id)
+        if not self._holds_room():
+            return
         if window is None:
             timer = asyncio.get_running_loop().call_later(fault.seconds, self._let_go, fault.id)
             window = self._windows[fault.id] = (fault, [], timer)
