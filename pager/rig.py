@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ipaddress
 import json
+import os
+import socket
 import threading
 from collections.abc import Coroutine, Mapping
 from dataclasses import fields
@@ -58,6 +61,22 @@ class InvalidInput(Invalid, ValueError):
 class Unreachable(NotRunning):
     """The control API did not answer: the remote emulator stopped, is not there, or the
     network lost the call. A `NotRunning`, as a control of a stopped `Emulator` raises."""
+
+
+class SameLoop(RuntimeError):
+    """A plain (blocking) method was called on the event loop that serves the control API it
+    calls: the answer could never come (docs/python.md)."""
+
+
+def _local(host: str) -> bool:
+    """Whether `host` names this machine: loopback, or an address every interface has."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
 
 
 class RemoteEmulator:
@@ -153,8 +172,43 @@ class RemoteEmulator:
         return await asyncio.wrap_future(self._submit(call))
 
     def _blocking(self, call: Coroutine[Any, Any, T]) -> T:
-        """`call`, run on the session's loop, its caller waiting (bounded by its timeout)."""
+        """`call`, run on the session's loop, its caller waiting (bounded by its timeout).
+
+        A caller whose own loop serves the control API would wait out the whole timeout (the
+        server cannot answer while its loop is blocked) and then read that the remote did not
+        answer: that mistake is told at once instead."""
+        if self._served_on_the_callers_loop():
+            call.close()
+            raise SameLoop(
+                f"the control API at {self.url} is served on the event loop of the thread "
+                "calling this plain method, which blocks that loop until its answer: it "
+                "could never come. Run the emulator on a loop (or in a process) of its own, "
+                "or call from another thread (docs/python.md, RemoteEmulator)"
+            )
         return self._submit(call).result()
+
+    def _served_on_the_callers_loop(self) -> bool:
+        """Whether the caller's running loop listens on this URL's port on a local address
+        (a selector loop's listening sockets; another kind of loop is not looked into)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        selector = getattr(loop, "_selector", None)
+        accepting = getattr(socket, "SO_ACCEPTCONN", None)
+        host, port = self._base.host or "", self._base.port
+        if selector is None or accepting is None or not _local(host):
+            return False
+        for key in list(selector.get_map().values()):
+            try:  # a copy of the descriptor, with its family read from it, closed after
+                with socket.socket(fileno=os.dup(key.fd)) as sock:
+                    listening = sock.getsockopt(socket.SOL_SOCKET, accepting)
+                    bound = sock.getsockname()
+            except OSError:
+                continue
+            if listening and bound[1] == port and _local(bound[0]):
+                return True
+        return False
 
     async def _exchange(
         self,
