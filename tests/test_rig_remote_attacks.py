@@ -3,19 +3,22 @@ on the loop that serves the control API it calls, and a session started with a U
 emulator answers (or one that refuses the token). Each must fail at once and say why."""
 
 import asyncio
+import inspect
 import os
 import socket
 import sys
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from pager.app import Emulator
 from pager.rig import RemoteEmulator, SameLoop
-from pager.testing import TOKEN_ENV
+from pager.testing import FROZEN_AT, TOKEN_ENV, Request
 from tests import test_rig_remote
-from tests.test_rig_remote import TOKEN
+from tests.test_rig_remote import TOKEN, Elsewhere
 
 elsewhere = test_rig_remote.elsewhere  # the fixture: an emulator on a loop of its own
 
@@ -85,3 +88,66 @@ async def test_the_plugin_with_a_token_refused_stops_at_the_start(tmp_path, else
     args = ("--pager-emulator-url", side.url, "--pager-emulator-token", "wrong")
     out = await _session(tmp_path, *args, env=env)
     assert f"--pager-emulator-url {side.url}: a valid Authorization: Bearer token" in out, out
+
+
+# ---- a server that answers 200 with JSON of another shape ---------------------------------
+
+READING = {  # every member that reads something out of its answer, with its arguments
+    "uri": None,
+    "port": None,
+    "limits": None,
+    "health": (),
+    "clock_status": (),
+    "set_clock": (FROZEN_AT,),
+    "advance": (1,),
+    "freeze": (),
+    "unfreeze": (),
+    "set_speed": (2,),
+    "transmissions": (),
+    "pager": (12,),
+    "all_pagers": (),
+    "wait_for_page": (12, 0.1),
+    "list_faults": (),
+    "unreachable": None,
+    "journal": (),
+    "verify": (),
+    "verify_in_order": (Request(method="GET"),),
+}
+
+
+@pytest.fixture
+async def misshapen() -> AsyncIterator[Callable[[str], str]]:
+    """A server answering every request 200 with the JSON it is set to: its URL."""
+    answer = ["{}"]
+
+    async def reply(request: web.Request) -> web.Response:
+        return web.Response(text=answer[0], content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", reply)
+    side = Elsewhere()
+    runner = web.AppRunner(app)
+    await side.run(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await side.run(site.start())
+
+    def answering(text: str) -> str:
+        answer[0] = text
+        return f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    yield answering
+    await side.run(runner.cleanup())
+    await side.close()
+
+
+@pytest.mark.parametrize("answer", ["{}", "[]", '"text"', '{"faults": 3, "entries": [{}]}'])
+@pytest.mark.parametrize("name", READING)
+async def test_an_answer_of_another_shape_is_named_not_a_key_error(misshapen, name, answer):
+    async with RemoteEmulator(misshapen(answer), timeout=5) as remote:
+        with pytest.raises(RuntimeError, match="answered 200") as raised:
+            value = getattr(remote, name)
+            if READING[name] is not None:
+                value = value(*READING[name])
+                if inspect.isawaitable(value):
+                    await value
+        assert type(raised.value) is RuntimeError  # not a KeyError, a TypeError
