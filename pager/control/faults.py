@@ -144,10 +144,18 @@ def _check(
     window: int | None,
 ) -> None:
     """Raise ValueError for anything a fault of `kind` cannot be."""
+    _typed(
+        {"kind": kind, "path": path, "code": code, "direction": direction,
+         "distribution": distribution},
+        {"count": count, "seed": seed, "window": window},
+        {"probability": probability, "seconds": seconds, **times},
+    )  # fmt: skip
     if kind not in get_args(Kind):
         raise ValueError(f"kind must be one of {', '.join(get_args(Kind))}, not {kind!r}")
     if path is not None and not path.startswith("/"):
         raise ValueError(f"path must start with /, not {path!r}")
+    if path is not None and "?" in path:  # it would never match: a request's path has none
+        raise ValueError(f"path is a request's path without its query, not {path!r}")
     if count is not None and not 1 <= count <= COUNT_MAX:
         raise ValueError(f"count must be from 1 to {COUNT_MAX}, not {count!r}")
     if not 0 <= probability <= 1:
@@ -182,6 +190,22 @@ def _check(
             if value is not None:
                 raise ValueError(f"{name} is for {', '.join(TIMED)} faults, not {kind}")
     _check_times(distribution or "fixed", seconds, times)
+
+
+def _typed(
+    texts: dict[str, object], integers: dict[str, object], numbers: dict[str, object]
+) -> None:
+    """Raise ValueError for a member of the wrong type (None: not given), as the control API
+    refuses one: a bool is no number here, a float no integer, a number no text."""
+    for name, value in texts.items():
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{name} must be a string, not {value!r}")
+    for name, value in integers.items():
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ValueError(f"{name} must be an integer, not {value!r}")
+    for name, value in numbers.items():
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            raise ValueError(f"{name} must be a number, not {value!r}")
 
 
 def _check_times(distribution: str, seconds: float | None, times: dict[str, float | None]) -> None:
