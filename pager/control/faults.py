@@ -21,7 +21,10 @@ Error answers are given by the CoAP layer's request gate (`pager.coap.gate`), wh
 Every fault draws from its own random generator, seeded by its `seed` (from the OS when it
 has none): which datagrams it acts on and the times it draws then depend only on the
 sequence of datagrams it is offered, so the same seed and the same requests give the same
-run, whatever other faults do. A fault that does not fire for a datagram is not counted.
+run, whatever other faults do (a reorder window's order comes from a second generator, as
+how many it holds depends on timing). Notifications are among the datagrams offered to an
+answer fault on their path, and they come with time: a seeded run repeats only without an
+observation on the fault's path. A fault that does not fire for a datagram is not counted.
 """
 
 import asyncio
@@ -96,9 +99,13 @@ class Fault:
     sigma: float | None = None
     window: int | None = None  # reorder
     rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+    # a reorder window's order: a shuffle takes as many draws as the window holds, which
+    # timing decides, so it must not take them from `rng`, which chooses the datagrams
+    order_rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.rng.seed(self.seed)
+        self.order_rng.seed(None if self.seed is None else f"{self.seed} order")
 
     def matches(self, path: str, direction: str | None) -> bool:
         return (self.path is None or self.path == path) and self.direction == direction
@@ -477,7 +484,7 @@ class FaultInjector:
         fault, held, timer = window
         timer.cancel()
         order = list(range(len(held)))
-        fault.rng.shuffle(order)
+        fault.order_rng.shuffle(order)
         if order == sorted(order):
             order = order[1:] + order[:1]
         for i in order:
