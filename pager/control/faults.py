@@ -61,8 +61,9 @@ SEED_MAX = 2**53 - 1  # read exactly by every JSON reader
 
 HELD_MAX = 10_000
 """The most datagrams the faults hold back at once (delayed, a duplicate's copy, in a reorder
-window): one that would be held past it is lost, as a full queue on a network loses it, so
-that a long delay under heavy traffic cannot take the emulator's memory."""
+window), and the most exchanges a delay holds: one that would be held past it is lost, as a
+full queue on a network loses it (a delayed answer with nothing held for its
+retransmissions), so that a long delay under heavy traffic cannot take the memory."""
 
 REORDER_SECONDS = 0.5
 """How long a reorder fault holds a datagram at most when not told: a window that does not
@@ -405,6 +406,8 @@ class FaultInjector:
         release = 0.0
         delay = self._take("delay", path)
         if delay is not None:
+            if not self._holds_room(exchange=True):  # lost, nothing held for retransmissions
+                return
             loop = asyncio.get_running_loop()
             release = loop.time() + delay.lag()
             self._held[key] = (release, loop.call_at(release, self._unhold, key))
@@ -446,10 +449,11 @@ class FaultInjector:
         if not self.unreachable:
             go(datagram)
 
-    def _holds_room(self) -> bool:
-        """Whether one more datagram may be held back (`HELD_MAX`); logs the first loss."""
+    def _holds_room(self, exchange: bool = False) -> bool:
+        """Whether one more datagram (and `exchange`: one more delayed exchange) may be held
+        back, `HELD_MAX` of each; logs the first loss."""
         held = len(self._timers) + sum(len(w[1]) for w in self._windows.values())
-        if held < HELD_MAX:
+        if held < HELD_MAX and not (exchange and len(self._held) >= HELD_MAX):
             self._overflowed = False
             return True
         if not self._overflowed:

@@ -90,6 +90,19 @@ async def test_the_faults_hold_at_most_their_bound_and_lose_the_rest(rig, monkey
     rig.emu.clear_faults()
 
 
+async def test_a_delay_holds_at_most_the_bound_of_exchanges(rig, monkeypatch):
+    monkeypatch.setattr(faults, "HELD_MAX", 5, raising=False)
+    rig.emu.add_fault("delay", seconds=600)
+    async with peer(rig.emu.port) as client:
+        for mid in range(1, 21):
+            client.send(mid)
+        await asyncio.sleep(0.5)
+    assert client.run.answers == {}  # five held for 600 s, fifteen lost
+    timers = faults_timers(asyncio.get_running_loop(), rig.emu.faults)
+    assert len(timers) == 10  # each held exchange: its answer's and the end of its hold
+    rig.emu.clear_faults()
+
+
 # ---- a reorder fault's draws -------------------------------------------------------------
 
 
