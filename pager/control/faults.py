@@ -328,7 +328,6 @@ class FaultInjector:
         held may be sent on its closed transport or read into its closed context later. The
         faults stay set (a restarted emulator has them)."""
         self._lose_held()
-        self.unreachable_until = 0.0
         self._update()
 
     def _lose_held(self) -> None:
