@@ -432,7 +432,7 @@ class FaultInjector:
             self._at(start + duplicate.lag(), go, datagram)
 
     def _at(self, when: float, go: Go, datagram: Any) -> None:
-        """`go(datagram)` at loop time `when` (now if past), unless a power cycle is on then."""
+        """`go(datagram)` at loop time `when` (now if past), if the faults have room to hold it."""
         loop = asyncio.get_running_loop()
         if when <= loop.time():
             go(datagram)
@@ -441,12 +441,8 @@ class FaultInjector:
             self._timers[timer] = loop.call_at(when, self._release_held, timer, go, datagram)
 
     def _release_held(self, timer: int, go: Go, datagram: Any) -> None:
-        del self._timers[timer]
-        self._release(go, datagram)
-
-    def _release(self, go: Go, datagram: Any) -> None:
-        if not self.unreachable:
-            go(datagram)
+        del self._timers[timer]  # a power cycle or a stop cancelled it, had one come since
+        go(datagram)
 
     def _holds_room(self, exchange: bool = False) -> bool:
         """Whether one more datagram (and `exchange`: one more delayed exchange) may be held
@@ -492,5 +488,5 @@ class FaultInjector:
             order = order[1:] + order[:1]
         for i in order:
             go, datagram = held[i]
-            self._release(go, datagram)
+            go(datagram)
         self._update()
