@@ -185,6 +185,7 @@ class Emulator(RigControls):
         if self._context is not None:
             if self.hub is not None:  # spec §8: observers are told before the transport closes
                 await self.hub.end_all()
+            self.faults.close()  # nothing held may leave on the closed transport
             await self._context.shutdown()
             self._context = None
         if self._store is not None:

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ipaddress
 import json
+import os
+import socket
 import threading
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
@@ -58,6 +61,22 @@ class InvalidInput(Invalid, ValueError):
 class Unreachable(NotRunning):
     """The control API did not answer: the remote emulator stopped, is not there, or the
     network lost the call. A `NotRunning`, as a control of a stopped `Emulator` raises."""
+
+
+class SameLoop(RuntimeError):
+    """A plain (blocking) method was called on the event loop that serves the control API it
+    calls: the answer could never come (docs/python.md)."""
+
+
+def _local(host: str) -> bool:
+    """Whether `host` names this machine: loopback, or an address every interface has."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
 
 
 class RemoteEmulator:
@@ -153,8 +172,43 @@ class RemoteEmulator:
         return await asyncio.wrap_future(self._submit(call))
 
     def _blocking(self, call: Coroutine[Any, Any, T]) -> T:
-        """`call`, run on the session's loop, its caller waiting (bounded by its timeout)."""
+        """`call`, run on the session's loop, its caller waiting (bounded by its timeout).
+
+        A caller whose own loop serves the control API would wait out the whole timeout (the
+        server cannot answer while its loop is blocked) and then read that the remote did not
+        answer: that mistake is told at once instead."""
+        if self._served_on_the_callers_loop():
+            call.close()
+            raise SameLoop(
+                f"the control API at {self.url} is served on the event loop of the thread "
+                "calling this plain method, which blocks that loop until its answer: it "
+                "could never come. Run the emulator on a loop (or in a process) of its own, "
+                "or call from another thread (docs/python.md, RemoteEmulator)"
+            )
         return self._submit(call).result()
+
+    def _served_on_the_callers_loop(self) -> bool:
+        """Whether the caller's running loop listens on this URL's port on a local address
+        (a selector loop's listening sockets; another kind of loop is not looked into)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        selector = getattr(loop, "_selector", None)
+        accepting = getattr(socket, "SO_ACCEPTCONN", None)
+        host, port = self._base.host or "", self._base.port
+        if selector is None or accepting is None or not _local(host):
+            return False
+        for key in list(selector.get_map().values()):
+            try:  # a copy of the descriptor, with its family read from it, closed after
+                with socket.socket(fileno=os.dup(key.fd)) as sock:
+                    listening = sock.getsockopt(socket.SOL_SOCKET, accepting)
+                    bound = sock.getsockname()
+            except OSError:
+                continue
+            if listening and bound[1] == port and _local(bound[0]):
+                return True
+        return False
 
     async def _exchange(
         self,
@@ -164,9 +218,13 @@ class RemoteEmulator:
         query: Mapping[str, str] | None = None,
         expect: tuple[int, ...] = (200,),
         timeout: float | None = None,
-    ) -> tuple[int, Any]:
-        """One call of the control API: the status (one of `expect`) and the JSON answer.
-        Any other status raises as the in-process emulator would (module docstring)."""
+        read: Callable[[Any], T] = lambda answer: answer,
+    ) -> tuple[int, T]:
+        """One call of the control API: the status (one of `expect`) and the JSON answer as
+        `read` makes it into what the in-process emulator returns. Any other status raises as
+        the in-process emulator would (module docstring); an answer `read` cannot read (a
+        server that is no pager-emulator's, or another version's) is a RuntimeError naming
+        the call, not a KeyError from deep inside it."""
         session = self._session
         if session is None:
             raise NotRunning(f"the session with {self.url} is not open: start it first")
@@ -193,7 +251,13 @@ class RemoteEmulator:
         except ValueError:
             answer = None
         if status in expect and answer is not None:
-            return status, answer
+            try:
+                return status, read(answer)
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                raise RuntimeError(
+                    f"{call} answered {status}: {text[:200]!r}, not the JSON of a "
+                    f"pager-emulator control API ({type(e).__name__}: {e})"
+                ) from None
         error = answer.get("error") if isinstance(answer, dict) else None
         if not isinstance(error, str):
             error = f"{text[:200]!r}, not the JSON of a pager-emulator control API"
@@ -206,14 +270,24 @@ class RemoteEmulator:
         raise RuntimeError(f"{call} answered {status}: {error}")
 
     async def _call(
-        self, method: str, path: str, body: Mapping[str, Any] | None = None, **kw: Any
-    ) -> Any:
-        return (await self._there(self._exchange(method, path, body, **kw)))[1]
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        read: Callable[[Any], T] = lambda answer: answer,
+        **kw: Any,
+    ) -> T:
+        return (await self._there(self._exchange(method, path, body, read=read, **kw)))[1]
 
     def _call_now(
-        self, method: str, path: str, body: Mapping[str, Any] | None = None, **kw: Any
-    ) -> Any:
-        return self._blocking(self._exchange(method, path, body, **kw))[1]
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        read: Callable[[Any], T] = lambda answer: answer,
+        **kw: Any,
+    ) -> T:
+        return self._blocking(self._exchange(method, path, body, read=read, **kw))[1]
 
     # -- what the transmitter is --------------------------------------------------------
 
@@ -221,7 +295,7 @@ class RemoteEmulator:
         """`GET /device`: configuration, fixed while the remote runs, so asked once a
         session."""
         if self._device is None:
-            self._device = self._call_now("GET", "/device")
+            self._device = self._call_now("GET", "/device", read=_device)
         return self._device
 
     @property
@@ -245,29 +319,29 @@ class RemoteEmulator:
         reported as a stopped emulator is, with `error` saying why, so that a readiness poll
         needs no `try`."""
         try:
-            return dict(self._call_now("GET", "/health", expect=(200, 503)))
+            return dict(self._call_now("GET", "/health", expect=(200, 503), read=_health))
         except NotRunning as e:
             return {"ready": False, "coap": "stopped", "store": "closed", "error": str(e)}
 
     # -- clock --------------------------------------------------------------------------
 
     def clock_status(self) -> dict[str, Any]:
-        return _clock(self._call_now("GET", "/clock"))
+        return self._call_now("GET", "/clock", read=_clock)
 
     async def set_clock(self, when: datetime) -> dict[str, Any]:
-        return _clock(await self._call("POST", "/clock/set", {"datetime": fmt(when)}))
+        return await self._call("POST", "/clock/set", {"datetime": fmt(when)}, read=_clock)
 
     async def advance(self, seconds: float) -> dict[str, Any]:
-        return _clock(await self._call("POST", "/clock/advance", {"seconds": seconds}))
+        return await self._call("POST", "/clock/advance", {"seconds": seconds}, read=_clock)
 
     async def freeze(self) -> dict[str, Any]:
-        return _clock(await self._call("POST", "/clock/freeze"))
+        return await self._call("POST", "/clock/freeze", read=_clock)
 
     async def unfreeze(self) -> dict[str, Any]:
-        return _clock(await self._call("POST", "/clock/unfreeze"))
+        return await self._call("POST", "/clock/unfreeze", read=_clock)
 
     async def set_speed(self, factor: float) -> dict[str, Any]:
-        return _clock(await self._call("POST", "/clock/speed", {"factor": factor}))
+        return await self._call("POST", "/clock/speed", {"factor": factor}, read=_clock)
 
     # -- virtual pagers -----------------------------------------------------------------
 
@@ -275,14 +349,18 @@ class RemoteEmulator:
         self, number: int | None = None, since: datetime | None = None, after_id: int | None = None
     ) -> list[Transmission]:
         query = _query(number=number, since=since, after=after_id)
-        answer = await self._call("GET", "/transmissions", query=query)
-        return [_transmission(t) for t in answer["transmissions"]]
+        return await self._call(
+            "GET",
+            "/transmissions",
+            query=query,
+            read=lambda a: _each(_transmission, a, "transmissions"),
+        )
 
     def pager(self, number: int) -> PagerState:
-        return _pager(self._call_now("GET", f"/pagers/{number}"))
+        return self._call_now("GET", f"/pagers/{number}", read=_pager)
 
     def all_pagers(self) -> list[PagerState]:
-        return [_pager(p) for p in self._call_now("GET", "/pagers")["pagers"]]
+        return self._call_now("GET", "/pagers", read=lambda a: _each(_pager, a, "pagers"))
 
     async def wait_for_page(
         self,
@@ -299,9 +377,12 @@ class RemoteEmulator:
                 query=query,
                 expect=(200, 408),
                 timeout=self._timeout + max(timeout, 0.0),
+                read=lambda a: a if "transmission" not in a else _transmission(a["transmission"]),
             )
         )
-        return _transmission(answer["transmission"]) if status == 200 else None
+        if status == 200 and not isinstance(answer, Transmission):
+            raise RuntimeError(f"GET /pagers/{number}/wait answered 200 with no transmission")
+        return answer if status == 200 else None
 
     # -- faults -------------------------------------------------------------------------
 
@@ -329,7 +410,7 @@ class RemoteEmulator:
             "distribution": distribution, "min": min, "max": max, "median": median,
             "sigma": sigma, "window": window,
         }  # fmt: skip
-        return _fault(self._call_now("POST", "/faults", body, expect=(201,)))
+        return self._call_now("POST", "/faults", body, expect=(201,), read=_fault)
 
     def remove_fault(self, fault_id: int) -> bool:
         status, _ = self._blocking(
@@ -342,12 +423,12 @@ class RemoteEmulator:
 
     def list_faults(self) -> list[Fault]:
         """The faults still set, oldest first."""
-        return [_fault(f) for f in self._call_now("GET", "/faults")["faults"]]
+        return self._call_now("GET", "/faults", read=lambda a: _each(_fault, a, "faults"))
 
     @property
     def unreachable(self) -> bool:
         """Whether a power cycle keeps the transmitter unreachable now."""
-        return bool(self._call_now("GET", "/faults")["unreachable"])
+        return self._call_now("GET", "/faults", read=lambda a: _boolean(a["unreachable"]))
 
     async def power_cycle(self, seconds: float) -> None:
         await self._call("POST", "/power-cycle", {"seconds": seconds})
@@ -367,8 +448,9 @@ class RemoteEmulator:
         query = _query(method=method, path=path, number=number, code=code, after=after, limit=limit)
         if since is not None:  # wall time with its offset, not the transmitter's
             query["since"] = since.isoformat()
-        answer = self._call_now("GET", "/journal", query=query)
-        return [Entry.from_json(e) for e in answer["entries"]]
+        return self._call_now(
+            "GET", "/journal", query=query, read=lambda a: _each(Entry.from_json, a, "entries")
+        )
 
     def clear_journal(self) -> None:
         self._call_now("DELETE", "/journal")
@@ -396,10 +478,11 @@ class RemoteEmulator:
         call = {**pattern.to_json(), **count(exactly, at_least, at_most).to_json()}
         if after is not None:
             call["after"] = after
-        status, answer = self._blocking(
-            self._exchange("POST", "/journal/verify", call, expect=(200, 409))
+        status, verdict = self._blocking(
+            self._exchange(
+                "POST", "/journal/verify", call, expect=(200, 409), read=Verdict.from_json
+            )
         )
-        verdict = Verdict.from_json(answer)
         if status == 409:
             raise VerificationFailed(verdict)
         return list(verdict.matches)
@@ -409,10 +492,15 @@ class RemoteEmulator:
         call: dict[str, Any] = {"patterns": [p.to_json() for p in sequence(patterns)]}
         if after is not None:
             call["after"] = after
-        status, answer = self._blocking(
-            self._exchange("POST", "/journal/verify-sequence", call, expect=(200, 409))
+        status, verdict = self._blocking(
+            self._exchange(
+                "POST",
+                "/journal/verify-sequence",
+                call,
+                expect=(200, 409),
+                read=SequenceVerdict.from_json,
+            )
         )
-        verdict = SequenceVerdict.from_json(answer)
         if status == 409:
             raise VerificationFailed(verdict)
         return list(verdict.matches)
@@ -433,6 +521,35 @@ def _query(**values: int | datetime | str | None) -> dict[str, str]:
         if value is not None:
             query[name] = fmt(value) if isinstance(value, datetime) else str(value)
     return query
+
+
+def _each(read: Callable[[Any], T], answer: Mapping[str, Any], name: str) -> list[T]:
+    """`answer[name]`, a list, each item read."""
+    items = answer[name]
+    if not isinstance(items, list):
+        raise TypeError(f"{name} is not a list")
+    return [read(item) for item in items]
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{value!r} is not a boolean")
+    return value
+
+
+def _device(answer: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`GET /device`'s answer, with what is read from it there and of the types read."""
+    if not isinstance(answer["uri"], str):
+        raise TypeError("uri is not a string")
+    for name in ("numberMin", "numberMax"):
+        if not isinstance(answer[name], int):
+            raise TypeError(f"{name} is not an integer")
+    return answer
+
+
+def _health(answer: Mapping[str, Any]) -> Mapping[str, Any]:
+    _boolean(answer["ready"])
+    return answer
 
 
 def _clock(answer: Mapping[str, Any]) -> dict[str, Any]:

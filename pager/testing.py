@@ -18,6 +18,7 @@ of the emulator whose control API is at URL instead, reset before each test and 
 frozen at `FROZEN_AT`, so that tests stay as independent as with emulators of their own.
 """
 
+import asyncio
 import inspect
 import os
 from collections.abc import AsyncIterator, Callable
@@ -37,6 +38,7 @@ from pager.rig import RemoteEmulator
 FROZEN_AT = datetime(2026, 1, 15, 18, 0, 0)
 FIXTURES = ("pager_emulator", "pager_fleet")
 TOKEN_ENV = "PAGER_EMULATOR_TOKEN"
+PROBE_TIMEOUT = 10.0  # seconds the remote has to answer the session's first question
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -52,6 +54,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="TOKEN",
         help=f"its control_token (default: the {TOKEN_ENV} environment variable)",
     )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """With `--pager-emulator-url`, ask the remote once before any test: a URL that is not
+    one, an emulator that does not answer or a token it refuses is then one clear error,
+    not an error in every test that uses `pager_emulator`."""
+    url = session.config.getoption("pager_emulator_url", None)
+    if url is None:
+        return
+    token = session.config.getoption("pager_emulator_token") or os.environ.get(TOKEN_ENV)
+    try:
+        health = asyncio.run(_health(url, token))
+    except (ValueError, PermissionError, RuntimeError) as e:
+        raise pytest.UsageError(f"--pager-emulator-url {url}: {e}") from None
+    if "error" in health:
+        raise pytest.UsageError(f"--pager-emulator-url {url}: {health['error']}")
+
+
+async def _health(url: str, token: str | None) -> dict[str, Any]:
+    async with RemoteEmulator(url, token, timeout=PROBE_TIMEOUT) as remote:
+        return await asyncio.to_thread(remote.health)
 
 
 def _frozen_clock() -> Clock:

@@ -21,7 +21,10 @@ Error answers are given by the CoAP layer's request gate (`pager.coap.gate`), wh
 Every fault draws from its own random generator, seeded by its `seed` (from the OS when it
 has none): which datagrams it acts on and the times it draws then depend only on the
 sequence of datagrams it is offered, so the same seed and the same requests give the same
-run, whatever other faults do. A fault that does not fire for a datagram is not counted.
+run, whatever other faults do (a reorder window's order comes from a second generator, as
+how many it holds depends on timing). Notifications are among the datagrams offered to an
+answer fault on their path, and they come with time: a seeded run repeats only without an
+observation on the fault's path. A fault that does not fire for a datagram is not counted.
 """
 
 import asyncio
@@ -55,6 +58,12 @@ SIGMA_MAX = 10.0
 WINDOW_MAX = 1000
 SEED_MAX = 2**53 - 1  # read exactly by every JSON reader
 """The bounds of a fault, the control API's and the Python API's alike."""
+
+HELD_MAX = 10_000
+"""The most datagrams the faults hold back at once (delayed, a duplicate's copy, in a reorder
+window), and the most exchanges a delay holds: one that would be held past it is lost, as a
+full queue on a network loses it (a delayed answer with nothing held for its
+retransmissions), so that a long delay under heavy traffic cannot take the memory."""
 
 REORDER_SECONDS = 0.5
 """How long a reorder fault holds a datagram at most when not told: a window that does not
@@ -91,9 +100,13 @@ class Fault:
     sigma: float | None = None
     window: int | None = None  # reorder
     rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+    # a reorder window's order: a shuffle takes as many draws as the window holds, which
+    # timing decides, so it must not take them from `rng`, which chooses the datagrams
+    order_rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.rng.seed(self.seed)
+        self.order_rng.seed(None if self.seed is None else f"{self.seed} order")
 
     def matches(self, path: str, direction: str | None) -> bool:
         return (self.path is None or self.path == path) and self.direction == direction
@@ -139,10 +152,18 @@ def _check(
     window: int | None,
 ) -> None:
     """Raise ValueError for anything a fault of `kind` cannot be."""
+    _typed(
+        {"kind": kind, "path": path, "code": code, "direction": direction,
+         "distribution": distribution},
+        {"count": count, "seed": seed, "window": window},
+        {"probability": probability, "seconds": seconds, **times},
+    )  # fmt: skip
     if kind not in get_args(Kind):
         raise ValueError(f"kind must be one of {', '.join(get_args(Kind))}, not {kind!r}")
     if path is not None and not path.startswith("/"):
         raise ValueError(f"path must start with /, not {path!r}")
+    if path is not None and "?" in path:  # it would never match: a request's path has none
+        raise ValueError(f"path is a request's path without its query, not {path!r}")
     if count is not None and not 1 <= count <= COUNT_MAX:
         raise ValueError(f"count must be from 1 to {COUNT_MAX}, not {count!r}")
     if not 0 <= probability <= 1:
@@ -179,6 +200,22 @@ def _check(
     _check_times(distribution or "fixed", seconds, times)
 
 
+def _typed(
+    texts: dict[str, object], integers: dict[str, object], numbers: dict[str, object]
+) -> None:
+    """Raise ValueError for a member of the wrong type (None: not given), as the control API
+    refuses one: a bool is no number here, a float no integer, a number no text."""
+    for name, value in texts.items():
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{name} must be a string, not {value!r}")
+    for name, value in integers.items():
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ValueError(f"{name} must be an integer, not {value!r}")
+    for name, value in numbers.items():
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            raise ValueError(f"{name} must be a number, not {value!r}")
+
+
 def _check_times(distribution: str, seconds: float | None, times: dict[str, float | None]) -> None:
     takes = {"fixed": (), "uniform": ("min", "max"), "lognormal": ("median", "sigma")}
     for name, value in times.items():
@@ -213,9 +250,14 @@ class FaultInjector:
         self.unreachable_until = 0.0  # time.monotonic() until which nothing gets through
         self._ids = itertools.count(1)
         # (peer, message id) of each exchange a delay holds -> loop time it is released at
-        self._held: dict[tuple[Any, int], float] = {}
+        # and the timer that ends the hold
+        self._held: dict[tuple[Any, int], tuple[float, asyncio.TimerHandle]] = {}
         # reorder fault id -> the datagrams it holds, in arrival order, and its timer
         self._windows: dict[int, tuple[Fault, list[tuple[Go, Any]], asyncio.TimerHandle]] = {}
+        # the timer of each datagram held back to a later time (delayed, a duplicate's copy)
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._timer_ids = itertools.count()
+        self._overflowed = False  # HELD_MAX reached since the last datagram held; logged once
         self.active = False  # any fault set, or unreachable: the datagram hooks look closer
         # told of each fault as it acts, synchronously, while the message it acts on is in
         # hand (the request journal marks that message's exchange with it)
@@ -278,10 +320,26 @@ class FaultInjector:
 
     def power_off(self, seconds: float) -> None:
         self.unreachable_until = time.monotonic() + seconds
-        for _, _, timer in self._windows.values():  # what they hold is lost with the power
+        self._lose_held()  # what the faults hold is lost with the power
+        self.active = True
+
+    def close(self) -> None:
+        """Lose what the faults hold, its timers cancelled: the emulator stops, and nothing
+        held may be sent on its closed transport or read into its closed context later. The
+        faults stay set (a restarted emulator has them)."""
+        self._lose_held()
+        self._update()
+
+    def _lose_held(self) -> None:
+        for _, _, timer in self._windows.values():
             timer.cancel()
         self._windows.clear()
-        self.active = True
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for _, unhold in self._held.values():
+            unhold.cancel()
+        self._held.clear()
 
     @property
     def unreachable(self) -> bool:
@@ -337,7 +395,7 @@ class FaultInjector:
         key = (message.remote, message.mid)
         held = self._held.get(key)
         if held is not None:  # a retransmission, or the cached answer to one
-            self._at(held, send, message)
+            self._at(held[0], send, message)
             return
         request = getattr(message, "request", None)
         if request is None or message.code is None or not message.code.is_response():
@@ -347,9 +405,11 @@ class FaultInjector:
         release = 0.0
         delay = self._take("delay", path)
         if delay is not None:
+            if not self._holds_room(exchange=True):  # lost, nothing held for retransmissions
+                return
             loop = asyncio.get_running_loop()
-            self._held[key] = release = loop.time() + delay.lag()
-            loop.call_at(release, self._unhold, key)
+            release = loop.time() + delay.lag()
+            self._held[key] = (release, loop.call_at(release, self._unhold, key))
             self.active = True
         self._pass(path, "answer", message, send, release)
 
@@ -372,16 +432,29 @@ class FaultInjector:
             self._at(start + duplicate.lag(), go, datagram)
 
     def _at(self, when: float, go: Go, datagram: Any) -> None:
-        """`go(datagram)` at loop time `when` (now if past), unless a power cycle is on then."""
+        """`go(datagram)` at loop time `when` (now if past), if the faults have room to hold it."""
         loop = asyncio.get_running_loop()
         if when <= loop.time():
             go(datagram)
-        else:
-            loop.call_at(when, self._release, go, datagram)
+        elif self._holds_room():
+            timer = next(self._timer_ids)
+            self._timers[timer] = loop.call_at(when, self._release_held, timer, go, datagram)
 
-    def _release(self, go: Go, datagram: Any) -> None:
-        if not self.unreachable:  # a power cycle since loses what was held back
-            go(datagram)
+    def _release_held(self, timer: int, go: Go, datagram: Any) -> None:
+        del self._timers[timer]  # a power cycle or a stop cancelled it, had one come since
+        go(datagram)
+
+    def _holds_room(self, exchange: bool = False) -> bool:
+        """Whether one more datagram (and `exchange`: one more delayed exchange) may be held
+        back, `HELD_MAX` of each; logs the first loss."""
+        held = len(self._timers) + sum(len(w[1]) for w in self._windows.values())
+        if held < HELD_MAX and not (exchange and len(self._held) >= HELD_MAX):
+            self._overflowed = False
+            return True
+        if not self._overflowed:
+            log.warning("faults hold %d datagrams: more that they would hold are lost", held)
+            self._overflowed = True
+        return False
 
     def _unhold(self, key: tuple[Any, int]) -> None:
         del self._held[key]
@@ -391,6 +464,8 @@ class FaultInjector:
         """Hold `datagram` in `fault`'s window; let the window go once it is full, the fault
         is spent, or its first datagram has waited `fault.seconds`."""
         window = self._windows.get(fault.id)
+        if not self._holds_room():
+            return
         if window is None:
             timer = asyncio.get_running_loop().call_later(fault.seconds, self._let_go, fault.id)
             window = self._windows[fault.id] = (fault, [], timer)
@@ -408,10 +483,10 @@ class FaultInjector:
         fault, held, timer = window
         timer.cancel()
         order = list(range(len(held)))
-        fault.rng.shuffle(order)
+        fault.order_rng.shuffle(order)
         if order == sorted(order):
             order = order[1:] + order[:1]
         for i in order:
             go, datagram = held[i]
-            self._release(go, datagram)
+            go(datagram)
         self._update()
