@@ -143,6 +143,7 @@ class RecentMessages(dict[Any, Any]):
         # the first live key of a dict whose front was deleted walks over every deleted slot,
         # a cost that showed in profiles of write load.
         self._born: deque[tuple[float, Any]] = deque()
+        self.filed: Replay | None = None  # the latest answer filed (see `sent`)
 
     def __setitem__(self, key: Any, value: Any) -> None:
         if key not in self:
@@ -155,7 +156,7 @@ class RecentMessages(dict[Any, Any]):
                 # peer's requests: one that collides would be re-sent, and fail, as the
                 # answer to a retransmitted request. Answers to requests are ACKs (or NON).
                 return
-            value = Replay(value)
+            value = self.filed = Replay(value)
         super().__setitem__(key, value)
 
     def _forget_old(self) -> None:
@@ -173,10 +174,12 @@ class RecentMessages(dict[Any, Any]):
         """The datagram of `answer` as it is being sent: a piggybacked one was encoded when
         aiocoap filed it here, just before sending it (a `Replay` is such a one sent again);
         any other is encoded now."""
-        if answer.mtype == ACK:
-            replay = super().get((answer.remote, answer.mid))
-            if isinstance(replay, Replay):
-                return replay.encode()
+        if isinstance(answer, Replay):
+            return answer.encode()
+        filed = self.filed
+        if answer.mtype == ACK and filed is not None and filed.mid == answer.mid:
+            if filed.remote is answer.remote:  # the one aiocoap filed just before sending it
+                return filed.encode()
         return answer.encode()
 
     def pop(self, key: Any, default: Any = None) -> Any:
