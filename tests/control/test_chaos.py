@@ -303,7 +303,11 @@ async def test_lognormal_delays_have_their_median_and_repeat_with_their_seed(rig
     assert min(first) < 0.15 and max(first) > 0.6  # spread, as a sigma of 0.5 spreads it
     again = await latencies(rig, body)
     close = sum(abs(a - b) < 0.1 for a, b in zip(first, again))
-    assert close >= 0.95 * len(first), close  # the same request delayed by the same time
+    # the same request delayed by the same time, but measured from the client: a loaded
+    # machine moves some answers by more than 0.1 s. Two independent draws of this
+    # distribution come that close for about two requests in five, so a seed that was
+    # not used still fails this.
+    assert close >= 0.8 * len(first), close
 
 
 async def test_uniform_delays_stay_between_min_and_max(rig):
