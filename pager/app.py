@@ -20,9 +20,11 @@ from pager.coap.base import Api
 from pager.coap.site import build_site
 from pager.config import Config
 from pager.control import http as control_http
+from pager.control.device_request import DeviceRequests
 from pager.control.faults import FaultInjector
 from pager.control.journal import Journal
 from pager.control.rig import PagerBoard, RigControls, RigParts
+from pager.control.wall_stream import WallStream
 from pager.domain.operations import DeviceRules, SettingsPatch, update_settings
 from pager.domain.rules import Limits
 from pager.engine import Engine
@@ -77,6 +79,9 @@ class Emulator(RigControls):
         if config.journal:
             self.faults.acted = self._journal.acted
         self.pagers = PagerBoard({})
+        self._wall = WallStream(self, self._journal if config.journal else None)
+        self.faults.changed = self._wall.faults_changed
+        self._device_requests = DeviceRequests()
         self.port: int | None = None
         self.control_port: int | None = None
         self._store: Store | None = None
@@ -93,6 +98,12 @@ class Emulator(RigControls):
     def uri(self) -> str:
         # yarl writes an IPv6 host in brackets, which aiocoap needs ("coap://[::1]:5683")
         return str(URL.build(scheme="coap", host=self.config.host, port=self.port))
+
+    @property
+    def control_uri(self) -> str | None:
+        if self.control_port is None:
+            return None
+        return str(URL.build(scheme="http", host=self.config.control_host, port=self.control_port))
 
     async def start(self) -> "Emulator":
         """Start serving. A start that fails at any step is undone before the error is
@@ -127,6 +138,7 @@ class Emulator(RigControls):
             self.engine, identity, c.ping_interval, c.max_observers, c.observer_queue_limit
         )
         self.engine.listeners.append(self.hub.publish)
+        self.engine.listeners.append(self._wall.on_change)
         receipts = await store.receipts()
         self.backlogs = backlogs = seam.Backlogs()
         self.api = Api.create(
@@ -150,7 +162,14 @@ class Emulator(RigControls):
         self._tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self.hub.run_pings())]
         self._attach(
             RigParts(
-                self.engine, self.hub, self.faults, self.pagers, self.api.block2, self._journal
+                self.engine,
+                self.hub,
+                self.faults,
+                self.pagers,
+                self.api.block2,
+                self._journal,
+                self._wall,
+                self._device_requests,
             )
         )
         if c.control:
@@ -173,9 +192,12 @@ class Emulator(RigControls):
         start, and stopping again does nothing. Every observer gets its final notification
         first (within `hub.END_WAIT`), and every rig waiting for a page is told it stopped."""
         self.pagers.end()
+        self._wall.end()
         if self._control is not None:
+            await self._wall.ended()
             await self._control.cleanup()
             self._control = None
+        await self._device_requests.close()
         self._attach(None)
         for task in self._tasks:
             task.cancel()

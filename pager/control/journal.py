@@ -28,7 +28,7 @@ import math
 import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -106,6 +106,8 @@ class _Record:
     def left(self) -> None:
         if self.leaves is None:
             self.leaves = time.monotonic()
+            if self.journal.watch is not None:
+                self.journal.watch(self, True)
 
     def marked(self) -> None:
         journal = self.journal
@@ -215,6 +217,9 @@ class Journal:
         self._floor = 1  # records with a lower id are gone
         self._bytes = 0
         self._fault: FaultMark | None = None
+        # Told of each record made (and whether it is complete: a request lost) and of each
+        # answer leaving, while someone follows the journal live (the pager wall); else None.
+        self.watch: Callable[[_Record, bool], None] | None = None
 
     def __len__(self) -> int:
         return len(self._records)
@@ -229,6 +234,8 @@ class Journal:
     def arrived(self, datagram: bytes, peer: Any, duplicate: bool, mark: object) -> _Record:
         record = _Record(self, datagram, peer, duplicate, mark)
         self._keep(record, len(datagram))
+        if self.watch is not None:
+            self.watch(record, False)
         return record
 
     def undelivered(self, datagram: bytes, peer: Any) -> FaultMark | None:
@@ -237,7 +244,10 @@ class Journal:
         mark, self._fault = self._fault, None
         if mark is not None and mark.kind != "drop":
             return mark
-        self._keep(_Record(self, datagram, peer, False, mark), len(datagram))
+        record = _Record(self, datagram, peer, False, mark)
+        self._keep(record, len(datagram))
+        if self.watch is not None:
+            self.watch(record, True)
         return None
 
     def passed(self) -> None:
@@ -284,6 +294,11 @@ class Journal:
                     left -= 1
                     if not left:
                         return
+
+    def tail(self, count: int) -> Iterator[Entry]:
+        """The last `count` entries, oldest first."""
+        for record in list(self._records)[-count:]:
+            yield record.entry()
 
 
 async def sliced(entries: Iterator[Entry]) -> AsyncIterator[Entry]:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from yarl import URL
+
 from pager.control import verify as verification
 from pager.control.faults import Fault, FaultInjector
 from pager.control.journal import Filters, Journal
@@ -25,6 +27,8 @@ from pager.domain.pagemodes import AlertCode, Transmission, alerting
 
 if TYPE_CHECKING:
     from pager.coap.seam import Block2Transfers
+    from pager.control.device_request import DeviceRequests
+    from pager.control.wall_stream import WallStream
     from pager.engine import Engine
     from pager.hub import Hub
 
@@ -153,6 +157,8 @@ class RigParts:
     pagers: PagerBoard
     transfers: Block2Transfers  # what the CoAP server holds of block-wise answers
     journal: Journal
+    wall: WallStream
+    device: DeviceRequests
 
 
 class NotRunning(RuntimeError):
@@ -164,6 +170,9 @@ class RigControls:
 
     def __init__(self) -> None:
         self._parts: RigParts | None = None
+        # the transmitters of the fleet this one is in, itself among them (the pager wall's
+        # switcher); whoever starts a fleet sets it
+        self.fleet: list[RigControls] = [self]
 
     def _attach(self, parts: RigParts | None) -> None:
         """Give the controls their parts (None: the emulator stopped)."""
@@ -199,9 +208,32 @@ class RigControls:
         raise NotImplementedError
 
     @property
+    def control_uri(self) -> str | None:
+        """Its control API's base URL, None without one."""
+        return None
+
+    @property
     def limits(self) -> rules.Limits:
         """The pager numbers (and other ranges) this transmitter accepts."""
         return self._rig.engine.config.limits
+
+    @property
+    def staff_pagers(self) -> frozenset[int]:
+        return self._rig.engine.config.staff_pagers
+
+    @property
+    def wall(self) -> WallStream:
+        """The pager wall's live stream (`GET /events`)."""
+        return self._rig.wall
+
+    async def device_request(
+        self, method: str, path: str, query: dict[str, str | int] | None, body: Any
+    ) -> tuple[str, Any]:
+        """Send a request to the device API over CoAP, as a client would (`POST
+        /device-request`): (its answer's code, its payload as JSON or None)."""
+        uri = URL(self.uri)
+        assert uri.host is not None and uri.port is not None
+        return await self._rig.device.send(uri.host, uri.port, method, path, query, body)
 
     # -- clock ------------------------------------------------------------------------------
 
@@ -234,6 +266,7 @@ class RigControls:
 
     async def _clock_moved(self) -> dict[str, Any]:
         await self._rig.engine.catch_up()  # what the new time makes due happens now
+        self._rig.wall.clock_moved()
         return self.clock_status()
 
     # -- virtual pagers ---------------------------------------------------------------------
@@ -335,6 +368,7 @@ class RigControls:
             rig.transfers.clear()
 
         await rig.engine.exclusive(off)
+        rig.wall.power_cycled(seconds)
 
     # -- the request journal ----------------------------------------------------------------
 
@@ -379,6 +413,7 @@ class RigControls:
             rig.journal.clear()
 
         await rig.engine.reset(forget)
+        rig.wall.reset()
 
     # -- verification (pager.control.verify) ------------------------------------------------
 
