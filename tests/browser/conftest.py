@@ -19,7 +19,6 @@ tests/conftest.py.
 
 import asyncio
 import importlib.util
-import os
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -44,11 +43,7 @@ HERE = Path(__file__).resolve().parent
 TIMEOUT_MS = 5000  # for each wait of a test, unless it says otherwise
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI") in ("true", "1")
-
-
-if importlib.util.find_spec("playwright") is None and not in_ci():
+if importlib.util.find_spec("playwright") is None and not chromium.in_ci():
     # The test modules import Playwright; without it they could not even be collected.
     # test_browser.py imports nothing of it and is skipped with the reason, or fails under CI.
     collect_ignore_glob = ["test_wall_*.py"]
@@ -79,7 +74,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 async def browser() -> AsyncIterator["Browser"]:
     problem = chromium.missing()
     if problem:
-        if in_ci():
+        if chromium.in_ci():
             pytest.fail(f"CI=true and the browser tests cannot run: {problem}", pytrace=False)
         pytest.skip(problem)
     from playwright.async_api import async_playwright
