@@ -431,6 +431,8 @@ function showPagers(pagers, transmissions) {
   for (const tx of transmissions) {
     if (!state.pagers.has(tx.number)) touchPager(tx.number);
   }
+  // the sessions shown before this had their tiles cleared with the rest
+  for (const number of state.byNumber.keys()) touchPager(number);
 }
 
 function idlePager(number) {
