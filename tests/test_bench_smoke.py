@@ -3,7 +3,7 @@
 
 It checks only that the run completes and prints its summary, never any speed. It takes
 about 25 seconds (and the journal's comparison, on one workload, about 10 more; the pager
-wall's, in Chromium, about 15); deselect it with `-k "not bench_smoke"`.
+wall's, in Chromium, about 5); deselect it with `-k "not bench_smoke"`.
 """
 
 import re

@@ -68,11 +68,23 @@ async def test_the_readme_picture_of_the_wall(rig: Rig, wall: Wall) -> None:
     """Draws the wall as the README shows it (a few sessions, an alerting pager) into the
     artifacts; docs/pager-wall.png is a copy of it, checked here to be a 1280x800 PNG the
     README shows."""
-    for number, label, party in [(12, "Sarah", 4), (17, "Okafor", 2), (23, "Lindqvist", 6)]:
-        await create(rig.coap, number, label=label, partySize=party, goal=900)
-    await create(rig.coap, 31, label="Patio", partySize=3, goal=600, action="page")
+    await rig.control("POST", "/clock/freeze")
+    await rig.control("POST", "/clock/set", {"datetime": "2026-03-14T19:02:00"})
+    for number, label, party, later in [
+        (12, "Sarah", 4, 740),
+        (17, "Okafor", 2, 300),
+        (23, "Lindqvist", 6, 95),
+        (31, "Patio", 3, 20),
+    ]:
+        await create(rig.coap, number, label=label, partySize=party, goal=600)
+        await rig.control("POST", "/clock/advance", {"seconds": later})
+    reply = await rig.coap.put(
+        "/v1/sessions", {"action": "page", "message": "Table ready!\fF30"}, query="number=12"
+    )
+    assert reply.code == "2.04", reply.json
+    await rig.coap.post("/v1/page", {"number": 900, "pageMode": "Vibe3", "message": "Kitchen"})
     await wall.open(rig.url)
-    await expect(wall.tile(31)).to_have_attribute("data-alerting", "true")
+    await expect(wall.tile(12)).to_have_attribute("data-alerting", "true")
     await wall.page.wait_for_timeout(300)  # let the alert's animation show
     await wall.page.screenshot(path=ARTIFACTS / "pager-wall.png")
     assert png_size((ARTIFACTS / "pager-wall.png").read_bytes()) == (1280, 800)
