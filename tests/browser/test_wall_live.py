@@ -77,6 +77,10 @@ async def test_a_standalone_page_over_coap_shows_its_override_codes(rig: Rig, wa
     codes = wall.field(tile, "codes")
     for code in ("F30", "V", "v5"):
         await expect(codes).to_contain_text(code)
+    assert (await rig.coap.post("/v1/page", {"number": 31})).code == "2.04"
+    feed = wall.page.locator("#transmissions [data-transmission]")
+    await expect(feed).to_have_count(2)
+    await expect(feed.first).to_have_attribute("data-pager", "31")  # newest first
 
 
 @pytest.mark.parametrize("rig_overrides", [{"staff_pagers": [40]}])
@@ -163,3 +167,27 @@ async def test_a_fleet_has_a_switcher_between_its_transmitters(
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), 20)
+
+
+async def test_the_journal_tail_follows_requests_and_filters_them(rig: Rig, wall: Wall) -> None:
+    await wall.open(rig.url)
+    await create(rig.coap, 50)
+    assert (await rig.coap.get("/v1/sessions")).code == "2.05"
+    rows = wall.page.locator("#journal [data-entry]:visible")
+    await expect(rows).to_have_count(2)
+    method = wall.page.locator('#journal-filter input[name="method"]')
+    await method.fill("POST")
+    await method.press("Enter")
+    await expect(rows).to_have_count(1)
+    await expect(rows).to_contain_text("/v1/sessions")
+    await method.fill("")
+    await method.press("Enter")
+    await expect(rows).to_have_count(2)
+
+
+@pytest.mark.parametrize("rig_overrides", [{"journal": False}])
+async def test_without_the_journal_the_page_has_no_journal(rig: Rig, wall: Wall) -> None:
+    await wall.open(rig.url)
+    await create(rig.coap, 51)
+    await expect(wall.row(1)).to_be_visible()
+    await expect(wall.page.locator("#journal")).to_have_count(0)
