@@ -100,7 +100,7 @@ class Emulator(RigControls):
         return str(URL.build(scheme="coap", host=self.config.host, port=self.port))
 
     @property
-    def control_uri(self) -> str | None:
+    def _control_uri(self) -> str | None:
         if self.control_port is None:
             return None
         return str(URL.build(scheme="http", host=self.config.control_host, port=self.control_port))

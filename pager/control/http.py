@@ -240,7 +240,9 @@ class DeviceRequestIn(_In):
     """A request to the device API, sent over CoAP by the control API (`POST /device-request`)."""
 
     method: Literal["GET", "POST", "PUT", "DELETE"]
-    path: str = Field(pattern=r"^/v1(/[A-Za-z0-9._~-]+)*$", description="e.g. /v1/sessions")
+    path: str = Field(
+        pattern=r"^/v1(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*$", description="e.g. /v1/sessions"
+    )
     query: dict[str, str | int] | None = Field(None, description='e.g. {"number": 12}')
     body: Any = Field(None, description="sent as JSON (Content-Format 50); null: no payload")
 
@@ -618,7 +620,7 @@ def device_out(rig: RigControls, request: web.Request) -> DeviceOut:
     fleet = [
         TransmitterOut(
             index=i,
-            control=None if t.control_uri is None else _reachable(t.control_uri, request),
+            control=None if t._control_uri is None else _reachable(t._control_uri, request),
             coap=_reachable(t.uri, request),
         )
         for i, t in enumerate(rig.fleet, 1)
@@ -627,7 +629,7 @@ def device_out(rig: RigControls, request: web.Request) -> DeviceOut:
         uri=_reachable(rig.uri, request),
         numberMin=limits.number_min,
         numberMax=limits.number_max,
-        staffPagers=sorted(rig.staff_pagers),
+        staffPagers=sorted(rig._staff_pagers),
         fleet=fleet,
     )
 
@@ -648,12 +650,12 @@ async def _static(rig: RigControls, request: web.Request, body: Body) -> web.Res
 
 
 async def _events(rig: RigControls, request: web.Request, body: Body) -> web.StreamResponse:
-    return await rig.wall.serve(request, device_out(rig, request).model_dump(mode="json"))
+    return await rig._wall_stream.serve(request, device_out(rig, request).model_dump(mode="json"))
 
 
 async def _device_request(rig: RigControls, request: web.Request, body: Body) -> web.Response:
     try:
-        code, answer = await rig.device_request(body.method, body.path, body.query, body.body)
+        code, answer = await rig._device_request(body.method, body.path, body.query, body.body)
     except BadDeviceRequest as e:
         raise BadInput(str(e)) from None
     return _answer(DeviceAnswerOut(code=code, body=answer))

@@ -208,7 +208,7 @@ class RigControls:
         raise NotImplementedError
 
     @property
-    def control_uri(self) -> str | None:
+    def _control_uri(self) -> str | None:
         """Its control API's base URL, None without one."""
         return None
 
@@ -218,15 +218,15 @@ class RigControls:
         return self._rig.engine.config.limits
 
     @property
-    def staff_pagers(self) -> frozenset[int]:
+    def _staff_pagers(self) -> frozenset[int]:
         return self._rig.engine.config.staff_pagers
 
     @property
-    def wall(self) -> WallStream:
+    def _wall_stream(self) -> WallStream:
         """The pager wall's live stream (`GET /events`)."""
         return self._rig.wall
 
-    async def device_request(
+    async def _device_request(
         self, method: str, path: str, query: dict[str, str | int] | None, body: Any
     ) -> tuple[str, Any]:
         """Send a request to the device API over CoAP, as a client would (`POST
