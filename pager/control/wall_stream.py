@@ -117,8 +117,13 @@ class WallStream:
 
     # -- told by the emulator ---------------------------------------------------------------
 
+    def _live(self) -> bool:
+        """Whether any stream is open to tell (and the emulator runs: a change committed
+        as it closes has no pager board left to read)."""
+        return bool(self.subscribers) and self.rig._parts is not None
+
     def on_change(self, change: Change) -> None:
-        if not self.subscribers:
+        if not self._live():
             return
         now = self.rig._rig.engine.clock.now()
         for data in wall_events.changes(change, now):
@@ -130,11 +135,11 @@ class WallStream:
             self.clock_moved()
 
     def clock_moved(self) -> None:
-        if self.subscribers:
+        if self._live():
             self._broadcast(wall_events.encode("clock", wall_events.clock(self.rig.clock_status())))
 
     def faults_changed(self) -> None:
-        if self.subscribers:
+        if self._live():
             data = wall_events.faults(self.rig.list_faults(), self.rig.unreachable)
             self._broadcast(wall_events.encode("faults", data))
 
