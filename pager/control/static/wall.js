@@ -446,7 +446,7 @@ function touchPager(number) {
     if (hasSession) upsertPager(idlePager(number));
     return;
   }
-  item.tile.dataset.session = String(hasSession);
+  item.tile.dataset.hasSession = String(hasSession);
   if (!hasSession && !item.pager.lastTransmission) {
     item.tile.remove();
     state.pagers.delete(number);
@@ -487,7 +487,7 @@ function upsertPager(pager) {
   setText(item.fields.codes, codes.join(' '));
   item.alerting = null; // recomputed now
   updateAlerting(item, emulatorNow());
-  item.tile.dataset.session = String(state.byNumber.has(pager.number));
+  item.tile.dataset.hasSession = String(state.byNumber.has(pager.number));
 }
 
 function updateAlerting(item, now) {
