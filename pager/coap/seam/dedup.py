@@ -55,6 +55,7 @@ from pager.store import Receipt
 WINDOW = 49.0
 TIMER_SECONDS = 0.0
 MAX_PAYLOAD = 1024  # aiocoap's largest block: a longer answer goes block-wise
+_ENCODED = "_pager_encoded"  # on an answer: ((mtype, mid, token), its datagram so headed)
 
 
 class Replay:
@@ -67,7 +68,13 @@ class Replay:
         self.mid = message.mid
         self.mtype = message.mtype  # ACK or NON: never a CON (see RecentMessages)
         self.transport_tuning = None  # read by aiocoap only to re-send a CON
-        self._datagram: bytes = message.encode()
+        encoded = getattr(message, _ENCODED, None)  # by `receipt`, as it would be sent
+        if encoded is not None and encoded[0] == (message.mtype, message.mid, message.token):
+            self._datagram: bytes = encoded[1]
+        else:
+            self._datagram = message.encode()
+        # aiocoap sends the message right after filing it, unchanged: encoded once
+        message.encode = self.encode  # type: ignore[method-assign]
 
     def encode(self) -> bytes:
         return self._datagram
@@ -119,6 +126,7 @@ def receipt(request: aiocoap.Message, response: aiocoap.Message) -> Receipt | No
         datagram = response.encode()
     finally:
         response.mtype = response.mid = None
+    setattr(response, _ENCODED, ((ACK, request.mid, request.token), datagram))
     remote = request.remote
     if remote is None:  # every request aiocoap hands a resource came from somewhere
         raise TypeError("a request without a remote")
