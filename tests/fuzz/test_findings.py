@@ -102,8 +102,11 @@ async def test_retransmission_after_a_notification_with_its_message_id_is_answer
     )
 
     async def answer() -> aiocoap.Message | None:
+        # an answer comes within milliseconds; only a missing one waits this out, so it can
+        # be long enough for the pauses of a loaded machine (the garbage collector's, in the
+        # full suite, stop server and test alike)
         try:
-            return aiocoap.Message.decode(await asyncio.wait_for(proto.received.get(), 2))
+            return aiocoap.Message.decode(await asyncio.wait_for(proto.received.get(), 5))
         except TimeoutError:
             return None
 
