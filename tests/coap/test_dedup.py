@@ -182,3 +182,45 @@ def test_a_peer_reads_its_local_address_once_and_as_aiocoap_does(monkeypatch):
             assert peer.is_multicast_locally is expected
             assert (peer.as_response_address() is peer) is not expected
         assert len(parsed) == 1
+
+
+async def test_an_answer_with_the_servers_own_id_is_not_replayed_for_a_request_with_it(emulator):
+    """aiocoap files every message it sends under (peer, message id). A Non-confirmable
+    answer carries an id of the server's own; one equal to the id of a request the peer
+    sent before took that request's place in the table, and the request's retransmission
+    was answered with it: another request's answer, another token, again and again."""
+    loop = asyncio.get_running_loop()
+    transport, proto = await loop.create_datagram_endpoint(
+        Datagrams, remote_addr=("127.0.0.1", emulator.port)
+    )
+
+    used: set[int] = set()  # ids of ours, all still remembered by the server
+
+    async def send(mtype: Type, mid: int, token: bytes) -> aiocoap.Message:
+        m = aiocoap.Message(code=aiocoap.GET, uri_path=("v1", "sessions", "statistics"))
+        m.mtype, m.mid, m.token = mtype, mid, token
+        used.add(mid)
+        transport.sendto(m.encode())
+        return aiocoap.Message.decode(await asyncio.wait_for(proto.received.get(), 5))
+
+    def fresh(near: int) -> int:
+        """An id of ours not used yet, far from `near`."""
+        mid = (near + 0x8000) & 0xFFFF
+        while mid in used:
+            mid = (mid + 1) & 0xFFFF
+        return mid
+
+    try:
+        server_mid = (await send(Type.NON, 1, b"n1")).mid
+        while (server_mid + 1) & 0xFFFF in used:  # a request with it would be a duplicate
+            server_mid = (await send(Type.NON, fresh(server_mid), b"n1")).mid
+        ours = (server_mid + 1) & 0xFFFF
+        first = await send(Type.CON, ours, b"c")  # the server's next id, piggybacked
+        assert (first.mtype, first.mid, first.token) == (Type.ACK, ours, b"c")
+        non = await send(Type.NON, fresh(ours), b"n2")  # its answer takes the server's next id
+        assert (non.mtype, non.mid, non.token) == (Type.NON, ours, b"n2")
+        again = await send(Type.CON, ours, b"c")  # the ACK was lost: the request again
+    finally:
+        transport.close()
+    assert (again.mtype, again.mid, again.token) == (Type.ACK, ours, b"c")
+    assert (again.code, again.payload) == (first.code, first.payload)
