@@ -347,6 +347,8 @@ class _Datagrams:
         """Where `data` now lies: after the last datagram, or at the buffer's start if it
         would not fit before its end (each datagram lies in one piece)."""
         at, n = self.end, len(data)
+        if n > self.size:  # kept by no buffer: reads as written over at once
+            return self.end - self.size - 1
         offset = at % self.size
         if offset + n > self.size:
             at += self.size - offset
