@@ -25,6 +25,7 @@ import io
 import itertools
 import json
 import math
+import mmap
 import re
 import time
 from collections import deque
@@ -53,12 +54,13 @@ SLICE_SECONDS = 0.001  # how long a read of the journal holds the loop at a time
 _PAUSE = 50e-6  # the GIL let go between slices, for the store's thread (`sliced`)
 _TEXT_FORMATS = frozenset((0, 40))  # text/plain, application/link-format
 DEPTH_MAX = 64  # nesting of a decoded body kept as JSON; a deeper one is kept as base64
+PEERS_MAX = 4096  # distinct peer addresses shared by records before the table starts again
 _INT_BITS_MAX = 14_000  # an integer of fewer than Python's 4,300 digits for text
 
 
 class _Record:
-    """One exchange as recorded: what the seam handed over, nothing decoded. It is the
-    seam's `Exchange` until its answer leaves."""
+    """One exchange as recorded: where its datagrams lie in the journal's buffer, the peer,
+    clock readings; nothing decoded. It is the seam's `Exchange` until its answer leaves."""
 
     __slots__ = (
         "journal",
@@ -66,10 +68,12 @@ class _Record:
         "wall",
         "arrived",
         "device",
-        "datagram",
+        "at",
+        "size",
+        "answer_at",
+        "answer_size",
         "peer",
         "duplicate",
-        "answer",
         "leaves",
         "fault",
     )
@@ -82,10 +86,12 @@ class _Record:
         self.wall = time.time()
         self.arrived = time.monotonic()
         self.device = journal.clock.exact()
-        self.datagram = datagram
-        self.peer = peer
+        self.at = journal._datagrams.put(datagram)
+        self.size = len(datagram)
+        self.answer_at = -1
+        self.answer_size = 0
+        self.peer = journal._peers.setdefault(peer, peer)
         self.duplicate = duplicate
-        self.answer: bytes | None = None
         self.leaves: float | None = None
         self.fault: FaultMark | None
         if isinstance(mark, FaultMark):  # of what held it back (Journal.undelivered)
@@ -95,13 +101,13 @@ class _Record:
 
     def answered(self, datagram: bytes) -> None:
         journal = self.journal
-        self.answer = datagram
         if journal._fault is not None:
             self.fault, journal._fault = journal._fault, None
         if self.id >= journal._floor:  # still kept
+            self.answer_at = journal._datagrams.put(datagram)
+            self.answer_size = len(datagram)
             journal._bytes += len(datagram)
-            if journal._bytes > journal.max_bytes:
-                journal._trim()
+            journal._trim()
 
     def left(self) -> None:
         if self.leaves is None:
@@ -114,9 +120,15 @@ class _Record:
         if journal._fault is not None:
             self.fault, journal._fault = journal._fault, None
 
-    def entry(self) -> Entry:
-        request = aiocoap.Message.decode(self.datagram)
-        answer = None if self.answer is None else aiocoap.Message.decode(self.answer)
+    def entry(self) -> Entry | None:
+        """The entry, or None if its datagrams have been written over since."""
+        datagrams = self.journal._datagrams
+        data = datagrams.get(self.at, self.size)
+        sent = datagrams.get(self.answer_at, self.answer_size) if self.answer_size else b""
+        if data is None or sent is None:
+            return None
+        request = aiocoap.Message.decode(data)
+        answer = aiocoap.Message.decode(sent) if sent else None
         opt = request.opt
         content_format = _format(opt.content_format)
         body, body_base64 = decode_payload(request.payload, content_format, opt.block1)
@@ -212,6 +224,8 @@ class Journal:
         self.clock = clock
         self.limit = limit
         self.max_bytes = max_bytes
+        self._datagrams = _Datagrams(max_bytes)
+        self._peers: dict[Any, Any] = {}  # each peer's address once, not once per record
         self._records: deque[_Record] = deque()
         self._ids = itertools.count(1)
         self._floor = 1  # records with a lower id are gone
@@ -233,7 +247,7 @@ class Journal:
 
     def arrived(self, datagram: bytes, peer: Any, duplicate: bool, mark: object) -> _Record:
         record = _Record(self, datagram, peer, duplicate, mark)
-        self._keep(record, len(datagram))
+        self._keep(record)
         if self.watch is not None:
             self.watch(record, False)
         return record
@@ -245,7 +259,7 @@ class Journal:
         if mark is not None and mark.kind != "drop":
             return mark
         record = _Record(self, datagram, peer, False, mark)
-        self._keep(record, len(datagram))
+        self._keep(record)
         if self.watch is not None:
             self.watch(record, True)
         return None
@@ -256,18 +270,23 @@ class Journal:
     def acted(self, fault: Fault) -> None:
         self._fault = FaultMark(fault.id, fault.kind)
 
-    def _keep(self, record: _Record, size: int) -> None:
+    def _keep(self, record: _Record) -> None:
         self._records.append(record)
-        self._bytes += size
-        if len(self._records) > self.limit or self._bytes > self.max_bytes:
-            self._trim()
+        self._bytes += record.size
+        if len(self._peers) > PEERS_MAX:
+            self._peers.clear()
+        self._trim()
 
     def _trim(self) -> None:
+        """The oldest go while there are more than `limit`, or their datagrams have been
+        written over (records are written over oldest first: each one's answer comes after
+        its request in the buffer, and the requests come in the records' order)."""
         records = self._records
-        while records and (len(records) > self.limit or self._bytes > self.max_bytes):
+        oldest = self._datagrams.oldest
+        while records and (len(records) > self.limit or records[0].at < oldest):
             gone = records.popleft()
             self._floor = gone.id + 1
-            self._bytes -= _size(gone)
+            self._bytes -= gone.size + gone.answer_size
 
     # -- read and cleared by the rig --------------------------------------------------------
 
@@ -288,7 +307,7 @@ class Journal:
             if record.id <= after or (since is not None and record.wall < since):
                 continue
             entry = record.entry()
-            if filters.matches(entry):
+            if entry is not None and filters.matches(entry):
                 yield entry
                 if left is not None:
                     left -= 1
@@ -296,9 +315,11 @@ class Journal:
                         return
 
     def tail(self, count: int) -> Iterator[Entry]:
-        """The last `count` entries, oldest first."""
+        """The last `count` entries, oldest first (fewer if some were written over)."""
         for record in list(self._records)[-count:]:
-            yield record.entry()
+            entry = record.entry()
+            if entry is not None:
+                yield entry
 
 
 async def sliced(entries: Iterator[Entry]) -> AsyncIterator[Entry]:
@@ -319,8 +340,45 @@ async def sliced(entries: Iterator[Entry]) -> AsyncIterator[Entry]:
             until = time.monotonic() + SLICE_SECONDS
 
 
-def _size(record: _Record) -> int:
-    return len(record.datagram) + (0 if record.answer is None else len(record.answer))
+class _Datagrams:
+    """The journal's datagrams one after another in one buffer of `size` bytes, the oldest
+    written over first. A datagram kept as an object of its own would stay among the
+    short-lived objects of thousands of requests that came after it, and the heap they
+    share could not give its memory back; the buffer is one mapping, which takes memory
+    as it is first written and no more after. Positions count every byte ever written; one
+    `size` or more behind the end has been written over."""
+
+    __slots__ = ("size", "end", "_buffer")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.end = 0
+        self._buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+
+    @property
+    def oldest(self) -> int:
+        """The position of the oldest byte not written over."""
+        return self.end - self.size
+
+    def put(self, data: bytes) -> int:
+        """Where `data` now lies: after the last datagram, or at the buffer's start if it
+        would not fit before its end (each datagram lies in one piece)."""
+        at, n = self.end, len(data)
+        if n > self.size:  # kept by no buffer: reads as written over at once
+            return self.end - self.size - 1
+        offset = at % self.size
+        if offset + n > self.size:
+            at += self.size - offset
+            offset = 0
+        self._buffer[offset : offset + n] = data
+        self.end = at + n
+        return at
+
+    def get(self, at: int, n: int) -> bytes | None:
+        if at < self.end - self.size:
+            return None
+        offset = at % self.size
+        return self._buffer[offset : offset + n]
 
 
 def _format(content_format: Any) -> int | None:

@@ -190,9 +190,9 @@ class WallStream:
         self._journaled(record)
 
     def _journaled(self, record: _Record) -> None:
-        if self.subscribers:
-            data = wall_events.journal_entry(record.entry())
-            self._broadcast(wall_events.encode("journal", data))
+        entry = record.entry() if self.subscribers else None
+        if entry is not None:  # None: written over already (a flood of larger ones since)
+            self._broadcast(wall_events.encode("journal", wall_events.journal_entry(entry)))
 
     # -- the stream ------------------------------------------------------------------------
 

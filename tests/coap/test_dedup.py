@@ -1,13 +1,14 @@
 """Bounded duplicate detection (pager.coap.seam.dedup)."""
 
 import asyncio
+import socket
 
 import aiocoap
 import pytest
 from aiocoap.numbers.types import Type
 
 from pager.coap.seam.dedup import WINDOW, RecentMessages
-from tests.conftest import Datagrams, exchange_once
+from tests.conftest import Datagrams, datagrams_to, exchange_once
 
 
 class FakeClock:
@@ -95,3 +96,131 @@ async def test_expiry_timers_fire_at_once_for_this_server_only(emulator, monkeyp
     await asyncio.sleep(0.05)
     assert [mid for _, mid in pops] == [77] and len(recent) == 1
     assert aiocoap.numbers.constants.TransportTuning().EXCHANGE_LIFETIME == 247.0
+
+
+async def test_a_piggybacked_answer_is_encoded_once_and_sent_as_its_receipt_keeps_it(
+    emulator, monkeypatch
+):
+    """encode-once: the receipt's datagram is the one filed for duplicates and sent, without
+    encoding the answer again; a restarted emulator would send these very bytes."""
+    encode = aiocoap.Message.encode
+    answers: list[bytes] = []
+
+    def counted(self: aiocoap.Message) -> bytes:
+        data = encode(self)
+        if self.code.is_response():
+            answers.append(data)
+        return data
+
+    monkeypatch.setattr(aiocoap.Message, "encode", counted)
+    async with datagrams_to(emulator.port) as (transport, proto):
+        m = aiocoap.Message(
+            code=aiocoap.POST,
+            payload=b'{"number":7}',
+            content_format=50,
+            uri_path=("v1", "sessions"),
+        )
+        m.mtype, m.mid, m.token = Type.CON, 4242, b"eo"
+        transport.sendto(encode(m))
+        sent = await asyncio.wait_for(proto.received.get(), 5)
+        transport.sendto(encode(m))  # a retransmission: answered from the table, not encoded
+        again = await asyncio.wait_for(proto.received.get(), 5)
+    assert aiocoap.Message.decode(sent).code.dotted == "2.01"
+    assert again == sent and answers == [sent]
+    [(kept,)] = await (
+        await emulator._store._conn.execute("SELECT datagram FROM receipt WHERE mid = 4242")
+    ).fetchall()
+    assert kept == sent
+
+
+async def test_an_answer_to_a_read_is_encoded_once(emulator, monkeypatch):
+    encode = aiocoap.Message.encode
+    calls: list[str] = []
+
+    def counted(self: aiocoap.Message) -> bytes:
+        if self.code.is_response():
+            calls.append(self.code.dotted)
+        return encode(self)
+
+    monkeypatch.setattr(aiocoap.Message, "encode", counted)
+    answer = await exchange_once(
+        emulator.port, aiocoap.Message(code=aiocoap.GET, uri_path=("v1", "settings"))
+    )
+    assert answer.code == aiocoap.CONTENT and calls == ["2.05"]
+
+
+class _Interface:
+    """What an address refers to (weakly) as its interface."""
+
+
+def test_a_peer_reads_its_local_address_once_and_as_aiocoap_does(monkeypatch):
+    """local-multicast-once: whether a request came to a multicast address, as aiocoap
+    works it out, parsed once per local address however many answers it is asked for."""
+    from aiocoap.transports.udp6 import UDP6EndpointAddress
+
+    from pager.coap.seam import datagrams
+
+    monkeypatch.setattr(datagrams, "_MULTICAST_LOCAL", {})
+    parse = UDP6EndpointAddress._strip_v4mapped
+    parsed: list[bytes] = []
+
+    def counting(address: bytes) -> str:
+        parsed.append(address)
+        return parse(address)
+
+    monkeypatch.setattr(UDP6EndpointAddress, "_strip_v4mapped", staticmethod(counting))
+    unicast = socket.inet_pton(socket.AF_INET6, "::ffff:127.0.0.1") + bytes(4)
+    multicast = socket.inet_pton(socket.AF_INET6, "ff02::fd") + (1).to_bytes(4, "little")
+    sockaddr = ("::ffff:127.0.0.1", 5683, 0, 0)
+    interface = _Interface()
+    for pktinfo, expected in ((unicast, False), (multicast, True)):
+        plain = UDP6EndpointAddress(sockaddr, interface, pktinfo=pktinfo)
+        assert plain.is_multicast_locally is expected
+        parsed.clear()
+        for _ in range(3):
+            peer = datagrams.Peer(sockaddr, interface, pktinfo=pktinfo)
+            assert peer.is_multicast_locally is expected
+            assert (peer.as_response_address() is peer) is not expected
+        assert len(parsed) == 1
+
+
+async def test_an_answer_with_the_servers_own_id_is_not_replayed_for_a_request_with_it(emulator):
+    """aiocoap files every message it sends under (peer, message id). A Non-confirmable
+    answer carries an id of the server's own; one equal to the id of a request the peer
+    sent before took that request's place in the table, and the request's retransmission
+    was answered with it: another request's answer, another token, again and again."""
+    loop = asyncio.get_running_loop()
+    transport, proto = await loop.create_datagram_endpoint(
+        Datagrams, remote_addr=("127.0.0.1", emulator.port)
+    )
+
+    used: set[int] = set()  # ids of ours, all still remembered by the server
+
+    async def send(mtype: Type, mid: int, token: bytes) -> aiocoap.Message:
+        m = aiocoap.Message(code=aiocoap.GET, uri_path=("v1", "sessions", "statistics"))
+        m.mtype, m.mid, m.token = mtype, mid, token
+        used.add(mid)
+        transport.sendto(m.encode())
+        return aiocoap.Message.decode(await asyncio.wait_for(proto.received.get(), 5))
+
+    def fresh(near: int) -> int:
+        """An id of ours not used yet, far from `near`."""
+        mid = (near + 0x8000) & 0xFFFF
+        while mid in used:
+            mid = (mid + 1) & 0xFFFF
+        return mid
+
+    try:
+        server_mid = (await send(Type.NON, 1, b"n1")).mid
+        while (server_mid + 1) & 0xFFFF in used:  # a request with it would be a duplicate
+            server_mid = (await send(Type.NON, fresh(server_mid), b"n1")).mid
+        ours = (server_mid + 1) & 0xFFFF
+        first = await send(Type.CON, ours, b"c")  # the server's next id, piggybacked
+        assert (first.mtype, first.mid, first.token) == (Type.ACK, ours, b"c")
+        non = await send(Type.NON, fresh(ours), b"n2")  # its answer takes the server's next id
+        assert (non.mtype, non.mid, non.token) == (Type.NON, ours, b"n2")
+        again = await send(Type.CON, ours, b"c")  # the ACK was lost: the request again
+    finally:
+        transport.close()
+    assert (again.mtype, again.mid, again.token) == (Type.ACK, ours, b"c")
+    assert (again.code, again.payload) == (first.code, first.payload)

@@ -29,6 +29,7 @@ from pager.app import Emulator
 from pager.coap import seam
 from pager.coap.seam.blockwise import BoundedBlock2Cache, BoundedTimeoutDict
 from pager.coap.seam.context import _ExclusiveUDP6
+from pager.coap.seam.datagrams import Peer
 from pager.coap.seam.dedup import RecentMessages
 from tests.conftest import make_config
 from tests.test_app import _free_udp_port, _serves, _tasks
@@ -60,6 +61,10 @@ INSTALLED: dict[str, Callable[[Emulator], bool]] = {
     "message-ids": lambda emu: "_next_message_id" in vars(_stack(emu)[0]),
     "send-errors": lambda emu: "sendmsg" in vars(_stack(emu)[1].transport),
     "datagram-in": lambda emu: "datagram_msg_received" in vars(_stack(emu)[1]),
+    "local-multicast-once": lambda emu: (
+        issubclass(Peer, UDP6EndpointAddress) and "datagram_msg_received" in vars(_stack(emu)[1])
+    ),
+    "encode-once": lambda emu: isinstance(_stack(emu)[0]._recent_messages, RecentMessages),
     "datagram-out": lambda emu: "send" in vars(_stack(emu)[1]),
     "exchange-record": lambda emu: emu.config.journal and "send" in vars(_stack(emu)[1]),
     "block1-spool": lambda emu: _bounded(emu, BoundedTimeoutDict, lambda r: r._block1._assemblies),
@@ -81,6 +86,10 @@ def _after_init(monkeypatch: pytest.MonkeyPatch, cls: type, spoil: Callable[[Any
 
 def _no_socket(self: Any, name: str, default: Any = None) -> Any:
     return default
+
+
+def _sends_unfiled(self: Any, message: Any, messageerror_monitor: Any = None) -> None:
+    self._send_via_transport(message)
 
 
 def _not_a_coroutine(self: Any, request: Any, builder: Any) -> None:
@@ -115,6 +124,8 @@ BREAK: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
     "datagram-in": lambda m: m.setattr(
         MessageInterfaceUDP6, "datagram_msg_received", lambda self, data: None
     ),
+    "local-multicast-once": lambda m: m.setattr(UDP6EndpointAddress, "is_multicast_locally", 0),
+    "encode-once": lambda m: m.setattr(MessageManager, "_send_initially", _sends_unfiled),
     "datagram-out": lambda m: m.setattr(MessageInterfaceUDP6, "send", None),
     "exchange-record": lambda m: m.delattr(aiocoap.Message, "request"),
     "block1-spool": lambda m: _after_init(

@@ -538,3 +538,58 @@ async def test_chaos_faults_mark_what_they_did(rig, raw):
     assert [e.mid for e in entries] == [raw.mid, raw.mid - 1]  # as the emulator read them
     assert {e.fault for e in entries} == {FaultMark(held.id, "reorder")}
     assert all(e.code == "2.05" for e in entries)
+
+
+def test_the_datagram_buffer_writes_over_the_oldest_and_keeps_each_datagram_whole():
+    from pager.control.journal import _Datagrams
+
+    ring = _Datagrams(100)
+    a, b = ring.put(b"a" * 40), ring.put(b"b" * 40)
+    assert (a, b) == (0, 40) and ring.get(a, 40) == b"a" * 40
+    c = ring.put(b"c" * 30)  # does not fit before the end: starts the buffer again
+    assert c == 100 and ring.get(c, 30) == b"c" * 30
+    assert ring.get(a, 40) is None and ring.get(b, 40) == b"b" * 40  # b's bytes are intact
+    d = ring.put(b"d" * 20)
+    assert ring.get(b, 40) is None and ring.get(d, 20) == b"d" * 20
+    too_big = ring.put(b"e" * 101)
+    assert ring.get(too_big, 101) is None and ring.get(d, 20) == b"d" * 20
+
+
+@pytest.mark.parametrize("config_overrides", [{"journal_bytes": 2**17}])
+async def test_entries_stay_whole_while_the_buffer_goes_round_many_times(rig, raw):
+    emu = rig.emu
+    for i in range(40):  # ~ 40 x 6 kB requests and their answers: the buffer goes round
+        body = json.dumps({"number": 1000 + i, "label": f"{i:03d}" * 2000}).encode()
+        await raw.request(aiocoap.POST, "/v1/sessions", body, content_format=50)
+    kept = emu.journal()
+    assert 5 <= len(kept) < 40 and kept[-1].id == 40
+    assert [e.id for e in kept] == list(range(41 - len(kept), 41))
+    for e in kept:  # each entry decodes to its own request and answer
+        assert e.body["number"] == 1000 + e.id - 1 and e.body["label"] == f"{e.id - 1:03d}" * 2000
+        assert e.code == "4.13" or e.code in ("2.01", "2.00")
+
+
+def test_recording_keeps_no_datagram_as_an_object_of_its_own():
+    """The datagrams live in the journal's one buffer (a mapping tracemalloc does not see):
+    what each record adds is the record, not its datagrams' ~1,100 bytes."""
+    import tracemalloc
+
+    from pager.clock import Clock
+    from pager.control.journal import Journal
+
+    journal = Journal(Clock(), limit=10_000)
+    request = Raw(None, None).datagram(aiocoap.POST, "/v1/sessions", b"x" * 500)
+    answer = b"\x60\x41\x00\x01" + b"y" * 600
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for port in range(2000):
+            peer = ("::ffff:127.0.0.1", 40000 + port % 4, 0, 0)
+            journal.arrived(bytes(bytearray(request)), peer, False, None).answered(
+                bytes(bytearray(answer))
+            )
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(journal) == 2000 and journal.held_bytes == 2000 * (len(request) + len(answer))
+    assert grown / 2000 < 400, f"{grown / 2000:.0f} B per record"

@@ -56,6 +56,26 @@ from pager.coap.seam.dedup import RecentMessages, Replay
 
 log = logging.getLogger("pager.coap")
 
+
+class Peer(UDP6EndpointAddress):
+    """aiocoap's address of a peer, except that whether its datagram came to a multicast
+    address is worked out once per local address: aiocoap asks for every answer it sends,
+    and parses the address each time."""
+
+    @property
+    def is_multicast_locally(self) -> bool:
+        local = self.pktinfo
+        known = _MULTICAST_LOCAL.get(local)
+        if known is None:
+            if len(_MULTICAST_LOCAL) >= _MULTICAST_LOCAL_MAX:
+                _MULTICAST_LOCAL.clear()
+            known = _MULTICAST_LOCAL[local] = bool(super().is_multicast_locally)
+        return known
+
+
+_MULTICAST_LOCAL: dict[bytes | None, bool] = {}
+_MULTICAST_LOCAL_MAX = 256  # a host's own addresses: a handful
+
 MAX_DATAGRAM = 65_536
 """The receive buffer: more than any UDP datagram, so none is cut off."""
 
@@ -231,7 +251,7 @@ def install(
     replaying: list[Exchange | None] = [None]  # a duplicate's, while aiocoap answers it
 
     def read(data: bytes, address: Any, pktinfo: bytes | None, mark: object = None) -> None:
-        remote = UDP6EndpointAddress(address, udp, pktinfo=pktinfo)
+        remote = Peer(address, udp, pktinfo=pktinfo)
         try:
             data, critical = admit(data)
             message = aiocoap.Message.decode(data, remote)

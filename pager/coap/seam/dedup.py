@@ -48,13 +48,14 @@ from typing import Any
 
 import aiocoap
 from aiocoap.numbers import constants
-from aiocoap.numbers.types import ACK, CON
+from aiocoap.numbers.types import ACK, CON, NON
 
 from pager.store import Receipt
 
 WINDOW = 49.0
 TIMER_SECONDS = 0.0
 MAX_PAYLOAD = 1024  # aiocoap's largest block: a longer answer goes block-wise
+_ENCODED = "_pager_encoded"  # on an answer: ((mtype, mid, token), its datagram so headed)
 
 
 class Replay:
@@ -65,9 +66,15 @@ class Replay:
     def __init__(self, message: aiocoap.Message) -> None:
         self.remote = message.remote
         self.mid = message.mid
-        self.mtype = message.mtype  # ACK or NON: never a CON (see RecentMessages)
+        self.mtype = message.mtype  # ACK or RST: never a CON or NON (see RecentMessages)
         self.transport_tuning = None  # read by aiocoap only to re-send a CON
-        self._datagram: bytes = message.encode()
+        encoded = getattr(message, _ENCODED, None)  # by `receipt`, as it would be sent
+        if encoded is not None and encoded[0] == (message.mtype, message.mid, message.token):
+            self._datagram: bytes = encoded[1]
+        else:
+            self._datagram = message.encode()
+        # aiocoap sends the message right after filing it, unchanged: encoded once
+        message.encode = self.encode  # type: ignore[method-assign]
 
     def encode(self) -> bytes:
         return self._datagram
@@ -119,6 +126,7 @@ def receipt(request: aiocoap.Message, response: aiocoap.Message) -> Receipt | No
         datagram = response.encode()
     finally:
         response.mtype = response.mid = None
+    setattr(response, _ENCODED, ((ACK, request.mid, request.token), datagram))
     remote = request.remote
     if remote is None:  # every request aiocoap hands a resource came from somewhere
         raise TypeError("a request without a remote")
@@ -150,11 +158,13 @@ class RecentMessages(dict[Any, Any]):
             self._forget_old()
             self._born.append((self.clock(), key))
         if isinstance(value, aiocoap.Message):
-            if value.mtype == CON:
-                # aiocoap files every message it sends under (peer, message id), also its
-                # own Confirmable ones (notifications), whose ids are independent of the
-                # peer's requests: one that collides would be re-sent, and fail, as the
-                # answer to a retransmitted request. Answers to requests are ACKs (or NON).
+            if value.mtype == CON or value.mtype == NON:
+                # aiocoap files every message it sends under (peer, message id), also the
+                # ones that carry an id of ours (notifications, separate and
+                # Non-confirmable answers), independent of the peer's requests: one that
+                # collides would be re-sent as the answer to a retransmitted request, a
+                # CON failing, a NON another request's answer. The answer to a request is
+                # the ACK (or RST) that echoes its id.
                 return
             value = self.filed = Replay(value)
         super().__setitem__(key, value)

@@ -23,7 +23,7 @@ from aiocoap.numbers import constants
 from aiocoap.transports.udp6 import MessageInterfaceUDP6, UDP6EndpointAddress
 from aiocoap.util.asyncio.timeoutdict import TimeoutDict
 
-from pager.coap.seam import dedup
+from pager.coap.seam import datagrams, dedup
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,23 @@ HOOKS: list[Hook] = [
         "with a traceback per datagram; a drop above the message layer would still be "
         "acknowledged",
         "aiocoap #176",
+    ),
+    Hook(
+        "local-multicast-once",
+        "transports.udp6.UDP6EndpointAddress.is_multicast_locally (overridden in a subclass), "
+        ".pktinfo",
+        "whether a request came to a multicast address is worked out once per local address",
+        "aiocoap parses the local address of a request again for every answer it sends",
+        "none filed",
+    ),
+    Hook(
+        "encode-once",
+        "Message.encode (shadowed on an answer as it is filed), "
+        "MessageManager._send_initially (files, then sends)",
+        "an answer is encoded once: for its receipt, the deduplication table and the wire",
+        "aiocoap encodes a piggybacked answer again to send it right after filing it; the "
+        "receipt needs the same datagram earlier",
+        "none filed",
     ),
     Hook(
         "datagram-out",
@@ -345,6 +362,31 @@ def _datagram_in(managers: list[Any], udps: list[Any], _: list[resource.Resource
     _need(callable(getattr(aiocoap.Message, "decode", None)), "no Message.decode")
 
 
+def _local_multicast_once(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -> None:
+    found = inspect.getattr_static(UDP6EndpointAddress, "is_multicast_locally", None)
+    _need(isinstance(found, property), "not a property of UDP6EndpointAddress")
+    _need(callable(getattr(UDP6EndpointAddress, "as_response_address", None)), "no answer address")
+    address = datagrams.Peer(("::ffff:127.0.0.1", 5683, 0, 0), udps[0], pktinfo=_PKTINFO)
+    _need(address.pktinfo == _PKTINFO, "no pktinfo on UDP6EndpointAddress")
+    _need(address.is_multicast_locally is False, "a unicast local address reads as multicast")
+
+
+_PKTINFO = socket.inet_pton(socket.AF_INET6, "::ffff:127.0.0.1") + bytes(4)
+
+
+def _encode_once(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -> None:
+    message = aiocoap.Message()
+    _need(not hasattr(type(message), "__slots__"), "Message has slots: encode cannot be shadowed")
+    for manager in managers:
+        first = getattr(type(manager), "_send_initially", None)
+        _need(callable(first), "no MessageManager._send_initially")
+        code = inspect.getsource(first) if callable(first) else ""
+        filed = code.find("self._store_response_for_duplicates(message)")
+        sent = code.find("self._send_via_transport(message)")
+        _need(0 <= filed < sent, "_send_initially does not file a message, then send it")
+        _need(code[filed:sent].count("\n") <= 2, "_send_initially changes it in between")
+
+
 def _datagram_out(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -> None:
     for udp in udps:
         send = getattr(udp, "send", None)
@@ -399,6 +441,8 @@ CONTEXT_CHECKS: dict[str, Callable[[list[Any], list[Any], list[resource.Resource
     "message-ids": _message_ids,
     "send-errors": _send_errors,
     "datagram-in": _datagram_in,
+    "local-multicast-once": _local_multicast_once,
+    "encode-once": _encode_once,
     "datagram-out": _datagram_out,
     "exchange-record": _exchange_record,
     "block1-spool": _block1_spool,

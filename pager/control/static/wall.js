@@ -19,7 +19,6 @@ const view = {
   error: $('#error'),
   tokenForm: $('#token-form'),
   fleet: $('#fleet'),
-  header: $('header.bar'),
   wall: $('#wall'),
   waiting: $('#waiting'),
   rowTemplate: $('#row-template'),
@@ -28,7 +27,6 @@ const view = {
   journal: $('#journal'),
   journalRows: $('#journal-rows'),
   journalFilter: $('#journal-filter'),
-  journalAnchor: null,
   clock: $('#clock'),
   clockNow: $('#clock [data-field="now"]'),
   clockState: $('#clock [data-field="state"]'),
@@ -36,9 +34,9 @@ const view = {
   power: $('#power'),
   confirmReset: $('#confirm-reset'),
 };
-// where #journal goes back when a transmitter with a journal is shown again
-view.journalAnchor = document.createComment('journal');
-view.journal.before(view.journalAnchor);
+// where #journal and #fleet go back when a transmitter that has them is shown again
+const journalAnchor = document.createComment('journal');
+view.journal.before(journalAnchor);
 const fleetAnchor = document.createComment('fleet');
 view.fleet.before(fleetAnchor);
 
@@ -280,7 +278,7 @@ const HANDLERS = {
   },
   clock(d) { setClock(d); },
   faults(d) { showFaults(d); },
-  journal(d) { addEntry(d, true); },
+  journal(d) { addEntry(d); },
 };
 
 // -- device and fleet --------------------------------------------------------------------
@@ -450,7 +448,7 @@ function touchPager(number) {
     if (hasSession) upsertPager(idlePager(number));
     return;
   }
-  item.tile.dataset.session = String(hasSession);
+  item.tile.dataset.hasSession = String(hasSession);
   if (!hasSession && !item.pager.lastTransmission) {
     item.tile.remove();
     state.pagers.delete(number);
@@ -491,18 +489,18 @@ function upsertPager(pager) {
   setText(item.fields.codes, codes.join(' '));
   item.alerting = null; // recomputed now
   updateAlerting(item, emulatorNow());
-  item.tile.dataset.session = String(state.byNumber.has(pager.number));
+  item.tile.dataset.hasSession = String(state.byNumber.has(pager.number));
 }
 
 function updateAlerting(item, now) {
-  const last = item.pager.lastTransmission;
   const alerting = item.from <= now && now < item.until; // false for NaN: never paged
   if (alerting === item.alerting) return;
   item.alerting = alerting;
   item.tile.dataset.alerting = String(alerting);
   if (alerting) {
-    item.tile.dataset.mode = last.pageMode;
-    item.fields.mode.textContent = last.pageMode;
+    const mode = item.pager.lastTransmission.pageMode;
+    item.tile.dataset.mode = mode;
+    item.fields.mode.textContent = mode;
   } else {
     delete item.tile.dataset.mode;
     item.fields.mode.textContent = 'idle';
@@ -635,10 +633,10 @@ function showJournal(journal) {
     view.journal.remove();
     return;
   }
-  if (!view.journal.isConnected) view.journalAnchor.after(view.journal);
+  if (!view.journal.isConnected) journalAnchor.after(view.journal);
   state.journalIds.clear();
   view.journalRows.replaceChildren();
-  for (const entry of journal.entries) addEntry(entry, false);
+  for (const entry of journal.entries) addEntry(entry);
 }
 
 function matchesFilter(entry) {
@@ -648,7 +646,7 @@ function matchesFilter(entry) {
     && (!f.code || entry.code === f.code);
 }
 
-function addEntry(entry, live) {
+function addEntry(entry) {
   if (state.journalIds.has(entry.id)) return;
   state.journalIds.add(entry.id);
   const row = document.createElement('tr');
@@ -678,7 +676,6 @@ function addEntry(entry, live) {
     state.journalIds.delete(Number(gone.dataset.entry));
     gone.remove();
   }
-  void live;
 }
 
 view.journalFilter.addEventListener('submit', (event) => {
