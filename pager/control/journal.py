@@ -94,20 +94,24 @@ class _Record:
         self.duplicate = duplicate
         self.leaves: float | None = None
         self.fault: FaultMark | None
-        if isinstance(mark, FaultMark):  # of what held it back (Journal.undelivered)
+        if mark is not None and isinstance(mark, FaultMark):  # what held it (undelivered)
             self.fault = mark
         else:
             self.fault, journal._fault = journal._fault, None
 
-    def answered(self, datagram: bytes) -> None:
+    def answered(self, datagram: bytes, leaving: bool) -> None:
         journal = self.journal
         if journal._fault is not None:
             self.fault, journal._fault = journal._fault, None
         if self.id >= journal._floor:  # still kept
-            self.answer_at = journal._datagrams.put(datagram)
-            self.answer_size = len(datagram)
-            journal._bytes += len(datagram)
-            journal._trim()
+            datagrams = journal._datagrams
+            self.answer_at = datagrams.put(datagram)
+            self.answer_size = size = len(datagram)
+            journal._bytes += size
+            if journal._records[0].at < datagrams.end - datagrams.size:
+                journal._trim()
+        if leaving:
+            self.left()
 
     def left(self) -> None:
         if self.leaves is None:
@@ -271,18 +275,21 @@ class Journal:
         self._fault = FaultMark(fault.id, fault.kind)
 
     def _keep(self, record: _Record) -> None:
-        self._records.append(record)
+        records = self._records
+        records.append(record)
         self._bytes += record.size
-        if len(self._peers) > PEERS_MAX:
-            self._peers.clear()
-        self._trim()
+        datagrams = self._datagrams
+        if len(records) > self.limit or records[0].at < datagrams.end - datagrams.size:
+            self._trim()
+            if len(self._peers) > PEERS_MAX:
+                self._peers.clear()
 
     def _trim(self) -> None:
         """The oldest go while there are more than `limit`, or their datagrams have been
         written over (records are written over oldest first: each one's answer comes after
         its request in the buffer, and the requests come in the records' order)."""
         records = self._records
-        oldest = self._datagrams.oldest
+        oldest = self._datagrams.end - self._datagrams.size
         while records and (len(records) > self.limit or records[0].at < oldest):
             gone = records.popleft()
             self._floor = gone.id + 1
@@ -354,11 +361,6 @@ class _Datagrams:
         self.size = size
         self.end = 0
         self._buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-
-    @property
-    def oldest(self) -> int:
-        """The position of the oldest byte not written over."""
-        return self.end - self.size
 
     def put(self, data: bytes) -> int:
         """Where `data` now lies: after the last datagram, or at the buffer's start if it
