@@ -253,7 +253,8 @@ class Envelope(_Out):
     def encode(self, content_format: int) -> bytes:
         if content_format == CBOR:
             return cbor2.dumps(self.model_dump(mode="json", exclude_unset=True))
-        return self.model_dump_json(exclude_unset=True).encode()
+        # the serializer's own bytes: model_dump_json decodes them to text, to be encoded again
+        return self.__pydantic_serializer__.to_json(self, exclude_unset=True)
 
 
 @dataclass(frozen=True)
