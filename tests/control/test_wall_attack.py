@@ -1,0 +1,153 @@
+"""The pager wall's routes attacked as an adversary would (issue 15): hostile device requests,
+streams by the hundred, streams racing a reset, a power cycle and a stop, requests from other
+web pages. Each test is an attack that once succeeded, or one that is checked to fail; over
+real HTTP and CoAP against a real emulator."""
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from tests.control.conftest import Rig
+
+SETTINGS = {"method": "GET", "path": "/v1/settings"}
+
+
+async def _sessions(rig: Rig) -> list[int]:
+    return [s["number"] for s in (await rig.coap.get("/v1/sessions")).json["sessions"]]
+
+
+# -- POST /device-request -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        {"method": "GET", "path": "/v1/sessions", "query": {"x": "y" * 70_000}},
+        {"method": "GET", "path": "/v1/sessions", "query": {f"q{i}": i for i in range(20_000)}},
+        {"method": "GET", "path": "/v1" + "/a" * 1100},
+        {"method": "POST", "path": "/v1/sessions", "query": {"label": "é" * 600}, "body": {}},
+    ],
+)
+async def test_a_request_too_big_to_send_is_400_and_the_next_one_is_sent(rig, request_body):
+    """Once a query option over aiocoap's limit was a 500, and left the client context with
+    a half-sent exchange: every device request after it was a 500 too, until a restart."""
+    status, answer = await rig.http.request("POST", "/device-request", request_body)
+    assert status == 400, answer
+    assert answer["error"].startswith("path and query: at most 1024 bytes as CoAP options")
+    assert (await rig.http.post("/device-request", SETTINGS))["code"] == "2.05"
+
+
+async def test_a_long_path_segment_the_device_refuses_is_its_answer(rig):
+    """Under the bound, what the device makes of it is shown, not judged here."""
+    answer = await rig.http.post("/device-request", {"method": "GET", "path": "/v1/" + "a" * 300})
+    assert answer["code"] == "4.02"
+
+
+@pytest.mark.parametrize(
+    "raw,error",
+    [
+        ('{"method": "GET", "path": "/v1/sessions", "query": {"number": "\\ud800"}}', "body: "),
+        ('{"method": "POST", "path": "/v1/sessions", "body": {"label": "\\udfff"}}', "body: "),
+        ('{"method": "POST", "path": "/v1/sessions", "body": ' + "[" * 5000 + "]" * 5000 + "}",
+         "body: Invalid JSON: recursion limit"),
+        ('{"method": "POST", "path": "/v1/sessions", "body": {"number": 1' + "0" * 5000 + "}}",
+         "body: Invalid JSON: number out of range"),
+        ('{"method": "GET", "path": "/v1/sessions", "query": {"number": true}}', "query.number"),
+        ('{"method": "GET", "path": "/v1/sessions", "query": {"number": null}}', "query.number"),
+        ('{"method": "GET", "path": "/v1/sessions", "query": {"number": 1.5}}', "query.number"),
+        ('{"method": "GET", "path": "/v1/sessions", "query": []}', "query: "),
+        ('{"method": "GET", "path": "/v1/sessions?number=1&x=2"}', "path: String should match"),
+        ('{"method": "GET", "path": "/v1/%2e%2e/x"}', "path: String should match"),
+        ('{"method": "GET", "path": "/v1/s\\u00e9ssions"}', "path: String should match"),
+        ('{"method": "GET", "path": "/v1/sessions\\n"}', "path: String should match"),
+        ('{"method": "GET ", "path": "/v1/sessions"}', "method: Input should be"),
+        ('{"method": "GET", "path": "/v1/sessions"} trailing', "body: Invalid JSON"),
+        ("[1, 2]", "body: Input should be an object"),
+    ],
+)  # fmt: skip
+async def test_hostile_device_requests_are_400_and_change_nothing(frozen, raw, error):
+    await frozen.coap.post("/v1/sessions", {"number": 12})
+    status, answer = await frozen.http.request("POST", "/device-request", raw=raw)
+    assert status == 400, answer
+    assert answer["error"].startswith(error), answer
+    assert await _sessions(frozen) == [12]
+
+
+async def test_a_body_that_is_not_utf8_is_400(frozen):
+    body = b'{"method": "POST", "path": "/v1/sessions", "body": {"label": "\xff\xfe"}}'
+    async with frozen.http.session.post(
+        "/device-request", data=body, headers={"Content-Type": "application/json"}
+    ) as r:
+        assert r.status == 400
+        assert (await r.json())["error"].startswith("body: Invalid JSON")
+    assert await _sessions(frozen) == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"number": "12&number=13"}, {"number": "12=13"}, {"number": "12 13"}],
+)
+async def test_a_query_value_is_one_option_whatever_it_holds(frozen, query):
+    """`&` and `=` in a value are not separators: the device gets the value whole and
+    refuses it, it does not read a second parameter out of it."""
+    await frozen.coap.post("/v1/sessions", {"number": 12})
+    answer = await frozen.http.post(
+        "/device-request",
+        {"method": "PUT", "path": "/v1/sessions", "query": query, "body": {"action": "clear"}},
+    )
+    assert answer["code"].startswith("4."), answer
+    assert await _sessions(frozen) == [12]
+
+
+async def test_unicode_labels_go_through_whole(frozen):
+    label = "😀 \u202eRTL\u202c «Ada» </script>"
+    answer = await frozen.http.post(
+        "/device-request",
+        {"method": "POST", "path": "/v1/sessions", "body": {"number": 3, "label": label}},
+    )
+    assert answer["code"] == "2.01"
+    assert (await frozen.coap.get("/v1/sessions")).json["sessions"][0]["label"] == label
+
+
+async def test_a_hundred_device_requests_at_once_are_each_answered(frozen):
+    requests = [
+        {"method": "POST", "path": "/v1/sessions", "body": {"number": n}} for n in range(100)
+    ]
+    answers = await asyncio.gather(*(frozen.http.post("/device-request", r) for r in requests))
+    assert [a["code"] for a in answers] == ["2.01"] * 100
+    assert sorted(await _sessions(frozen)) == list(range(100))
+
+
+async def test_a_request_through_a_short_power_cycle_is_answered_when_it_is_back(frozen):
+    """Confirmable: the retransmission after the power is back gets the answer."""
+    await frozen.http.post("/power-cycle", {"seconds": 0.5})
+    assert (await frozen.http.post("/device-request", SETTINGS))["code"] == "2.05"
+
+
+async def test_a_request_a_fault_drops_holds_no_request_after_it(frozen):
+    """aiocoap's client sends one exchange at a time to a peer; the dropped request's went
+    on retransmitting after its 504 (93 s), and every request after it was a 504 too."""
+    await frozen.http.post("/faults", {"kind": "drop", "path": "/v1/settings"}, status=201)
+    status, answer = await frozen.http.request("POST", "/device-request", SETTINGS)
+    assert status == 504 and answer["error"].startswith("no answer from the transmitter")
+    sessions = {"method": "GET", "path": "/v1/sessions"}
+    async with asyncio.timeout(2):
+        assert (await frozen.http.post("/device-request", sessions))["code"] == "2.05"
+
+
+async def test_a_device_request_racing_stop_is_answered_or_503(rig):
+    """Whichever comes first: answered over CoAP, or told the emulator is not running; never
+    a 500, and the stop is not held."""
+    emu = rig.emu
+    calls = [rig.http.request("POST", "/device-request", SETTINGS) for _ in range(20)]
+    results = asyncio.gather(*calls, return_exceptions=True)
+    await asyncio.sleep(0)
+    async with asyncio.timeout(10):
+        await emu.stop()
+    for result in await results:
+        if isinstance(result, BaseException):
+            assert isinstance(result, aiohttp.ClientError), result  # the server went
+        else:
+            status, answer = result
+            assert (status, answer.get("code")) in ((200, "2.05"), (503, None)), result
