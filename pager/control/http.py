@@ -981,7 +981,8 @@ ROUTES: tuple[Route, ...] = (
           "client's (the pager wall's page, clear and remove buttons use it)."),
     Route("GET", "/events", "events", "the pager wall's live stream (server-sent events)",
           _events, {200: ("a text/event-stream: hello, then change, transmission, clock, "
-                          "faults and journal events", None)},
+                          "faults and journal events", None),
+                    503: ("as many streams are open as may be", ErrorAnswer)},
           description="The first event is a full snapshot (hello); see docs/control-api.md "
           "for every event's data.", media="text/event-stream"),
     Route("GET", "/", "page", "the pager wall (a web page)", _page,

@@ -13,6 +13,8 @@ middle of the CoAP exchange that made it (as the journal decodes for a read).
 Each stream's queue is bounded, in events and in bytes: a page that does not read as fast
 as events come (its TCP window full, aiohttp's write waiting) is disconnected when its queue
 is full, and gets a new snapshot when it reconnects; memory stays bounded whatever it does.
+So is the number of streams: each holds its own snapshot until the page has read it, so
+streams that never read would otherwise hold memory in proportion to how many were opened.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pager.wall")
 
+STREAMS_MAX = 32  # streams open at once; one more is 503
 QUEUE_EVENTS = 10_000  # events a stream may have waiting
 QUEUE_BYTES = 8 * 2**20  # and their bytes
 WRITE_CHUNK = 64 * 1024  # bytes of events written at a time
@@ -224,6 +227,10 @@ class WallStream:
         behind, or the emulator stops or loses power. Subscribed before the snapshot is
         read, so no change falls between the two (one may be in both: the page applies
         each by its id, which makes that harmless)."""
+        if len(self.subscribers) >= STREAMS_MAX:
+            raise web.HTTPServiceUnavailable(
+                reason=f"{STREAMS_MAX} pager wall streams are open already; close one first"
+            )
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",

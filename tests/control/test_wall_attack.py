@@ -4,11 +4,15 @@ web pages. Each test is an attack that once succeeded, or one that is checked to
 real HTTP and CoAP against a real emulator."""
 
 import asyncio
+import contextlib
+import socket
 
 import aiohttp
 import pytest
 
+from pager.control import wall_stream
 from tests.control.conftest import Rig
+from tests.control.wall import Events
 
 SETTINGS = {"method": "GET", "path": "/v1/settings"}
 
@@ -151,3 +155,89 @@ async def test_a_device_request_racing_stop_is_answered_or_503(rig):
         else:
             status, answer = result
             assert (status, answer.get("code")) in ((200, "2.05"), (503, None)), result
+
+
+# -- GET /events by the hundred -----------------------------------------------------------
+
+
+async def _raw_stream(port: int, rcvbuf: int = 4096) -> socket.socket:
+    """A page that asks for the stream and never reads it: its window stays small and full."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    sock.send(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    return sock
+
+
+async def _until(condition, timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+async def test_streams_that_never_read_are_bounded_in_number(frozen):
+    """Each stream holds its own snapshot until its page reads it: pages that never read
+    held memory in proportion to their number, without a bound. Past the bound a stream is
+    503; a stream closed makes room for one more; the CoAP API answers throughout."""
+    emu, wall = frozen.emu, frozen.emu._wall
+    for n in range(40):
+        await frozen.coap.post("/v1/sessions", {"number": n, "label": "x" * 40})
+    socks = [await _raw_stream(emu.control_port) for _ in range(wall_stream.STREAMS_MAX)]
+    try:
+        await _until(lambda: len(wall.subscribers) == wall_stream.STREAMS_MAX)
+        for _ in range(3):
+            status, answer = await frozen.http.request("GET", "/events")
+            assert status == 503
+            assert answer == {
+                "error": f"{wall_stream.STREAMS_MAX} pager wall streams are open already; "
+                "close one first"
+            }
+        assert (await frozen.coap.get("/v1/settings")).code == "2.05"
+        socks.pop().close()
+        await _until(lambda: len(wall.subscribers) < wall_stream.STREAMS_MAX)
+        async with frozen.http.session.get("/events") as r:
+            assert r.status == 200
+            assert (await Events(r).next())[0] == "hello"
+    finally:
+        for sock in socks:
+            sock.close()
+    await _until(lambda: not wall.subscribers)
+    assert emu._journal.watch is None
+
+
+async def test_hundreds_of_streams_dropped_mid_hello_are_all_forgotten(frozen):
+    """Opened and closed before their snapshot was read (some before it was even built):
+    nothing is left subscribed, the journal's watch is taken off, CoAP answers meanwhile."""
+    emu, wall = frozen.emu, frozen.emu._wall
+    for n in range(100):
+        await frozen.coap.post("/v1/sessions", {"number": n})
+
+    async def open_and_drop(i: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", emu.control_port)
+        writer.write(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        await writer.drain()
+        if i % 2:
+            await reader.read(100)  # the headers and a little of the snapshot
+        writer.transport.abort()
+
+    for _ in range(10):
+        await asyncio.gather(*(open_and_drop(i) for i in range(30)))
+        assert (await frozen.coap.get("/v1/settings")).code == "2.05"
+    await _until(lambda: not wall.subscribers)
+    assert emu._journal.watch is None and not wall._unanswered
+    async with frozen.http.session.get("/events") as r:  # and the next page is served
+        assert len((await Events(r).until("hello"))["sessions"]) == 100
+
+
+async def test_every_open_stream_gets_every_change(frozen):
+    streams = contextlib.AsyncExitStack()
+    async with streams:
+        opened = []
+        for _ in range(wall_stream.STREAMS_MAX):
+            r = await streams.enter_async_context(frozen.http.session.get("/events"))
+            opened.append(Events(r))
+            await opened[-1].until("hello")
+        answer = await frozen.coap.post("/v1/sessions", {"number": 7})
+        for stream in opened:
+            assert (await stream.until("change"))["session"] == answer.json["sessions"][0]
