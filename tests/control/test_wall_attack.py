@@ -10,11 +10,14 @@ import socket
 import aiohttp
 import pytest
 
+from pager.app import Emulator
 from pager.control import wall_stream
+from tests.conftest import make_config
 from tests.control.conftest import Rig
 from tests.control.wall import Events
 
 SETTINGS = {"method": "GET", "path": "/v1/settings"}
+TOKEN = "s3cret-token-0123456789"
 
 
 async def _sessions(rig: Rig) -> list[int]:
@@ -241,3 +244,74 @@ async def test_every_open_stream_gets_every_change(frozen):
         answer = await frozen.coap.post("/v1/sessions", {"number": 7})
         for stream in opened:
             assert (await stream.until("change"))["session"] == answer.json["sessions"][0]
+
+
+# -- another web page, in the browser of someone on this machine --------------------------
+
+
+@pytest.mark.parametrize(
+    "method,path,body",
+    [
+        ("POST", "/reset", "{}"),
+        ("POST", "/device-request", '{"method": "DELETE", "path": "/v1/sessions"}'),
+        ("POST", "/power-cycle", '{"seconds": 60}'),
+        ("GET", "/events", None),
+        ("GET", "/device", None),
+    ],
+)
+@pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://127.0.0.1:1"])
+async def test_another_web_pages_requests_are_refused(frozen, method, path, body, origin):
+    """A form post or a fetch() with a text/plain body needs no CORS preflight: any site the
+    developer had open could reset the transmitter or clear its sessions (the body is read
+    whatever its Content-Type). Without a token the Origin must be the API's own."""
+    await frozen.coap.post("/v1/sessions", {"number": 12})
+    headers = {"Origin": origin, "Content-Type": "text/plain"}
+    async with frozen.http.session.request(method, path, data=body, headers=headers) as r:
+        assert r.status == 403
+        assert await r.json() == {
+            "error": f"the control API answers no request from another web page (Origin {origin})"
+        }
+    assert await _sessions(frozen) == [12]
+    assert (await frozen.http.get("/health"))["coap"] == "serving"
+
+
+async def test_a_request_from_the_page_itself_is_served(frozen):
+    origin = f"http://127.0.0.1:{frozen.emu.control_port}"
+    answer = await frozen.http.post(
+        "/device-request",
+        {"method": "POST", "path": "/v1/sessions", "body": {"number": 5}},
+        headers={"Origin": origin},
+    )
+    assert answer["code"] == "2.01"
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:80", "127.0.0.1.evil.example"])
+async def test_a_name_that_is_not_local_is_refused_without_a_token(frozen, host):
+    """DNS rebinding: a site whose name resolves to 127.0.0.1 is its own origin, and its
+    script could read every answer, the stream included. Only the Host tells it apart."""
+    async with frozen.http.session.get("/events", headers={"Host": host}) as r:
+        assert r.status == 403
+        assert (await r.json())["error"].startswith(
+            "the control API answers requests addressed to an IP address or localhost"
+        )
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "[::1]", "localhost", "wall.localhost"])
+async def test_local_names_are_served(frozen, host):
+    port = frozen.emu.control_port
+    async with frozen.http.session.get("/device", headers={"Host": f"{host}:{port}"}) as r:
+        assert r.status == 200
+
+
+async def test_with_a_token_origin_and_host_are_not_asked(tmp_path):
+    """The token is what keeps another page out then (it can neither send the header nor
+    read the page's sessionStorage); a rig reaching the API by any name keeps working."""
+    config = make_config(tmp_path / "p.db", control=True, control_port=0, control_token=TOKEN)
+    async with Emulator(config) as emu:
+        auth = f"Bearer {TOKEN}"
+        headers = {"Host": "rig.example", "Origin": "http://other", "Authorization": auth}
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{emu.control_port}") as session:
+            async with session.get("/device", headers=headers) as r:
+                assert r.status == 200
+            async with session.get("/device", headers={**headers, "Authorization": ""}) as r:
+                assert r.status == 401
