@@ -219,8 +219,7 @@ class WallStream:
             self._unanswered.clear()
 
     async def _hello(self, device: dict[str, Any]) -> bytes:
-        tail = None if self.journal is None else list(self.journal.tail(wall_events.HELLO_TAIL))
-        return wall_events.encode("hello", await wall_events.hello(self.rig, device, tail))
+        return wall_events.encode("hello", await wall_events.hello(self.rig, device, self.journal))
 
     async def serve(self, request: web.Request, device: dict[str, Any]) -> web.StreamResponse:
         """The stream to one page: a snapshot, then every event until the page goes, falls

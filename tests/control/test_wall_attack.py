@@ -315,3 +315,119 @@ async def test_with_a_token_origin_and_host_are_not_asked(tmp_path):
                 assert r.status == 200
             async with session.get("/device", headers={**headers, "Authorization": ""}) as r:
                 assert r.status == 401
+
+
+# -- streams racing a reset, a power cycle, a stop and a restart --------------------------
+
+
+async def _hellos(rig: Rig, count: int) -> list[Events]:
+    """`count` streams, their snapshots not read yet (some not built yet)."""
+    streams = []
+    for _ in range(count):
+        response = await rig.http.session.get("/events")
+        assert response.status == 200
+        streams.append(Events(response))
+    return streams
+
+
+async def test_streams_racing_a_factory_reset_all_end_with_its_snapshot(frozen):
+    """Whatever each stream had read, built or queued when the reset came, the last hello
+    it gets is the factory state, and nothing of before comes after it."""
+    for n in range(30):
+        await frozen.coap.post("/v1/sessions", {"number": n})
+    opening = asyncio.ensure_future(_hellos(frozen, 20))
+    await asyncio.sleep(0.01)
+    await frozen.http.post("/reset")
+    streams = await opening
+    try:
+        for stream in streams:
+            hello = await stream.until("hello", lambda d: d["sessions"] == [])
+            assert hello["statistics"]["numSessions"] == 0
+            assert hello["transmissions"] == [] and hello["journal"]["entries"] == []
+        await frozen.coap.post("/v1/sessions", {"number": 99})
+        for stream in streams:  # nothing of before the reset comes after its snapshot
+            while (event := await stream.next())[0] != "change":
+                name, data = event
+                assert name in ("hello", "journal", "faults", "clock"), event
+                assert name != "hello" or data["sessions"] == [], event
+            assert event[1]["session"]["number"] == 99
+    finally:
+        for stream in streams:
+            stream.response.close()
+
+
+async def test_a_snapshot_built_across_a_reset_is_of_one_moment(frozen, monkeypatch):
+    """The snapshot's journal tail was read before its first wait and the sessions after
+    it: a reset in that wait made a snapshot of no moment, the old journal beside no
+    sessions."""
+    emu = frozen.emu
+    await frozen.coap.post("/v1/sessions", {"number": 12})
+    transmissions = emu.transmissions
+
+    async def reset_first(*args, **kwargs):
+        monkeypatch.setattr(emu, "transmissions", transmissions)
+        await emu.reset()
+        return await transmissions(*args, **kwargs)
+
+    monkeypatch.setattr(emu, "transmissions", reset_first)
+    async with frozen.http.session.get("/events") as r:
+        hello = await Events(r).until("hello")
+    assert hello["sessions"] == []
+    assert hello["journal"]["entries"] == []
+
+
+async def test_streams_racing_a_power_cycle_end_and_the_next_ones_say_so(frozen):
+    opening = asyncio.ensure_future(_hellos(frozen, 10))
+    await asyncio.sleep(0.01)
+    await frozen.http.post("/power-cycle", {"seconds": 1})
+    streams = await opening
+    try:
+        for stream in streams:  # each ends with the power, or is told it is back
+            with contextlib.suppress(EOFError):
+                await stream.until("faults", lambda d: d["unreachable"] is False, timeout=5)
+    finally:
+        for stream in streams:
+            stream.response.close()
+    assert (await frozen.coap.get("/v1/settings")).code == "2.05"
+
+
+async def test_streams_opened_while_the_emulator_stops_do_not_hold_the_stop(frozen):
+    emu = frozen.emu
+    streams = await _hellos(frozen, 10)
+
+    async def keep_opening() -> None:
+        with contextlib.suppress(aiohttp.ClientError, AssertionError):
+            while True:
+                streams.append((await _hellos(frozen, 1))[0])
+
+    opener = asyncio.ensure_future(keep_opening())
+    await asyncio.sleep(0.05)
+    try:
+        async with asyncio.timeout(wall_stream.END_GRACE + 4):
+            await emu.stop()
+        for stream in streams:
+            with contextlib.suppress(aiohttp.ClientError):
+                await stream.ended(timeout=5)
+    finally:
+        opener.cancel()
+        for stream in streams:
+            stream.response.close()
+    assert not emu._wall.subscribers
+
+
+async def test_a_stream_after_a_restart_on_the_same_port_is_the_new_emulators(frozen, tmp_path):
+    emu = frozen.emu
+    await frozen.coap.post("/v1/sessions", {"number": 12})
+    (old,) = await _hellos(frozen, 1)
+    assert len((await old.until("hello"))["sessions"]) == 1
+    await emu.stop()
+    assert await old.ended()
+    config = emu.config.model_copy(
+        update={"port": emu.port, "control_port": emu.control_port, "db": str(tmp_path / "b.db")}
+    )
+    async with Emulator(config) as again:
+        async with frozen.http.session.get("/events") as r:
+            hello = await Events(r).until("hello")
+        assert hello["sessions"] == [] and hello["device"]["uri"] == again.uri
+        answer = await frozen.http.post("/device-request", SETTINGS)
+        assert answer["code"] == "2.05"
