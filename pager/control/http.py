@@ -572,7 +572,10 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(str(e), 504)
     except web.HTTPException as e:
         if e.status >= 400:
-            return _error(e.reason, e.status)
+            answer = _error(e.reason, e.status)
+            if "Allow" in e.headers:  # a 405 says which methods there are
+                answer.headers["Allow"] = e.headers["Allow"]
+            return answer
         raise
 
 
@@ -1040,7 +1043,7 @@ def _handler(
     rig: RigControls, route: Route
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
-        if route.method == "GET":
+        if route.method == "GET":  # HEAD too
             _query(request, *route.query)
         body = None if route.body is None else await _body(request, route.body)
         return await route.call(rig, request, body)
@@ -1059,7 +1062,10 @@ def build_app(emu: RigControls, token: str | None = None) -> web.Application:
         middlewares=[_guard(token), _errors, _finish_for_gone_clients], client_max_size=BODY_MAX
     )
     for route in ROUTES:
-        app.router.add_route(route.method, route.path, _handler(emu, route), name=route.name)
+        handler = _handler(emu, route)
+        app.router.add_route(route.method, route.path, handler, name=route.name)
+        if route.name in PUBLIC:  # a file may be asked for its headers alone (not a stream)
+            app.router.add_route("HEAD", route.path, handler, name=route.name)
     return app
 
 

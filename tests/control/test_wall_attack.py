@@ -431,3 +431,69 @@ async def test_a_stream_after_a_restart_on_the_same_port_is_the_new_emulators(fr
         assert hello["sessions"] == [] and hello["device"]["uri"] == again.uri
         answer = await frozen.http.post("/device-request", SETTINGS)
         assert answer["code"] == "2.05"
+
+
+# -- the page's files ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/%252e%252e%252fhttp.py",  # encoded twice
+        "/static/%c0%ae%c0%ae%c0%afhttp.py",  # overlong UTF-8
+        "/static/%ef%bc%8e%ef%bc%8e%ef%bc%8fhttp.py",  # fullwidth dots and slash
+        "/static/.%2e/.%2e/pyproject.toml",
+        "/static/..\\..\\http.py",
+        "/static/wall.js/",
+        "/static/wall.js;.html",
+        "/static/wall.js%20",
+        "/static/.wall.js",
+        "/static/__init__.py",
+        "/static/" + "a" * 2000 + ".js",
+        "/static/%00",
+        "/index.html/..",
+        "/..%2fhttp.py",
+    ],
+)
+async def test_no_file_but_the_pages_is_served_in_any_encoding(rig, path):
+    url = f"http://127.0.0.1:{rig.emu.control_port}{path}"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(aiohttp.client.URL(url, encoded=True)) as r:
+            assert r.status == 404, path
+            assert await r.json() == {"error": "Not Found"}
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"])
+@pytest.mark.parametrize("path", ["/", "/static/wall.js"])
+async def test_the_files_take_get_and_head_only(rig, method, path):
+    """A 405 names the methods there are (Allow), as HTTP asks of it."""
+    async with rig.http.session.request(method, path) as r:
+        assert r.status == 405
+        assert r.headers["Allow"] == "GET,HEAD"
+        assert await r.json() == {"error": "Method Not Allowed"}
+
+
+@pytest.mark.parametrize("path", ["/", "/static/wall.js", "/static/wall.css"])
+async def test_head_of_a_file_is_its_headers_alone(rig, path):
+    async with rig.http.session.get(path) as r:
+        whole = await r.read()
+        got = dict(r.headers)
+    async with rig.http.session.head(path) as r:
+        assert r.status == 200
+        assert await r.read() == b""
+        assert r.headers["Content-Length"] == str(len(whole))
+        for name in ("Content-Type", "Content-Security-Policy", "X-Content-Type-Options"):
+            assert r.headers[name] == got[name]
+
+
+async def test_head_of_the_files_needs_no_token_and_of_data_it_is_not_there(tmp_path):
+    config = make_config(tmp_path / "p.db", control=True, control_port=0, control_token=TOKEN)
+    async with Emulator(config) as emu:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{emu.control_port}") as session:
+            for path in ("/", "/static/wall.js"):
+                async with session.head(path) as r:
+                    assert r.status == 200, path
+            async with session.head("/events") as r:  # no stream for a HEAD
+                assert r.status == 401
+            async with session.head("/events", headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+                assert r.status == 405
