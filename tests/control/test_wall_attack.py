@@ -497,3 +497,52 @@ async def test_head_of_the_files_needs_no_token_and_of_data_it_is_not_there(tmp_
                 assert r.status == 401
             async with session.head("/events", headers={"Authorization": f"Bearer {TOKEN}"}) as r:
                 assert r.status == 405
+
+
+# -- the cost with no page open -----------------------------------------------------------
+
+
+async def test_with_no_page_open_no_event_is_built_for_any_kind_of_change(frozen, monkeypatch):
+    """Every kind of change the stream tells of, with no stream open: the listeners are
+    called (they are registered) and return before reading or building anything."""
+    emu = frozen.emu
+    calls: dict[str, int] = {}
+
+    def count(owner, name):
+        real = getattr(owner, name)
+
+        def counted(*args, **kwargs):
+            calls[name] = calls.get(name, 0) + 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, counted)
+
+    for name in ("changes", "transmission", "clock", "faults", "journal_entry", "encode"):
+        count(wall_stream.wall_events, name)
+    for name in ("pager", "list_faults"):
+        count(emu, name)
+    listeners = emu.engine.listeners
+    on_change = listeners.index(emu._wall.on_change)
+
+    def told(change):
+        calls["on_change"] = calls.get("on_change", 0) + 1
+        emu._wall.on_change(change)
+
+    listeners[on_change] = told  # the emulator is stopped after the test, and dropped
+    http, coap = frozen.http, frozen.coap
+    await coap.post("/v1/sessions", {"number": 12})
+    await coap.put("/v1/sessions", {"action": "page"}, query="number=12")
+    await coap.post("/v1/page", {"number": 40, "message": "hi"})
+    await coap.post("/v1/settings", {"defaultTargetGoal": 90})
+    await coap.delete("/v1/sessions/statistics")
+    await http.post("/clock/advance", {"seconds": 60})
+    await http.post("/clock/speed", {"factor": 2})
+    await http.post("/faults", {"kind": "error", "path": "/v1/settings", "count": 1}, status=201)
+    await coap.get("/v1/settings")  # spends it
+    await http.post("/power-cycle", {"seconds": 0.2})
+    await asyncio.sleep(0.4)  # the power is back
+    await http.post("/reset")
+    await coap.post("/v1/sessions", {"number": 13})
+    assert calls.pop("on_change") >= 6
+    assert calls == {}
+    assert emu._journal.watch is None and not emu._wall._unanswered
