@@ -209,6 +209,28 @@ async def test_streams_that_never_read_are_bounded_in_number(frozen):
     assert emu._journal.watch is None
 
 
+async def test_a_page_that_reads_nothing_is_cut_when_events_stop_coming(frozen, monkeypatch):
+    """Its writes wait for a window that never opens. Once its queue was the only bound: a
+    few events too few to fill it, and the stream stayed open for ever, holding its place."""
+    monkeypatch.setattr(wall_stream, "WRITE_SECONDS", 0.5)
+    emu, wall = frozen.emu, frozen.emu._wall
+    sock = await _raw_stream(emu.control_port)
+    try:
+        await _until(lambda: len(wall.subscribers) == 1)
+        (slow,) = wall.subscribers
+        for i in range(1000):  # a faults event of 40 faults is some 15 kB
+            await frozen.http.post("/faults", {"kind": "drop", "path": f"/v1/x{i}"}, status=201)
+            if i >= 40:
+                await frozen.http.delete(f"/faults/{i - 39}")
+            if len(slow.queue) > 3:  # its writes are stuck
+                break
+        assert len(slow.queue) < wall_stream.QUEUE_EVENTS
+        await _until(lambda: slow not in wall.subscribers, timeout=5)
+        assert slow.cut
+    finally:
+        sock.close()
+
+
 async def test_hundreds_of_streams_dropped_mid_hello_are_all_forgotten(frozen):
     """Opened and closed before their snapshot was read (some before it was even built):
     nothing is left subscribed, the journal's watch is taken off, CoAP answers meanwhile."""
