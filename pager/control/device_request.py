@@ -82,25 +82,38 @@ class DeviceRequests:
                 f"path and query: at most {OPTIONS_MAX} bytes as CoAP options, not {size}"
             )
         host = _LOOPBACK.get(host, host)
-        message = aiocoap.Message(
-            code=getattr(aiocoap.Code, method),
-            uri=f"coap://{'[' + host + ']' if ':' in host else host}:{port}",
-            payload=payload,
-            transport_tuning=_Retransmissions(),
-        )
-        message.opt.uri_path = tuple(segments)
-        message.opt.uri_query = tuple(options)
-        if payload:
-            message.opt.content_format = ContentFormat.JSON
+        uri = f"coap://{'[' + host + ']' if ':' in host else host}:{port}"
+
+        def message(echo: bytes | None = None) -> aiocoap.Message:
+            request = aiocoap.Message(
+                code=getattr(aiocoap.Code, method),
+                uri=uri,
+                payload=payload,
+                transport_tuning=_Retransmissions(),
+            )
+            request.opt.uri_path = tuple(segments)
+            request.opt.uri_query = tuple(options)
+            if payload:
+                request.opt.content_format = ContentFormat.JSON
+            request.opt.echo = echo
+            return request
+
+        answer = await self._exchange(message(), method, path)
+        if answer.code == aiocoap.UNAUTHORIZED and answer.opt.echo is not None:
+            # amplification protection (RFC 9175 2.4): nothing was done; the same request
+            # with the Echo value proves the address, as libcoap's client does by itself
+            answer = await self._exchange(message(answer.opt.echo), method, path)
+        assert answer.code is not None  # an answer always has one
+        return answer.code.dotted, _decoded(answer.payload)
+
+    async def _exchange(self, message: aiocoap.Message, method: str, path: str) -> aiocoap.Message:
         context = await self._client()
-        request = context.request(message)
         try:
-            answer = await asyncio.wait_for(request.response, TIMEOUT)
+            return await asyncio.wait_for(context.request(message).response, TIMEOUT)
         except (TimeoutError, NetworkError):  # NetworkError: aiocoap gave up retransmitting
             raise DeviceTimeout(
                 f"no answer from the transmitter within {TIMEOUT:g} s to {method} {path}"
             ) from None
-        return answer.code.dotted, _decoded(answer.payload)
 
     async def close(self) -> None:
         async with self._starting:

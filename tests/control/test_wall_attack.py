@@ -568,3 +568,17 @@ async def test_with_no_page_open_no_event_is_built_for_any_kind_of_change(frozen
     assert calls.pop("on_change") >= 6
     assert calls == {}
     assert emu._journal.watch is None and not emu._wall._unanswered
+
+
+@pytest.mark.parametrize("config_overrides", [{"amplification_protection": True}])
+async def test_with_amplification_protection_the_walls_requests_prove_their_address(frozen):
+    """The protection answers an unproven peer 4.01 with an Echo value and does nothing: every
+    page, clear and remove from the wall was that 4.01. The request is repeated with the
+    value, once, as libcoap's client does."""
+    answer = await frozen.http.post(
+        "/device-request", {"method": "POST", "path": "/v1/sessions", "body": {"number": 8}}
+    )
+    assert answer["code"] == "2.01"
+    assert (await frozen.http.post("/device-request", SETTINGS))["code"] == "2.05"
+    entries = (await frozen.http.get("/journal", params={"path": "/v1/sessions"}))["entries"]
+    assert [e["code"] for e in entries] == ["4.01", "2.01"]  # one session, made once
