@@ -531,7 +531,7 @@ def _another_site(request: web.Request) -> str | None:
             f"unless control_token is set, not to {host!r}"
         )
     origin = request.headers.get("Origin")
-    if origin is not None and origin != f"{request.scheme}://{host}":
+    if origin is not None and origin.lower() != f"{request.scheme}://{host}".lower():
         return f"the control API answers no request from another web page (Origin {origin})"
     return None
 

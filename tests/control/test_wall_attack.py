@@ -297,12 +297,13 @@ async def test_another_web_pages_requests_are_refused(frozen, method, path, body
     assert (await frozen.http.get("/health"))["coap"] == "serving"
 
 
-async def test_a_request_from_the_page_itself_is_served(frozen):
-    origin = f"http://127.0.0.1:{frozen.emu.control_port}"
+@pytest.mark.parametrize("host,origin", [("127.0.0.1", "127.0.0.1"), ("LOCALHOST", "localhost")])
+async def test_a_request_from_the_page_itself_is_served(frozen, host, origin):
+    port = frozen.emu.control_port
     answer = await frozen.http.post(
         "/device-request",
         {"method": "POST", "path": "/v1/sessions", "body": {"number": 5}},
-        headers={"Origin": origin},
+        headers={"Origin": f"http://{origin}:{port}", "Host": f"{host}:{port}"},
     )
     assert answer["code"] == "2.01"
 
