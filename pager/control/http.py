@@ -13,6 +13,7 @@ import hmac
 import ipaddress
 import json
 import re
+import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -490,7 +491,16 @@ def _query(request: web.Request, *known: str) -> None:
 
 def _guard(token: str | None) -> Middleware:
     """Without a token only loopback peers may use the API; with one, every request must
-    carry it as `Authorization: Bearer <token>`."""
+    carry it as `Authorization: Bearer <token>`.
+
+    Without a token a loopback peer may be a browser running some other site's script, so
+    two more rules hold then. A request another page sent (its `Origin` not this API's) is
+    refused: a form or a fetch() with a text/plain body needs no CORS preflight, and would
+    reset the transmitter or page its guests. And the `Host` must be an IP address,
+    localhost or this machine's name: a site whose name its DNS turns into 127.0.0.1
+    (DNS rebinding) is its own origin, and could read the answers too. With a token neither
+    can do anything: another page cannot send the header, nor read the token the page
+    keeps."""
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -505,9 +515,40 @@ def _guard(token: str | None) -> Middleware:
             return _error(
                 "the control API answers loopback peers only unless control_token is set", 403
             )
+        elif (refused := _another_site(request)) is not None:
+            return _error(refused, 403)
         return await handler(request)
 
     return guard
+
+
+def _another_site(request: web.Request) -> str | None:
+    """Why a request looks sent by another site's page (`_guard`); None: it does not."""
+    host = request.headers.get("Host")
+    if host is not None and not _local_name(host):
+        return (
+            f"the control API answers requests addressed to an IP address or localhost "
+            f"unless control_token is set, not to {host!r}"
+        )
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.lower() != f"{request.scheme}://{host}".lower():
+        return f"the control API answers no request from another web page (Origin {origin})"
+    return None
+
+
+def _local_name(host: str) -> bool:
+    """Whether a `Host` header names an IP address, localhost or this machine."""
+    try:
+        name = (URL(f"http://{host}").host or "").lower().rstrip(".")
+    except ValueError:
+        return False
+    if name in ("localhost", socket.gethostname().lower()) or name.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _loopback(address: str | None) -> bool:
@@ -531,7 +572,10 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(str(e), 504)
     except web.HTTPException as e:
         if e.status >= 400:
-            return _error(e.reason, e.status)
+            answer = _error(e.reason, e.status)
+            if "Allow" in e.headers:  # a 405 says which methods there are
+                answer.headers["Allow"] = e.headers["Allow"]
+            return answer
         raise
 
 
@@ -981,7 +1025,8 @@ ROUTES: tuple[Route, ...] = (
           "client's (the pager wall's page, clear and remove buttons use it)."),
     Route("GET", "/events", "events", "the pager wall's live stream (server-sent events)",
           _events, {200: ("a text/event-stream: hello, then change, transmission, clock, "
-                          "faults and journal events", None)},
+                          "faults and journal events", None),
+                    503: ("as many streams are open as may be", ErrorAnswer)},
           description="The first event is a full snapshot (hello); see docs/control-api.md "
           "for every event's data.", media="text/event-stream"),
     Route("GET", "/", "page", "the pager wall (a web page)", _page,
@@ -998,7 +1043,7 @@ def _handler(
     rig: RigControls, route: Route
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
-        if route.method == "GET":
+        if route.method == "GET":  # HEAD too
             _query(request, *route.query)
         body = None if route.body is None else await _body(request, route.body)
         return await route.call(rig, request, body)
@@ -1017,7 +1062,10 @@ def build_app(emu: RigControls, token: str | None = None) -> web.Application:
         middlewares=[_guard(token), _errors, _finish_for_gone_clients], client_max_size=BODY_MAX
     )
     for route in ROUTES:
-        app.router.add_route(route.method, route.path, _handler(emu, route), name=route.name)
+        handler = _handler(emu, route)
+        app.router.add_route(route.method, route.path, handler, name=route.name)
+        if route.name in PUBLIC:  # a file may be asked for its headers alone (not a stream)
+            app.router.add_route("HEAD", route.path, handler, name=route.name)
     return app
 
 

@@ -27,6 +27,7 @@ from pager.domain.pagemodes import Transmission
 
 if TYPE_CHECKING:
     from pager.control.faults import Fault
+    from pager.control.journal import Journal
     from pager.control.rig import RigControls
 
 HELLO_TAIL = 100  # transmissions and journal entries the snapshot carries
@@ -74,16 +75,19 @@ def journal_entry(entry: Entry) -> dict[str, Any]:
 
 
 async def hello(
-    rig: RigControls, device: dict[str, Any], journal: list[Entry] | None
+    rig: RigControls, device: dict[str, Any], journal: Journal | None
 ) -> dict[str, Any]:
-    """The snapshot every stream starts with: all the page shows. `journal`: its last
-    entries, None when the journal is off."""
+    """The snapshot every stream starts with: all the page shows (`journal`: None when it
+    is off). Every part is read after the last wait, at one moment: a journal tail read
+    before it, with a factory reset in the wait, showed the journal before the reset beside
+    the sessions after it."""
     engine = rig._rig.engine
     now = await engine.catch_up()
     state = engine.state
     after = max(0, state.device.next_transmission_id - 1 - HELLO_TAIL)
     recent = await rig.transmissions(after_id=after)  # ids run on without a gap
     state = engine.state  # committed meanwhile, if anything: the newer, the better
+    tail = None if journal is None else list(journal.tail(HELLO_TAIL))
     return {
         "device": device,
         "clock": clock(rig.clock_status()),
@@ -98,7 +102,7 @@ async def hello(
         "transmissions": [wire.page_out(t).model_dump(mode="json") for t in recent],
         "faults": faults(rig.list_faults(), rig.unreachable),
         "journal": {
-            "enabled": journal is not None,
-            "entries": [journal_entry(e) for e in journal or []],
+            "enabled": tail is not None,
+            "entries": [journal_entry(e) for e in tail or []],
         },
     }

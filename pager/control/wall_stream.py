@@ -13,6 +13,11 @@ middle of the CoAP exchange that made it (as the journal decodes for a read).
 Each stream's queue is bounded, in events and in bytes: a page that does not read as fast
 as events come (its TCP window full, aiohttp's write waiting) is disconnected when its queue
 is full, and gets a new snapshot when it reconnects; memory stays bounded whatever it does.
+A page that reads nothing at all is cut too, when a write has waited `WRITE_SECONDS` for
+its window to open: with few events its queue would never fill, and it would keep its
+connection, and its place among the streams, for ever.
+So is the number of streams: each holds its own snapshot until the page has read it, so
+streams that never read would otherwise hold memory in proportion to how many were opened.
 """
 
 from __future__ import annotations
@@ -34,10 +39,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pager.wall")
 
+STREAMS_MAX = 32  # streams open at once; one more is 503
 QUEUE_EVENTS = 10_000  # events a stream may have waiting
 QUEUE_BYTES = 8 * 2**20  # and their bytes
 WRITE_CHUNK = 64 * 1024  # bytes of events written at a time
 PING_SECONDS = 15.0
+WRITE_SECONDS = 2 * PING_SECONDS  # a write may wait this long for the page to read
 UNANSWERED_SECONDS = 2.0  # a journal record with no answer by then is shown as it is
 END_GRACE = 1.0  # seconds a stream has at a stop to send what it holds, then it is cut
 _HELLO = b""  # in a queue: a new snapshot is due here (after a reset)
@@ -216,14 +223,17 @@ class WallStream:
             self._unanswered.clear()
 
     async def _hello(self, device: dict[str, Any]) -> bytes:
-        tail = None if self.journal is None else list(self.journal.tail(wall_events.HELLO_TAIL))
-        return wall_events.encode("hello", await wall_events.hello(self.rig, device, tail))
+        return wall_events.encode("hello", await wall_events.hello(self.rig, device, self.journal))
 
     async def serve(self, request: web.Request, device: dict[str, Any]) -> web.StreamResponse:
         """The stream to one page: a snapshot, then every event until the page goes, falls
         behind, or the emulator stops or loses power. Subscribed before the snapshot is
         read, so no change falls between the two (one may be in both: the page applies
         each by its id, which makes that harmless)."""
+        if len(self.subscribers) >= STREAMS_MAX:
+            raise web.HTTPServiceUnavailable(
+                reason=f"{STREAMS_MAX} pager wall streams are open already; close one first"
+            )
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
@@ -234,13 +244,13 @@ class WallStream:
         subscriber = self._subscribe(request)
         try:
             await response.prepare(request)
-            await response.write(await self._hello(device))
+            await self._write(subscriber, response, await self._hello(device))
             while not subscriber.cut:
                 events = subscriber.take()
                 if events == [_HELLO]:
-                    await response.write(await self._hello(device))
+                    await self._write(subscriber, response, await self._hello(device))
                 elif events:
-                    await response.write(b"".join(events))
+                    await self._write(subscriber, response, b"".join(events))
                 elif subscriber.ending:
                     break
                 else:
@@ -248,7 +258,7 @@ class WallStream:
                     try:
                         await asyncio.wait_for(subscriber.wake.wait(), PING_SECONDS)
                     except TimeoutError:
-                        await response.write(b": ping\n\n")
+                        await self._write(subscriber, response, b": ping\n\n")
             if not subscriber.cut:
                 await response.write_eof()
         except (ConnectionError, RuntimeError) as e:  # the page went, or was cut
@@ -256,6 +266,21 @@ class WallStream:
         finally:
             self._unsubscribe(subscriber)
         return response
+
+    async def _write(
+        self, subscriber: Subscriber, response: web.StreamResponse, data: bytes
+    ) -> None:
+        try:
+            async with asyncio.timeout(WRITE_SECONDS):
+                await response.write(data)
+        except TimeoutError:
+            log.warning(
+                "pager wall stream to %s read nothing for %g s: disconnected",
+                subscriber.request.remote,
+                WRITE_SECONDS,
+            )
+            subscriber.abort()
+            raise ConnectionResetError("the page reads nothing") from None
 
     async def ended(self) -> None:
         """Wait (a moment at most) for every stream to end after `end`; cut the rest (a

@@ -280,7 +280,7 @@ async def test_a_slow_page_is_disconnected_and_memory_stays_bounded(frozen, monk
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", emu.control_port))
     reader, writer = await asyncio.open_connection(sock=sock)
-    writer.write(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+    writer.write(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     await writer.drain()
     async with events(frozen) as fast:
         await fast.until("hello")
