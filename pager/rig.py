@@ -570,6 +570,7 @@ def _transmission(t: Mapping[str, Any]) -> Transmission:
         message=t["message"],
         override_codes=_codes(t["overrideCodes"]),
         session_id=t["sessionId"],
+        source="lrsn" if t["source"] == "lrsn" else "coap",
     )
 
 

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, TypeVar
 import aiosqlite
 
 from pager.domain.model import Archived, Change, Device, Session, Settings, State
-from pager.domain.pagemodes import AlertCode, Transmission
+from pager.domain.pagemodes import AlertCode, Source, Transmission
 from pager.domain.statistics import Counters
 from pager.domain.timefmt import fmt, parse
 
@@ -128,6 +128,10 @@ MIGRATIONS: list[str] = [
     INSERT INTO session_v3 SELECT * FROM session;
     DROP TABLE session;
     ALTER TABLE session_v3 RENAME TO session;
+    """,
+    # The interface each page came in by: pages before LRSN came over CoAP.
+    """
+    ALTER TABLE transmission ADD COLUMN source TEXT NOT NULL DEFAULT 'coap';
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -252,12 +256,25 @@ def _device(row: Row) -> Device:
 
 def _transmission_row(t: Transmission) -> Row:
     codes = json.dumps([[c.code, c.value] for c in t.override_codes], separators=(",", ":"))
-    return (t.id, fmt(t.time), t.number, t.system_id, t.page_mode, t.message, codes, t.session_id)
+    return (
+        t.id,
+        fmt(t.time),
+        t.number,
+        t.system_id,
+        t.page_mode,
+        t.message,
+        codes,
+        t.session_id,
+        t.source,
+    )
 
 
 def _transmission(row: Row) -> Transmission:
     codes = tuple(AlertCode(code, value) for code, value in json.loads(row[6]))
-    return Transmission(row[0], parse(row[1]), row[2], row[3], row[4], row[5], codes, row[7])
+    source: Source = "lrsn" if row[8] == "lrsn" else "coap"
+    return Transmission(
+        row[0], parse(row[1]), row[2], row[3], row[4], row[5], codes, row[7], source
+    )
 
 
 def _lock(path: Path) -> int:

@@ -226,6 +226,7 @@ class PageOut(_Out):
     overrideCodes: list[AlertCodeOut]
     sessionId: int | None
     alertUntil: str
+    source: str
 
 
 class ErrorOut(_Out):
@@ -389,6 +390,7 @@ def page_out(t: Transmission) -> PageOut:
         overrideCodes=[AlertCodeOut.of(code=c.code, value=c.value) for c in t.override_codes],
         sessionId=t.session_id,
         alertUntil=fmt(t.alert_until),
+        source=t.source,
     )
 
 
