@@ -23,10 +23,13 @@ from pager.control import http as control_http
 from pager.control.faults import FaultInjector
 from pager.control.journal import Journal
 from pager.control.rig import PagerBoard, RigControls, RigParts
+from pager.domain import operations as ops
 from pager.domain.operations import DeviceRules, SettingsPatch, update_settings
+from pager.domain.pagemodes import Transmission
 from pager.domain.rules import Limits
 from pager.engine import Engine
 from pager.hub import Hub
+from pager.lrsn import server as lrsn
 from pager.store import Store, StoreUnavailable
 
 log = logging.getLogger("pager")
@@ -65,7 +68,9 @@ class Emulator(RigControls):
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._temporary_store = config is None and "db" not in overrides
         if config is None:
-            config = Config(**{"host": "127.0.0.1", "port": 0, "control": False, **overrides})
+            config = Config(
+                **{"host": "127.0.0.1", "port": 0, "lrsn_port": 0, "control": False, **overrides}
+            )
         elif overrides:
             config = config.model_copy(update=overrides)
         self.config = config
@@ -83,6 +88,7 @@ class Emulator(RigControls):
         self._context: aiocoap.Context | None = None
         self.api: Api | None = None
         self._control: web.AppRunner | None = None
+        self._lrsn: lrsn.LrsnServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -93,6 +99,18 @@ class Emulator(RigControls):
     def uri(self) -> str:
         # yarl writes an IPv6 host in brackets, which aiocoap needs ("coap://[::1]:5683")
         return str(URL.build(scheme="coap", host=self.config.host, port=self.port))
+
+    @property
+    def lrsn_port(self) -> int | None:
+        """The LRSN port it listens on; None when LRSN is off or it is not running."""
+        return None if self._lrsn is None else self._lrsn.port
+
+    @property
+    def lrsn_address(self) -> tuple[str, int]:
+        """(host, port) of the LRSN interface, for a test's TCP client."""
+        if self._lrsn is None:
+            raise RuntimeError("LRSN is off (lrsn = false) or the emulator is not running")
+        return self._lrsn.address
 
     async def start(self) -> "Emulator":
         """Start serving. A start that fails at any step is undone before the error is
@@ -147,10 +165,18 @@ class Emulator(RigControls):
             exchanges=self._journal if c.journal else None,
         )
         self.port = seam.bound_port(self._context)
+        if c.lrsn:
+            await self._start_lrsn(self.engine)
         self._tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self.hub.run_pings())]
         self._attach(
             RigParts(
-                self.engine, self.hub, self.faults, self.pagers, self.api.block2, self._journal
+                self.engine,
+                self.hub,
+                self.faults,
+                self.pagers,
+                self.api.block2,
+                self._journal,
+                self._lrsn,
             )
         )
         if c.control:
@@ -160,6 +186,32 @@ class Emulator(RigControls):
                 raise StartupError(
                     _cannot_listen("control", c.control_host, c.control_port, e)
                 ) from e
+
+    async def _start_lrsn(self, engine: Engine) -> None:
+        c = self.config
+        host = c.host if c.lrsn_host is None else c.lrsn_host
+
+        async def page(request: ops.PageRequest) -> Transmission:
+            outcome = await engine.run(lambda st, now: ops.page(st, request, now, engine.config))
+            return outcome.transmitted
+
+        settings = lrsn.Settings(
+            host=host,
+            port=c.lrsn_port,
+            device=c.device_name,
+            swver=c.firmware_version,
+            serno=c.lrsn_serial,
+            user=c.lrsn_user,
+            passwd=c.lrsn_password,
+            max_clients=c.lrsn_max_clients,
+            heartbeat_interval=c.lrsn_heartbeat_interval,
+        )
+        server = lrsn.LrsnServer(settings, page)
+        try:
+            await server.start()
+        except OSError as e:
+            raise StartupError(_cannot_listen("lrsn tcp", host, c.lrsn_port, e)) from e
+        self._lrsn = server
 
     async def _start_control(self) -> None:
         self._control = control_http.runner(self, self.config.control_token)
@@ -177,6 +229,9 @@ class Emulator(RigControls):
             await self._control.cleanup()
             self._control = None
         self._attach(None)
+        if self._lrsn is not None:
+            await self._lrsn.close()
+            self._lrsn = None
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -969,6 +969,8 @@ def emulator(workdir: Path, db: Path, tag: str, journal: bool = True) -> ServerP
             "-m",
             "pager",
             "serve",
+            "--lrsn-port",
+            "0",
             "--host",
             HOST,
             "--port",

@@ -884,6 +884,8 @@ async def run(args) -> int:
             "-m",
             "pager",
             "serve",
+            "--lrsn-port",
+            "0",
             "--host",
             HOST,
             "--port",

@@ -22,6 +22,7 @@ from pager.control.journal_entry import Entry
 from pager.domain import rules
 from pager.domain.model import Change
 from pager.domain.pagemodes import AlertCode, Transmission, alerting
+from pager.lrsn.server import LrsnServer
 
 if TYPE_CHECKING:
     from pager.coap.seam import Block2Transfers
@@ -153,6 +154,7 @@ class RigParts:
     pagers: PagerBoard
     transfers: Block2Transfers  # what the CoAP server holds of block-wise answers
     journal: Journal
+    lrsn: LrsnServer | None = None  # None: LRSN is off
 
 
 class NotRunning(RuntimeError):
@@ -321,7 +323,8 @@ class RigControls:
         return self._rig.faults.unreachable
 
     async def power_cycle(self, seconds: float) -> None:
-        """Lose every observer and be unreachable for `seconds`; the store is kept.
+        """Lose every observer and every LRSN connection, and be unreachable (the LRSN port
+        refusing connections) for `seconds`; the store is kept.
 
         Every change computed before it commits first, as a transmitter finishes writing
         before it goes down; its answer may be lost with the power. Every observer is told
@@ -331,6 +334,8 @@ class RigControls:
         async def off() -> None:
             await rig.hub.end_all()
             rig.faults.power_off(seconds)
+            if rig.lrsn is not None:
+                await rig.lrsn.power_off(seconds)
             rig.hub.drop_all()
             rig.transfers.clear()
 
