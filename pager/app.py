@@ -100,18 +100,6 @@ class Emulator(RigControls):
         # yarl writes an IPv6 host in brackets, which aiocoap needs ("coap://[::1]:5683")
         return str(URL.build(scheme="coap", host=self.config.host, port=self.port))
 
-    @property
-    def lrsn_port(self) -> int | None:
-        """The LRSN port it listens on; None when LRSN is off or it is not running."""
-        return None if self._lrsn is None else self._lrsn.port
-
-    @property
-    def lrsn_address(self) -> tuple[str, int]:
-        """(host, port) of the LRSN interface, for a test's TCP client."""
-        if self._lrsn is None:
-            raise RuntimeError("LRSN is off (lrsn = false) or the emulator is not running")
-        return self._lrsn.address
-
     async def start(self) -> "Emulator":
         """Start serving. A start that fails at any step is undone before the error is
         raised: no store left open, no port bound, no task running."""

@@ -136,10 +136,10 @@ def _banner(emulator: Emulator) -> str:
     line = f"pager-emulator listening on udp {shown}:{emulator.port}, store {emulator.db_path}"
     if emulator.control_port is not None:
         line += f", control http://{emulator.config.control_host}:{emulator.control_port}"
-    if emulator.lrsn_port is not None:
-        lhost = emulator.lrsn_address[0]
+    if emulator.lrsn_address is not None:
+        lhost, lport = emulator.lrsn_address
         lshown = f"[{lhost}]" if ":" in lhost else lhost
-        line += f", lrsn tcp {lshown}:{emulator.lrsn_port}"
+        line += f", lrsn tcp {lshown}:{lport}"
     return line
 
 

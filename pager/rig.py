@@ -309,6 +309,12 @@ class RemoteEmulator:
         return URL(self.uri).port
 
     @property
+    def lrsn_address(self) -> tuple[str, int] | None:
+        """Where the remote transmitter's LRSN interface listens; None: it has it off."""
+        lrsn = self._described()["lrsn"]
+        return None if lrsn is None else (str(lrsn["host"]), int(lrsn["port"]))
+
+    @property
     def limits(self) -> rules.Limits:
         """The pager numbers (and other ranges) this transmitter accepts."""
         device = self._described()

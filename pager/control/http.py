@@ -215,6 +215,11 @@ class HealthOut(_Answer):
     error: str | None = Field(None, description="why the last commit failed, while it does")
 
 
+class LrsnAddressOut(_Answer):
+    host: str
+    port: int
+
+
 class DeviceOut(_Answer):
     uri: str = Field(
         description="the device API's CoAP endpoint; when the emulator listens on every "
@@ -222,6 +227,9 @@ class DeviceOut(_Answer):
     )
     numberMin: int = Field(description="the lowest pager number it accepts")
     numberMax: int = Field(description="the highest pager number it accepts")
+    lrsn: LrsnAddressOut | None = Field(
+        description="where its LRSN interface (TCP) listens, the host as `uri`'s; null: off"
+    )
 
 
 class FaultMarkOut(_Answer):
@@ -580,8 +588,14 @@ async def _device(rig: RigControls, request: web.Request, body: Body) -> web.Res
         # is the one it can reach the CoAP port at
         uri = uri.with_host(request.url.host)
     limits = rig.limits
+    lrsn = None
+    if (address := rig.lrsn_address) is not None:
+        host = address[0]
+        if host in ("::", "0.0.0.0") and request.url.host:
+            host = request.url.host  # as for `uri`: where a rig reaches it
+        lrsn = LrsnAddressOut(host=host, port=address[1])
     return _answer(
-        DeviceOut(uri=str(uri), numberMin=limits.number_min, numberMax=limits.number_max)
+        DeviceOut(uri=str(uri), numberMin=limits.number_min, numberMax=limits.number_max, lrsn=lrsn)
     )
 
 

@@ -201,6 +201,12 @@ class RigControls:
         raise NotImplementedError
 
     @property
+    def lrsn_address(self) -> tuple[str, int] | None:
+        """Where the LRSN interface listens (`GET /device`); None: off or not running."""
+        lrsn = None if self._parts is None else self._parts.lrsn
+        return None if lrsn is None else lrsn.address
+
+    @property
     def limits(self) -> rules.Limits:
         """The pager numbers (and other ranges) this transmitter accepts."""
         return self._rig.engine.config.limits

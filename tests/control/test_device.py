@@ -13,6 +13,7 @@ async def test_the_endpoint_and_the_pager_numbers(rig):
         "uri": f"coap://127.0.0.1:{rig.emu.port}",
         "numberMin": 10,
         "numberMax": 999,
+        "lrsn": {"host": "127.0.0.1", "port": rig.emu.lrsn_address[1]},
     }
 
 
