@@ -194,7 +194,7 @@ class Emulator(RigControls):
             max_clients=c.lrsn_max_clients,
             heartbeat_interval=c.lrsn_heartbeat_interval,
         )
-        server = lrsn.LrsnServer(settings, page)
+        server = lrsn.LrsnServer(settings, page, self.faults)
         try:
             await server.start()
         except OSError as e:

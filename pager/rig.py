@@ -409,12 +409,13 @@ class RemoteEmulator:
         median: float | None = None,
         sigma: float | None = None,
         window: int | None = None,
+        ret: int = 7,
     ) -> Fault:
         body = {
             "kind": kind, "path": path, "count": count, "seconds": seconds, "code": code,
             "probability": probability, "seed": seed, "direction": direction,
             "distribution": distribution, "min": min, "max": max, "median": median,
-            "sigma": sigma, "window": window,
+            "sigma": sigma, "window": window, "ret": ret,
         }  # fmt: skip
         return self._call_now("POST", "/faults", body, expect=(201,), read=_fault)
 

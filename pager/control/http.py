@@ -30,6 +30,8 @@ from pager.control import verify
 from pager.control.faults import (
     COUNT_MAX,
     ERROR_CODE,
+    RET_MAX,
+    RET_MIN,
     SECONDS_MAX,
     SEED_MAX,
     SIGMA_MAX,
@@ -91,6 +93,7 @@ class FaultIn(_In):
     sigma: float | None = Field(None, ge=0, le=SIGMA_MAX)
     window: int | None = Field(None, ge=2, le=WINDOW_MAX)
     code: str = Field("5.03", pattern=ERROR_CODE)
+    ret: int = Field(7, ge=RET_MIN, le=RET_MAX)
 
 
 class PowerCycle(_In):
@@ -185,6 +188,7 @@ class FaultOut(_Answer):
     median: float | None = Field(description="a lognormal distribution's median seconds")
     sigma: float | None = Field(description="a lognormal distribution's sigma (of its log)")
     window: int | None = Field(description="reorder: datagrams gathered before they go")
+    ret: int = Field(description="an error fault's LRSN result code, for LRSN requests")
 
 
 class FaultsOut(_Answer):
@@ -387,6 +391,7 @@ def fault_out(f: Fault) -> FaultOut:
         median=f.median,
         sigma=f.sigma,
         window=f.window,
+        ret=f.ret,
     )
 
 

@@ -305,12 +305,13 @@ class RigControls:
         median: float | None = None,
         sigma: float | None = None,
         window: int | None = None,
+        ret: int = 7,
     ) -> Fault:
         """Set a fault (docs/control-api.md, "Faults"); ValueError for one it cannot be."""
         return self._rig.faults.add(
             kind, path, count, seconds, code, probability=probability, seed=seed,
             direction=direction, distribution=distribution, min=min, max=max, median=median,
-            sigma=sigma, window=window,
+            sigma=sigma, window=window, ret=ret,
         )  # fmt: skip
 
     def remove_fault(self, fault_id: int) -> bool:

@@ -31,9 +31,11 @@ is closed, so a client that never reads cannot make the server hold its answers 
 
 @dataclass(frozen=True)
 class Action:
-    """What a fault does to one LRSN request: lose it, hold it, or refuse it with `ret`."""
+    """What fault `fault_id` does to one LRSN request: lose it, refuse it with `ret`, hold it
+    `seconds`, or let it act and lose its answer."""
 
-    kind: Literal["drop", "delay", "error"]
+    kind: Literal["drop", "error", "delay", "lose answer"]
+    fault_id: int
     seconds: float = 0.0
     ret: int = int(Ret.EOPFAIL)
 
@@ -50,8 +52,17 @@ class Requests(Protocol):
     """The request journal as the LRSN server tells it of each request and its answer."""
 
     def lrsn_request(
-        self, peer: tuple[str, int], message: bytes, answer: bytes | None, fault: str | None
-    ) -> None: ...
+        self,
+        peer: tuple[str, int],
+        message: bytes,
+        answer: bytes | None,
+        sent: bool,
+        fault: tuple[int, str] | None,
+        arrived: float,
+    ) -> None:
+        """`message` arrived at `arrived` (time.monotonic) and was answered `answer` (None:
+        dropped), which left unless `sent` is False; `fault`: the (id, kind) that acted."""
+        ...
 
 
 Pager = Callable[[PageRequest], Awaitable[Transmission]]
@@ -224,29 +235,28 @@ class LrsnServer:
         request = lp.Bad(Ret.EFAIL, "Error", "too long") if message is None else lp.parse(message)
         if request is None:
             return True
-        fault = None
+        arrived = time.monotonic()
+        action = None
         if self.faults is not None and not isinstance(request, lp.Bad):
-            action = self.faults.lrsn_action(type(request).__name__)
-            if action is not None:
-                fault = action.kind
-                if action.kind == "delay":
-                    await asyncio.sleep(action.seconds)
-                elif action.kind == "drop":
-                    self._journal(conn, message, None, fault)
-                    return True
-                else:
-                    answer = self._refused(request, Ret(action.ret))
-                    self._journal(conn, message, answer, fault)
-                    return conn.send(answer)
-        answer = await self._answer(conn, request)
-        self._journal(conn, message, answer, fault)
-        return conn.send(answer)
-
-    def _journal(
-        self, conn: _Connection, message: bytes | None, answer: bytes | None, fault: str | None
-    ) -> None:
+            element = "Login" if isinstance(request, lp.Login) else "PageRequest"
+            action = self.faults.lrsn_action(element)
+        answer: bytes | None
+        if action is None or action.kind in ("delay", "lose answer"):
+            if action is not None and action.kind == "delay":
+                await asyncio.sleep(action.seconds)
+            answer = await self._answer(conn, request)
+        elif action.kind == "error":
+            assert not isinstance(request, lp.Bad)
+            answer = self._refused(request, Ret(action.ret))
+        else:  # drop: nothing done, nothing answered
+            answer = None
+        sent = answer if action is None or action.kind != "lose answer" else None
         if self.requests is not None:
-            self.requests.lrsn_request(conn.peer, message or b"", answer, fault)
+            fault = None if action is None else (action.fault_id, action.kind)
+            self.requests.lrsn_request(
+                conn.peer, message or b"", answer, sent is not None, fault, arrived
+            )
+        return True if sent is None else conn.send(sent)
 
     @staticmethod
     def _refused(request: lp.Request, ret: Ret) -> bytes:

@@ -235,3 +235,75 @@ async def test_the_fixture_and_device_show_the_address(db_path):
         host, port = emu.lrsn_address
         assert host == "127.0.0.1" and port not in (0, 3700)
     assert emu.lrsn_address is None
+
+
+# ---- the rig's faults and power cycle (spec §7) ----------------------------------------------
+
+
+async def _count(rig) -> int:
+    return len((await rig.http.get("/transmissions"))["transmissions"])
+
+
+async def test_a_dropped_request_does_nothing_and_gets_no_answer(lrsn_rig, logged_in):
+    await lrsn_rig.http.post("/faults", {"kind": "drop", "path": "/lrsn/PageRequest", "count": 1},
+                             status=201)  # fmt: skip
+    await logged_in.send(SHORT)
+    with pytest.raises(TimeoutError):
+        await logged_in.line(0.5)
+    assert await _count(lrsn_rig) == 0
+    assert ret(await logged_in.ask(SHORT)) == 0  # spent: the next one passes
+    assert await _count(lrsn_rig) == 1
+    assert (await lrsn_rig.http.get("/faults"))["faults"] == []  # count 1: spent, gone
+
+
+async def test_a_lost_answer_still_pages(lrsn_rig, logged_in):
+    await lrsn_rig.http.post("/faults", {"kind": "drop", "direction": "answer", "count": 1},
+                             status=201)  # fmt: skip
+    await logged_in.send(SHORT)
+    with pytest.raises(TimeoutError):
+        await logged_in.line(0.5)
+    assert await _count(lrsn_rig) == 1
+
+
+async def test_an_error_answers_the_chosen_result_code_and_does_nothing(lrsn_rig, logged_in):
+    fault = await lrsn_rig.http.post(
+        "/faults", {"kind": "error", "path": "/lrsn/PageRequest", "ret": 4}, status=201
+    )
+    assert fault["ret"] == 4
+    assert await logged_in.ask(SHORT) == b'<PageRequestStatus id="1" ret="4" />\n'
+    assert await logged_in.ask(LONG) == b'<PageRequestStatus id="42" ret="4" />\n'
+    assert await logged_in.login() == 0  # another path: not this fault's
+    assert await _count(lrsn_rig) == 0
+    # a CoAP path's fault leaves LRSN alone
+    await lrsn_rig.http.delete("/faults")
+    await lrsn_rig.http.post("/faults", {"kind": "error", "path": "/v1/page"}, status=201)
+    assert ret(await logged_in.ask(SHORT)) == 0
+    assert (await lrsn_rig.coap.post("/v1/page", {"number": 3})).code == "5.03"
+
+
+async def test_a_bad_ret_is_refused(lrsn_rig):
+    for bad in (0, 11, "4"):
+        status, _ = await lrsn_rig.http.request("POST", "/faults", {"kind": "error", "ret": bad})
+        assert status == 400
+
+
+async def test_a_delay_holds_the_request(lrsn_rig, logged_in):
+    import time
+
+    await lrsn_rig.http.post("/faults", {"kind": "delay", "seconds": 0.6, "count": 1}, status=201)
+    start = time.monotonic()
+    assert ret(await logged_in.ask(SHORT)) == 0
+    assert time.monotonic() - start >= 0.6
+    assert await _count(lrsn_rig) == 1
+
+
+async def test_a_power_cycle_closes_every_connection_and_refuses_new_ones(lrsn_rig, logged_in):
+    address = lrsn_rig.emu.lrsn_address
+    await lrsn_rig.http.post("/power-cycle", {"seconds": 1.5})
+    assert await logged_in.closed(2)
+    with pytest.raises(OSError):
+        await asyncio.open_connection(*address)
+    await asyncio.sleep(2)
+    async with connected(address) as again:  # the same port, serving again
+        assert await again.login() == 0
+        assert ret(await again.ask(SHORT)) == 0
