@@ -248,9 +248,9 @@ class EntryOut(_Answer):
     time: str = Field(description="wall time of the request's arrival, ISO 8601, UTC")
     device_time: str = Field(description="the transmitter's clock then, YYYY-MM-DDTHH:MM:SS")
     peer: str = Field(description="host:port of the client ([host]:port for IPv6)")
-    type: Literal["CON", "NON"]
-    mid: int
-    token: str = Field(description="hex")
+    type: Literal["CON", "NON"] | None = Field(description="null: an LRSN request")
+    mid: int | None
+    token: str | None = Field(description="hex")
     method: str = Field(description="GET, POST, PUT, DELETE, FETCH, PATCH, iPATCH or dotted")
     path: str
     query: list[str]
@@ -268,6 +268,7 @@ class EntryOut(_Answer):
     latency_ms: float | None = Field(description="arrival to the answer leaving; null: never")
     duplicate: bool = Field(description="a retransmission answered from the duplicate cache")
     fault: FaultMarkOut | None = Field(description="the fault that acted on the exchange")
+    transport: Literal["coap", "lrsn"] = Field(description="lrsn: a request over LRSN")
 
 
 class JournalOut(_Answer):
