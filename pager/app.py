@@ -194,7 +194,8 @@ class Emulator(RigControls):
             max_clients=c.lrsn_max_clients,
             heartbeat_interval=c.lrsn_heartbeat_interval,
         )
-        server = lrsn.LrsnServer(settings, page, self.faults)
+        journal = self._journal if c.journal else None
+        server = lrsn.LrsnServer(settings, page, self.faults, journal)
         try:
             await server.start()
         except OSError as e:

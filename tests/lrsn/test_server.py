@@ -307,3 +307,55 @@ async def test_a_power_cycle_closes_every_connection_and_refuses_new_ones(lrsn_r
     async with connected(address) as again:  # the same port, serving again
         assert await again.login() == 0
         assert ret(await again.ask(SHORT)) == 0
+
+
+# ---- the request journal -------------------------------------------------------------------
+
+
+async def test_lrsn_requests_are_in_the_journal_and_replay_skips_them(lrsn_rig, logged_in):
+    from pager.control.journal_entry import Entry
+    from pager.replay import plan
+
+    await lrsn_rig.http.post("/faults", {"kind": "error", "path": "/lrsn/PageRequest",
+                             "count": 1, "ret": 8}, status=201)  # fmt: skip
+    assert ret(await logged_in.ask(LONG)) == 8
+    assert ret(await logged_in.ask(SHORT)) == 0
+    assert ret(await logged_in.ask(b"<Foo />\n")) == 6
+    assert ret(await logged_in.ask(b"\xff\n")) == 10
+    r = await lrsn_rig.coap.post("/v1/page", {"number": 3})
+    assert r.code == "2.04"
+    entries = (await lrsn_rig.http.get("/journal"))["entries"]
+    lrsn = [e for e in entries if e["transport"] == "lrsn"]
+    assert [(e["path"], e["number"], e["code"]) for e in lrsn] == [
+        ("/lrsn/Login", None, "0"),
+        ("/lrsn/PageRequest", 12, "8"),
+        ("/lrsn/PageRequest", 123, "0"),
+        ("/lrsn/Foo", None, "6"),
+        ("/lrsn/", None, "10"),
+    ]
+    assert lrsn[1]["fault"]["kind"] == "error" and lrsn[2]["fault"] is None
+    assert lrsn[2]["body"] == SHORT.decode().strip()
+    assert lrsn[2]["answer"] == '<PageRequestStatus id="1" ret="0" />\n'
+    assert lrsn[2]["type"] is None and lrsn[2]["method"] == "LRSN"
+    assert lrsn[4]["body"] is None and lrsn[4]["body_base64"] == "/w=="
+    (coap,) = [e for e in entries if e["transport"] == "coap"]
+    assert (coap["path"], coap["code"]) == ("/v1/page", "2.04")
+    only = (await lrsn_rig.http.get("/journal", params={"path": "/lrsn/PageRequest"}))["entries"]
+    assert [e["number"] for e in only] == [12, 123]
+    # verify reads them; replay skips each with its reason
+    verified = await lrsn_rig.http.post(
+        "/journal/verify", {"path": "/lrsn/PageRequest", "exactly": 2}
+    )
+    assert verified["holds"] is True and verified["count"] == 2
+    exchanges, skipped = plan([Entry.from_json(e) for e in entries])
+    assert [s.reason for s in skipped if s.path.startswith("/lrsn/")] == [
+        "a request over LRSN (TCP): a replay speaks CoAP only"
+    ] * 5
+    assert len(exchanges) == 1
+
+
+@pytest.mark.parametrize("config_overrides", [{"journal": False}])
+async def test_no_journal_no_lrsn_entries(lrsn_rig, logged_in):
+    assert ret(await logged_in.ask(SHORT)) == 0
+    assert lrsn_rig.emu._journal.entries() is not None
+    assert list(lrsn_rig.emu._journal.entries()) == []
