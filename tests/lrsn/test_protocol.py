@@ -101,3 +101,26 @@ def test_answers_are_one_line_each_newline_a_character_reference():
         b'<LRSN services="NetPage:2.0;Heartbeat:1.0" device="T7470" swver="8.4" '
         b'serno="20384" login="required" />\n'
     )
+
+
+def test_the_lrsn_layer_imports_neither_the_rig_nor_coap():
+    """The rig reaches LRSN through `pager.lrsn.server.Faults` and `Requests`, as it reaches
+    CoAP through the CoAP layer's own interfaces; and LRSN shares the domain, not CoAP."""
+    import ast
+    from pathlib import Path
+
+    import pager
+
+    root = Path(pager.__file__).parent
+    offenders = []
+    for path in sorted((root / "lrsn").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [
+                f"{path.name}: {n}" for n in names if n.startswith(("pager.control", "pager.coap"))
+            ]
+    assert offenders == []
