@@ -26,3 +26,12 @@ def test_bench_smoke_journal_both_prints_on_beside_off():
     [row] = [line for line in table.splitlines() if line.startswith("(a) GET")]
     assert len(row.split()) == 9, row  # label (3 words), conc, on, off and the three ratios
     assert "journal off" in out.split("==== bench.py summary ====")[0]
+
+
+def test_bench_lrsn_quick_run_prints_lrsn_beside_coap():
+    """`scripts/bench_lrsn.py --quick`: both ways run on one emulator and are printed."""
+    code, out, err = run_script("bench_lrsn.py", "--quick")
+    assert code == 0, f"exit {code}\n{out[-3000:]}\n{err[-3000:]}"
+    summary = out.split("==== bench_lrsn.py summary ====", 1)[1].strip().splitlines()
+    assert [line.split(":")[0] for line in summary] == ["concurrency 1", "concurrency 4"]
+    assert all("lrsn" in line and "coap" in line for line in summary)
