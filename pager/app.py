@@ -54,10 +54,10 @@ def _cannot_listen(kind: str, host: str, port: int, error: Exception) -> str:
 class Emulator(RigControls):
     """One emulated transmitter with its test-rig controls.
 
-    `async with Emulator() as emu:` starts one for a test: 127.0.0.1, an ephemeral port, a
-    store in a temporary directory, no HTTP control server (the controls are methods here);
-    keyword arguments override those settings. Pass a `Config` for anything else, and a
-    `Clock` to control time from the test.
+    `async with Emulator() as emu:` starts one for a test: 127.0.0.1, ephemeral ports (CoAP
+    and LRSN, `emu.lrsn_address`), a store in a temporary directory, no HTTP control server
+    (the controls are methods here); keyword arguments override those settings. Pass a
+    `Config` for anything else, and a `Clock` to control time from the test.
     """
 
     def __init__(
