@@ -9,6 +9,7 @@ the CoAP layer's rig interfaces are its own.
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -143,9 +144,22 @@ class LrsnServer:
     async def start(self) -> None:
         """Listen; an `OSError` (a port taken) is the caller's to report."""
         port = self.settings.port if self.port is None else self.port
-        self._server = await asyncio.start_server(
-            self._serve, self.settings.host, port, limit=READ_SIZE
-        )
+        if self.settings.host == "::":
+            # every address, IPv4 too, on one port: asyncio makes an IPv6 listener take IPv6
+            # only, and two listeners would get two ports from port 0
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                sock.bind(("::", port))
+            except OSError:
+                sock.close()
+                raise
+            self._server = await asyncio.start_server(self._serve, sock=sock, limit=READ_SIZE)
+        else:
+            self._server = await asyncio.start_server(
+                self._serve, self.settings.host, port, limit=READ_SIZE
+            )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:

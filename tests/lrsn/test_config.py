@@ -54,6 +54,15 @@ async def test_lrsn_host_and_off(db_path, tmp_path):
             assert conn.greeting.startswith(b"<LRSN ")
 
 
+async def test_listening_on_every_address_takes_ipv4_and_ipv6_on_one_port(db_path):
+    async with Emulator(make_config(db_path, host="::")) as emu:
+        host, port = emu.lrsn_address
+        assert host == "::"
+        for address in ("127.0.0.1", "::1"):
+            async with connected((address, port)) as conn:
+                assert conn.greeting.startswith(b"<LRSN ")
+
+
 async def test_stopped_emulator_lets_the_port_go(db_path):
     emu = await Emulator(make_config(db_path)).start()
     address = emu.lrsn_address
