@@ -578,6 +578,8 @@ def _transmission(t: Mapping[str, Any]) -> Transmission:
         override_codes=_codes(t["overrideCodes"]),
         session_id=t["sessionId"],
         source="lrsn" if t["source"] == "lrsn" else "coap",
+        power=t.get("power"),
+        color=t.get("color"),
     )
 
 

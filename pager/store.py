@@ -129,9 +129,12 @@ MIGRATIONS: list[str] = [
     DROP TABLE session;
     ALTER TABLE session_v3 RENAME TO session;
     """,
-    # The interface each page came in by: pages before LRSN came over CoAP.
+    # The interface each page came in by (pages before LRSN came over CoAP), and LRSN's
+    # power and colour of a page.
     """
     ALTER TABLE transmission ADD COLUMN source TEXT NOT NULL DEFAULT 'coap';
+    ALTER TABLE transmission ADD COLUMN power INTEGER;
+    ALTER TABLE transmission ADD COLUMN color TEXT;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -266,6 +269,8 @@ def _transmission_row(t: Transmission) -> Row:
         codes,
         t.session_id,
         t.source,
+        t.power,
+        t.color,
     )
 
 
@@ -273,7 +278,17 @@ def _transmission(row: Row) -> Transmission:
     codes = tuple(AlertCode(code, value) for code, value in json.loads(row[6]))
     source: Source = "lrsn" if row[8] == "lrsn" else "coap"
     return Transmission(
-        row[0], parse(row[1]), row[2], row[3], row[4], row[5], codes, row[7], source
+        id=row[0],
+        time=parse(row[1]),
+        number=row[2],
+        system_id=row[3],
+        page_mode=row[4],
+        message=row[5],
+        override_codes=codes,
+        session_id=row[7],
+        source=source,
+        power=row[9],
+        color=row[10],
     )
 
 

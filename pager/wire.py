@@ -227,6 +227,8 @@ class PageOut(_Out):
     sessionId: int | None
     alertUntil: str
     source: str
+    power: int | None = None  # LRSN's, only when the page gave it
+    color: str | None = None
 
 
 class ErrorOut(_Out):
@@ -391,6 +393,8 @@ def page_out(t: Transmission) -> PageOut:
         sessionId=t.session_id,
         alertUntil=fmt(t.alert_until),
         source=t.source,
+        **({} if t.power is None else {"power": t.power}),
+        **({} if t.color is None else {"color": t.color}),
     )
 
 

@@ -79,6 +79,8 @@ class PageRequest:
     message: str | None = None
     system_id: int | None = None
     source: Source = "coap"
+    power: int | None = None  # LRSN only: checked as it is read, recorded with the page
+    color: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,8 @@ class _Draft:
         session_id: int | None,
         now: datetime,
         source: Source = "coap",
+        power: int | None = None,
+        color: str | None = None,
     ) -> Transmission:
         text, codes = parse_message(message) if message is not None else (None, ())
         tx = Transmission(
@@ -189,6 +193,8 @@ class _Draft:
             codes,
             session_id,
             source,
+            power,
+            color,
         )
         self.set(next_transmission_id=tx.id + 1)
         self.transmissions.append(tx)
@@ -361,7 +367,9 @@ def page(state: State, req: PageRequest, now: datetime, cfg: DeviceRules) -> Out
     d = _Draft(state.device)
     system_id = state.device.settings.system_id if req.system_id is None else req.system_id
     mode = req.page_mode or default_mode(req.number, cfg.staff_pagers)
-    tx = d.transmit(req.number, mode, req.message, system_id, None, now, req.source)
+    tx = d.transmit(
+        req.number, mode, req.message, system_id, None, now, req.source, req.power, req.color
+    )
     return d.outcome(transmission=tx)
 
 

@@ -57,6 +57,8 @@ class Transmission:
     override_codes: tuple[AlertCode, ...]
     session_id: int | None
     source: Source = "coap"
+    power: int | None = None  # LRSN's transmit power, 0-5, when given
+    color: str | None = None  # LRSN's CS8 coaster colour letter, when given
 
     @property
     def alert_until(self) -> datetime:

@@ -286,7 +286,9 @@ def page_request(page: Page) -> PageRequest:
     A pager that is not alphanumeric takes a page mode: by name, or by its position in the
     table (`PAGE_MODES`); no message is its default mode."""
     if page.alphanumeric:
-        return PageRequest(page.number, None, page.message, page.system_id, "lrsn")
+        return PageRequest(
+            page.number, None, page.message, page.system_id, "lrsn", page.power, page.color
+        )
     mode = page.message.strip() if page.message is not None else ""
     if _INT.fullmatch(mode):
         position = int(mode)
@@ -296,7 +298,9 @@ def page_request(page: Page) -> PageRequest:
                 "message",
             )
         mode = PAGE_MODES[position - 1]
-    return PageRequest(page.number, mode or None, None, page.system_id, "lrsn")
+    return PageRequest(
+        page.number, mode or None, None, page.system_id, "lrsn", page.power, page.color
+    )
 
 
 # ---- answers -------------------------------------------------------------------------------

@@ -74,6 +74,11 @@ def test_a_position_outside_the_table_is_invalid(message):
         lp.page_request(lp.Page(None, False, 5, message, None))
 
 
+def test_power_and_colour_go_with_the_page():
+    page = lp.page_request(lp.Page("1", False, 5, "2", None, 4, "B"))
+    assert (page.power, page.color, page.page_mode) == (4, "B", "Flash30Sec")
+
+
 def test_names_text_and_no_message():
     assert lp.page_request(lp.Page(None, False, 5, "Beep3Times", None)).page_mode == "Beep3Times"
     assert lp.page_request(lp.Page(None, False, 5, None, None)).page_mode is None

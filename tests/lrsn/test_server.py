@@ -12,7 +12,7 @@ from tests.lrsn.conftest import LOGIN, Lrsn, connected, ret
 
 SHORT = b'<PageRequest id="1" pager="2;123" message="Vibe1" system_id="4" />\n'
 LONG = (
-    b'<PageRequest id="42"><Pager Type="Guest" ID="12" SystemID="4" />'
+    b'<PageRequest id="42"><Pager Type="Guest" ID="12" SystemID="4" power="3" color="R" />'
     b"<Message>11</Message></PageRequest>\n"
 )
 
@@ -32,6 +32,8 @@ async def test_the_vendor_example_clients_flow(lrsn_rig):
         (123, "Vibe1", 4, "lrsn"),
         (12, "Vibe3", 4, "lrsn"),  # 11: the 11th page mode of the table
     ]
+    assert (txs[1]["power"], txs[1]["color"]) == (3, "R")
+    assert "power" not in txs[0] and "color" not in txs[0]  # only what a page gave
 
 
 async def test_a_page_over_lrsn_is_on_the_same_state_as_coap(lrsn_rig, logged_in):
