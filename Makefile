@@ -1,7 +1,8 @@
 # Developer / CI entry points. The README's two commands:
 #   make serve   [ARGS="..."]         install the package with its test and fast (uvloop)
 #                                     extras into .venv, then run the emulator
-#   make test    [PYTEST_ARGS="..."]  lint, type check, then the test suite (incl. interop clients)
+#   make test    [PYTEST_ARGS="..."]  lint, type check, then the test suite (incl. interop clients
+#                                     and the browser tests in Chromium)
 
 .PHONY: serve test
 

@@ -20,9 +20,11 @@ from pager.coap.base import Api
 from pager.coap.site import build_site
 from pager.config import Config
 from pager.control import http as control_http
+from pager.control.device_request import DeviceRequests
 from pager.control.faults import FaultInjector
 from pager.control.journal import Journal
 from pager.control.rig import PagerBoard, RigControls, RigParts
+from pager.control.wall_stream import WallStream
 from pager.domain import operations as ops
 from pager.domain.operations import DeviceRules, SettingsPatch, update_settings
 from pager.domain.pagemodes import Transmission
@@ -82,6 +84,9 @@ class Emulator(RigControls):
         if config.journal:
             self.faults.acted = self._journal.acted
         self.pagers = PagerBoard({})
+        self._wall = WallStream(self, self._journal if config.journal else None)
+        self.faults.changed = self._wall.faults_changed
+        self._device_requests = DeviceRequests()
         self.port: int | None = None
         self.control_port: int | None = None
         self._store: Store | None = None
@@ -99,6 +104,12 @@ class Emulator(RigControls):
     def uri(self) -> str:
         # yarl writes an IPv6 host in brackets, which aiocoap needs ("coap://[::1]:5683")
         return str(URL.build(scheme="coap", host=self.config.host, port=self.port))
+
+    @property
+    def _control_uri(self) -> str | None:
+        if self.control_port is None:
+            return None
+        return str(URL.build(scheme="http", host=self.config.control_host, port=self.control_port))
 
     async def start(self) -> "Emulator":
         """Start serving. A start that fails at any step is undone before the error is
@@ -133,6 +144,7 @@ class Emulator(RigControls):
             self.engine, identity, c.ping_interval, c.max_observers, c.observer_queue_limit
         )
         self.engine.listeners.append(self.hub.publish)
+        self.engine.listeners.append(self._wall.on_change)
         receipts = await store.receipts()
         self.backlogs = backlogs = seam.Backlogs()
         self.api = Api.create(
@@ -164,6 +176,8 @@ class Emulator(RigControls):
                 self.pagers,
                 self.api.block2,
                 self._journal,
+                self._wall,
+                self._device_requests,
                 self._lrsn,
             )
         )
@@ -214,9 +228,12 @@ class Emulator(RigControls):
         start, and stopping again does nothing. Every observer gets its final notification
         first (within `hub.END_WAIT`), and every rig waiting for a page is told it stopped."""
         self.pagers.end()
+        self._wall.end()
         if self._control is not None:
+            await self._wall.ended()
             await self._control.cleanup()
             self._control = None
+        await self._device_requests.close()
         self._attach(None)
         if self._lrsn is not None:
             await self._lrsn.close()

@@ -145,6 +145,8 @@ def _banner(emulator: Emulator) -> str:
 
 async def _serve(emulators: list[Emulator]) -> None:
     started: list[Emulator] = []
+    for emulator in emulators:
+        emulator.fleet = list(emulators)
     try:
         for emulator in emulators:
             started.append(await emulator.start())

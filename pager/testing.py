@@ -133,6 +133,8 @@ class Fleet:
             emulator = await Emulator(config, clock=_frozen_clock()).start()
             self._started.append(emulator)  # a later one failing to start stops it too
             fleet.append(emulator)
+        for emulator in fleet:
+            emulator.fleet = list(fleet)
         return fleet
 
     async def close(self) -> None:

@@ -4,18 +4,20 @@
 #   scripts/bootstrap.sh          .venv with the package installed editable, with its test
 #                                 and fast (uvloop) extras: what `make serve` uses
 #   scripts/bootstrap.sh --test   ... plus the third-party interop clients:
-#                                 libcoap's coap-client-notls and node-coap (tests/interop)
+#                                 libcoap's coap-client-notls and node-coap (tests/interop),
+#                                 and Debian's chromium + chromium-driver (tests/browser)
 #
 # Idempotent and fast when everything is already in place:
 #   * .venv is created with python3.11 only when missing (or broken);
 #   * `pip install -e '.[test,fast]'` runs only when pyproject.toml or that list of
 #     extras changed since the last successful install (sha256 stamp of both kept in
 #     .venv/.bootstrap-pyproject.sha256), so a .venv made with fewer extras gets the rest;
-#   * apt-get runs only when coap-client-notls is not on PATH;
+#   * apt-get runs only when coap-client-notls is not on PATH, or when /usr/bin/chromium
+#     (override: CHROMIUM=path) is missing;
 #   * `npm ci` runs only when tests/interop/node_modules is missing or older than
 #     package.json / package-lock.json.
 #
-# With CI=true, failing to install an interop client is an error (exit 1);
+# With CI=true, failing to install an interop client or the browser is an error (exit 1);
 # otherwise it is a warning and the script carries on.
 set -euo pipefail
 
@@ -33,7 +35,7 @@ for arg in "$@"; do
     case "$arg" in
         --test) WITH_TEST=1 ;;
         -h|--help)
-            sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -49,12 +51,12 @@ die()  { echo "bootstrap: ERROR: $*" >&2; exit 1; }
 
 is_ci() { [ "${CI:-}" = "true" ] || [ "${CI:-}" = "1" ]; }
 
-# An interop client could not be installed: fatal under CI, a warning otherwise.
+# An interop client or the browser could not be installed: fatal under CI, a warning otherwise.
 client_problem() {
     if is_ci; then
-        die "$* (CI=true: the interop tests need this client)"
+        die "$* (CI=true: the tests need it)"
     fi
-    warn "$* -- the interop tests that need it will fail or be skipped"
+    warn "$* -- the tests that need it will fail or be skipped"
 }
 
 # ---------------------------------------------------------------- Python venv
@@ -81,30 +83,44 @@ fi
 
 [ "$WITH_TEST" -eq 1 ] || exit 0
 
-# ------------------------------------------------ interop client: libcoap CLI
-install_libcoap() {
+# apt-get install "$what" "$package"...: as root, or with 'sudo -n'; 1 when it could not.
+apt_install() {
+    local what="$1"; shift
     local -a sudo=()
     if [ "$(id -u)" -ne 0 ]; then
         if command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
             sudo=(sudo -n)
         else
-            client_problem "coap-client-notls is missing and we are neither root nor allowed 'sudo -n'; install it with: apt-get install libcoap3-bin"
-            return 0
+            client_problem "$what is missing and we are neither root nor allowed 'sudo -n'; install it with: apt-get install $*"
+            return 1
         fi
     fi
-    log "installing libcoap3-bin (coap-client-notls) with apt-get"
+    log "installing $* ($what) with apt-get"
     if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
-        || ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcoap3-bin; then
-        client_problem "apt-get update / apt-get install libcoap3-bin failed"
-        return 0
+        || ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"; then
+        client_problem "apt-get update / apt-get install $* failed"
+        return 1
     fi
     hash -r
-    command -v coap-client-notls >/dev/null 2>&1 \
-        || client_problem "libcoap3-bin installed but coap-client-notls is still not on PATH"
 }
 
+# ------------------------------------------------ interop client: libcoap CLI
 if ! command -v coap-client-notls >/dev/null 2>&1; then
-    install_libcoap
+    if apt_install coap-client-notls libcoap3-bin; then
+        command -v coap-client-notls >/dev/null 2>&1 \
+            || client_problem "libcoap3-bin installed but coap-client-notls is still not on PATH"
+    fi
+fi
+
+# ------------------------------------------------ browser: Debian's Chromium
+# tests/browser drive it with Playwright (a test extra) pointed at this binary; Playwright's
+# own browser download is never used (there is no network for it).
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+if [ ! -x "$CHROMIUM" ]; then
+    if apt_install "$CHROMIUM" chromium chromium-driver; then
+        [ -x "$CHROMIUM" ] \
+            || client_problem "chromium installed but $CHROMIUM is still missing"
+    fi
 fi
 
 # ------------------------------------------------ interop client: node-coap

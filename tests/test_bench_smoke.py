@@ -1,10 +1,16 @@
-"""Smoke test of the benchmark: `scripts/bench.py --quick` runs end to end.
+"""Smoke test of the benchmarks: `scripts/bench.py --quick` and a short
+`scripts/bench_wall.py` run end to end.
 
 It checks only that the run completes and prints its summary, never any speed. It takes
-about 25 seconds (and the journal's comparison, on one workload, about 10 more); deselect it
-with `-k "not bench_smoke"`.
+about 25 seconds (and the journal's comparison, on one workload, about 10 more; the pager
+wall's, in Chromium, about 5); deselect it with `-k "not bench_smoke"`.
 """
 
+import re
+
+import pytest
+
+from tests.browser import chromium
 from tests.conftest import run_script
 
 
@@ -26,6 +32,25 @@ def test_bench_smoke_journal_both_prints_on_beside_off():
     [row] = [line for line in table.splitlines() if line.startswith("(a) GET")]
     assert len(row.split()) == 9, row  # label (3 words), conc, on, off and the three ratios
     assert "journal off" in out.split("==== bench.py summary ====")[0]
+
+
+def test_bench_smoke_wall_measures_commit_to_screen():
+    """A few seconds of `bench_wall.py` on a smaller wall: every change reaches the screen and
+    the percentiles are printed; whether p99 meets its bound is not judged here (a loaded
+    machine), but nothing else may fail."""
+    problem = chromium.missing()
+    if problem:
+        if chromium.in_ci():
+            pytest.fail(f"CI=true and bench_wall.py cannot run: {problem}")
+        pytest.skip(problem)
+    code, out, err = run_script(
+        "bench_wall.py", "--sessions", "100", "--rate", "20", "--seconds", "3"
+    )
+    assert code in (0, 1), f"exit {code}\n{out[-3000:]}\n{err[-3000:]}"
+    summary = out.split("==== bench_wall.py summary ====", 1)[1]
+    assert "missing: 0" in summary and ", 0 failed" in summary, summary
+    assert re.search(r"p50 \d+ +p95 \d+ +p99 \d+", summary), summary
+    assert [x for x in summary.splitlines() if x.startswith("FAIL") and "p99" not in x] == []
 
 
 def test_bench_lrsn_quick_run_prints_lrsn_beside_coap():

@@ -19,8 +19,9 @@ from typing import Any, Protocol
 class Exchange(Protocol):
     """One request the seam let through to aiocoap, until its first answer has left."""
 
-    def answered(self, datagram: bytes) -> None:
-        """Its first answer, as aiocoap sends it (it may yet be held back or lost)."""
+    def answered(self, datagram: bytes, leaving: bool) -> None:
+        """Its first answer, as aiocoap sends it; `leaving`: it leaves now, else it may yet be
+        held back or lost (`left` tells when it leaves)."""
         ...
 
     def left(self) -> None:

@@ -269,6 +269,9 @@ class FaultInjector:
         # told of each fault as it acts, synchronously, while the message it acts on is in
         # hand (the request journal marks that message's exchange with it)
         self.acted: Callable[[Fault], None] | None = None
+        # told after every change to the faults or the power: set, removed, cleared, a hit
+        # counted (the pager wall shows them live)
+        self.changed: Callable[[], None] | None = None
 
     # -- the controls -----------------------------------------------------------------------
 
@@ -312,6 +315,7 @@ class FaultInjector:
         self.faults.append(fault)
         self._update()
         log.info("fault %d set: %s", fault.id, fault)
+        self._changed()
         return fault
 
     def remove(self, fault_id: int) -> bool:
@@ -319,6 +323,7 @@ class FaultInjector:
         self.faults = [f for f in self.faults if f.id != fault_id]
         self._let_go(fault_id)
         self._update()
+        self._changed()
         return len(self.faults) != before
 
     def clear(self) -> None:
@@ -327,11 +332,17 @@ class FaultInjector:
         for fault_id in list(self._windows):
             self._let_go(fault_id)
         self._update()
+        self._changed()
 
     def power_off(self, seconds: float) -> None:
         self.unreachable_until = time.monotonic() + seconds
         self._lose_held()  # what the faults hold is lost with the power
         self.active = True
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.changed is not None:
+            self.changed()
 
     def close(self) -> None:
         """Lose what the faults hold, its timers cancelled: the emulator stops, and nothing
@@ -374,6 +385,7 @@ class FaultInjector:
                 self._update()
                 if tell and self.acted is not None:
                     self.acted(fault)
+                self._changed()
                 return fault
         return None
 

@@ -27,6 +27,7 @@ from yarl import URL
 
 from pager import wire
 from pager.control import verify
+from pager.control.device_request import BadDeviceRequest, DeviceTimeout
 from pager.control.faults import (
     COUNT_MAX,
     ERROR_CODE,
@@ -44,6 +45,7 @@ from pager.control.faults import (
 from pager.control.journal import METHODS, Filters, sliced
 from pager.control.journal_entry import Entry
 from pager.control.rig import NotRunning, PagerState, RigControls
+from pager.control.static_files import PAGE, StaticFiles
 from pager.domain import digits
 from pager.domain.errors import Refused
 from pager.domain.timefmt import WRITTEN, fmt, parse
@@ -224,6 +226,12 @@ class LrsnAddressOut(_Answer):
     port: int
 
 
+class TransmitterOut(_Answer):
+    index: int = Field(description="from 1, in the fleet's order")
+    control: str | None = Field(description="its control API (and pager wall); null: none")
+    coap: str = Field(description="its CoAP endpoint")
+
+
 class DeviceOut(_Answer):
     uri: str = Field(
         description="the device API's CoAP endpoint; when the emulator listens on every "
@@ -231,9 +239,29 @@ class DeviceOut(_Answer):
     )
     numberMin: int = Field(description="the lowest pager number it accepts")
     numberMax: int = Field(description="the highest pager number it accepts")
+    staffPagers: list[int] = Field(description="the numbers that are staff pagers, ascending")
+    fleet: list[TransmitterOut] = Field(
+        description="every transmitter of the fleet this one belongs to (itself alone if none)"
+    )
     lrsn: LrsnAddressOut | None = Field(
         description="where its LRSN interface (TCP) listens, the host as `uri`'s; null: off"
     )
+
+
+class DeviceRequestIn(_In):
+    """A request to the device API, sent over CoAP by the control API (`POST /device-request`)."""
+
+    method: Literal["GET", "POST", "PUT", "DELETE"]
+    path: str = Field(
+        pattern=r"^/v1(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*$", description="e.g. /v1/sessions"
+    )
+    query: dict[str, str | int] | None = Field(None, description='e.g. {"number": 12}')
+    body: Any = Field(None, description="sent as JSON (Content-Format 50); null: no payload")
+
+
+class DeviceAnswerOut(_Answer):
+    code: str = Field(description="the CoAP answer's code, e.g. 2.01 or 4.00")
+    body: Any = Field(description="its payload decoded as JSON; null: none, or not JSON")
 
 
 class FaultMarkOut(_Answer):
@@ -480,7 +508,9 @@ def _guard(token: str | None) -> Middleware:
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token is not None:
+        if token is not None and request.match_info.route.name in PUBLIC:
+            pass  # the page's files: no data in them, and the page asks for the token
+        elif token is not None:
             # as bytes: compare_digest refuses str that is not ASCII
             given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
             if not hmac.compare_digest(given, f"Bearer {token}".encode()):
@@ -511,6 +541,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(str(e), 400)
     except NotRunning as e:  # a long poll under way when the emulator stops
         return _error(str(e), 503)
+    except DeviceTimeout as e:
+        return _error(str(e), 504)
     except web.HTTPException as e:
         if e.status >= 400:
             return _error(e.reason, e.status)
@@ -523,7 +555,7 @@ async def _finish_for_gone_clients(request: web.Request, handler: Handler) -> we
     poll ends, and its wait is forgotten, with its connection (and a journal being streamed
     stops); every other call finishes
     what it started (a reset half done would leave the pager board behind the store)."""
-    if request.match_info.route.name in ("wait_for_page", "get_journal"):  # reads only
+    if request.match_info.route.name in ("wait_for_page", "get_journal", "events"):  # reads
         return await handler(request)
     return await asyncio.shield(handler(request))
 
@@ -556,6 +588,7 @@ class Route:
     params: tuple[Param, ...] = ()
     body: type[_In] | None = None
     description: str = ""
+    media: str = "application/json"  # of its answers other than errors
 
     @property
     def query(self) -> tuple[str, ...]:
@@ -587,12 +620,16 @@ async def _get_openapi(rig: RigControls, request: web.Request, body: Body) -> we
     return _json(openapi(rig))
 
 
-async def _device(rig: RigControls, request: web.Request, body: Body) -> web.Response:
-    uri = URL(rig.uri)
-    if uri.host in ("::", "0.0.0.0") and request.url.host:
+def _reachable(uri: str, request: web.Request) -> str:
+    url = URL(uri)
+    if url.host in ("::", "0.0.0.0") and request.url.host:
         # where it listens, not an address to send to: the host the rig reached this API at
-        # is the one it can reach the CoAP port at
-        uri = uri.with_host(request.url.host)
+        # is the one it can reach the port at
+        url = url.with_host(request.url.host)
+    return str(url)
+
+
+def device_out(rig: RigControls, request: web.Request) -> DeviceOut:
     limits = rig.limits
     lrsn = None
     if (address := rig.lrsn_address) is not None:
@@ -600,9 +637,49 @@ async def _device(rig: RigControls, request: web.Request, body: Body) -> web.Res
         if host in ("::", "0.0.0.0") and request.url.host:
             host = request.url.host  # as for `uri`: where a rig reaches it
         lrsn = LrsnAddressOut(host=host, port=address[1])
-    return _answer(
-        DeviceOut(uri=str(uri), numberMin=limits.number_min, numberMax=limits.number_max, lrsn=lrsn)
+    fleet = [
+        TransmitterOut(
+            index=i,
+            control=None if t._control_uri is None else _reachable(t._control_uri, request),
+            coap=_reachable(t.uri, request),
+        )
+        for i, t in enumerate(rig.fleet, 1)
+    ]
+    return DeviceOut(
+        uri=_reachable(rig.uri, request),
+        numberMin=limits.number_min,
+        numberMax=limits.number_max,
+        staffPagers=sorted(rig._staff_pagers),
+        fleet=fleet,
+        lrsn=lrsn,
     )
+
+
+async def _device(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    return _answer(device_out(rig, request))
+
+
+_FILES = StaticFiles()
+
+
+async def _page(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    return _FILES.response(PAGE)
+
+
+async def _static(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    return _FILES.response(request.match_info["file"])
+
+
+async def _events(rig: RigControls, request: web.Request, body: Body) -> web.StreamResponse:
+    return await rig._wall_stream.serve(request, device_out(rig, request).model_dump(mode="json"))
+
+
+async def _device_request(rig: RigControls, request: web.Request, body: Body) -> web.Response:
+    try:
+        code, answer = await rig._device_request(body.method, body.path, body.query, body.body)
+    except BadDeviceRequest as e:
+        raise BadInput(str(e)) from None
+    return _answer(DeviceAnswerOut(code=code, body=answer))
 
 
 async def _get_clock(rig: RigControls, request: web.Request, body: Body) -> web.Response:
@@ -915,7 +992,27 @@ ROUTES: tuple[Route, ...] = (
                                                      "commit failed", HealthOut)}),
     Route("POST", "/reset", "reset", "back to factory: an empty store, default settings",
           _reset, {200: ("done", ResetDone)}, body=Empty),
+    Route("POST", "/device-request", "device_request", "send a request to the device API over "
+          "CoAP, as a client would", _device_request,
+          {200: ("the CoAP answer, a 4.xx or 5.xx included", DeviceAnswerOut),
+           504: ("no CoAP answer in time", ErrorAnswer)},
+          body=DeviceRequestIn,
+          description="A Confirmable request from the control API's own CoAP client to the "
+          "transmitter's endpoint, so it is committed, notified and journaled like any "
+          "client's (the pager wall's page, clear and remove buttons use it)."),
+    Route("GET", "/events", "events", "the pager wall's live stream (server-sent events)",
+          _events, {200: ("a text/event-stream: hello, then change, transmission, clock, "
+                          "faults and journal events", None)},
+          description="The first event is a full snapshot (hello); see docs/control-api.md "
+          "for every event's data.", media="text/event-stream"),
+    Route("GET", "/", "page", "the pager wall (a web page)", _page,
+          {200: ("the page", None)}, media="text/html"),
+    Route("GET", "/static/{file}", "static", "a file of the pager wall", _static,
+          {200: ("the file", None), 404: ("no such file", ErrorAnswer)},
+          (Param("file", "path", {"type": "string"}, "a file name, such as wall.js"),),
+          media="*/*"),
 )  # fmt: skip
+PUBLIC = frozenset(("page", "static"))  # no token asked (`_guard`)
 
 
 def _handler(
@@ -985,17 +1082,21 @@ def openapi(rig: RigControls) -> dict[str, Any]:
             }
         responses: dict[str, Any] = {}
         for status, (when, model) in route.answers.items():
-            schema = {"type": "object"} if model is None else refs[(model, "serialization")]
-            responses[str(status)] = {
-                "description": when,
-                "content": {"application/json": {"schema": schema}},
-            }
+            if model is None and route.media != "application/json":
+                content = {route.media: {"schema": {"type": "string"}}}
+            else:
+                schema = {"type": "object"} if model is None else refs[(model, "serialization")]
+                content = {"application/json": {"schema": schema}}
+            responses[str(status)] = {"description": when, "content": content}
         error = {"content": {"application/json": {"schema": refs[(ErrorAnswer, "serialization")]}}}
         if route.method == "GET" or route.params or route.body is not None:  # GET: the query
             responses["400"] = {"description": "bad input: the error says what", **error}
         if route.body is not None:
             responses["413"] = {"description": f"a body over {BODY_MAX} bytes", **error}
-        responses["401"] = {"description": "control_token is set and not given", **error}
+        if route.name in PUBLIC:
+            operation["security"] = [{}]
+        else:
+            responses["401"] = {"description": "control_token is set and not given", **error}
         responses["403"] = {"description": "a peer not on loopback, no control_token", **error}
         operation["responses"] = responses
         paths.setdefault(route.path, {})[route.method.lower()] = operation

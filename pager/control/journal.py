@@ -29,7 +29,7 @@ import mmap
 import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -95,24 +95,30 @@ class _Record:
         self.duplicate = duplicate
         self.leaves: float | None = None
         self.fault: FaultMark | None
-        if isinstance(mark, FaultMark):  # of what held it back (Journal.undelivered)
+        if mark is not None and isinstance(mark, FaultMark):  # what held it (undelivered)
             self.fault = mark
         else:
             self.fault, journal._fault = journal._fault, None
 
-    def answered(self, datagram: bytes) -> None:
+    def answered(self, datagram: bytes, leaving: bool) -> None:
         journal = self.journal
         if journal._fault is not None:
             self.fault, journal._fault = journal._fault, None
         if self.id >= journal._floor:  # still kept
-            self.answer_at = journal._datagrams.put(datagram)
-            self.answer_size = len(datagram)
-            journal._bytes += len(datagram)
-            journal._trim()
+            datagrams = journal._datagrams
+            self.answer_at = datagrams.put(datagram)
+            self.answer_size = size = len(datagram)
+            journal._bytes += size
+            if journal._records[0].at < datagrams.end - datagrams.size:
+                journal._trim()
+        if leaving:
+            self.left()
 
     def left(self) -> None:
         if self.leaves is None:
             self.leaves = time.monotonic()
+            if self.journal.watch is not None:
+                self.journal.watch(self, True)
 
     def marked(self) -> None:
         journal = self.journal
@@ -303,6 +309,9 @@ class Journal:
         self._floor = 1  # records with a lower id are gone
         self._bytes = 0
         self._fault: FaultMark | None = None
+        # Told of each record made (and whether it is complete: a request lost) and of each
+        # answer leaving, while someone follows the journal live (the pager wall); else None.
+        self.watch: Callable[[_Record, bool], None] | None = None
 
     def __len__(self) -> int:
         return len(self._records)
@@ -317,6 +326,8 @@ class Journal:
     def arrived(self, datagram: bytes, peer: Any, duplicate: bool, mark: object) -> _Record:
         record = _Record(self, datagram, peer, duplicate, mark)
         self._keep(record)
+        if self.watch is not None:
+            self.watch(record, False)
         return record
 
     def undelivered(self, datagram: bytes, peer: Any) -> FaultMark | None:
@@ -325,7 +336,10 @@ class Journal:
         mark, self._fault = self._fault, None
         if mark is not None and mark.kind != "drop":
             return mark
-        self._keep(_Record(self, datagram, peer, False, mark))
+        record = _Record(self, datagram, peer, False, mark)
+        self._keep(record)
+        if self.watch is not None:
+            self.watch(record, True)
         return None
 
     def passed(self) -> None:
@@ -350,18 +364,21 @@ class Journal:
         self._keep(record)
 
     def _keep(self, record: _Record | _LrsnRecord) -> None:
-        self._records.append(record)
-        self._bytes += record.size + record.answer_size
-        if len(self._peers) > PEERS_MAX:
-            self._peers.clear()
-        self._trim()
+        records = self._records
+        records.append(record)
+        self._bytes += record.size + record.answer_size  # an LRSN one has its answer
+        datagrams = self._datagrams
+        if len(records) > self.limit or records[0].at < datagrams.end - datagrams.size:
+            self._trim()
+            if len(self._peers) > PEERS_MAX:
+                self._peers.clear()
 
     def _trim(self) -> None:
         """The oldest go while there are more than `limit`, or their datagrams have been
         written over (records are written over oldest first: each one's answer comes after
         its request in the buffer, and the requests come in the records' order)."""
         records = self._records
-        oldest = self._datagrams.oldest
+        oldest = self._datagrams.end - self._datagrams.size
         while records and (len(records) > self.limit or records[0].at < oldest):
             gone = records.popleft()
             self._floor = gone.id + 1
@@ -392,6 +409,13 @@ class Journal:
                     left -= 1
                     if not left:
                         return
+
+    def tail(self, count: int) -> Iterator[Entry]:
+        """The last `count` entries, oldest first (fewer if some were written over)."""
+        for record in list(self._records)[-count:]:
+            entry = record.entry()
+            if entry is not None:
+                yield entry
 
 
 async def sliced(entries: Iterator[Entry]) -> AsyncIterator[Entry]:
@@ -426,11 +450,6 @@ class _Datagrams:
         self.size = size
         self.end = 0
         self._buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-
-    @property
-    def oldest(self) -> int:
-        """The position of the oldest byte not written over."""
-        return self.end - self.size
 
     def put(self, data: bytes) -> int:
         """Where `data` now lies: after the last datagram, or at the buffer's start if it

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from yarl import URL
+
 from pager.control import verify as verification
 from pager.control.faults import Fault, FaultInjector
 from pager.control.journal import Filters, Journal
@@ -26,6 +28,8 @@ from pager.lrsn.server import LrsnServer
 
 if TYPE_CHECKING:
     from pager.coap.seam import Block2Transfers
+    from pager.control.device_request import DeviceRequests
+    from pager.control.wall_stream import WallStream
     from pager.engine import Engine
     from pager.hub import Hub
 
@@ -154,6 +158,8 @@ class RigParts:
     pagers: PagerBoard
     transfers: Block2Transfers  # what the CoAP server holds of block-wise answers
     journal: Journal
+    wall: WallStream
+    device: DeviceRequests
     lrsn: LrsnServer | None = None  # None: LRSN is off
 
 
@@ -166,6 +172,9 @@ class RigControls:
 
     def __init__(self) -> None:
         self._parts: RigParts | None = None
+        # the transmitters of the fleet this one is in, itself among them (the pager wall's
+        # switcher); whoever starts a fleet sets it
+        self.fleet: list[RigControls] = [self]
 
     def _attach(self, parts: RigParts | None) -> None:
         """Give the controls their parts (None: the emulator stopped)."""
@@ -207,9 +216,32 @@ class RigControls:
         return None if lrsn is None else lrsn.address
 
     @property
+    def _control_uri(self) -> str | None:
+        """Its control API's base URL, None without one."""
+        return None
+
+    @property
     def limits(self) -> rules.Limits:
         """The pager numbers (and other ranges) this transmitter accepts."""
         return self._rig.engine.config.limits
+
+    @property
+    def _staff_pagers(self) -> frozenset[int]:
+        return self._rig.engine.config.staff_pagers
+
+    @property
+    def _wall_stream(self) -> WallStream:
+        """The pager wall's live stream (`GET /events`)."""
+        return self._rig.wall
+
+    async def _device_request(
+        self, method: str, path: str, query: dict[str, str | int] | None, body: Any
+    ) -> tuple[str, Any]:
+        """Send a request to the device API over CoAP, as a client would (`POST
+        /device-request`): (its answer's code, its payload as JSON or None)."""
+        uri = URL(self.uri)
+        assert uri.host is not None and uri.port is not None
+        return await self._rig.device.send(uri.host, uri.port, method, path, query, body)
 
     # -- clock ------------------------------------------------------------------------------
 
@@ -242,6 +274,7 @@ class RigControls:
 
     async def _clock_moved(self) -> dict[str, Any]:
         await self._rig.engine.catch_up()  # what the new time makes due happens now
+        self._rig.wall.clock_moved()
         return self.clock_status()
 
     # -- virtual pagers ---------------------------------------------------------------------
@@ -347,6 +380,7 @@ class RigControls:
             rig.transfers.clear()
 
         await rig.engine.exclusive(off)
+        rig.wall.power_cycled(seconds)
 
     # -- the request journal ----------------------------------------------------------------
 
@@ -391,6 +425,7 @@ class RigControls:
             rig.journal.clear()
 
         await rig.engine.reset(forget)
+        rig.wall.reset()
 
     # -- verification (pager.control.verify) ------------------------------------------------
 

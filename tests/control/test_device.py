@@ -9,12 +9,32 @@ from pager.app import Emulator
 
 @pytest.mark.parametrize("config_overrides", [{"number_min": 10, "number_max": 999}])
 async def test_the_endpoint_and_the_pager_numbers(rig):
+    uri = f"coap://127.0.0.1:{rig.emu.port}"
     assert await rig.http.get("/device") == {
-        "uri": f"coap://127.0.0.1:{rig.emu.port}",
+        "uri": uri,
         "numberMin": 10,
         "numberMax": 999,
+        "staffPagers": [],
+        "fleet": [{"index": 1, "control": f"http://127.0.0.1:{rig.emu.control_port}", "coap": uri}],
         "lrsn": {"host": "127.0.0.1", "port": rig.emu.lrsn_address[1]},
     }
+
+
+async def test_a_fleet_lists_every_transmitter_for_the_pager_walls_switcher(pager_fleet):
+    fleet = await pager_fleet(3, control=True, staff_pagers=[7, 3])
+    async with aiohttp.ClientSession() as http:
+        for emu in fleet:
+            async with http.get(f"http://127.0.0.1:{emu.control_port}/device") as response:
+                device = await response.json()
+            assert device["staffPagers"] == [3, 7]
+            assert device["fleet"] == [
+                {
+                    "index": i,
+                    "control": f"http://127.0.0.1:{other.control_port}",
+                    "coap": f"coap://127.0.0.1:{other.port}",
+                }
+                for i, other in enumerate(fleet, 1)
+            ]
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::"])

@@ -2,12 +2,15 @@
 index at GET /api, both made from the table the app is built from, and both checked here
 against the app's router and against real answers."""
 
+from unittest.mock import patch
+
 import jsonschema
 import pytest
 from aiohttp import web
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation import OpenAPIV31SpecValidator
 
+from pager.control import device_request
 from pager.control.http import ROUTES, build_app
 from tests.control.conftest import ts
 
@@ -61,8 +64,8 @@ async def test_the_index_lists_every_endpoint(rig):
     assert listed == _served(build_app(rig.emu))
     assert all(e["summary"] for e in index["endpoints"])
     assert index["openapi"] == "/openapi.json"
-    status, body = await rig.http.request("GET", "/")
-    assert status == 404 and body == {"error": "Not Found"}  # "/" is left for a later page
+    async with rig.http.session.get("/") as r:  # the pager wall
+        assert (r.status, r.content_type) == (200, "text/html")
 
 
 async def test_real_answers_match_the_published_schemas(frozen):
@@ -120,7 +123,24 @@ async def test_real_answers_match_the_published_schemas(frozen):
     await check("POST", "/power-cycle", "/power-cycle", {"seconds": 0.1})
     assert (await check("GET", "/health", "/health"))["coap"] == "powered off"  # 503
     await check("POST", "/reset", "/reset")
-    assert {s for _, _, s in seen} == {200, 201, 400, 404, 408, 409, 503}
+    request = {"method": "POST", "path": "/v1/sessions", "body": {"number": 3}}
+    assert (await check("POST", "/device-request", "/device-request", request))["code"] == "2.01"
+    await check("POST", "/device-request", "/device-request", {"method": "x", "path": "/v1"})
+    await check("POST", "/faults", "/faults", {"kind": "drop", "path": "/v1/settings"})
+    timeout = {"method": "GET", "path": "/v1/settings"}
+    with patch.object(device_request, "TIMEOUT", 0.2):
+        await check("POST", "/device-request", "/device-request", timeout)  # 504
+    for path, route, media in [
+        ("/", "/", "text/html"),
+        ("/static/wall.js", "/static/{file}", "*/*"),
+        ("/events", "/events", "text/event-stream"),
+    ]:
+        async with http.session.get(path) as r:
+            assert r.status == 200 and str(r.status) in doc["paths"][route]["get"]["responses"]
+            assert media in doc["paths"][route]["get"]["responses"]["200"]["content"]
+            seen.add(("GET", route, r.status))
+    await check("GET", "/static/nothing.js", "/static/{file}")  # 404
+    assert {s for _, _, s in seen} == {200, 201, 400, 404, 408, 409, 503, 504}
     assert {(m, r) for m, r, _ in seen} | {("GET", "/openapi.json")} == _documented(doc)
 
 

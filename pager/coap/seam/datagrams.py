@@ -267,7 +267,9 @@ def install(
         if critical is not None:
             setattr(message, _UNRECOGNISED, critical)
         if exchanges is not None and message.code.is_request():
-            duplicate = recent.seen(remote, message.mid)  # type: ignore[union-attr]
+            # aiocoap takes it for a duplicate: it sends the answer kept for it again, if
+            # there is one yet, and goes no further
+            duplicate = (remote, message.mid) in recent  # type: ignore[operator]
             exchange = exchanges.arrived(data, address, duplicate, mark)
             if duplicate:  # aiocoap sends the answer kept for it, if any, now or never
                 replaying[0] = exchange
@@ -304,6 +306,7 @@ def install(
 
     def sending(message: aiocoap.Message) -> None:
         exchange = None
+        unheld = datagram_filter is None or not datagram_filter.active
         if exchanges is not None:
             # the first answer to a request: aiocoap links every answer to its request (a
             # notification too, but by then the request's exchange has been told)
@@ -314,12 +317,12 @@ def install(
             elif replaying[0] is not None and isinstance(message, Replay):
                 exchange, replaying[0] = replaying[0], None
             if exchange is not None:
-                exchange.answered(recent.sent(message))  # type: ignore[union-attr]
-        if datagram_filter is None or not datagram_filter.active:
+                exchange.answered(recent.sent(message), unheld)  # type: ignore[union-attr]
+        if unheld:
             send(message)
-            if exchange is not None:
-                exchange.left()
-        elif exchange is None:
+            return
+        assert datagram_filter is not None  # held back only by a filter
+        if exchange is None:
             datagram_filter.outgoing(message, send)
             if exchanges is not None:
                 exchanges.passed()

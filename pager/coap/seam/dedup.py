@@ -175,11 +175,6 @@ class RecentMessages(dict[Any, Any]):
         while born and (born[0][0] < cutoff or len(self) >= self.max_entries):
             del self[born.popleft()[1]]
 
-    def seen(self, remote: Any, mid: int) -> bool:
-        """Whether aiocoap takes a request from `remote` with `mid` for a duplicate (and
-        sends the answer kept for it again, if there is one yet and it was CON)."""
-        return (remote, mid) in self
-
     def sent(self, answer: aiocoap.Message | Replay) -> bytes:
         """The datagram of `answer` as it is being sent: a piggybacked one was encoded when
         aiocoap filed it here, just before sending it (a `Replay` is such a one sent again);
