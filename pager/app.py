@@ -25,10 +25,13 @@ from pager.control.faults import FaultInjector
 from pager.control.journal import Journal
 from pager.control.rig import PagerBoard, RigControls, RigParts
 from pager.control.wall_stream import WallStream
+from pager.domain import operations as ops
 from pager.domain.operations import DeviceRules, SettingsPatch, update_settings
+from pager.domain.pagemodes import Transmission
 from pager.domain.rules import Limits
 from pager.engine import Engine
 from pager.hub import Hub
+from pager.lrsn import server as lrsn
 from pager.store import Store, StoreUnavailable
 
 log = logging.getLogger("pager")
@@ -53,10 +56,10 @@ def _cannot_listen(kind: str, host: str, port: int, error: Exception) -> str:
 class Emulator(RigControls):
     """One emulated transmitter with its test-rig controls.
 
-    `async with Emulator() as emu:` starts one for a test: 127.0.0.1, an ephemeral port, a
-    store in a temporary directory, no HTTP control server (the controls are methods here);
-    keyword arguments override those settings. Pass a `Config` for anything else, and a
-    `Clock` to control time from the test.
+    `async with Emulator() as emu:` starts one for a test: 127.0.0.1, ephemeral ports (CoAP
+    and LRSN, `emu.lrsn_address`), a store in a temporary directory, no HTTP control server
+    (the controls are methods here); keyword arguments override those settings. Pass a
+    `Config` for anything else, and a `Clock` to control time from the test.
     """
 
     def __init__(
@@ -67,7 +70,9 @@ class Emulator(RigControls):
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._temporary_store = config is None and "db" not in overrides
         if config is None:
-            config = Config(**{"host": "127.0.0.1", "port": 0, "control": False, **overrides})
+            config = Config(
+                **{"host": "127.0.0.1", "port": 0, "lrsn_port": 0, "control": False, **overrides}
+            )
         elif overrides:
             config = config.model_copy(update=overrides)
         self.config = config
@@ -88,6 +93,7 @@ class Emulator(RigControls):
         self._context: aiocoap.Context | None = None
         self.api: Api | None = None
         self._control: web.AppRunner | None = None
+        self._lrsn: lrsn.LrsnServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -159,6 +165,8 @@ class Emulator(RigControls):
             exchanges=self._journal if c.journal else None,
         )
         self.port = seam.bound_port(self._context)
+        if c.lrsn:
+            await self._start_lrsn(self.engine)
         self._tasks = [asyncio.create_task(self._tick()), asyncio.create_task(self.hub.run_pings())]
         self._attach(
             RigParts(
@@ -170,6 +178,7 @@ class Emulator(RigControls):
                 self._journal,
                 self._wall,
                 self._device_requests,
+                self._lrsn,
             )
         )
         if c.control:
@@ -179,6 +188,33 @@ class Emulator(RigControls):
                 raise StartupError(
                     _cannot_listen("control", c.control_host, c.control_port, e)
                 ) from e
+
+    async def _start_lrsn(self, engine: Engine) -> None:
+        c = self.config
+        host = c.host if c.lrsn_host is None else c.lrsn_host
+
+        async def page(request: ops.PageRequest) -> Transmission:
+            outcome = await engine.run(lambda st, now: ops.page(st, request, now, engine.config))
+            return outcome.transmitted
+
+        settings = lrsn.Settings(
+            host=host,
+            port=c.lrsn_port,
+            device=c.device_name,
+            swver=c.firmware_version,
+            serno=c.lrsn_serial,
+            user=c.lrsn_user,
+            passwd=c.lrsn_password,
+            max_clients=c.lrsn_max_clients,
+            heartbeat_interval=c.lrsn_heartbeat_interval,
+        )
+        journal = self._journal if c.journal else None
+        server = lrsn.LrsnServer(settings, page, self.faults, journal)
+        try:
+            await server.start()
+        except OSError as e:
+            raise StartupError(_cannot_listen("lrsn tcp", host, c.lrsn_port, e)) from e
+        self._lrsn = server
 
     async def _start_control(self) -> None:
         self._control = control_http.runner(self, self.config.control_token)
@@ -199,6 +235,9 @@ class Emulator(RigControls):
             self._control = None
         await self._device_requests.close()
         self._attach(None)
+        if self._lrsn is not None:
+            await self._lrsn.close()
+            self._lrsn = None
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -36,6 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--no-control", action="store_true", help="no HTTP control API")
     serve.add_argument(
+        "--lrsn-port", type=int, help="LRSN TCP port (default 3700; 0 = any free port)"
+    )
+    serve.add_argument("--no-lrsn", action="store_true", help="no LRSN interface")
+    serve.add_argument(
         "--fleet", type=int, metavar="N", help="run N independent transmitters on consecutive ports"
     )
     replay = sub.add_parser(
@@ -132,6 +136,10 @@ def _banner(emulator: Emulator) -> str:
     line = f"pager-emulator listening on udp {shown}:{emulator.port}, store {emulator.db_path}"
     if emulator.control_port is not None:
         line += f", control http://{emulator.config.control_host}:{emulator.control_port}"
+    if emulator.lrsn_address is not None:
+        lhost, lport = emulator.lrsn_address
+        lshown = f"[{lhost}]" if ":" in lhost else lhost
+        line += f", lrsn tcp {lshown}:{lport}"
     return line
 
 
@@ -169,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             log_level=args.log_level,
             control_port=args.control_port,
             control=False if args.no_control else None,
+            lrsn_port=args.lrsn_port,
+            lrsn=False if args.no_lrsn else None,
         )
         configs = fleet_configs(config, args.fleet)
     except ConfigError as e:

@@ -51,6 +51,14 @@ class Config(BaseModel):
     control_host: str = "127.0.0.1"
     control_port: int = Field(7470, ge=0, le=65535)
     control_token: str | None = Field(None, min_length=16)
+    lrsn: bool = True
+    lrsn_host: str | None = None  # None: the CoAP host
+    lrsn_port: int = Field(3700, ge=0, le=65535)
+    lrsn_user: str | None = Field(None, min_length=1)
+    lrsn_password: str | None = Field(None, min_length=1)
+    lrsn_max_clients: int = Field(16, ge=1, le=10_000)
+    lrsn_heartbeat_interval: float = Field(60.0, gt=0, le=86400)
+    lrsn_serial: str = Field("20384", min_length=1, max_length=32)
     transmitter: list[dict[str, Any]] = []  # [[transmitter]] tables: one emulated transmitter each
 
     @model_validator(mode="after")
@@ -59,6 +67,8 @@ class Config(BaseModel):
             raise ValueError("number_min must not exceed number_max")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
+        if (self.lrsn_user is None) != (self.lrsn_password is None):
+            raise ValueError("lrsn_user and lrsn_password are set together, or neither")
         return self
 
 

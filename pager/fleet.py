@@ -1,6 +1,6 @@
 """Several independent emulated transmitters in one process (`serve --fleet N`).
 
-Each gets its own CoAP port, control port, store and system id, derived from the base
+Each gets its own CoAP port, control port, LRSN port, store and system id, derived from the base
 configuration by consecutive numbers, or taken from a `[[transmitter]]` table in the
 configuration file, whose keys override the base for that transmitter.
 """
@@ -28,6 +28,7 @@ def fleet_configs(base: Config, count: int | None) -> list[Config]:
         derived = {
             "port": base.port + i if base.port else 0,
             "control_port": base.control_port + i if base.control_port else 0,
+            "lrsn_port": base.lrsn_port + i if base.lrsn_port else 0,
             "db": str(db.with_name(f"{db.stem}-{i + 1}{db.suffix}")),
             "system_id": i + 1 if base.system_id is None else base.system_id,
             "transmitter": [],

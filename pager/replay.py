@@ -138,7 +138,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "id": (int,),
     "time": (str,),
     "peer": (str,),
-    "type": (str,),
+    "type": (str, type(None)),
     "method": (str,),
     "path": (str,),
     "query": (list,),
@@ -151,6 +151,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "answer_content_format": (int, type(None)),
     "answer_base64": (str, type(None)),
     "duplicate": (bool,),
+    "transport": (str,),
 }
 """The types of the members a replay reads (`Entry.from_json` checks names, not types)."""
 
@@ -163,6 +164,10 @@ def _entry(data: Any) -> Entry:
         if name in data and not isinstance(data[name], types):
             raise ValueError(f"{name} is {type(data[name]).__name__}: {data[name]!r}")
     entry = Entry.from_json(data)
+    if entry.transport == "lrsn":
+        return entry  # not replayed (`plan`): nothing of it is sent
+    if entry.transport != "coap":
+        raise ValueError(f"transport must be coap or lrsn, not {entry.transport!r}")
     if entry.type not in ("CON", "NON"):
         raise ValueError(f"type must be CON or NON, not {entry.type!r}")
     _when(entry)
@@ -277,7 +282,9 @@ def plan(entries: Sequence[Entry]) -> tuple[list[Exchange], list[Skipped]]:
         skipped.append(Skipped(entry.id, entry.method, entry.path, reason, first))
 
     for i, entry in enumerate(entries):
-        if i in part_of:
+        if entry.transport == "lrsn":
+            skip(entry, "a request over LRSN (TCP): a replay speaks CoAP only")
+        elif i in part_of:
             skip(
                 entry, "a later block of a block-wise transfer, replayed with its first", part_of[i]
             )

@@ -309,6 +309,12 @@ class RemoteEmulator:
         return URL(self.uri).port
 
     @property
+    def lrsn_address(self) -> tuple[str, int] | None:
+        """Where the remote transmitter's LRSN interface listens; None: it has it off."""
+        lrsn = self._described()["lrsn"]
+        return None if lrsn is None else (str(lrsn["host"]), int(lrsn["port"]))
+
+    @property
     def limits(self) -> rules.Limits:
         """The pager numbers (and other ranges) this transmitter accepts."""
         device = self._described()
@@ -403,12 +409,13 @@ class RemoteEmulator:
         median: float | None = None,
         sigma: float | None = None,
         window: int | None = None,
+        ret: int = 7,
     ) -> Fault:
         body = {
             "kind": kind, "path": path, "count": count, "seconds": seconds, "code": code,
             "probability": probability, "seed": seed, "direction": direction,
             "distribution": distribution, "min": min, "max": max, "median": median,
-            "sigma": sigma, "window": window,
+            "sigma": sigma, "window": window, "ret": ret,
         }  # fmt: skip
         return self._call_now("POST", "/faults", body, expect=(201,), read=_fault)
 
@@ -570,6 +577,9 @@ def _transmission(t: Mapping[str, Any]) -> Transmission:
         message=t["message"],
         override_codes=_codes(t["overrideCodes"]),
         session_id=t["sessionId"],
+        source="lrsn" if t["source"] == "lrsn" else "coap",
+        power=t.get("power"),
+        color=t.get("color"),
     )
 
 

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, TypeVar
 import aiosqlite
 
 from pager.domain.model import Archived, Change, Device, Session, Settings, State
-from pager.domain.pagemodes import AlertCode, Transmission
+from pager.domain.pagemodes import AlertCode, Source, Transmission
 from pager.domain.statistics import Counters
 from pager.domain.timefmt import fmt, parse
 
@@ -128,6 +128,13 @@ MIGRATIONS: list[str] = [
     INSERT INTO session_v3 SELECT * FROM session;
     DROP TABLE session;
     ALTER TABLE session_v3 RENAME TO session;
+    """,
+    # The interface each page came in by (pages before LRSN came over CoAP), and LRSN's
+    # power and colour of a page.
+    """
+    ALTER TABLE transmission ADD COLUMN source TEXT NOT NULL DEFAULT 'coap';
+    ALTER TABLE transmission ADD COLUMN power INTEGER;
+    ALTER TABLE transmission ADD COLUMN color TEXT;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -252,12 +259,37 @@ def _device(row: Row) -> Device:
 
 def _transmission_row(t: Transmission) -> Row:
     codes = json.dumps([[c.code, c.value] for c in t.override_codes], separators=(",", ":"))
-    return (t.id, fmt(t.time), t.number, t.system_id, t.page_mode, t.message, codes, t.session_id)
+    return (
+        t.id,
+        fmt(t.time),
+        t.number,
+        t.system_id,
+        t.page_mode,
+        t.message,
+        codes,
+        t.session_id,
+        t.source,
+        t.power,
+        t.color,
+    )
 
 
 def _transmission(row: Row) -> Transmission:
     codes = tuple(AlertCode(code, value) for code, value in json.loads(row[6]))
-    return Transmission(row[0], parse(row[1]), row[2], row[3], row[4], row[5], codes, row[7])
+    source: Source = "lrsn" if row[8] == "lrsn" else "coap"
+    return Transmission(
+        id=row[0],
+        time=parse(row[1]),
+        number=row[2],
+        system_id=row[3],
+        page_mode=row[4],
+        message=row[5],
+        override_codes=codes,
+        session_id=row[7],
+        source=source,
+        power=row[9],
+        color=row[10],
+    )
 
 
 def _lock(path: Path) -> int:

@@ -123,6 +123,7 @@ class Fleet:
                 "port": 0,
                 "control": False,
                 "control_port": 0,
+                "lrsn_port": 0,
                 "db": str(folder / "pager.db"),
                 **settings,
             }

@@ -226,6 +226,9 @@ class PageOut(_Out):
     overrideCodes: list[AlertCodeOut]
     sessionId: int | None
     alertUntil: str
+    source: str
+    power: int | None = None  # LRSN's, only when the page gave it
+    color: str | None = None
 
 
 class ErrorOut(_Out):
@@ -390,6 +393,9 @@ def page_out(t: Transmission) -> PageOut:
         overrideCodes=[AlertCodeOut.of(code=c.code, value=c.value) for c in t.override_codes],
         sessionId=t.session_id,
         alertUntil=fmt(t.alert_until),
+        source=t.source,
+        **({} if t.power is None else {"power": t.power}),
+        **({} if t.color is None else {"color": t.color}),
     )
 
 

@@ -812,6 +812,7 @@ class ServerProcess:
         self.argv = argv
         self.log_path = log_path
         self.port_line = port_line  # regex with one group: the port, on the first stdout line
+        self.banner = ""  # the first stdout line, when port_line reads it
         self.port = port
         self.process: asyncio.subprocess.Process | None = None
         self.spawned = 0.0
@@ -843,6 +844,7 @@ class ServerProcess:
             if not match:
                 raise SetupError(f"{self.name} did not start: {line!r}\n{self.log_tail()}")
             self.port = int(match.group(1))
+            self.banner = line
         return self
 
     def alive(self) -> bool:
@@ -969,6 +971,8 @@ def emulator(workdir: Path, db: Path, tag: str, journal: bool = True) -> ServerP
             "-m",
             "pager",
             "serve",
+            "--lrsn-port",
+            "0",
             "--host",
             HOST,
             "--port",

@@ -329,6 +329,8 @@ class Server:
             "-m",
             "pager",
             "serve",
+            "--lrsn-port",
+            "0",
             "--host",
             HOST,
             "--port",

@@ -106,6 +106,8 @@ class Server:
             "-m",
             "pager",
             "serve",
+            "--lrsn-port",
+            "0",
             "--host",
             HOST,
             "--port",

@@ -168,6 +168,7 @@ class Soak:
         self.codes: Counter[int] = Counter()  # answer code -> count (-1 RST; None timeout)
         self.by_op: Counter[tuple[str, str]] = Counter()  # (operation, code) -> count
         self.unexpected = 0
+        self.lrsn: LrsnPager | None = None  # set once the server's LRSN port is known
         self.unexpected_samples: list[str] = []
         self.timeouts = 0
         self.block2_transfers = 0
@@ -844,6 +845,42 @@ class PacedUser(bench.VirtualUser):
             super()._next(r)
 
 
+class LrsnPager:
+    """One LRSN client beside the virtual users (issue 16): logged in once, a standalone page
+    (short form) at the users' think time, each answer checked to be ret 0. A page over LRSN
+    changes no session, so the observers' streams are what they are without it."""
+
+    def __init__(self, soak: Soak, port: int, think: float) -> None:
+        self.soak, self.port, self.think = soak, port, think
+        self.pages = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        reader, writer = await asyncio.open_connection(HOST, self.port)
+        try:
+            greeting = await asyncio.wait_for(reader.readline(), 10)
+            if not greeting.startswith(b"<LRSN "):
+                self.soak.bad(f"LRSN greeting {greeting!r}")
+                return
+            writer.write(b'<Login services="NetPage" />\n')
+            answer = await asyncio.wait_for(reader.readline(), 10)
+            if answer != b'<LoginAck ret="0" />\n':
+                self.soak.bad(f"LRSN login answered {answer!r}")
+                return
+            while not stop.is_set():
+                number = 4000 + self.pages % 96  # above the virtual users' numbers
+                writer.write(b'<PageRequest id="%d" pager="2;%d" />\n' % (self.pages, number))
+                answer = await asyncio.wait_for(reader.readline(), 10)
+                want = b'<PageRequestStatus id="%d" ret="0" />\n' % self.pages
+                if answer != want:
+                    self.soak.bad(f"LRSN page answered {answer!r}, not {want!r}")
+                self.pages += 1
+                await asyncio.sleep(max(self.think, 0.01))
+        except (OSError, TimeoutError) as e:
+            self.soak.bad(f"LRSN client: {e!r}")
+        finally:
+            writer.close()
+
+
 async def drive(soak: Soak, port: int, args, sample) -> tuple[bench.Run, float]:
     """Run the virtual users for args.duration seconds, calling `sample(elapsed, run)` every
     SAMPLE_EVERY seconds, then let each finish its step (bounded); as `bench.Bench.measure`
@@ -852,6 +889,8 @@ async def drive(soak: Soak, port: int, args, sample) -> tuple[bench.Run, float]:
     users = [PacedUser(i, port, run, soak.script, args.think / 1000) for i in range(args.clients)]
     stop = asyncio.Event()
     timer_task = asyncio.create_task(bench.retransmit_timer(users, args.rto, args.retransmit, stop))
+    assert soak.lrsn is not None
+    lrsn_task = asyncio.create_task(soak.lrsn.run(stop))
     t0 = time.perf_counter()
     try:
         for u in users:
@@ -869,6 +908,7 @@ async def drive(soak: Soak, port: int, args, sample) -> tuple[bench.Run, float]:
     finally:
         stop.set()
         await timer_task
+        await lrsn_task
         for u in users:
             u.close()
     return run, elapsed
@@ -884,6 +924,8 @@ async def run(args) -> int:
             "-m",
             "pager",
             "serve",
+            "--lrsn-port",
+            "0",
             "--host",
             HOST,
             "--port",
@@ -925,6 +967,10 @@ async def run(args) -> int:
     try:
         await server.start()
         pid, port = server.pid, server.port
+        lrsn_port = re.search(r"lrsn tcp \S+:(\d+)", server.banner)
+        if lrsn_port is None:
+            raise SetupError(f"no LRSN port in the startup line {server.banner!r}")
+        soak.lrsn = LrsnPager(soak, int(lrsn_port.group(1)), args.think / 1000)
         await bench.wait_answer(port, bench.Workloads().statistics[0], OK_CONTENT, 20)
         m = proc_memory(pid)
         rss_start, fd_start = m["VmRSS"], fd_count(pid)
@@ -1095,6 +1141,8 @@ async def run(args) -> int:
     )
     for s in soak.unexpected_samples:
         print(f"    {s}")
+    lrsn_pages = 0 if soak.lrsn is None else soak.lrsn.pages
+    print(f"lrsn: {lrsn_pages} standalone pages over LRSN beside the load")
 
     # observers
     expected = g_final - g_reg

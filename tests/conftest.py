@@ -166,7 +166,14 @@ def db_path(tmp_path: Path) -> Path:
 
 def make_config(db_path: Path, **overrides) -> Config:
     return Config(
-        **{"host": "127.0.0.1", "port": 0, "db": str(db_path), "control": False, **overrides}
+        **{
+            "host": "127.0.0.1",
+            "port": 0,
+            "lrsn_port": 0,
+            "db": str(db_path),
+            "control": False,
+            **overrides,
+        }
     )
 
 
@@ -236,6 +243,8 @@ class ServerProcess:
             "-m",
             "pager",
             "serve",
+            "--lrsn-port",
+            "0",
             "--host",
             "127.0.0.1",
             "--port",

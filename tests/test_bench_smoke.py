@@ -51,3 +51,12 @@ def test_bench_smoke_wall_measures_commit_to_screen():
     assert "missing: 0" in summary and ", 0 failed" in summary, summary
     assert re.search(r"p50 \d+ +p95 \d+ +p99 \d+", summary), summary
     assert [x for x in summary.splitlines() if x.startswith("FAIL") and "p99" not in x] == []
+
+
+def test_bench_lrsn_quick_run_prints_lrsn_beside_coap():
+    """`scripts/bench_lrsn.py --quick`: both ways run on one emulator and are printed."""
+    code, out, err = run_script("bench_lrsn.py", "--quick")
+    assert code == 0, f"exit {code}\n{out[-3000:]}\n{err[-3000:]}"
+    summary = out.split("==== bench_lrsn.py summary ====", 1)[1].strip().splitlines()
+    assert [line.split(":")[0] for line in summary] == ["concurrency 1", "concurrency 4"]
+    assert all("lrsn" in line and "coap" in line for line in summary)

@@ -71,6 +71,8 @@ async def _run_failing(*args: str, prefix: tuple[str, ...] = ()) -> tuple[int, s
             "-m",
             "pager",
             "serve",
+            "--lrsn-port",
+            "0",
             "--host",
             "127.0.0.1",
             "--port",
@@ -122,6 +124,8 @@ async def test_console_script_serves(db_path, coap_context):
     proc = await asyncio.create_subprocess_exec(
         str(exe),
         "serve",
+        "--lrsn-port",
+        "0",
         "--host",
         "127.0.0.1",
         "--port",

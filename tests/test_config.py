@@ -33,6 +33,8 @@ def test_flags_override_the_file(tmp_path):
         "number_min = 10\nnumber_max = 5\n",
         'log_level = "LOUD"\n',
         "port = \n",
+        'lrsn_user = "admin"\n',
+        "lrsn_port = -1\n",
     ],
 )
 def test_bad_config_is_refused(tmp_path, text):

@@ -255,6 +255,15 @@ async def _uri(emu: Any, c: Client) -> Any:
     return uri.scheme, uri.host, uri.port == emu.port, str(answer.code)
 
 
+@case("lrsn_address")
+async def _lrsn_address(emu: Any, c: Client) -> Any:
+    host, port = emu.lrsn_address
+    reader, writer = await asyncio.open_connection(host, port)
+    greeting = await asyncio.wait_for(reader.readline(), 20)
+    writer.close()
+    return host, greeting.startswith(b"<LRSN ")
+
+
 @case("clock_status")
 async def _clock_status(emu: Any, c: Client) -> Any:
     return emu.clock_status()

@@ -303,7 +303,7 @@ async def test_a_version_2_store_keeps_its_sessions_and_pages_and_loses_the_inde
         state = await store.load()
         assert [(s.id, s.number, s.party_size) for s in state.active.values()] == [(7, 42, 2)]
         db = store._aio.sqlite()
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION
         assert db.execute("PRAGMA index_list(session)").fetchall() == []
         assert db.execute("PRAGMA page_size").fetchone()[0] == 4096  # a file keeps its pages
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -327,5 +327,23 @@ async def test_a_store_with_two_active_sessions_for_one_number_is_refused(tmp_pa
             await store.load()
         # what to look at to mend it
         assert str(refused.value).endswith(": number 42, session ids 7 and 8")
+    finally:
+        await store.close()
+
+
+async def test_a_version_3_store_keeps_its_pages_as_pages_over_coap(tmp_path):
+    path = tmp_path / "pager.db"
+    old = _store_at(path, 3)
+    old.execute(
+        "INSERT INTO transmission VALUES (5, '2026-12-01T10:00:00', 42, 4, 'Flash30Sec',"
+        " NULL, '[]', NULL)"
+    )
+    old.close()
+    store = await Store.open(path)
+    try:
+        (tx,) = await store.transmissions()
+        assert (tx.id, tx.number, tx.source) == (5, 42, "coap")
+        db = store._aio.sqlite()
+        assert db.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION == 4
     finally:
         await store.close()

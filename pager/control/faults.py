@@ -41,6 +41,7 @@ from typing import Any, Literal, get_args
 import aiocoap
 
 from pager.coap.gate import request_path
+from pager.lrsn.server import Action as LrsnAction
 
 log = logging.getLogger("pager.faults")
 
@@ -58,6 +59,11 @@ SIGMA_MAX = 10.0
 WINDOW_MAX = 1000
 SEED_MAX = 2**53 - 1  # read exactly by every JSON reader
 """The bounds of a fault, the control API's and the Python API's alike."""
+
+RET_MIN, RET_MAX = 1, 10  # an LRSN result code an error fault may answer (not 0: success)
+LRSN_PATH = "/lrsn/"
+"""An LRSN request's path, for a fault's `path`: `/lrsn/` and its element, `/lrsn/PageRequest`
+or `/lrsn/Login`; no CoAP resource's path starts so."""
 
 HELD_MAX = 10_000
 """The most datagrams the faults hold back at once (delayed, a duplicate's copy, in a reorder
@@ -99,6 +105,7 @@ class Fault:
     median: float | None = None
     sigma: float | None = None
     window: int | None = None  # reorder
+    ret: int = 7  # error: the LRSN result code an LRSN request is answered with (EOPFAIL)
     rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
     # a reorder window's order: a shuffle takes as many draws as the window holds, which
     # timing decides, so it must not take them from `rng`, which chooses the datagrams
@@ -285,12 +292,15 @@ class FaultInjector:
         median: float | None = None,
         sigma: float | None = None,
         window: int | None = None,
+        ret: int = 7,
     ) -> Fault:
         times = {"min": min, "max": max, "median": median, "sigma": sigma}
         _check(
             kind, path, count, seconds, code, probability, seed, direction, distribution, times,
             window,
         )  # fmt: skip
+        if isinstance(ret, bool) or not isinstance(ret, int) or not RET_MIN <= ret <= RET_MAX:
+            raise ValueError(f"ret must be an LRSN result code from {RET_MIN} to {RET_MAX}")
         if kind == "reorder":
             seconds = REORDER_SECONDS if seconds is None else seconds
             window = window or 2
@@ -300,7 +310,7 @@ class FaultInjector:
             distribution = distribution or "fixed"
         fault = Fault(
             next(self._ids), kind, path, count, seconds or 0.0, code, 0, float(probability),
-            seed, direction, distribution, min, max, median, sigma, window,
+            seed, direction, distribution, min, max, median, sigma, window, ret,
         )  # fmt: skip
         self.faults.append(fault)
         self._update()
@@ -362,14 +372,18 @@ class FaultInjector:
             bool(self.faults) or self.unreachable or bool(self._held) or bool(self._windows)
         )
 
-    def _take(self, kind: str, path: str, direction: str | None = None) -> Fault | None:
+    def _take(
+        self, kind: str, path: str, direction: str | None = None, tell: bool = True
+    ) -> Fault | None:
         """The fault of `kind` that acts on a datagram on `path` (going `direction`), counted:
-        the oldest one that matches and fires. The one place a fault acts."""
+        the oldest one that matches and fires. The one place a fault acts. `tell`: the
+        journal learns of it from `acted` (a CoAP datagram in hand), not with the request
+        (LRSN)."""
         for fault in self.faults:
             if fault.kind == kind and fault.matches(path, direction) and fault.fires():
                 fault.take()
                 self._update()
-                if self.acted is not None:
+                if tell and self.acted is not None:
                     self.acted(fault)
                 self._changed()
                 return fault
@@ -381,6 +395,26 @@ class FaultInjector:
             return None
         fault = self._take("error", path)
         return None if fault is None else fault.code
+
+    # -- LRSN (pager.lrsn.server.Faults) ----------------------------------------------------
+
+    def lrsn_action(self, element: str) -> LrsnAction | None:
+        """What the faults do to one LRSN request (spec §7): a drop of requests swallows it,
+        an error answers it with the fault's `ret`, a delay holds it, a drop of answers lets
+        it act and loses its answer. Duplicate and reorder faults are for datagrams: TCP
+        does neither. The oldest fault of the first of those kinds that fires acts."""
+        if not self.active:
+            return None
+        path = LRSN_PATH + element
+        if (f := self._take("drop", path, "request", tell=False)) is not None:
+            return LrsnAction("drop", f.id)
+        if (f := self._take("error", path, tell=False)) is not None:
+            return LrsnAction("error", f.id, ret=f.ret)
+        if (f := self._take("delay", path, tell=False)) is not None:
+            return LrsnAction("delay", f.id, seconds=f.lag())
+        if (f := self._take("drop", path, "answer", tell=False)) is not None:
+            return LrsnAction("lose answer", f.id)
+        return None
 
     # -- the datagram filter (pager.coap.seam.DatagramFilter) ------------------------------
 

@@ -32,6 +32,8 @@ from pager.control.device_request import BadDeviceRequest, DeviceTimeout
 from pager.control.faults import (
     COUNT_MAX,
     ERROR_CODE,
+    RET_MAX,
+    RET_MIN,
     SECONDS_MAX,
     SEED_MAX,
     SIGMA_MAX,
@@ -94,6 +96,7 @@ class FaultIn(_In):
     sigma: float | None = Field(None, ge=0, le=SIGMA_MAX)
     window: int | None = Field(None, ge=2, le=WINDOW_MAX)
     code: str = Field("5.03", pattern=ERROR_CODE)
+    ret: int = Field(7, ge=RET_MIN, le=RET_MAX)
 
 
 class PowerCycle(_In):
@@ -188,6 +191,7 @@ class FaultOut(_Answer):
     median: float | None = Field(description="a lognormal distribution's median seconds")
     sigma: float | None = Field(description="a lognormal distribution's sigma (of its log)")
     window: int | None = Field(description="reorder: datagrams gathered before they go")
+    ret: int = Field(description="an error fault's LRSN result code, for LRSN requests")
 
 
 class FaultsOut(_Answer):
@@ -218,6 +222,11 @@ class HealthOut(_Answer):
     error: str | None = Field(None, description="why the last commit failed, while it does")
 
 
+class LrsnAddressOut(_Answer):
+    host: str
+    port: int
+
+
 class TransmitterOut(_Answer):
     index: int = Field(description="from 1, in the fleet's order")
     control: str | None = Field(description="its control API (and pager wall); null: none")
@@ -234,6 +243,9 @@ class DeviceOut(_Answer):
     staffPagers: list[int] = Field(description="the numbers that are staff pagers, ascending")
     fleet: list[TransmitterOut] = Field(
         description="every transmitter of the fleet this one belongs to (itself alone if none)"
+    )
+    lrsn: LrsnAddressOut | None = Field(
+        description="where its LRSN interface (TCP) listens, the host as `uri`'s; null: off"
     )
 
 
@@ -265,9 +277,9 @@ class EntryOut(_Answer):
     time: str = Field(description="wall time of the request's arrival, ISO 8601, UTC")
     device_time: str = Field(description="the transmitter's clock then, YYYY-MM-DDTHH:MM:SS")
     peer: str = Field(description="host:port of the client ([host]:port for IPv6)")
-    type: Literal["CON", "NON"]
-    mid: int
-    token: str = Field(description="hex")
+    type: Literal["CON", "NON"] | None = Field(description="null: an LRSN request")
+    mid: int | None
+    token: str | None = Field(description="hex")
     method: str = Field(description="GET, POST, PUT, DELETE, FETCH, PATCH, iPATCH or dotted")
     path: str
     query: list[str]
@@ -285,6 +297,7 @@ class EntryOut(_Answer):
     latency_ms: float | None = Field(description="arrival to the answer leaving; null: never")
     duplicate: bool = Field(description="a retransmission answered from the duplicate cache")
     fault: FaultMarkOut | None = Field(description="the fault that acted on the exchange")
+    transport: Literal["coap", "lrsn"] = Field(description="lrsn: a request over LRSN")
 
 
 class JournalOut(_Answer):
@@ -408,6 +421,7 @@ def fault_out(f: Fault) -> FaultOut:
         median=f.median,
         sigma=f.sigma,
         window=f.window,
+        ret=f.ret,
     )
 
 
@@ -661,6 +675,12 @@ def _reachable(uri: str, request: web.Request) -> str:
 
 def device_out(rig: RigControls, request: web.Request) -> DeviceOut:
     limits = rig.limits
+    lrsn = None
+    if (address := rig.lrsn_address) is not None:
+        host = address[0]
+        if host in ("::", "0.0.0.0") and request.url.host:
+            host = request.url.host  # as for `uri`: where a rig reaches it
+        lrsn = LrsnAddressOut(host=host, port=address[1])
     fleet = [
         TransmitterOut(
             index=i,
@@ -675,6 +695,7 @@ def device_out(rig: RigControls, request: web.Request) -> DeviceOut:
         numberMax=limits.number_max,
         staffPagers=sorted(rig._staff_pagers),
         fleet=fleet,
+        lrsn=lrsn,
     )
 
 

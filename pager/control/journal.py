@@ -45,6 +45,7 @@ from pager.control.faults import Fault
 from pager.control.journal_entry import Entry, FaultMark
 from pager.domain import digits
 from pager.domain.timefmt import fmt
+from pager.lrsn import protocol as lrsn
 
 METHODS = {1: "GET", 2: "POST", 3: "PUT", 4: "DELETE", 5: "FETCH", 6: "PATCH", 7: "iPATCH"}
 CODE = re.compile(r"[2-5]\.[0-9]{2}")
@@ -178,6 +179,79 @@ class _Record:
         )
 
 
+class _LrsnRecord:
+    """One LRSN request as recorded (`Journal.lrsn_request`): its message and answer in the
+    journal's buffer beside the datagrams, decoded only when read."""
+
+    __slots__ = (
+        "journal", "id", "wall", "device", "at", "size", "answer_at", "answer_size", "peer",
+        "latency", "fault",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        journal: Journal,
+        peer: tuple[str, int],
+        message: bytes,
+        answer: bytes | None,
+        sent: bool,
+        fault: FaultMark | None,
+        arrived: float,
+    ) -> None:
+        self.journal = journal
+        self.id = next(journal._ids)
+        self.wall = time.time() - (time.monotonic() - arrived)
+        self.device = journal.clock.exact()
+        self.at = journal._datagrams.put(message)
+        self.size = len(message)
+        self.answer_at, self.answer_size = -1, 0
+        if answer:
+            self.answer_at = journal._datagrams.put(answer)
+            self.answer_size = len(answer)
+        self.peer = peer
+        self.latency = round((time.monotonic() - arrived) * 1e3, 3) if sent else None
+        self.fault = fault
+
+    def entry(self) -> Entry | None:
+        datagrams = self.journal._datagrams
+        data = datagrams.get(self.at, self.size) if self.size else b""
+        sent = datagrams.get(self.answer_at, self.answer_size) if self.answer_size else b""
+        if data is None or sent is None:
+            return None
+        request = lrsn.parse(data)
+        element = _LRSN_ELEMENT.match(data)
+        path = "/lrsn/" + (element.group(1).decode() if element else "")
+        ret = _LRSN_RET.search(sent)
+        try:
+            body, body_base64 = data.decode("utf-8"), None
+        except UnicodeDecodeError:
+            body, body_base64 = None, base64.b64encode(data).decode()
+        host, port = self.peer
+        return Entry(
+            id=self.id,
+            time=datetime.fromtimestamp(self.wall, UTC).isoformat(timespec="microseconds"),
+            device_time=fmt(self.device),
+            peer=f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+            type=None,
+            mid=None,
+            token=None,
+            method="LRSN",
+            path=path,
+            body=body,
+            body_base64=body_base64,
+            number=request.number if isinstance(request, lrsn.Page) else None,
+            code=None if ret is None else ret.group(1).decode(),
+            answer=sent.decode() if sent else None,
+            latency_ms=self.latency,
+            fault=self.fault,
+            transport="lrsn",
+        )
+
+
+_LRSN_ELEMENT = re.compile(rb"\s*<([A-Za-z_][\w.-]{0,63})")
+_LRSN_RET = re.compile(rb' ret="([0-9]+)"')
+
+
 @dataclass(frozen=True)
 class Filters:
     """Which entries to read; every one given must hold. Checked when made, so that a bad
@@ -230,7 +304,7 @@ class Journal:
         self.max_bytes = max_bytes
         self._datagrams = _Datagrams(max_bytes)
         self._peers: dict[Any, Any] = {}  # each peer's address once, not once per record
-        self._records: deque[_Record] = deque()
+        self._records: deque[_Record | _LrsnRecord] = deque()
         self._ids = itertools.count(1)
         self._floor = 1  # records with a lower id are gone
         self._bytes = 0
@@ -274,10 +348,25 @@ class Journal:
     def acted(self, fault: Fault) -> None:
         self._fault = FaultMark(fault.id, fault.kind)
 
-    def _keep(self, record: _Record) -> None:
+    # -- told by the LRSN server (pager.lrsn.server.Requests) -------------------------------
+
+    def lrsn_request(
+        self,
+        peer: tuple[str, int],
+        message: bytes,
+        answer: bytes | None,
+        sent: bool,
+        fault: tuple[int, str] | None,
+        arrived: float,
+    ) -> None:
+        mark = None if fault is None else FaultMark(*fault)
+        record = _LrsnRecord(self, peer, message, answer, sent, mark, arrived)
+        self._keep(record)
+
+    def _keep(self, record: _Record | _LrsnRecord) -> None:
         records = self._records
         records.append(record)
-        self._bytes += record.size
+        self._bytes += record.size + record.answer_size  # an LRSN one has its answer
         datagrams = self._datagrams
         if len(records) > self.limit or records[0].at < datagrams.end - datagrams.size:
             self._trim()

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 MessageType = Literal["CON", "NON"]
+Transport = Literal["coap", "lrsn"]
 FaultKind = str  # a `pager.control.faults` kind
 
 
@@ -38,15 +39,21 @@ class Entry:
     when none left (the answer lost on its way out: its `code` is what was answered).
     `duplicate`: answered from the deduplication cache (a retransmission); `fault`: the
     fault that acted on it; `observe`: the request's Observe value (0 registers, 1 ends).
+
+    `transport`: `lrsn` for a request over LRSN (docs/lrsn.md). It has no CoAP message:
+    `type`, `mid` and `token` are None, `method` is `LRSN`, `path` `/lrsn/` and its element
+    (`/lrsn/PageRequest`; `/lrsn/` alone for what is not XML), `body` and `answer` the
+    messages as text (`body_base64` for one that is not UTF-8), `code` the answer's result
+    code (`"0"`, `"6"`; None: no answer).
     """
 
     id: int
     time: str
     device_time: str
     peer: str
-    type: MessageType
-    mid: int
-    token: str  # hex
+    type: MessageType | None  # None: LRSN
+    mid: int | None
+    token: str | None  # hex
     method: str  # GET, POST, PUT, DELETE, FETCH, PATCH, iPATCH, or the dotted code
     path: str
     query: tuple[str, ...] = ()
@@ -64,6 +71,7 @@ class Entry:
     latency_ms: float | None = None
     duplicate: bool = False
     fault: FaultMark | None = None
+    transport: Transport = "coap"
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

@@ -24,6 +24,7 @@ from pager.control.journal_entry import Entry
 from pager.domain import rules
 from pager.domain.model import Change
 from pager.domain.pagemodes import AlertCode, Transmission, alerting
+from pager.lrsn.server import LrsnServer
 
 if TYPE_CHECKING:
     from pager.coap.seam import Block2Transfers
@@ -159,6 +160,7 @@ class RigParts:
     journal: Journal
     wall: WallStream
     device: DeviceRequests
+    lrsn: LrsnServer | None = None  # None: LRSN is off
 
 
 class NotRunning(RuntimeError):
@@ -206,6 +208,12 @@ class RigControls:
         """The device API's CoAP endpoint, which the control API tells a remote rig
         (`GET /device`); the emulator that runs the controls knows it."""
         raise NotImplementedError
+
+    @property
+    def lrsn_address(self) -> tuple[str, int] | None:
+        """Where the LRSN interface listens (`GET /device`); None: off or not running."""
+        lrsn = None if self._parts is None else self._parts.lrsn
+        return None if lrsn is None else lrsn.address
 
     @property
     def _control_uri(self) -> str | None:
@@ -330,12 +338,13 @@ class RigControls:
         median: float | None = None,
         sigma: float | None = None,
         window: int | None = None,
+        ret: int = 7,
     ) -> Fault:
         """Set a fault (docs/control-api.md, "Faults"); ValueError for one it cannot be."""
         return self._rig.faults.add(
             kind, path, count, seconds, code, probability=probability, seed=seed,
             direction=direction, distribution=distribution, min=min, max=max, median=median,
-            sigma=sigma, window=window,
+            sigma=sigma, window=window, ret=ret,
         )  # fmt: skip
 
     def remove_fault(self, fault_id: int) -> bool:
@@ -354,7 +363,8 @@ class RigControls:
         return self._rig.faults.unreachable
 
     async def power_cycle(self, seconds: float) -> None:
-        """Lose every observer and be unreachable for `seconds`; the store is kept.
+        """Lose every observer and every LRSN connection, and be unreachable (the LRSN port
+        refusing connections) for `seconds`; the store is kept.
 
         Every change computed before it commits first, as a transmitter finishes writing
         before it goes down; its answer may be lost with the power. Every observer is told
@@ -364,6 +374,8 @@ class RigControls:
         async def off() -> None:
             await rig.hub.end_all()
             rig.faults.power_off(seconds)
+            if rig.lrsn is not None:
+                await rig.lrsn.power_off(seconds)
             rig.hub.drop_all()
             rig.transfers.clear()
 

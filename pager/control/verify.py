@@ -377,7 +377,7 @@ def requests(entries: Iterable[Entry]) -> list[Entry]:
     answered from the deduplication cache (`duplicate`), nor a CON lost to a fault (no
     answer) whose retransmission, same peer, message id and token, is in the journal."""
     kept = [e for e in entries if not e.duplicate]
-    seen_later: set[tuple[str, int, str]] = set()
+    seen_later: set[tuple[str, int | None, str | None]] = set()
     out: list[Entry] = []
     for entry in reversed(kept):
         key = (entry.peer, entry.mid, entry.token)

@@ -16,7 +16,7 @@ from pager.domain import rules
 from pager.domain.conditions import UNCONDITIONAL, Conditions
 from pager.domain.errors import NoActiveSession
 from pager.domain.model import REMOVED, STOP, Archived, Change, Device, Session, Settings, State
-from pager.domain.pagemodes import Transmission, default_mode, parse_message
+from pager.domain.pagemodes import Source, Transmission, default_mode, parse_message
 from pager.domain.records import evolve
 from pager.domain.statistics import Counters, clear_due, next_clear
 
@@ -78,6 +78,9 @@ class PageRequest:
     page_mode: str | None = None
     message: str | None = None
     system_id: int | None = None
+    source: Source = "coap"
+    power: int | None = None  # LRSN only: checked as it is read, recorded with the page
+    color: str | None = None
 
 
 @dataclass(frozen=True)
@@ -175,10 +178,23 @@ class _Draft:
         system_id: int,
         session_id: int | None,
         now: datetime,
+        source: Source = "coap",
+        power: int | None = None,
+        color: str | None = None,
     ) -> Transmission:
         text, codes = parse_message(message) if message is not None else (None, ())
         tx = Transmission(
-            self.get("next_transmission_id"), now, number, system_id, mode, text, codes, session_id
+            self.get("next_transmission_id"),
+            now,
+            number,
+            system_id,
+            mode,
+            text,
+            codes,
+            session_id,
+            source,
+            power,
+            color,
         )
         self.set(next_transmission_id=tx.id + 1)
         self.transmissions.append(tx)
@@ -342,7 +358,8 @@ def clear_statistics(state: State, now: datetime) -> Outcome:
 
 
 def page(state: State, req: PageRequest, now: datetime, cfg: DeviceRules) -> Outcome:
-    """POST /v1/page: a standalone transmission; no session, statistics or sequence change."""
+    """POST /v1/page and LRSN's PageRequest: a standalone transmission; no session, statistics
+    or sequence change."""
     rules.check_number(req.number, cfg.limits)
     check_page_fields(req.page_mode, req.message)
     if req.system_id is not None:
@@ -350,7 +367,9 @@ def page(state: State, req: PageRequest, now: datetime, cfg: DeviceRules) -> Out
     d = _Draft(state.device)
     system_id = state.device.settings.system_id if req.system_id is None else req.system_id
     mode = req.page_mode or default_mode(req.number, cfg.staff_pagers)
-    tx = d.transmit(req.number, mode, req.message, system_id, None, now)
+    tx = d.transmit(
+        req.number, mode, req.message, system_id, None, now, req.source, req.power, req.color
+    )
     return d.outcome(transmission=tx)
 
 

@@ -6,6 +6,7 @@ transmission until the mode's alert length has passed (spec §9).
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from pager.domain.errors import Invalid
 
@@ -26,6 +27,10 @@ ALERT_SECONDS: dict[str, int] = {
     "VibeBeep2": 2,
     "VibeBeep3": 3,
 }
+
+Source = Literal["coap", "lrsn"]
+"""The interface a page came in by: the record of transmissions tells a rig mixing both which
+one sent it."""
 
 GUEST_DEFAULT_MODE = "Flash30Sec"
 STAFF_DEFAULT_MODE = "Vibe1"
@@ -51,6 +56,9 @@ class Transmission:
     message: str | None  # the displayed part, override codes removed
     override_codes: tuple[AlertCode, ...]
     session_id: int | None
+    source: Source = "coap"
+    power: int | None = None  # LRSN's transmit power, 0-5, when given
+    color: str | None = None  # LRSN's CS8 coaster colour letter, when given
 
     @property
     def alert_until(self) -> datetime:

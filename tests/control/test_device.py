@@ -16,6 +16,7 @@ async def test_the_endpoint_and_the_pager_numbers(rig):
         "numberMax": 999,
         "staffPagers": [],
         "fleet": [{"index": 1, "control": f"http://127.0.0.1:{rig.emu.control_port}", "coap": uri}],
+        "lrsn": {"host": "127.0.0.1", "port": rig.emu.lrsn_address[1]},
     }
 
 

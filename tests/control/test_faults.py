@@ -14,7 +14,8 @@ from tests.control.conftest import no_answer
 FAULT_KEYS = ["id", "kind", "path", "remaining", "seconds", "code", "hits"]
 FAULT_KEYS += ["probability", "seed", "direction", "distribution"]  # chaos faults (issue 14)
 FAULT_KEYS += ["min", "max", "median", "sigma", "window"]
-CHAOS_DEFAULTS = dict.fromkeys(FAULT_KEYS[7:]) | {"probability": 1.0}
+FAULT_KEYS += ["ret"]  # an error's LRSN result code (issue 16)
+CHAOS_DEFAULTS = dict.fromkeys(FAULT_KEYS[7:]) | {"probability": 1.0, "ret": 7}
 
 
 async def test_dropped_request_gets_through_on_retransmission(rig):

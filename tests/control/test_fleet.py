@@ -16,7 +16,7 @@ from tests.conftest import REPO, Client
 
 BANNER = re.compile(
     r"pager-emulator listening on udp 127\.0\.0\.1:(\d+), store (\S+), "
-    r"control http://127\.0\.0\.1:(\d+)"
+    r"control http://127\.0\.0\.1:(\d+), lrsn tcp 127\.0\.0\.1:(\d+)"
 )
 
 
@@ -36,6 +36,8 @@ async def test_fleet_of_three_with_separate_state(tmp_path):
             "-m",
             "pager",
             "serve",
+            "--lrsn-port",
+            "0",
             "--fleet",
             "3",
             "--host",
@@ -61,7 +63,8 @@ async def test_fleet_of_three_with_separate_state(tmp_path):
         ports = [int(m.group(1)) for m in matches]
         stores = [Path(m.group(2).rstrip(",")) for m in matches]
         controls = [int(m.group(3)) for m in matches]
-        assert len(set(ports)) == 3 and len(set(controls)) == 3
+        lrsn_ports = [int(m.group(4)) for m in matches]
+        assert len(set(ports)) == 3 and len(set(controls)) == 3 and len(set(lrsn_ports)) == 3
         assert len(set(stores)) == 3 and all(s.parent == tmp_path.resolve() for s in stores)
         assert all(s.exists() for s in stores)
 

@@ -225,6 +225,7 @@ async def test_transmissions_filtered_by_number_since_and_after(frozen):
         "overrideCodes",
         "sessionId",
         "alertUntil",
+        "source",
     ]
     assert everything[1]["alertUntil"] == ts(12)
     assert await ids(number=5) == [1, 3]

@@ -90,6 +90,8 @@ class Server:
                 "-m",
                 self.module,
                 "serve",
+                "--lrsn-port",
+                "0",
                 "--host",
                 HOST,
                 "--port",

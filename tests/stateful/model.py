@@ -259,6 +259,7 @@ class Model:
             "overrideCodes": [{"code": c, "value": v} for c, v in t["codes"]],
             "sessionId": t["session_id"],
             "alertUntil": fmt(t["time"] + timedelta(seconds=ALERT[t["mode"]])),
+            "source": "coap",
         }
 
     def settings_json(self, now: datetime) -> dict:
