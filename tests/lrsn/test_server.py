@@ -356,3 +356,16 @@ async def test_no_journal_no_lrsn_entries(lrsn_rig, logged_in):
     assert ret(await logged_in.ask(SHORT)) == 0
     assert lrsn_rig.emu._journal.entries() is not None
     assert list(lrsn_rig.emu._journal.entries()) == []
+
+
+@pytest.mark.parametrize("config_overrides", [{"journal_limit": 5}])
+async def test_the_journal_counts_lrsn_answers_in_its_bytes_as_they_come_and_go(
+    lrsn_rig, logged_in
+):
+    journal = lrsn_rig.emu._journal
+    for _ in range(12):  # past the limit of 5: the oldest go, their answers with them
+        assert ret(await logged_in.ask(SHORT)) == 0
+        kept = list(journal._records)
+        assert journal.held_bytes == sum(r.size + r.answer_size for r in kept)
+        assert all(r.answer_size for r in kept)
+    assert len(journal) == 5
