@@ -252,6 +252,10 @@ _LRSN_ELEMENT = re.compile(rb"\s*<([A-Za-z_][\w.-]{0,63})")
 _LRSN_RET = re.compile(rb' ret="([0-9]+)"')
 
 
+Recorded = _Record | _LrsnRecord
+"""A record of either interface, as the journal's `watch` is told of it."""
+
+
 @dataclass(frozen=True)
 class Filters:
     """Which entries to read; every one given must hold. Checked when made, so that a bad
@@ -311,7 +315,7 @@ class Journal:
         self._fault: FaultMark | None = None
         # Told of each record made (and whether it is complete: a request lost) and of each
         # answer leaving, while someone follows the journal live (the pager wall); else None.
-        self.watch: Callable[[_Record, bool], None] | None = None
+        self.watch: Callable[[Recorded, bool], None] | None = None
 
     def __len__(self) -> int:
         return len(self._records)
@@ -362,6 +366,8 @@ class Journal:
         mark = None if fault is None else FaultMark(*fault)
         record = _LrsnRecord(self, peer, message, answer, sent, mark, arrived)
         self._keep(record)
+        if self.watch is not None:
+            self.watch(record, True)
 
     def _keep(self, record: _Record | _LrsnRecord) -> None:
         records = self._records

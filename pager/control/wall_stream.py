@@ -33,7 +33,7 @@ from aiohttp import web
 from pager.control import wall_events
 
 if TYPE_CHECKING:
-    from pager.control.journal import Journal, _Record
+    from pager.control.journal import Journal, Recorded
     from pager.control.rig import RigControls
     from pager.domain.model import Change
 
@@ -178,7 +178,7 @@ class WallStream:
 
     # -- the journal's watch: only set while a stream is open ------------------------------
 
-    def _watch(self, record: _Record, done: bool) -> None:
+    def _watch(self, record: Recorded, done: bool) -> None:
         """A record is made (`done`: lost, with no answer to wait for) or its answer has
         left (`done`). Its event is built on a callback of its own."""
         loop = asyncio.get_running_loop()
@@ -192,11 +192,11 @@ class WallStream:
                 UNANSWERED_SECONDS, self._unanswered_for_long, record
             )
 
-    def _unanswered_for_long(self, record: _Record) -> None:
+    def _unanswered_for_long(self, record: Recorded) -> None:
         self._unanswered.pop(record.id, None)
         self._journaled(record)
 
-    def _journaled(self, record: _Record) -> None:
+    def _journaled(self, record: Recorded) -> None:
         entry = record.entry() if self.subscribers else None
         if entry is not None:  # None: written over already (a flood of larger ones since)
             self._broadcast(wall_events.encode("journal", wall_events.journal_entry(entry)))

@@ -369,3 +369,20 @@ async def test_the_journal_counts_lrsn_answers_in_its_bytes_as_they_come_and_go(
         assert journal.held_bytes == sum(r.size + r.answer_size for r in kept)
         assert all(r.answer_size for r in kept)
     assert len(journal) == 5
+
+
+async def test_a_page_over_lrsn_reaches_an_open_pager_wall_as_transmission_and_journal_entry(
+    lrsn_rig, logged_in
+):
+    from tests.control.wall import Events
+
+    async with lrsn_rig.http.session.get("/events") as response:
+        assert response.status == 200
+        stream = Events(response)
+        await stream.until("hello")
+        assert ret(await logged_in.ask(SHORT)) == 0
+        sent = await stream.until("transmission")
+        entry = await stream.until("journal", lambda e: e["transport"] == "lrsn")
+    assert sent["source"] == "lrsn" and sent["number"] == 123
+    assert (entry["path"], entry["number"], entry["code"]) == ("/lrsn/PageRequest", 123, "0")
+    assert entry == (await lrsn_rig.http.get("/journal"))["entries"][-1]
