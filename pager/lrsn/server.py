@@ -66,7 +66,14 @@ class Requests(Protocol):
         ...
 
 
-Pager = Callable[[PageRequest], Awaitable[Transmission]]
+Pager = Callable[[PageRequest, Callable[[], bool]], Awaitable[Transmission]]
+"""Runs a page through the engine; the second argument says, when the engine computes the
+page, whether it is still wanted: a page whose connection a power cycle (or a stop) closed
+while it waited for the engine is `Gone`, not recorded after the power went off."""
+
+
+class Gone(Exception):
+    """The page's connection closed before the engine computed it: nothing was done."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,10 @@ class _Connection:
 
     def abort(self) -> None:
         self.writer.transport.abort()
+
+    @property
+    def closed(self) -> bool:
+        return self.writer.transport.is_closing()
 
 
 class LrsnServer:
@@ -258,7 +269,12 @@ class LrsnServer:
         if action is None or action.kind in ("delay", "lose answer"):
             if action is not None and action.kind == "delay":
                 await asyncio.sleep(action.seconds)
-            answer = await self._answer(conn, request)
+            if conn.closed:  # a power cycle or a stop while it was held: nothing is done
+                return False
+            try:
+                answer = await self._answer(conn, request)
+            except Gone:
+                return False
         elif action.kind == "error":
             assert not isinstance(request, lp.Bad)
             answer = self._refused(request, Ret(action.ret))
@@ -291,7 +307,7 @@ class LrsnServer:
         if not conn.logged_in or "NetPage" not in conn.services:
             return lp.page_status(request.id, Ret.ELOGIN)
         try:
-            await self._pager(lp.page_request(request))
+            await self._pager(lp.page_request(request), lambda: not conn.closed)
         except Refused as e:
             log.debug("lrsn %s:%d page refused: %s", *conn.peer, e.message)
             return lp.page_status(request.id, Ret.EINVAL)
