@@ -141,6 +141,9 @@ class LrsnServer:
         self._reopening: asyncio.Task[None] | None = None
         self.port: int | None = None
         self.powered_off_until = 0.0
+        # False from a power-off or close on: a connection the loop had accepted just before
+        # it, whose handler starts after, is closed, not served while the power is off
+        self._listening = False
 
     @property
     def address(self) -> tuple[str, int]:
@@ -154,6 +157,7 @@ class LrsnServer:
 
     async def start(self) -> None:
         """Listen; an `OSError` (a port taken) is the caller's to report."""
+        self._listening = True
         port = self.settings.port if self.port is None else self.port
         if self.settings.host == "::":
             # every address, IPv4 too, on one port: asyncio makes an IPv6 listener take IPv6
@@ -190,6 +194,7 @@ class LrsnServer:
 
     async def _stop_listening(self) -> None:
         server, self._server = self._server, None
+        self._listening = False
         if server is not None:
             server.close()
         for conn in list(self._connections):
@@ -221,6 +226,9 @@ class LrsnServer:
     # ---- one connection ---------------------------------------------------------------------
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self._listening:
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)

@@ -283,6 +283,25 @@ async def test_a_page_waiting_for_the_engine_when_the_power_goes_is_not_recorded
     assert await _count(lrsn_rig) == 0
 
 
+async def test_a_connection_accepted_just_before_a_power_off_is_not_served(lrsn_rig):
+    """The loop may have accepted a connection whose handler starts only after the power
+    went: it must be closed then, not greeted and served while the power is off."""
+    emu = lrsn_rig.emu
+    assert emu._lrsn is not None
+    server = emu._lrsn
+    for ticks in range(8):  # the power goes at every step of asyncio's accepting
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.connect_ex(emu.lrsn_address)
+        for _ in range(ticks):
+            await asyncio.sleep(0)
+        await server.power_off(0.2)
+        await asyncio.sleep(0.05)
+        assert server.connections == 0, ticks
+        sock.close()
+        await asyncio.sleep(0.25)
+
+
 async def test_pages_racing_a_factory_reset(lrsn_rig):
     address = lrsn_rig.emu.lrsn_address
     answers: list[int] = []
