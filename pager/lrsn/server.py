@@ -208,6 +208,13 @@ class LrsnServer:
         self.powered_off_until = time.monotonic() + seconds
         if self._reopen is not None:
             self._reopen.cancel()
+            self._reopen = None
+        if self._reopening is not None:
+            # the last power cycle's listening again, under way: let it finish (cancelled,
+            # it could leave a listener bound and unknown to us), then shut it with the rest
+            with contextlib.suppress(OSError):
+                await self._reopening
+            self._reopening = None
         await self._stop_listening()
         loop = asyncio.get_running_loop()
         self._reopen = loop.call_later(seconds, self._power_on)

@@ -302,6 +302,25 @@ async def test_a_connection_accepted_just_before_a_power_off_is_not_served(lrsn_
         await asyncio.sleep(0.25)
 
 
+async def test_power_cycles_one_upon_another(lrsn_rig):
+    """A power-off while the port is being listened on again after the last one: the port
+    stays shut for the new one, and opens once after it."""
+    emu = lrsn_rig.emu
+    assert emu._lrsn is not None
+    server = emu._lrsn
+    address = emu.lrsn_address
+    for i in range(16):
+        await server.power_off(0.02)
+        await asyncio.sleep(0.019 + (i % 8) * 0.001)  # around the moment it listens again
+        await server.power_off(0.3)
+        await asyncio.sleep(0.05)
+        with pytest.raises(OSError):
+            await asyncio.open_connection(*address)
+        await asyncio.sleep(0.3)
+        async with connected(address) as again:
+            assert await again.login() == 0
+
+
 async def test_pages_racing_a_factory_reset(lrsn_rig):
     address = lrsn_rig.emu.lrsn_address
     answers: list[int] = []
