@@ -321,6 +321,21 @@ async def test_power_cycles_one_upon_another(lrsn_rig):
             assert await again.login() == 0
 
 
+async def test_a_stop_as_the_port_listens_again_lets_go_of_it(tmp_path):
+    for i in range(16):
+        emu = Emulator(make_config(tmp_path / f"{i}.db"))
+        await emu.start()
+        assert emu._lrsn is not None
+        address = emu.lrsn_address
+        await emu._lrsn.power_off(0.02)
+        await asyncio.sleep(0.019 + (i % 8) * 0.001)  # around the moment it listens again
+        await emu.stop()
+        with pytest.raises(OSError):
+            await asyncio.open_connection(*address)
+        with socket.socket() as sock:  # the port is free
+            sock.bind(address)
+
+
 async def test_pages_racing_a_factory_reset(lrsn_rig):
     address = lrsn_rig.emu.lrsn_address
     answers: list[int] = []
