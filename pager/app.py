@@ -5,6 +5,8 @@ import contextlib
 import errno
 import logging
 import tempfile
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from pager.control.journal import Journal
 from pager.control.rig import PagerBoard, RigControls, RigParts
 from pager.control.wall_stream import WallStream
 from pager.domain import operations as ops
+from pager.domain.model import State
 from pager.domain.operations import DeviceRules, SettingsPatch, update_settings
 from pager.domain.pagemodes import Transmission
 from pager.domain.rules import Limits
@@ -193,8 +196,13 @@ class Emulator(RigControls):
         c = self.config
         host = c.host if c.lrsn_host is None else c.lrsn_host
 
-        async def page(request: ops.PageRequest) -> Transmission:
-            outcome = await engine.run(lambda st, now: ops.page(st, request, now, engine.config))
+        async def page(request: ops.PageRequest, wanted: Callable[[], bool]) -> Transmission:
+            def operation(st: State, now: datetime) -> ops.Outcome:
+                if not wanted():
+                    raise lrsn.Gone
+                return ops.page(st, request, now, engine.config)
+
+            outcome = await engine.run(operation)
             return outcome.transmitted
 
         settings = lrsn.Settings(

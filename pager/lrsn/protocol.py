@@ -145,6 +145,8 @@ class _Refused(Exception):
 _FORM_FEED_REF = re.compile(r"&#(?:0*12|[xX]0*[cC]);")
 _FORM_FEED_STAND_IN = "\ue00c"
 
+_DECLARED_ENCODING = re.compile(r"\ufeff?<\?xml\s[^>]*?encoding\s*=\s*[\"']([^\"']*)[\"']")
+
 _INT = re.compile(r"-?[0-9]{1,10}")
 _VERSION = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3})*")
 # short form `pager` types: 0 alphanumeric POCSAG, 1 numeric POCSAG, 2 LRS guest, 3 Star staff
@@ -162,6 +164,14 @@ def parse(line: bytes) -> Request | Bad | None:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         return Bad(Ret.EFAIL, "Error", "not UTF-8")
+    # expat reads a line that starts `\0<` as UTF-16 whatever it is told, and takes a
+    # declaration's encoding on trust: a NUL (no XML character) or a declared encoding other
+    # than UTF-8 is refused before it parses
+    if "\0" in text:
+        return Bad(Ret.EFAIL, "Error", "not UTF-8: a NUL byte")
+    declared = _DECLARED_ENCODING.match(text)
+    if declared is not None and declared.group(1).lower() not in ("utf-8", "utf8"):
+        return Bad(Ret.EFAIL, "Error", f"not UTF-8: declared {declared.group(1)!r}")
     try:
         text = _FORM_FEED_REF.sub(_FORM_FEED_STAND_IN, text)
         root = SafeET.fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)

@@ -66,7 +66,14 @@ class Requests(Protocol):
         ...
 
 
-Pager = Callable[[PageRequest], Awaitable[Transmission]]
+Pager = Callable[[PageRequest, Callable[[], bool]], Awaitable[Transmission]]
+"""Runs a page through the engine; the second argument says, when the engine computes the
+page, whether it is still wanted: a page whose connection a power cycle (or a stop) closed
+while it waited for the engine is `Gone`, not recorded after the power went off."""
+
+
+class Gone(Exception):
+    """The page's connection closed before the engine computed it: nothing was done."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,10 @@ class _Connection:
     def abort(self) -> None:
         self.writer.transport.abort()
 
+    @property
+    def closed(self) -> bool:
+        return self.writer.transport.is_closing()
+
 
 class LrsnServer:
     """`start` listens, `close` stops listening and closes every connection."""
@@ -130,6 +141,9 @@ class LrsnServer:
         self._reopening: asyncio.Task[None] | None = None
         self.port: int | None = None
         self.powered_off_until = 0.0
+        # False from a power-off or close on: a connection the loop had accepted just before
+        # it, whose handler starts after, is closed, not served while the power is off
+        self._listening = False
 
     @property
     def address(self) -> tuple[str, int]:
@@ -143,6 +157,7 @@ class LrsnServer:
 
     async def start(self) -> None:
         """Listen; an `OSError` (a port taken) is the caller's to report."""
+        self._listening = True
         port = self.settings.port if self.port is None else self.port
         if self.settings.host == "::":
             # every address, IPv4 too, on one port: asyncio makes an IPv6 listener take IPv6
@@ -179,6 +194,7 @@ class LrsnServer:
 
     async def _stop_listening(self) -> None:
         server, self._server = self._server, None
+        self._listening = False
         if server is not None:
             server.close()
         for conn in list(self._connections):
@@ -192,6 +208,13 @@ class LrsnServer:
         self.powered_off_until = time.monotonic() + seconds
         if self._reopen is not None:
             self._reopen.cancel()
+            self._reopen = None
+        if self._reopening is not None:
+            # the last power cycle's listening again, under way: let it finish (cancelled,
+            # it could leave a listener bound and unknown to us), then shut it with the rest
+            with contextlib.suppress(OSError):
+                await self._reopening
+            self._reopening = None
         await self._stop_listening()
         loop = asyncio.get_running_loop()
         self._reopen = loop.call_later(seconds, self._power_on)
@@ -210,6 +233,9 @@ class LrsnServer:
     # ---- one connection ---------------------------------------------------------------------
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self._listening:
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
@@ -258,7 +284,12 @@ class LrsnServer:
         if action is None or action.kind in ("delay", "lose answer"):
             if action is not None and action.kind == "delay":
                 await asyncio.sleep(action.seconds)
-            answer = await self._answer(conn, request)
+            if conn.closed:  # a power cycle or a stop while it was held: nothing is done
+                return False
+            try:
+                answer = await self._answer(conn, request)
+            except Gone:
+                return False
         elif action.kind == "error":
             assert not isinstance(request, lp.Bad)
             answer = self._refused(request, Ret(action.ret))
@@ -291,7 +322,7 @@ class LrsnServer:
         if not conn.logged_in or "NetPage" not in conn.services:
             return lp.page_status(request.id, Ret.ELOGIN)
         try:
-            await self._pager(lp.page_request(request))
+            await self._pager(lp.page_request(request), lambda: not conn.closed)
         except Refused as e:
             log.debug("lrsn %s:%d page refused: %s", *conn.peer, e.message)
             return lp.page_status(request.id, Ret.EINVAL)
