@@ -6,13 +6,9 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import aiocoap
-import aiohttp
 import pytest
 
-from pager.app import Emulator
-from tests.conftest import Client, make_config
-from tests.control.conftest import Http, Rig
+from tests.control.conftest import Rig, rig  # noqa: F401 -- rig: the fixture
 
 LOGIN = b'<Login services="NetPage;Heartbeat" />\n'
 TIMEOUT = 10.0
@@ -78,16 +74,10 @@ async def connected(address: tuple[str, int]) -> AsyncIterator[Lrsn]:
 
 
 @pytest.fixture
-async def lrsn_rig(tmp_path, config_overrides) -> AsyncIterator[Rig]:
-    """An emulator with its control API and LRSN on, a CoAP client and an HTTP client."""
-    config = make_config(tmp_path / "pager.db", control=True, control_port=0, **config_overrides)
-    async with Emulator(config) as emu:
-        context = await aiocoap.Context.create_client_context()
-        try:
-            async with aiohttp.ClientSession(f"http://127.0.0.1:{emu.control_port}") as session:
-                yield Rig(emu, Http(session), Client(context, emu.port))
-        finally:
-            await context.shutdown()
+def lrsn_rig(rig: Rig) -> Rig:  # noqa: F811 -- the fixture imported above
+    """The control tests' rig (emulator, control API, CoAP and HTTP clients): every test
+    configuration has LRSN on, on a port of its own."""
+    return rig
 
 
 @pytest.fixture
