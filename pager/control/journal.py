@@ -226,12 +226,11 @@ class _LrsnRecord:
             body, body_base64 = data.decode("utf-8"), None
         except UnicodeDecodeError:
             body, body_base64 = None, base64.b64encode(data).decode()
-        host, port = self.peer
         return Entry(
             id=self.id,
             time=datetime.fromtimestamp(self.wall, UTC).isoformat(timespec="microseconds"),
             device_time=fmt(self.device),
-            peer=f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+            peer=_peer(self.peer),
             type=None,
             mid=None,
             token=None,
@@ -563,4 +562,4 @@ def _peer(address: Any) -> str:
     host, port = address[0], address[1]
     if host.startswith("::ffff:") and "." in host:
         return f"{host[7:]}:{port}"
-    return f"[{host}]:{port}"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

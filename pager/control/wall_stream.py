@@ -168,6 +168,9 @@ class WallStream:
     def _end_all(self) -> None:
         for subscriber in list(self.subscribers):
             subscriber.end()
+        self._forget_unanswered()
+
+    def _forget_unanswered(self) -> None:
         for timer in self._unanswered.values():
             timer.cancel()
         self._unanswered.clear()
@@ -218,9 +221,7 @@ class WallStream:
         self._none_left.set()
         if self.journal is not None:
             self.journal.watch = None
-            for timer in self._unanswered.values():
-                timer.cancel()
-            self._unanswered.clear()
+            self._forget_unanswered()
 
     async def _hello(self, device: dict[str, Any]) -> bytes:
         return wall_events.encode("hello", await wall_events.hello(self.rig, device, self.journal))

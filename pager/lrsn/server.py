@@ -140,7 +140,6 @@ class LrsnServer:
         self._reopen: asyncio.TimerHandle | None = None
         self._reopening: asyncio.Task[None] | None = None
         self.port: int | None = None
-        self.powered_off_until = 0.0
         # False from a power-off or close on: a connection the loop had accepted just before
         # it, whose handler starts after, is closed, not served while the power is off
         self._listening = False
@@ -205,7 +204,6 @@ class LrsnServer:
     async def power_off(self, seconds: float) -> None:
         """Every connection closed, the port refusing connections for `seconds`, then
         listening again on the same port (spec §7)."""
-        self.powered_off_until = time.monotonic() + seconds
         if self._reopen is not None:
             self._reopen.cancel()
             self._reopen = None

@@ -593,3 +593,13 @@ def test_recording_keeps_no_datagram_as_an_object_of_its_own():
         tracemalloc.stop()
     assert len(journal) == 2000 and journal.held_bytes == 2000 * (len(request) + len(answer))
     assert grown / 2000 < 600, f"{grown / 2000:.0f} B per record"
+
+
+def test_a_peer_reads_alike_whichever_socket_it_came_through():
+    """CoAP's IPv6 socket gives an IPv4 peer as mapped; LRSN's may give it plain or mapped:
+    the journal writes each as host:port, and an IPv6 one as [host]:port."""
+    from pager.control.journal import _peer
+
+    assert _peer(("::ffff:10.0.0.7", 5683, 0, 0)) == "10.0.0.7:5683"
+    assert _peer(("10.0.0.7", 40000)) == "10.0.0.7:40000"
+    assert _peer(("::1", 5683, 0, 0)) == "[::1]:5683"
