@@ -39,13 +39,13 @@ class Notification:
 
     def __init__(self, envelope: wire.Envelope) -> None:
         self.envelope = envelope
-        self.kind = envelope.responseTypes[0]
+        self.kind = envelope["responseTypes"][0]
         self._encoded: dict[int, bytes] = {}
 
     def payload(self, content_format: int) -> bytes:
         data = self._encoded.get(content_format)
         if data is None:
-            data = self._encoded[content_format] = self.envelope.encode(content_format)
+            data = self._encoded[content_format] = wire.encode(self.envelope, content_format)
         return data
 
 

@@ -1,4 +1,5 @@
-"""Request and response bodies as pydantic models; JSON and CBOR encoding; the envelope.
+"""Request bodies as pydantic models, response bodies as typed dicts; JSON and CBOR encoding;
+the envelope.
 
 Decoding checks types strictly (a number is a JSON integer, never "66", 66.5 or true) and
 turns every failure into `domain.errors.Invalid` carrying the same sentence the range check
@@ -6,20 +7,24 @@ would use, so each field has one message whatever was wrong with it.
 """
 
 import io
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Self, TypeVar
+from typing import Any, NotRequired, TypeVar
 
 import cbor2
-import pydantic
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+import pydantic_core
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+# pydantic takes typing.TypedDict as a field type only from Python 3.12 on (the control API's
+# answers hold some of these)
+from typing_extensions import TypedDict
 
 from pager.domain import rules
 from pager.domain.errors import Invalid
 from pager.domain.model import Archived, Session, Settings, State
 from pager.domain.operations import UNSET, PageRequest, SessionPatch, SettingsPatch, Unset
-from pager.domain.pagemodes import Transmission
+from pager.domain.pagemodes import AlertCode, Transmission
 from pager.domain.statistics import Counters, figures
 from pager.domain.timefmt import fmt, parse
 
@@ -159,44 +164,29 @@ def is_compact(payload: bytes) -> bool:
 # ---- responses --------------------------------------------------------------------------
 
 
-class _Out(BaseModel):
-    """A response body, built only from the emulator's own state and never validated."""
-
-    @classmethod
-    def of(cls, **fields: Any) -> Self:
-        """What `model_construct(**fields)` builds, without its walk over every field.
-
-        The walk fills in defaults and resolves aliases; these models have no aliases, and
-        the fields left out are the ones `exclude_unset` leaves out of the encoding. Building
-        the answers is a measurable part of a request (README, Benchmarks), so this sets
-        pydantic's per-instance slots itself; `_check_of` proves at import that they are
-        still the ones pydantic has and that the result encodes as `model_construct`'s does.
-        """
-        out = cls.__new__(cls)
-        object.__setattr__(out, "__dict__", fields)
-        object.__setattr__(out, "__pydantic_fields_set__", set(fields))
-        object.__setattr__(out, "__pydantic_extra__", None)
-        object.__setattr__(out, "__pydantic_private__", None)
-        return out
+# Each answer body is plain data: dicts, lists, strings, integers and None, typed here as
+# TypedDicts. A key a TypedDict marks NotRequired is left out of an answer that has no value
+# for it. `encode` writes an envelope with pydantic-core's serializer (JSON) or cbor2 (CBOR);
+# building pydantic models first cost more than the rest of the answer (README, Benchmarks).
 
 
-class SessionOut(_Out):
+class SessionOut(TypedDict):
     id: int
-    sessionSequence: int | None = None
+    sessionSequence: NotRequired[int]  # active sessions only, not in history
     uuid: str
     number: int
     partySize: int
     goalInSeconds: int
     created: str
     started: str
-    notified: str | None = None
-    cleared: str | None = None
+    notified: NotRequired[str]
+    cleared: NotRequired[str]
     label: str | None
     state: str
-    clearType: str | None = None
+    clearType: NotRequired[str]  # history only
 
 
-class StatisticsOut(_Out):
+class StatisticsOut(TypedDict):
     guestsServed: int
     percentLate: int
     percentOnTime: int
@@ -204,19 +194,19 @@ class StatisticsOut(_Out):
     numSessions: int
 
 
-class SettingsOut(_Out):
+class SettingsOut(TypedDict):
     datetime: str
     systemId: int
     defaultTargetGoal: int
     statisticsClearMark: int
 
 
-class AlertCodeOut(_Out):
+class AlertCodeOut(TypedDict):
     code: str
     value: int | None
 
 
-class PageOut(_Out):
+class PageOut(TypedDict):
     id: int
     time: str
     number: int
@@ -227,17 +217,17 @@ class PageOut(_Out):
     sessionId: int | None
     alertUntil: str
     source: str
-    power: int | None = None  # LRSN's, only when the page gave it
-    color: str | None = None
+    power: NotRequired[int]  # LRSN's, only when the page gave it
+    color: NotRequired[str]
 
 
-class ErrorOut(_Out):
+class ErrorOut(TypedDict):
     code: str
     message: str
-    field: str | None = None
+    field: NotRequired[str]
 
 
-class Envelope(_Out):
+class Envelope(TypedDict):
     """The response body: the envelope members first, then the sections it names in order."""
 
     responseTypes: list[str]
@@ -245,19 +235,20 @@ class Envelope(_Out):
     timestamp: str
     deviceName: str
     firmwareVersion: str
-    sessions: list[SessionOut] | None = None
-    statistics: StatisticsOut | None = None
-    session_history: list[SessionOut] | None = None
-    settings: SettingsOut | None = None
-    ping: dict[str, Any] | None = None
-    page: PageOut | None = None
-    error: ErrorOut | None = None
+    sessions: NotRequired[list[SessionOut]]
+    statistics: NotRequired[StatisticsOut]
+    session_history: NotRequired[list[SessionOut]]
+    settings: NotRequired[SettingsOut]
+    ping: NotRequired[dict[str, Any]]
+    page: NotRequired[PageOut]
+    error: NotRequired[ErrorOut]
 
-    def encode(self, content_format: int) -> bytes:
-        if content_format == CBOR:
-            return cbor2.dumps(self.model_dump(mode="json", exclude_unset=True))
-        # the serializer's own bytes: model_dump_json decodes them to text, to be encoded again
-        return self.__pydantic_serializer__.to_json(self, exclude_unset=True)
+
+def encode(body: Any, content_format: int) -> bytes:
+    """An answer body (an envelope, or a part of one) in JSON or CBOR."""
+    if content_format == CBOR:
+        return cbor2.dumps(body)
+    return pydantic_core.to_json(body)
 
 
 @dataclass(frozen=True)
@@ -273,14 +264,16 @@ SECTION_ORDER = ("sessions", "statistics", "session_history", "settings", "ping"
 
 def envelope(identity: Identity, sequence: int, now: datetime, **sections: Any) -> Envelope:
     names = [n for n in SECTION_ORDER if n in sections]
-    return Envelope.of(
-        responseTypes=names,
-        globalSessionSequence=sequence,
-        timestamp=fmt(now),
-        deviceName=identity.device_name,
-        firmwareVersion=identity.firmware_version,
-        **sections,
-    )
+    body: dict[str, Any] = {
+        "responseTypes": names,
+        "globalSessionSequence": sequence,
+        "timestamp": fmt(now),
+        "deviceName": identity.device_name,
+        "firmwareVersion": identity.firmware_version,
+    }
+    for name in names:
+        body[name] = sections[name]
+    return body  # type: ignore[return-value]  # the sections are the callers' to type
 
 
 def envelope_on(identity: Identity, state: State, now: datetime, **sections: Any) -> Envelope:
@@ -311,21 +304,17 @@ def history_pieces(
     Joined, the pieces are byte for byte what `envelope(...).encode()` gives; encoding a long
     history at once would keep the event loop from everything else for as long as it takes.
     """
-    head = envelope(identity, sequence, now, session_history=[]).encode(content_format)
+    head = encode(envelope(identity, sequence, now, session_history=[]), content_format)
     cbor = content_format == CBOR
     # less the empty list: CBOR's array head (the last byte), JSON's "]}"
     yield head[:-1] + _cbor_array_head(len(archived)) if cbor else head[:-2]
     for start in range(0, len(archived), per_piece):
         part = [session_out(a, history=True) for a in archived[start : start + per_piece]]
         if cbor:
-            yield b"".join(cbor2.dumps(p.model_dump(mode="json", exclude_unset=True)) for p in part)
+            yield b"".join(cbor2.dumps(p) for p in part)
         else:
-            encoded = _SESSION_LIST.dump_json(part, exclude_unset=True)
-            yield (b"," if start else b"") + encoded[1:-1]
+            yield (b"," if start else b"") + pydantic_core.to_json(part)[1:-1]
     yield b"" if cbor else b"]}"
-
-
-_SESSION_LIST = TypeAdapter(list[SessionOut])
 
 
 def _cbor_array_head(length: int) -> bytes:
@@ -340,105 +329,70 @@ def _cbor_array_head(length: int) -> bytes:
 
 def session_out(item: Session | Archived, history: bool = False) -> SessionOut:
     s = item.session if isinstance(item, Archived) else item
-    fields: dict[str, Any] = {"id": s.id}
-    if not history:
-        fields["sessionSequence"] = s.sequence
     created = fmt(s.created)
-    fields.update(
-        uuid=s.uuid,
-        number=s.number,
-        partySize=s.party_size,
-        goalInSeconds=s.goal,
-        created=created,
-        started=created,
-    )
+    out: dict[str, Any] = {"id": s.id} if history else {"id": s.id, "sessionSequence": s.sequence}
+    out["uuid"] = s.uuid
+    out["number"] = s.number
+    out["partySize"] = s.party_size
+    out["goalInSeconds"] = s.goal
+    out["created"] = created
+    out["started"] = created
     if s.notified is not None:
-        fields["notified"] = fmt(s.notified)
+        out["notified"] = fmt(s.notified)
     if isinstance(item, Archived):
-        fields["cleared"] = fmt(item.cleared)
-    fields.update(label=s.label, state=item.state)
+        out["cleared"] = fmt(item.cleared)
+    out["label"] = s.label
+    out["state"] = item.state
     if history and isinstance(item, Archived):
-        fields["clearType"] = item.clear_type
-    return SessionOut.of(**fields)
+        out["clearType"] = item.clear_type
+    return out  # type: ignore[return-value]  # built key by key, in the answer's order
 
 
 def statistics_out(counters: Counters) -> StatisticsOut:
     f = figures(counters)
-    return StatisticsOut.of(
-        guestsServed=f.guests_served,
-        percentLate=f.percent_late,
-        percentOnTime=f.percent_on_time,
-        averageTimeServed=f.average_time_served,
-        numSessions=f.num_sessions,
-    )
+    return {
+        "guestsServed": f.guests_served,
+        "percentLate": f.percent_late,
+        "percentOnTime": f.percent_on_time,
+        "averageTimeServed": f.average_time_served,
+        "numSessions": f.num_sessions,
+    }
 
 
 def settings_out(settings: Settings, now: datetime) -> SettingsOut:
-    return SettingsOut.of(
-        datetime=fmt(now),
-        systemId=settings.system_id,
-        defaultTargetGoal=settings.default_goal,
-        statisticsClearMark=settings.clear_mark,
-    )
+    return {
+        "datetime": fmt(now),
+        "systemId": settings.system_id,
+        "defaultTargetGoal": settings.default_goal,
+        "statisticsClearMark": settings.clear_mark,
+    }
+
+
+def alert_codes_out(codes: Sequence[AlertCode]) -> list[AlertCodeOut]:
+    return [{"code": c.code, "value": c.value} for c in codes]
 
 
 def page_out(t: Transmission) -> PageOut:
-    return PageOut.of(
-        id=t.id,
-        time=fmt(t.time),
-        number=t.number,
-        systemId=t.system_id,
-        pageMode=t.page_mode,
-        message=t.message,
-        overrideCodes=[AlertCodeOut.of(code=c.code, value=c.value) for c in t.override_codes],
-        sessionId=t.session_id,
-        alertUntil=fmt(t.alert_until),
-        source=t.source,
-        **({} if t.power is None else {"power": t.power}),
-        **({} if t.color is None else {"color": t.color}),
-    )
+    out: PageOut = {
+        "id": t.id,
+        "time": fmt(t.time),
+        "number": t.number,
+        "systemId": t.system_id,
+        "pageMode": t.page_mode,
+        "message": t.message,
+        "overrideCodes": alert_codes_out(t.override_codes),
+        "sessionId": t.session_id,
+        "alertUntil": fmt(t.alert_until),
+        "source": t.source,
+    }
+    if t.power is not None:
+        out["power"] = t.power
+    if t.color is not None:
+        out["color"] = t.color
+    return out
 
 
 def error_out(code: str, message: str, field: str | None) -> ErrorOut:
     if field is None:
-        return ErrorOut.of(code=code, message=message)
-    return ErrorOut.of(code=code, message=message, field=field)
-
-
-_PYDANTIC_SLOTS = (
-    "__dict__",
-    "__pydantic_fields_set__",
-    "__pydantic_extra__",
-    "__pydantic_private__",
-)
-
-
-def _check_of(of: Callable[..., ErrorOut] = ErrorOut.of) -> None:
-    """Refuse to start on a pydantic whose models `_Out.of` would build wrong.
-
-    Run at import. A new per-instance slot would be left unset; a changed `fields_set` or
-    encoding would change the answers. Either shows here, naming the pydantic version.
-    """
-    problems = []
-    if tuple(BaseModel.__slots__) != _PYDANTIC_SLOTS:
-        problems.append(f"BaseModel's slots are {BaseModel.__slots__}, not {_PYDANTIC_SLOTS}")
-    # `field` left out: a default must stay out of fields_set and of the encoding
-    ours = of(code="4.00", message="bad")
-    theirs = ErrorOut.model_construct(code="4.00", message="bad")
-    for what in ("model_fields_set", "model_extra", "__pydantic_private__"):
-        if getattr(ours, what) != getattr(theirs, what):
-            problems.append(f"{what} is {getattr(ours, what)!r}, not {getattr(theirs, what)!r}")
-    when = datetime(2000, 1, 1)
-    for content_format in FORMATS:
-        mine = envelope(Identity(), 0, when, error=ours).encode(content_format)
-        reference = envelope(Identity(), 0, when, error=theirs).encode(content_format)
-        if mine != reference:
-            problems.append(f"format {content_format} encodes as {mine!r}, not {reference!r}")
-    if problems:
-        raise RuntimeError(
-            "pager.wire: _Out.of does not build what model_construct builds on pydantic "
-            f"{pydantic.VERSION}: " + "; ".join(problems)
-        )
-
-
-_check_of()
+        return {"code": code, "message": message}
+    return {"code": code, "message": message, "field": field}

@@ -47,7 +47,9 @@ class Answers:
     ) -> Message:
         ct = response_format(request)
         return Message(
-            code=code, payload=self.envelope(now, state, **sections).encode(ct), content_format=ct
+            code=code,
+            payload=wire.encode(self.envelope(now, state, **sections), ct),
+            content_format=ct,
         )
 
     def session(
@@ -80,7 +82,7 @@ class Answers:
         itself is what is refused."""
         ct = response_format(request) if request.opt.accept in wire.FORMATS else wire.JSON
         body = self.envelope(None, state, error=wire.error_out(code.dotted, message, field))
-        return Message(code=code, payload=body.encode(ct), content_format=ct)
+        return Message(code=code, payload=wire.encode(body, ct), content_format=ct)
 
     def active_sessions(self) -> list[wire.SessionOut]:
         return wire.active_sessions(self.engine.state)

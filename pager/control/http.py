@@ -395,7 +395,7 @@ def pager_out(p: PagerState) -> PagerOut:
         state=p.state,
         pageMode=p.page_mode,
         message=p.message,
-        overrideCodes=[wire.AlertCodeOut.of(code=c.code, value=c.value) for c in p.override_codes],
+        overrideCodes=wire.alert_codes_out(p.override_codes),
         alertingUntil=None if p.alerting_until is None else fmt(p.alerting_until),
         lastTransmission=(
             None if p.last_transmission is None else wire.page_out(p.last_transmission)

@@ -42,21 +42,21 @@ def changes(change: Change, now: datetime) -> Iterator[dict[str, Any]]:
     """A committed change as `change` events, in the order the hub notifies them: a
     statistics clear, each session changed (by sequence), the settings. Every one carries
     the statistics after the change."""
-    statistics = wire.statistics_out(change.device.counters).model_dump(mode="json")
+    statistics = wire.statistics_out(change.device.counters)
     if change.statistics_cleared:
         yield {"kind": "statistics", "statistics": statistics}
     for event in change.session_events:
-        session = wire.session_out(event).model_dump(mode="json", exclude_unset=True)
+        session: dict[str, Any] = {**wire.session_out(event)}
         if isinstance(event, Archived):
             session["clearType"] = event.clear_type
         yield {"kind": "sessions", "session": session, "statistics": statistics}
     if change.settings_changed:
-        settings = wire.settings_out(change.device.settings, now).model_dump(mode="json")
+        settings = wire.settings_out(change.device.settings, now)
         yield {"kind": "settings", "settings": settings, "statistics": statistics}
 
 
 def transmission(tx: Transmission, pager: PagerState) -> dict[str, Any]:
-    data = wire.page_out(tx).model_dump(mode="json")
+    data: dict[str, Any] = {**wire.page_out(tx)}
     data["pager"] = pager_out(pager).model_dump(mode="json")
     return data
 
@@ -91,15 +91,13 @@ async def hello(
     return {
         "device": device,
         "clock": clock(rig.clock_status()),
-        "settings": wire.settings_out(state.device.settings, now).model_dump(mode="json"),
-        "statistics": wire.statistics_out(state.device.counters).model_dump(mode="json"),
-        "sessions": [
-            s.model_dump(mode="json", exclude_unset=True) for s in wire.active_sessions(state)
-        ],
+        "settings": wire.settings_out(state.device.settings, now),
+        "statistics": wire.statistics_out(state.device.counters),
+        "sessions": wire.active_sessions(state),
         "pagers": PagersOut(pagers=[pager_out(p) for p in rig.all_pagers()]).model_dump(
             mode="json"
         ),
-        "transmissions": [wire.page_out(t).model_dump(mode="json") for t in recent],
+        "transmissions": [wire.page_out(t) for t in recent],
         "faults": faults(rig.list_faults(), rig.unreachable),
         "journal": {
             "enabled": tail is not None,

@@ -179,12 +179,13 @@ async def _expected(emulator, body: bytes, accept: int | None, query: str = "") 
     after = int(params["after"]) if "after" in params else None
     limit = int(params["limit"]) if "limit" in params else None
     archived = (await emulator.engine.store.history(after, limit)).sessions
-    return wire.envelope(
+    envelope = wire.envelope(
         wire.Identity(),
         decoded["globalSessionSequence"],
         parse(decoded["timestamp"]),
         session_history=[wire.session_out(a, history=True) for a in archived],
-    ).encode(wire.CBOR if accept == wire.CBOR else wire.JSON)
+    )
+    return wire.encode(envelope, wire.CBOR if accept == wire.CBOR else wire.JSON)
 
 
 @pytest.mark.parametrize("config_overrides", [{"max_block_transfer_bytes": BUDGET}])
