@@ -13,7 +13,6 @@ import logging
 import os
 import sqlite3
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -136,6 +135,25 @@ MIGRATIONS: list[str] = [
     ALTER TABLE transmission ADD COLUMN power INTEGER;
     ALTER TABLE transmission ADD COLUMN color TEXT;
     """,
+    # Receipts in a ring: a receipt goes to slot `id` modulo the store's receipt limit, over
+    # the one that many ids older. Appending them, with the older ones deleted a batch at a
+    # time, had a commit allocate and free pages; a slot is rewritten in place. `Store.open`
+    # moves the rows of another limit (and these, slotted by id) into their slots.
+    """
+    CREATE TABLE receipt_v5 (
+        slot INTEGER PRIMARY KEY,
+        id INTEGER NOT NULL,
+        time REAL NOT NULL,
+        host TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        flowinfo INTEGER NOT NULL,
+        mid INTEGER NOT NULL,
+        datagram BLOB NOT NULL
+    );
+    INSERT INTO receipt_v5 SELECT id, id, time, host, port, flowinfo, mid, datagram FROM receipt;
+    DROP TABLE receipt;
+    ALTER TABLE receipt_v5 RENAME TO receipt;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -156,9 +174,11 @@ _PAGES_PER_COMMIT_GUESS = 8
 # it fails; sqlite3's own default. Such a commit waits in aiosqlite's thread, not on the loop.
 BUSY_WAIT_SECONDS = 5.0
 
-# Receipts past their bounds are deleted this many at a time, not a few with every commit;
-# the rows left over for longer are never loaded (`Store.receipts` reads within the bounds).
-RECEIPT_PRUNE_BATCH = 256
+_RECEIPT_UPSERT = (
+    "INSERT INTO receipt VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (slot) DO UPDATE SET"
+    " id = excluded.id, time = excluded.time, host = excluded.host, port = excluded.port,"
+    " flowinfo = excluded.flowinfo, mid = excluded.mid, datagram = excluded.datagram"
+)
 
 _DEVICE_COLUMNS = (
     "global_sequence, next_session_id, next_transmission_id, num_sessions, guests_served, "
@@ -419,14 +439,11 @@ class Store:
         self._file_lock = file_lock  # the descriptor holding _lock(path)
         self.path = path
         self.history_limit = history_limit
-        # Receipts older than the window, or beyond the newest `receipt_limit`, are deleted
-        # by later commits: the same bounds as the in-memory duplicate detection.
+        # The newest `receipt_limit` receipts are kept (a ring of that many slots), and the
+        # ones within the window loaded: the bounds of the in-memory duplicate detection.
         self.receipt_window = receipt_window
         self.receipt_limit = receipt_limit
-        self._receipt_oldest = self._receipt_next = 1  # ids in the table: oldest .. next - 1
-        self._receipt_expired = 1  # every id below this is older than the window
-        # (time, end): the receipts below id `end` were all answered at `time` or before
-        self._receipt_marks: deque[tuple[float, int]] = deque()
+        self._receipt_next = 1  # the id of the next receipt
         # One connection, so statements of concurrent callers must not interleave: a read
         # between another caller's BEGIN and COMMIT would see uncommitted rows.
         self._lock = asyncio.Lock()
@@ -502,9 +519,9 @@ class Store:
         finally:
             await self._conn.execute("ROLLBACK")
 
-    async def _one(self, sql: str) -> Row:
+    async def _one(self, sql: str, args: tuple[object, ...] = ()) -> Row:
         """The one row a statement of the opening returns."""
-        row = await (await self._conn.execute(sql)).fetchone()
+        row = await (await self._conn.execute(sql, args)).fetchone()
         if row is None:
             raise StoreError(f"store {self.path} is not a usable pager store: {sql} found nothing")
         return tuple(row)
@@ -532,11 +549,27 @@ class Store:
             )
         counts = await self._one("SELECT history_count, transmission_count, resets FROM device")
         self._counts["history"], self._counts["transmission"], self.resets = counts
-        oldest, newest, latest = await self._one("SELECT min(id), max(id), max(time) FROM receipt")
-        if newest is not None:
-            self._receipt_oldest, self._receipt_next = oldest, newest + 1
-            self._receipt_expired = oldest
-            self._receipt_marks.append((latest, newest + 1))
+        await self._slot_receipts()
+
+    async def _slot_receipts(self) -> None:
+        """Put the newest `receipt_limit` receipts in their slots, if any row is not in its
+        own (another limit last time, or rows from before the ring), and forget the rest."""
+        limit = self.receipt_limit
+        (misplaced,) = await self._one(
+            "SELECT count(*) FROM receipt WHERE slot <> id % ? OR slot >= ?", (limit, limit)
+        )
+        if misplaced:
+            await self._conn.executescript(
+                f"""BEGIN;
+                CREATE TEMP TABLE kept AS SELECT * FROM receipt ORDER BY id DESC LIMIT {limit};
+                DELETE FROM receipt;
+                INSERT INTO receipt SELECT id % {limit}, id, time, host, port, flowinfo, mid,
+                    datagram FROM kept;
+                DROP TABLE kept;
+                COMMIT;"""
+            )
+        (newest,) = await self._one("SELECT max(id) FROM receipt")
+        self._receipt_next = 1 if newest is None else newest + 1
 
     async def close(self) -> None:
         """Close the connections and let go of the lock; closing again does nothing."""
@@ -673,45 +706,30 @@ class Store:
     def _keeping(
         self, receipts: Sequence[Receipt]
     ) -> tuple[Callable[[sqlite3.Connection], None], Callable[[], None]]:
-        """(keep, kept): `keep(db)` writes the receipts and deletes expired ones within a
+        """(keep, kept): `keep(db)` writes the receipts into their slots within a
         transaction; `kept()` records that it committed. One committer calls at a time."""
-        first = self._receipt_next
-        end = first + len(receipts)
-        rows = [(first + i, *r) for i, r in enumerate(receipts)]
-        keep_from = self._receipts_kept_from(end)
-        prune = keep_from - self._receipt_oldest >= RECEIPT_PRUNE_BATCH
+        first, limit = self._receipt_next, self.receipt_limit
+        rows = [((first + i) % limit, first + i, *r) for i, r in enumerate(receipts)]
 
         def keep(db: sqlite3.Connection) -> None:
-            if rows:
-                db.executemany("INSERT INTO receipt VALUES (?,?,?,?,?,?,?)", rows)
-            if prune:
-                db.execute("DELETE FROM receipt WHERE id < ?", (keep_from,))
+            if len(rows) == 1:
+                db.execute(_RECEIPT_UPSERT, rows[0])
+            elif rows:
+                db.executemany(_RECEIPT_UPSERT, rows)
 
         def kept() -> None:
-            if receipts:
-                self._receipt_next = end
-                self._receipt_marks.append((receipts[-1].time, end))
-            if prune:
-                self._receipt_oldest = keep_from
+            self._receipt_next = first + len(rows)
 
         return keep, kept
-
-    def _receipts_kept_from(self, end: int) -> int:
-        """The oldest receipt id within both bounds once the ids below `end` exist."""
-        cutoff = time.time() - self.receipt_window
-        marks = self._receipt_marks
-        while marks and marks[0][0] < cutoff:
-            self._receipt_expired = marks.popleft()[1]
-        return max(self._receipt_expired, end - self.receipt_limit)
 
     async def receipts(self) -> list[Receipt]:
         """The receipts still within the window, oldest first (loaded at start)."""
         rows = await self._query(
             "SELECT time, host, port, flowinfo, mid, datagram FROM receipt "
-            "WHERE time >= ? ORDER BY id DESC LIMIT ?",
-            (time.time() - self.receipt_window, self.receipt_limit),
+            "WHERE time >= ? ORDER BY id",
+            (time.time() - self.receipt_window,),
         )
-        return [Receipt(*r) for r in reversed(rows)]
+        return [Receipt(*r) for r in rows]
 
     def _append(
         self, db: sqlite3.Connection, counts: dict[str, int], table: str, rows: list[Row]

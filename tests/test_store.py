@@ -14,7 +14,6 @@ from pager import store as store_module
 from pager.domain.model import Archived, Change, Device, Session
 from pager.store import (
     BUSY_WAIT_SECONDS,
-    RECEIPT_PRUNE_BATCH,
     WAL_CHECKPOINT_PAGES,
     Receipt,
     Store,
@@ -73,44 +72,70 @@ async def test_receipts_are_kept_newest_first_within_the_limit(tmp_path, wall):
         assert [r.datagram for r in await store.receipts()] == [
             b"answer %d" % n for n in range(700, 1000)
         ]
-        assert 300 <= await rows(store) < 300 + RECEIPT_PRUNE_BATCH
+        assert await rows(store) == 300  # a ring of 300 slots, each written over in place
+        # a batch of several, going round the ring's end
+        await store.commit([change], [receipt(n, wall.now) for n in range(1000, 1010)])
+        assert [r.mid for r in await store.receipts()] == list(range(710, 1010))
     finally:
         await store.close()
 
 
-async def test_receipts_older_than_the_window_are_neither_loaded_nor_kept(tmp_path, wall):
+async def test_receipts_older_than_the_window_are_not_loaded(tmp_path, wall):
     store = await Store.open(tmp_path / "pager.db", receipt_window=49.0)
     try:
         change = Change(Device())
-        for n in range(RECEIPT_PRUNE_BATCH + 10):
+        for n in range(260):
             await store.commit([change], [receipt(n, wall.now)])
         wall.now += 30
         await store.commit([change], [receipt(9999, wall.now)])
-        assert len(await store.receipts()) == RECEIPT_PRUNE_BATCH + 11
-        wall.now += 20  # the first batch is now 50 s old, the last one 20 s
+        assert len(await store.receipts()) == 261
+        wall.now += 20  # the first ones are now 50 s old, the last one 20 s
         assert [r.mid for r in await store.receipts()] == [9999]
-        await store.commit([change])  # a commit without receipts deletes the expired ones
-        assert await rows(store) == 1
     finally:
         await store.close()
 
 
-async def test_receipts_are_read_back_after_a_reopen_and_pruned_there_too(tmp_path, wall):
+async def test_receipts_are_read_back_after_a_reopen_and_go_on_round_the_ring(tmp_path, wall):
     path = tmp_path / "pager.db"
-    store = await Store.open(path)
+    store = await Store.open(path, receipt_limit=100)
     change = Change(Device())
     try:
-        for n in range(RECEIPT_PRUNE_BATCH + 5):
+        for n in range(150):
             await store.commit([change], [receipt(n, wall.now)])
     finally:
         await store.close()
-    store = await Store.open(path)
+    store = await Store.open(path, receipt_limit=100)
     try:
-        assert [r.mid for r in await store.receipts()] == list(range(RECEIPT_PRUNE_BATCH + 5))
+        assert [r.mid for r in await store.receipts()] == list(range(50, 150))
+        await store.commit([change], [receipt(150, wall.now)])  # the next id: over 50's slot
+        assert [r.mid for r in await store.receipts()] == list(range(51, 151))
         wall.now += 50
         await store.commit([change], [receipt(1, wall.now)])
-        assert await rows(store) == 1
         assert [r.datagram for r in await store.receipts()] == [b"answer 1"]
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("limit", [100, 120, 400])
+async def test_a_store_reopened_with_another_limit_keeps_the_newest_within_it(
+    tmp_path, wall, limit
+):
+    path = tmp_path / "pager.db"
+    store = await Store.open(path, receipt_limit=300)
+    change = Change(Device())
+    try:
+        for n in range(700):
+            await store.commit([change], [receipt(n, wall.now)])
+    finally:
+        await store.close()
+    store = await Store.open(path, receipt_limit=limit)
+    try:
+        kept = min(limit, 300)
+        assert [r.mid for r in await store.receipts()] == list(range(700 - kept, 700))
+        for n in range(700, 700 + limit):  # once round the ring: only the new ones stay
+            await store.commit([change], [receipt(n, wall.now)])
+        assert [r.mid for r in await store.receipts()] == list(range(700, 700 + limit))
+        assert await rows(store) == limit
     finally:
         await store.close()
 
@@ -344,6 +369,26 @@ async def test_a_version_3_store_keeps_its_pages_as_pages_over_coap(tmp_path):
         (tx,) = await store.transmissions()
         assert (tx.id, tx.number, tx.source) == (5, 42, "coap")
         db = store._aio.sqlite()
-        assert db.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION
+    finally:
+        await store.close()
+
+
+async def test_a_version_4_store_keeps_its_receipts_in_the_ring(tmp_path, wall):
+    path = tmp_path / "pager.db"
+    old = _store_at(path, 4)
+    old.executemany(
+        "INSERT INTO receipt VALUES (?,?,?,?,?,?,?)",
+        [(n, *receipt(n, wall.now)) for n in range(1, 151)],
+    )
+    old.close()
+    store = await Store.open(path, receipt_limit=100)
+    try:
+        assert [r.mid for r in await store.receipts()] == list(range(51, 151))
+        await store.commit([Change(Device())], [receipt(151, wall.now)])
+        assert [r.mid for r in await store.receipts()] == list(range(52, 152))
+        db = store._aio.sqlite()
+        assert db.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION == 5
+        assert db.execute("SELECT count(*) FROM receipt WHERE slot <> id % 100").fetchone() == (0,)
     finally:
         await store.close()
