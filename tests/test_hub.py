@@ -12,7 +12,7 @@ class Tagged(Notification):
 
 
 def make(kind: str, tag: int = 0) -> Tagged:
-    n = Tagged(SimpleNamespace(responseTypes=[kind]))
+    n = Tagged({"responseTypes": [kind]})
     n.tag = tag
     return n
 

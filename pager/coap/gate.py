@@ -68,6 +68,13 @@ REPEATABLE = frozenset(
 )
 """Of those, the ones that may come more than once; another one's second occurrence is an
 unrecognised option (RFC 7252 §5.4.5)."""
+_PROXY = frozenset((int(OptionNumber.PROXY_URI), int(OptionNumber.PROXY_SCHEME)))
+_CONDITIONS = frozenset((int(OptionNumber.IF_MATCH), int(OptionNumber.IF_NONE_MATCH)))
+_BLOCKS = frozenset((int(OptionNumber.BLOCK1), int(OptionNumber.BLOCK2)))
+_CONTENT_FORMAT = int(OptionNumber.CONTENT_FORMAT)
+_ACCEPT = int(OptionNumber.ACCEPT)
+_BLOCK1 = int(OptionNumber.BLOCK1)
+_URI_QUERY = int(OptionNumber.URI_QUERY)
 _FORMAT_NAMES = {
     LINK_FORMAT: "application/link-format",
     wire.JSON: "application/json",
@@ -77,6 +84,9 @@ _FORMAT_NAMES = {
 
 class InjectedErrors(Protocol):
     """Error answers a test rig wants given instead of serving a request."""
+
+    active: bool
+    """False while no fault is set: no request is asked about."""
 
     def error_for(self, path: str) -> str | None:
         """The dotted code to answer a request on `path` with, if any (and count it)."""
@@ -142,49 +152,57 @@ class Gate:
             pipe.add_response(self._error(request, raw.code, text), is_last=True)
 
     def refusal(self, request: Message, admission: Admission | None) -> Message | None:
-        injected = self.faults.error_for(request_path(request))
-        if injected is not None:
-            code = Code(int(injected[0]) << 5 | int(injected[2:]))
-            return self._error(request, code, "injected fault")
-        if request.opt.proxy_uri is not None or request.opt.proxy_scheme is not None:
+        faults = self.faults
+        if faults.active:
+            injected = faults.error_for(request_path(request))
+            if injected is not None:
+                code = Code(int(injected[0]) << 5 | int(injected[2:]))
+                return self._error(request, code, "injected fault")
+        # One walk over the options finds which are there; only those are read below (each
+        # of aiocoap's option properties searches the options again).
+        opt = request.opt
+        present: set[int] = set()
+        critical: str | None = None
+        for option in opt.option_list():
+            number = int(option.number)
+            if critical is None and number & 1:  # elective: ignored when unknown (§5.4.1)
+                if number not in CRITICAL:
+                    critical = f"critical option {number} is not supported"
+                elif number in present and number not in REPEATABLE:
+                    critical = f"critical option {number} given more than once"
+            present.add(number)
+        if _PROXY & present:
             return self._error(request, Code.PROXYING_NOT_SUPPORTED, "this server is not a proxy")
         beyond = unrecognised(request)  # its length out of range (RFC 7252 §5.4.3)
         if beyond is not None:
             lo, hi = OPTION_LENGTHS[beyond]
             text = f"critical option {beyond} must be {lo} to {hi} bytes long"
             return self._error(request, Code.BAD_OPTION, text)
-        once: set[int] = set()
-        for option in request.opt.option_list():
-            number = int(option.number)
-            if not number & 1:  # elective: ignored when unknown (RFC 7252 §5.4.1)
-                continue
-            if number not in CRITICAL:
-                text = f"critical option {number} is not supported"
-                return self._error(request, Code.BAD_OPTION, text)
-            if number not in REPEATABLE:
-                if number in once:
-                    text = f"critical option {number} given more than once"
-                    return self._error(request, Code.BAD_OPTION, text)
-                once.add(number)
+        if critical is not None:
+            return self._error(request, Code.BAD_OPTION, critical)
         if admission is None:
             return None
-        if request.opt.if_match or request.opt.if_none_match:
+        if _CONDITIONS & present:
             refused = _unconditional(request, admission)
             if refused is not None:
                 return self._error(request, Code.BAD_OPTION, refused)
-        if request.opt.content_format not in (None, *wire.FORMATS):
+        if _CONTENT_FORMAT in present and opt.content_format not in wire.FORMATS:
             text = f"request Content-Format must be {_named(wire.FORMATS)}"
             return self._error(request, Code.UNSUPPORTED_CONTENT_FORMAT, text)
-        if request.opt.accept not in (None, *admission.answers):
+        if _ACCEPT in present and opt.accept not in admission.answers:
             text = f"Accept must be {_named(admission.answers)}"
             return self._error(request, Code.NOT_ACCEPTABLE, text)
-        block1 = request.opt.block1
         reach = len(request.payload)
+        block1 = opt.block1 if _BLOCK1 in present else None
         if block1 is not None:  # a last block may be longer than its size: aiocoap takes it
             reach = block1.start + max(block1.size, reach)
         if reach > rules.BODY_MAX:
             return self.too_large(request)
-        if admission.queries is not None and not _continuation(request):
+        if (
+            admission.queries is not None
+            and _URI_QUERY in present
+            and not (_BLOCKS & present and _continuation(request))
+        ):
             try:
                 known = admission.queries.get(str(request.code), ())
                 for name in query(request):

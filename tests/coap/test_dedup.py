@@ -154,7 +154,7 @@ class _Interface:
 
 
 def test_a_peer_reads_its_local_address_once_and_as_aiocoap_does(monkeypatch):
-    """local-multicast-once: whether a request came to a multicast address, as aiocoap
+    """peer-address-once: whether a request came to a multicast address, as aiocoap
     works it out, parsed once per local address however many answers it is asked for."""
     from aiocoap.transports.udp6 import UDP6EndpointAddress
 
@@ -182,6 +182,26 @@ def test_a_peer_reads_its_local_address_once_and_as_aiocoap_does(monkeypatch):
             assert peer.is_multicast_locally is expected
             assert (peer.as_response_address() is peer) is not expected
         assert len(parsed) == 1
+
+
+def test_a_peer_is_hashed_once_and_as_aiocoap_hashes_its_address(monkeypatch):
+    """peer-address-once: a peer is hashed and compared as aiocoap's own address is (the
+    tables aiocoap keys by it find one for the other), its hash worked out once."""
+    from aiocoap.transports.udp6 import UDP6EndpointAddress
+
+    from pager.coap.seam import datagrams
+
+    interface = _Interface()
+    for sockaddr in (("::ffff:127.0.0.1", 5683, 0, 0), ("fe80::1", 40000, 7, 2)):
+        peer = datagrams.Peer(sockaddr, interface)
+        plain = UDP6EndpointAddress(sockaddr, interface)
+        assert hash(peer) == hash(plain) and peer == plain and {plain: 1}[peer] == 1
+        expected, hashed = hash(plain), []
+        monkeypatch.setattr(UDP6EndpointAddress, "__hash__", lambda self: hashed.append(1) or 5)
+        assert {peer: 1}[peer] == 1 and hash(peer) == expected != 5 and not hashed
+        monkeypatch.undo()
+    other = datagrams.Peer(("::ffff:127.0.0.1", 5684, 0, 0), interface)
+    assert other != datagrams.Peer(("::ffff:127.0.0.1", 5683, 0, 0), interface)
 
 
 async def test_an_answer_with_the_servers_own_id_is_not_replayed_for_a_request_with_it(emulator):

@@ -61,7 +61,7 @@ INSTALLED: dict[str, Callable[[Emulator], bool]] = {
     "message-ids": lambda emu: "_next_message_id" in vars(_stack(emu)[0]),
     "send-errors": lambda emu: "sendmsg" in vars(_stack(emu)[1].transport),
     "datagram-in": lambda emu: "datagram_msg_received" in vars(_stack(emu)[1]),
-    "local-multicast-once": lambda emu: (
+    "peer-address-once": lambda emu: (
         issubclass(Peer, UDP6EndpointAddress) and "datagram_msg_received" in vars(_stack(emu)[1])
     ),
     "encode-once": lambda emu: isinstance(_stack(emu)[0]._recent_messages, RecentMessages),
@@ -124,7 +124,7 @@ BREAK: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
     "datagram-in": lambda m: m.setattr(
         MessageInterfaceUDP6, "datagram_msg_received", lambda self, data: None
     ),
-    "local-multicast-once": lambda m: m.setattr(UDP6EndpointAddress, "is_multicast_locally", 0),
+    "peer-address-once": lambda m: m.setattr(UDP6EndpointAddress, "is_multicast_locally", 0),
     "encode-once": lambda m: m.setattr(MessageManager, "_send_initially", _sends_unfiled),
     "datagram-out": lambda m: m.setattr(MessageInterfaceUDP6, "send", None),
     "exchange-record": lambda m: m.delattr(aiocoap.Message, "request"),

@@ -58,9 +58,17 @@ log = logging.getLogger("pager.coap")
 
 
 class Peer(UDP6EndpointAddress):
-    """aiocoap's address of a peer, except that whether its datagram came to a multicast
-    address is worked out once per local address: aiocoap asks for every answer it sends,
-    and parses the address each time."""
+    """aiocoap's address of a peer, except that its hash is worked out once, and whether its
+    datagram came to a multicast address once per local address: aiocoap hashes the address
+    a dozen times on a request's way (its tables are keyed by it), and asks the other for
+    every answer it sends, parsing the address each time."""
+
+    def __init__(self, sockaddr: Any, interface: Any, *, pktinfo: bytes | None = None) -> None:
+        super().__init__(sockaddr, interface, pktinfo=pktinfo)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def is_multicast_locally(self) -> bool:

@@ -140,11 +140,13 @@ HOOKS: list[Hook] = [
         "aiocoap #176",
     ),
     Hook(
-        "local-multicast-once",
-        "transports.udp6.UDP6EndpointAddress.is_multicast_locally (overridden in a subclass), "
-        ".pktinfo",
-        "whether a request came to a multicast address is worked out once per local address",
-        "aiocoap parses the local address of a request again for every answer it sends",
+        "peer-address-once",
+        "transports.udp6.UDP6EndpointAddress.is_multicast_locally and __hash__ (overridden "
+        "in a subclass), .pktinfo",
+        "whether a request came to a multicast address is worked out once per local address, "
+        "and a peer's hash once",
+        "aiocoap parses the local address of a request again for every answer it sends, and "
+        "hashes the peer's address again for each of its tables",
         "none filed",
     ),
     Hook(
@@ -362,13 +364,15 @@ def _datagram_in(managers: list[Any], udps: list[Any], _: list[resource.Resource
     _need(callable(getattr(aiocoap.Message, "decode", None)), "no Message.decode")
 
 
-def _local_multicast_once(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -> None:
+def _peer_address_once(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -> None:
     found = inspect.getattr_static(UDP6EndpointAddress, "is_multicast_locally", None)
     _need(isinstance(found, property), "not a property of UDP6EndpointAddress")
     _need(callable(getattr(UDP6EndpointAddress, "as_response_address", None)), "no answer address")
     address = datagrams.Peer(("::ffff:127.0.0.1", 5683, 0, 0), udps[0], pktinfo=_PKTINFO)
     _need(address.pktinfo == _PKTINFO, "no pktinfo on UDP6EndpointAddress")
     _need(address.is_multicast_locally is False, "a unicast local address reads as multicast")
+    plain = UDP6EndpointAddress(("::ffff:127.0.0.1", 5683, 0, 0), udps[0])
+    _need(hash(address) == hash(plain) and address == plain, "hashed unlike aiocoap's address")
 
 
 _PKTINFO = socket.inet_pton(socket.AF_INET6, "::ffff:127.0.0.1") + bytes(4)
@@ -441,7 +445,7 @@ CONTEXT_CHECKS: dict[str, Callable[[list[Any], list[Any], list[resource.Resource
     "message-ids": _message_ids,
     "send-errors": _send_errors,
     "datagram-in": _datagram_in,
-    "local-multicast-once": _local_multicast_once,
+    "peer-address-once": _peer_address_once,
     "encode-once": _encode_once,
     "datagram-out": _datagram_out,
     "exchange-record": _exchange_record,
