@@ -458,6 +458,7 @@ class Store:
         self._since_checkpoint = 0
         self._checkpoint_every = WAL_CHECKPOINT_PAGES // _PAGES_PER_COMMIT_GUESS
         self._checkpointing: asyncio.Task[None] | None = None
+        self._checkpointer: aiosqlite.Connection | None = None  # opened by the first one
 
     @classmethod
     async def open(
@@ -578,6 +579,8 @@ class Store:
         try:
             if self._checkpointing is not None:
                 await self._checkpointing
+            if self._checkpointer is not None:
+                await self._checkpointer.close()
             if self._reader is not None:
                 await self._reader.close()
             await self._conn.close()
@@ -627,10 +630,20 @@ class Store:
             self._checkpointing = asyncio.create_task(self._checkpoint())
 
     async def _checkpoint(self) -> None:
-        """Copy the write-ahead log into the database file, in aiosqlite's thread, holding the
-        lock: commits wait for it without holding up the loop, and a log no commit writes to
-        meanwhile is copied whole, so that SQLite starts it again from its beginning."""
+        """Copy the write-ahead log into the database file, off the event loop, in two steps.
+
+        The bulk of it is copied on a connection of the checkpoint's own while commits go on.
+        Then, holding the lock (no commit) and with no read of history under way, what those
+        commits added: a log no commit writes to meanwhile is copied whole, so that SQLite
+        starts it again from its beginning. Commits wait only for that second, short copy.
+        """
         try:
+            try:
+                if self._checkpointer is None:
+                    self._checkpointer = await aiosqlite.connect(self.path, isolation_level=None)
+                await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as e:  # the second step copies it all then
+                log.warning("checkpoint beside the commits failed: %s", e)
             # No read of history either: a read under way keeps the frames it may need, and
             # SQLite starts the log again only after a checkpoint that copied it whole, so
             # reads one after another would have it grow with every commit. Commits wait for

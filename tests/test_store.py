@@ -187,6 +187,61 @@ async def test_commits_run_on_the_loop_thread_and_checkpoints_in_aiosqlites(tmp_
         await store.close()
 
 
+class HeldCheckpointer:
+    """The checkpoint's own connection, its copy held until `release`."""
+
+    def __init__(self, fails: bool = False):
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+        self.fails = fails
+        self.closed = False
+
+    async def execute(self, sql: str):
+        assert sql == "PRAGMA wal_checkpoint(PASSIVE)"
+        self.started.set()
+        await self.release.wait()
+        if self.fails:
+            raise sqlite3.OperationalError("disk I/O error")
+
+    async def close(self):
+        self.closed = True
+
+
+def _wal_frames(tmp_path) -> int:
+    return (tmp_path / "pager.db-wal").stat().st_size // (store_module.PAGE_SIZE + 24)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+async def test_commits_go_on_while_the_bulk_of_a_checkpoint_is_copied(
+    tmp_path, monkeypatch, caplog, fails
+):
+    monkeypatch.setattr(store_module, "WAL_CHECKPOINT_PAGES", 40)
+    store = await Store.open(tmp_path / "pager.db")
+    store._checkpointer = held = HeldCheckpointer(fails)
+    try:
+        n = 0
+        while not held.started.is_set():
+            assert n < 1000, "no checkpoint began"
+            await _commit_some(store, 1)
+            n += 1
+        for m in range(n, n + 100):  # not one waits for the copy held
+            await asyncio.wait_for(store.commit([Change(Device(global_sequence=m))]), 1)
+        assert (await store.load()).device.global_sequence == n + 99
+        grown = _wal_frames(tmp_path)
+        held.release.set()
+        await store._checkpointing
+        # the second step copied the log whole, with no commit meanwhile: the next commit
+        # writes it from its beginning again
+        await store.commit([Change(Device(global_sequence=0))])
+        db = store._aio.sqlite()
+        busy, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert grown > 100 and not busy and 0 < frames < 10, (grown, frames)
+        assert ("checkpoint beside the commits failed" in caplog.text) is fails
+    finally:
+        await store.close()
+    assert held.closed
+
+
 async def test_a_commit_waits_for_another_processs_lock_without_holding_up_the_loop(db_path):
     store = await Store.open(db_path)
     other = sqlite3.connect(db_path, isolation_level=None)

@@ -197,7 +197,12 @@ def test_a_peer_is_hashed_once_and_as_aiocoap_hashes_its_address(monkeypatch):
         plain = UDP6EndpointAddress(sockaddr, interface)
         assert hash(peer) == hash(plain) and peer == plain and {plain: 1}[peer] == 1
         expected, hashed = hash(plain), []
-        monkeypatch.setattr(UDP6EndpointAddress, "__hash__", lambda self: hashed.append(1) or 5)
+
+        def counted(self, hashed=hashed):
+            hashed.append(self)
+            return 5
+
+        monkeypatch.setattr(UDP6EndpointAddress, "__hash__", counted)
         assert {peer: 1}[peer] == 1 and hash(peer) == expected != 5 and not hashed
         monkeypatch.undo()
     other = datagrams.Peer(("::ffff:127.0.0.1", 5684, 0, 0), interface)
