@@ -70,7 +70,14 @@ INSTALLED: dict[str, Callable[[Emulator], bool]] = {
     "block1-spool": lambda emu: _bounded(emu, BoundedTimeoutDict, lambda r: r._block1._assemblies),
     "block2-cache": lambda emu: _bounded(emu, BoundedBlock2Cache, lambda r: r._block2),
     "block2-observed-token": lambda emu: "process_request" in vars(_stack(emu)[0].token_manager),
+    "request-cycle": lambda emu: _wraps(_stack(emu)[0].token_manager.process_request, "cycles"),
 }
+
+
+def _wraps(function: Any, module: str) -> bool:
+    """Whether `function` is, or wraps (as a free variable), a function of seam's `module`."""
+    inner = [function, *(c.cell_contents for c in function.__closure__ or ())]
+    return any(getattr(f, "__module__", "") == f"pager.coap.seam.{module}" for f in inner)
 
 
 def _after_init(monkeypatch: pytest.MonkeyPatch, cls: type, spoil: Callable[[Any], None]) -> None:
@@ -135,8 +142,9 @@ BREAK: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
         aiocoap.blockwise.Block2Cache, "extract_or_insert", _not_a_coroutine
     ),
     "block2-observed-token": lambda m: _after_init(
-        m, TokenManager, lambda tm: setattr(tm, "incoming_requests", [])
+        m, TokenManager, lambda tm: setattr(tm, "context", None)
     ),
+    "request-cycle": lambda m: m.setattr(TokenManager, "process_request", lambda self, r: None),
 }
 
 NAMES = [hook.name for hook in seam.HOOKS]

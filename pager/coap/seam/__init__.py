@@ -18,7 +18,7 @@ import aiocoap
 
 from pager.coap.exchanges import Exchanges
 from pager.coap.seam import blockwise as _blockwise
-from pager.coap.seam import datagrams, dedup, mids, senderrors
+from pager.coap.seam import cycles, datagrams, dedup, mids, senderrors
 from pager.coap.seam.backlog import Backlogs
 from pager.coap.seam.blockwise import Block2Transfers
 from pager.coap.seam.context import ServerContext
@@ -73,6 +73,7 @@ def install(
         mids.install(manager, mids.MessageIds(), backlogs)
         senderrors.install(udp)
         datagrams.install(udp, datagram_filter, exchanges, recent)
+        cycles.install(manager.token_manager)  # first: the Block2 path's pipes have none
         _blockwise.answer_later_blocks_aside(manager.token_manager)
     for res in blockwise.resources:
         _blockwise.bound(res, blockwise)

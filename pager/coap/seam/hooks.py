@@ -23,7 +23,7 @@ from aiocoap.numbers import constants
 from aiocoap.transports.udp6 import MessageInterfaceUDP6, UDP6EndpointAddress
 from aiocoap.util.asyncio.timeoutdict import TimeoutDict
 
-from pager.coap.seam import datagrams, dedup
+from pager.coap.seam import cycles, datagrams, dedup
 
 
 @dataclass(frozen=True)
@@ -205,6 +205,15 @@ HOOKS: list[Hook] = [
         "and the observation goes on",
         "aiocoap ends the running request on a token that a new request reuses; node-coap "
         "asks for the rest of a block-wise notification on the observation's token",
+        "none filed",
+    ),
+    Hook(
+        "request-cycle",
+        "tokenmanager.TokenManager.process_request (wrapped; its on_event closure's stop "
+        "cell emptied), .incoming_requests, pipe.Pipe.on_interest_end",
+        "a request's objects are freed by reference counting once its exchange has ended",
+        "aiocoap ties every request, its pipe and options into a reference cycle that only "
+        "the garbage collector frees: under load its full passes stalled every request",
         "none filed",
     ),
 ]
@@ -437,6 +446,15 @@ def _block2_observed_token(
         _need(hasattr(tokens, "log"), "no log on the TokenManager")
 
 
+def _request_cycle(managers: list[Any], udps: list[Any], _: list[resource.Resource]) -> None:
+    for manager in managers:
+        tokens = getattr(manager, "token_manager", None)
+        process = getattr(type(tokens), "process_request", None)
+        _need(cycles.on_event_of(process) is not None, "no on_event closure holding stop")
+        _need(isinstance(getattr(tokens, "incoming_requests", None), dict), "no incoming dict")
+    _need(callable(getattr(aiocoap.pipe.Pipe, "on_interest_end", None)), "no on_interest_end")
+
+
 CONTEXT_CHECKS: dict[str, Callable[[list[Any], list[Any], list[resource.Resource]], None]] = {
     "dedup-table": _dedup_table,
     "dedup-timers": _dedup_timers,
@@ -452,6 +470,7 @@ CONTEXT_CHECKS: dict[str, Callable[[list[Any], list[Any], list[resource.Resource
     "block1-spool": _block1_spool,
     "block2-cache": _block2_cache,
     "block2-observed-token": _block2_observed_token,
+    "request-cycle": _request_cycle,
 }
 
 
