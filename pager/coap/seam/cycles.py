@@ -21,7 +21,8 @@ from aiocoap import Message
 def on_event_of(process_request: Any) -> types.CodeType | None:
     """The code of the closure the cycle is made of, if `process_request` is still the
     method written for: `on_event` among its constants, holding `stop` as a free variable."""
-    for const in getattr(process_request, "__code__", types.CodeType).co_consts:
+    code = getattr(process_request, "__code__", None)
+    for const in code.co_consts if isinstance(code, types.CodeType) else ():
         if isinstance(const, types.CodeType) and const.co_name == "on_event":
             return const if "stop" in const.co_freevars else None
     return None
