@@ -458,7 +458,7 @@ class Store:
         self._since_checkpoint = 0
         self._checkpoint_every = WAL_CHECKPOINT_PAGES // _PAGES_PER_COMMIT_GUESS
         self._checkpointing: asyncio.Task[None] | None = None
-        self._checkpointer: aiosqlite.Connection | None = None  # opened by the first one
+        self._checkpointer: aiosqlite.Connection | None = None  # opened by `open`
 
     @classmethod
     async def open(
@@ -496,6 +496,11 @@ class Store:
             _Aiosqlite.check(conn)
             await store._migrate()
             await store._check_writable()
+            # the checkpoint's own (see `_checkpoint`), opened with the store and its log
+            # read once: a store's descriptors are all open from the start
+            store._checkpointer = await aiosqlite.connect(path, isolation_level=None)
+            async with store._checkpointer.execute("SELECT count(*) FROM device") as cursor:
+                await cursor.fetchall()
             # a commit on the loop must not wait for a lock there: it waits in the thread
             await conn.execute("PRAGMA busy_timeout=0")
         except BaseException as e:
@@ -639,9 +644,10 @@ class Store:
         """
         try:
             try:
-                if self._checkpointer is None:
-                    self._checkpointer = await aiosqlite.connect(self.path, isolation_level=None)
-                await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                if self._checkpointer is not None:
+                    sql = "PRAGMA wal_checkpoint(PASSIVE)"
+                    async with self._checkpointer.execute(sql) as cursor:
+                        await cursor.fetchall()
             except sqlite3.Error as e:  # the second step copies it all then
                 log.warning("checkpoint beside the commits failed: %s", e)
             # No read of history either: a read under way keeps the frames it may need, and

@@ -2,6 +2,7 @@
 receipts' bounds; commits on the loop thread, and what they rely on in aiosqlite."""
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
@@ -165,6 +166,15 @@ async def _commit_some(store: Store, count: int) -> None:
         await asyncio.sleep(0)  # as the loop does between requests: a checkpoint may start
 
 
+async def _settled(store: Store) -> None:
+    """The checkpoint under way done, and one commit after it: the one that starts the log
+    again, and cuts it back, if it was copied whole. (Commits go on while a checkpoint copies
+    the bulk of the log, so it may end longer than the checkpoint's bound.)"""
+    if store._checkpointing is not None:
+        await store._checkpointing
+    await store.commit([Change(Device())])
+
+
 async def test_commits_run_on_the_loop_thread_and_checkpoints_in_aiosqlites(tmp_path, monkeypatch):
     monkeypatch.setattr(store_module, "WAL_CHECKPOINT_PAGES", 40)
     store = await Store.open(tmp_path / "pager.db")
@@ -174,8 +184,7 @@ async def test_commits_run_on_the_loop_thread_and_checkpoints_in_aiosqlites(tmp_
             lambda sql: statements.append((threading.get_ident(), sql.split()[0]))
         )
         await _commit_some(store, 300)
-        if store._checkpointing is not None:
-            await store._checkpointing
+        await _settled(store)
         loop = threading.get_ident()
         assert {t for t, sql in statements if sql in ("INSERT", "UPDATE", "COMMIT")} == {loop}
         checkpoints = [t for t, sql in statements if sql == "PRAGMA"]
@@ -196,12 +205,17 @@ class HeldCheckpointer:
         self.fails = fails
         self.closed = False
 
+    @contextlib.asynccontextmanager
     async def execute(self, sql: str):
         assert sql == "PRAGMA wal_checkpoint(PASSIVE)"
         self.started.set()
         await self.release.wait()
         if self.fails:
             raise sqlite3.OperationalError("disk I/O error")
+        yield self
+
+    async def fetchall(self):
+        return [(0, 0, 0)]
 
     async def close(self):
         self.closed = True
@@ -217,6 +231,7 @@ async def test_commits_go_on_while_the_bulk_of_a_checkpoint_is_copied(
 ):
     monkeypatch.setattr(store_module, "WAL_CHECKPOINT_PAGES", 40)
     store = await Store.open(tmp_path / "pager.db")
+    await store._checkpointer.close()
     store._checkpointer = held = HeldCheckpointer(fails)
     try:
         n = 0
@@ -286,8 +301,7 @@ async def test_the_log_stays_small_while_history_is_read_without_pause(tmp_path,
         await _commit_some(store, 2000)
         reading = False
         assert min(await asyncio.gather(*pollers)) > 2  # history was read all along
-        if store._checkpointing is not None:
-            await store._checkpointing
+        await _settled(store)
         wal = (tmp_path / "pager.db-wal").stat().st_size
         # a few checkpoints apart, not 2000 commits
         assert wal < 400 * (store_module.PAGE_SIZE + 24), wal
@@ -329,8 +343,7 @@ async def test_a_log_grown_behind_a_read_is_cut_back_as_it_starts_again(db_path,
         grown = (db_path.parent / "pager.db-wal").stat().st_size
         other.execute("COMMIT")
         await _commit_some(store, 300)
-        if store._checkpointing is not None:
-            await store._checkpointing
+        await _settled(store)
         wal = (db_path.parent / "pager.db-wal").stat().st_size
         frame = store_module.PAGE_SIZE + 24  # a page and its frame header
         assert grown > 400 * frame and wal < 200 * frame, (grown, wal)
