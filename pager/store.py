@@ -159,9 +159,10 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 # The write-ahead log is copied into the database file (a checkpoint) once it holds about
 # this many pages. A copy costs about the same whether the log holds 1,000 pages or 10,000
-# (the same few pages are rewritten over and over), and commits wait while it runs, so a longer
-# log means fewer waits; the log file stays at up to 10 MB (40 MB in a store created with
-# 4 KiB pages, before PAGE_SIZE). SQLite's own automatic checkpoint
+# (the same few pages are rewritten over and over), and commits wait while its last part
+# runs, so a longer log means fewer waits; the log file stays at about 10 MB (40 MB in a store
+# created with 4 KiB pages, before PAGE_SIZE), and what the commits add while a checkpoint
+# copies. SQLite's own automatic checkpoint
 # is off: it would run inside a commit, on the event loop (see `Store._checkpoint`).
 WAL_CHECKPOINT_PAGES = 10_000
 # A commit writes every page it changed to the log whole, each checksummed, and the pages of
