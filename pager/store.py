@@ -570,8 +570,8 @@ class Store:
                 f"""BEGIN;
                 CREATE TEMP TABLE kept AS SELECT * FROM receipt ORDER BY id DESC LIMIT {limit};
                 DELETE FROM receipt;
-                INSERT INTO receipt SELECT id % {limit}, id, time, host, port, flowinfo, mid,
-                    datagram FROM kept;
+                INSERT OR REPLACE INTO receipt SELECT id % {limit}, id, time, host, port,
+                    flowinfo, mid, datagram FROM kept ORDER BY id;
                 DROP TABLE kept;
                 COMMIT;"""
             )
@@ -644,11 +644,12 @@ class Store:
         starts it again from its beginning. Commits wait only for that second, short copy.
         """
         try:
+            before = 0  # the log's frames as the first step found it
             try:
                 if self._checkpointer is not None:
                     sql = "PRAGMA wal_checkpoint(PASSIVE)"
                     async with self._checkpointer.execute(sql) as cursor:
-                        await cursor.fetchall()
+                        before = next(iter(await cursor.fetchall()), (0, 0))[1]
             except sqlite3.Error as e:  # the second step copies it all then
                 log.warning("checkpoint beside the commits failed: %s", e)
             # No read of history either: a read under way keeps the frames it may need, and
@@ -663,8 +664,11 @@ class Store:
                 # Only a log copied whole was started again by the commits since the last
                 # checkpoint, and then its pages are theirs: when the next one is due. One
                 # that another process's reader kept would count older pages too.
+                # A commit between the steps may have started the log again after the first
+                # copied it whole: the commits counted wrote its frames and these.
+                written = pages + before if pages < before else pages
                 if not busy and 0 < pages == copied:
-                    self._checkpoint_every = max(1, commits * WAL_CHECKPOINT_PAGES // pages)
+                    self._checkpoint_every = max(1, commits * WAL_CHECKPOINT_PAGES // written)
         except (sqlite3.Error, ValueError) as e:  # a disk error, or the store closing
             log.warning("checkpoint of the store's write-ahead log failed: %s", e)
         finally:

@@ -3,6 +3,7 @@ receipts' bounds; commits on the loop thread, and what they rely on in aiosqlite
 
 import asyncio
 import contextlib
+import random
 import sqlite3
 import threading
 import time
@@ -141,6 +142,30 @@ async def test_a_store_reopened_with_another_limit_keeps_the_newest_within_it(
         await store.close()
 
 
+async def test_the_ring_keeps_the_newest_through_batches_and_limit_changes(tmp_path, wall):
+    """Against a model of 'the newest `limit`': batches longer than the ring, reopenings with
+    other limits."""
+
+    rnd = random.Random(7)
+    limit, kept, n = 5, [], 0
+    store = await Store.open(tmp_path / "pager.db", receipt_limit=limit)
+    try:
+        for step in range(300):
+            if rnd.random() < 0.15:
+                await store.close()
+                limit = rnd.choice([1, 2, 3, 5, 8, 13])
+                kept = kept[-limit:]
+                store = await Store.open(tmp_path / "pager.db", receipt_limit=limit)
+            batch = [receipt(n + i, wall.now) for i in range(rnd.choice([0, 1, 1, 2, 7, 20]))]
+            n += len(batch)
+            if batch or rnd.random() < 0.5:
+                await store.commit([Change(Device(global_sequence=step))], batch)
+                kept = (kept + batch)[-limit:]
+            assert await store.receipts() == kept, step
+    finally:
+        await store.close()
+
+
 # -- commits on the loop thread, through what the store relies on in aiosqlite --------------
 
 
@@ -255,6 +280,31 @@ async def test_commits_go_on_while_the_bulk_of_a_checkpoint_is_copied(
     finally:
         await store.close()
     assert held.closed
+
+
+async def test_a_commit_between_the_checkpoints_two_steps_does_not_stretch_its_interval(
+    tmp_path, monkeypatch
+):
+    """Step 1 copies the whole log; a commit queued on the lock (behind a read holding it,
+    as `_query` does) runs before step 2 and starts the log again; step 2 then sees a few
+    frames and takes all the commits since the last checkpoint to have written only those."""
+    monkeypatch.setattr(store_module, "WAL_CHECKPOINT_PAGES", 400)
+    store = await Store.open(tmp_path / "pager.db")
+    try:
+        store._checkpoint_every = 10**9  # no checkpoint of its own while we fill the log
+        await _commit_some(store, 100)
+        commits, frames = store._since_checkpoint, _wal_frames(tmp_path)
+        honest = (commits + 1) * 400 // frames  # what the log says about commits and pages
+        await store._lock.acquire()  # a read under way on the main connection
+        store._checkpointing = task = asyncio.create_task(store._checkpoint())
+        commit = asyncio.create_task(store.commit([Change(Device(global_sequence=1))]))
+        await asyncio.sleep(0.5)  # step 1 done: the log copied whole
+        store._lock.release()
+        await commit
+        await task
+        assert store._checkpoint_every <= 2 * honest, (store._checkpoint_every, honest)
+    finally:
+        await store.close()
 
 
 async def test_a_commit_waits_for_another_processs_lock_without_holding_up_the_loop(db_path):
