@@ -649,7 +649,8 @@ class Store:
                 if self._checkpointer is not None:
                     sql = "PRAGMA wal_checkpoint(PASSIVE)"
                     async with self._checkpointer.execute(sql) as cursor:
-                        before = next(iter(await cursor.fetchall()), (0, 0))[1]
+                        row = await cursor.fetchone()
+                    before = 0 if row is None else row[1]
             except sqlite3.Error as e:  # the second step copies it all then
                 log.warning("checkpoint beside the commits failed: %s", e)
             # No read of history either: a read under way keeps the frames it may need, and

@@ -301,7 +301,7 @@ def history_pieces(
 ) -> Iterator[bytes]:
     """The encoded history envelope in pieces of `per_piece` sessions each.
 
-    Joined, the pieces are byte for byte what `envelope(...).encode()` gives; encoding a long
+    Joined, the pieces are byte for byte what `encode(envelope(...))` gives; encoding a long
     history at once would keep the event loop from everything else for as long as it takes.
     """
     head = encode(envelope(identity, sequence, now, session_history=[]), content_format)
@@ -311,9 +311,9 @@ def history_pieces(
     for start in range(0, len(archived), per_piece):
         part = [session_out(a, history=True) for a in archived[start : start + per_piece]]
         if cbor:
-            yield b"".join(cbor2.dumps(p) for p in part)
+            yield b"".join(encode(p, CBOR) for p in part)
         else:
-            yield (b"," if start else b"") + pydantic_core.to_json(part)[1:-1]
+            yield (b"," if start else b"") + encode(part, JSON)[1:-1]
     yield b"" if cbor else b"]}"
 
 

@@ -239,8 +239,8 @@ class HeldCheckpointer:
             raise sqlite3.OperationalError("disk I/O error")
         yield self
 
-    async def fetchall(self):
-        return [(0, 0, 0)]
+    async def fetchone(self):
+        return (0, 0, 0)
 
     async def close(self):
         self.closed = True

@@ -46,7 +46,7 @@ def changes(change: Change, now: datetime) -> Iterator[dict[str, Any]]:
     if change.statistics_cleared:
         yield {"kind": "statistics", "statistics": statistics}
     for event in change.session_events:
-        session: dict[str, Any] = {**wire.session_out(event)}
+        session = wire.session_out(event)  # a dict of its own, made for this event
         if isinstance(event, Archived):
             session["clearType"] = event.clear_type
         yield {"kind": "sessions", "session": session, "statistics": statistics}

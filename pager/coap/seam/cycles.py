@@ -40,11 +40,10 @@ def untie(stop: Any) -> None:
 def install(token_manager: Any) -> None:
     """Untie each request's cycle as its pipe's interest ends."""
     process_request = token_manager.process_request
-    incoming = token_manager.incoming_requests
 
     def process(request: Message) -> None:
         process_request(request)
-        running = incoming.get((request.token, request.remote))
+        running = token_manager.incoming_requests.get((request.token, request.remote))
         if running is not None:
             pipe, stop = running
             pipe.on_interest_end(partial(untie, stop))
