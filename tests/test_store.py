@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import random
 import sqlite3
+import sys
 import threading
 import time
 from datetime import datetime
@@ -510,3 +511,55 @@ async def test_a_version_4_store_keeps_its_receipts_in_the_ring(tmp_path, wall):
         assert db.execute("SELECT count(*) FROM receipt WHERE slot <> id % 100").fetchone() == (0,)
     finally:
         await store.close()
+
+
+_COMMITTER = """
+import asyncio, sys
+from pager import store as store_module
+from pager.domain.model import Change, Device
+from pager.store import Receipt, Store
+
+store_module.WAL_CHECKPOINT_PAGES = 40  # a checkpoint, both its steps, every few commits
+
+async def main():
+    store = await Store.open(sys.argv[1], receipt_limit=100)
+    n = (await store.load()).device.global_sequence
+    while True:
+        n += 1
+        await store.commit([Change(Device(global_sequence=n))],
+                           [Receipt(1e12, "::1", 1, 0, n % 65536, b"answer %d" % n)])
+        print(n, flush=True)  # acknowledged: committed
+        await asyncio.sleep(0)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("round_", range(3))
+async def test_kill_9_among_checkpoints_loses_no_commit_nor_receipt(tmp_path, round_):
+    """A committer killed at a random moment, checkpoints running beside it or holding it:
+    every commit it acknowledged is in the store, and the receipts are the newest 100 of
+    them, in their ring, after each of several kills."""
+    path = tmp_path / "pager.db"
+    acknowledged = 0
+    for kill in range(3):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _COMMITTER, str(path), stdout=asyncio.subprocess.PIPE
+        )
+        assert proc.stdout is not None
+        lines = 0
+        while lines < 300 + 97 * round_ + 31 * kill:  # past many checkpoints, off their beat
+            line = await asyncio.wait_for(proc.stdout.readline(), 20)
+            assert line, "the committer died"
+            acknowledged, lines = int(line), lines + 1
+        proc.kill()
+        await proc.wait()
+        store = await Store.open(path, receipt_limit=100)
+        try:
+            last = (await store.load()).device.global_sequence
+            assert last >= acknowledged  # a commit under way at the kill may be in, or not
+            assert [r.mid for r in await store.receipts()] == list(range(last - 99, last + 1))
+            db = store._aio.sqlite()
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        finally:
+            await store.close()
