@@ -19,6 +19,7 @@ class Clock:
         self._anchor_system = system()
         self._anchor = self._anchor_system + timedelta(seconds=offset)
         self._offset = self._anchor - self._anchor_system
+        self._settle()
 
     def exact(self) -> datetime:
         if self.frozen:
@@ -27,6 +28,14 @@ class Clock:
             return self.system() + self._offset
         return self._anchor + (self.system() - self._anchor_system) * self.speed
 
+    def _settle(self) -> None:
+        """Set `wall_offset` after every change: while the clock runs at normal speed on the
+        system's own clock, what it adds to the system's local time, so that its reading
+        for a moment can be made later from that moment's timestamp (the request journal
+        makes one for every request); else None."""
+        running = self.system == datetime.now and self.speed == 1.0 and not self.frozen
+        self.wall_offset: timedelta | None = self._offset if running else None
+
     def now(self) -> datetime:
         return self.exact().replace(microsecond=0)
 
@@ -34,6 +43,7 @@ class Clock:
         self._anchor_system = self.system()
         self._anchor = when
         self._offset = when - self._anchor_system
+        self._settle()
 
     def set(self, when: datetime) -> None:
         self._reanchor(when)
@@ -50,13 +60,16 @@ class Clock:
     def freeze(self) -> None:
         self._reanchor(self.exact())
         self.frozen = True
+        self._settle()
 
     def unfreeze(self) -> None:
         self._reanchor(self.exact())
         self.frozen = False
+        self._settle()
 
     def set_speed(self, speed: float) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive; freeze the clock to stop it")
         self._reanchor(self.exact())
         self.speed = speed
+        self._settle()

@@ -153,3 +153,29 @@ def test_reset_returns_to_system_time_at_normal_speed(system: System) -> None:
     assert clock.now() == T0 + timedelta(seconds=20)
     system.advance(3)
     assert clock.now() == T0 + timedelta(seconds=23)
+
+
+def test_wall_offset_is_what_the_clock_adds_to_the_system_clock_only_while_that_holds() -> None:
+    """The journal makes a request's device time from its wall time and `wall_offset`: the
+    offset must be exactly the clock's while it runs at speed 1 on the system's own clock,
+    and None in every other state, including with an injected system clock."""
+    clock = Clock(offset=-3600)
+
+    def made(offset: timedelta | None) -> datetime:
+        assert offset is not None
+        return datetime.now() + offset
+
+    assert abs(made(clock.wall_offset) - clock.exact()) < timedelta(seconds=1)
+    clock.shift(7200)
+    assert abs(made(clock.wall_offset) - clock.exact()) < timedelta(seconds=1)
+    clock.set(LATER)
+    assert abs(made(clock.wall_offset) - LATER) < timedelta(seconds=1)
+    clock.freeze()
+    assert clock.wall_offset is None
+    clock.unfreeze()
+    assert abs(made(clock.wall_offset) - clock.exact()) < timedelta(seconds=1)
+    clock.set_speed(2)
+    assert clock.wall_offset is None
+    clock.reset()
+    assert abs(made(clock.wall_offset) - datetime.now()) < timedelta(seconds=1)
+    assert Clock(system=System()).wall_offset is None

@@ -16,31 +16,30 @@ refuses as malformed (`seam.datagrams.admit`) never became a request and is not 
 from typing import Any, Protocol
 
 
-class Exchange(Protocol):
-    """One request the seam let through to aiocoap, until its first answer has left."""
-
-    def answered(self, datagram: bytes, leaving: bool) -> None:
-        """Its first answer, as aiocoap sends it; `leaving`: it leaves now, else it may yet be
-        held back or lost (`left` tells when it leaves)."""
-        ...
-
-    def left(self) -> None:
-        """That answer leaves now (told again for a copy of it: the first time counts)."""
-        ...
-
-    def marked(self) -> None:
-        """A fault may have acted on the answer just handed to the datagram filter."""
-        ...
-
-
 class Exchanges(Protocol):
-    """Told of every request that reaches the server, on the loop, before aiocoap acts on it."""
+    """Told of every request that reaches the server, on the loop, before aiocoap acts on it,
+    and of its first answer. What `arrived` gives back is that request's exchange, for the
+    seam to hand back with the answer: the seam keeps it and knows nothing of it."""
 
-    def arrived(self, datagram: bytes, peer: Any, duplicate: bool, mark: object) -> Exchange:
+    def arrived(self, datagram: bytes, peer: Any, duplicate: bool, mark: object) -> Any:
         """A request from `peer` (its socket address) is read into aiocoap. `duplicate`: a
         retransmission of one seen within the deduplication window, which goes no further:
         its answer is the one sent before, sent again at once, or none (not ready yet, or a
         NON). `mark`: what `undelivered` gave for it, if the filter held it back."""
+        ...
+
+    def answered(self, exchange: Any, datagram: bytes, leaving: bool) -> None:
+        """The exchange's first answer, as aiocoap sends it; `leaving`: it leaves now, else
+        it may yet be held back or lost (`left` tells when it leaves)."""
+        ...
+
+    def left(self, exchange: Any) -> None:
+        """That answer leaves now (told again for a copy of it: the first time counts)."""
+        ...
+
+    def marked(self, exchange: Any) -> None:
+        """A fault may have acted on the exchange's answer just handed to the datagram
+        filter."""
         ...
 
     def undelivered(self, datagram: bytes, peer: Any) -> object:

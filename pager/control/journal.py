@@ -31,7 +31,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiocoap
@@ -55,204 +55,131 @@ SLICE_SECONDS = 0.001  # how long a read of the journal holds the loop at a time
 _PAUSE = 50e-6  # the GIL let go between slices, for the store's thread (`sliced`)
 _TEXT_FORMATS = frozenset((0, 40))  # text/plain, application/link-format
 DEPTH_MAX = 64  # nesting of a decoded body kept as JSON; a deeper one is kept as base64
+FILE_EVERY = 64  # records made between two filings (`Journal._file`)
 PEERS_MAX = 4096  # distinct peer addresses shared by records before the table starts again
 _INT_BITS_MAX = 14_000  # an integer of fewer than Python's 4,300 digits for text
 
 
-class _Record:
-    """One exchange as recorded: where its datagrams lie in the journal's buffer, the peer,
-    clock readings; nothing decoded. It is the seam's `Exchange` until its answer leaves."""
+# A record is a list, the cheapest object to make on the request path, read by these indices.
+# Its times are monotonic; _SKEW, set when it is filed, makes them wall times.
+ID = 0  # None until the record is filed (`Journal._file`)
+_SKEW, _ARRIVED, _DEVICE, _PEER, _DUPLICATE, _FAULT, _LEAVES = 1, 2, 3, 4, 5, 6, 7
+# Until filed: the request's datagram, and its answer's (None: none yet). Then: where they
+# lie in the journal's buffer (an answer at -1: none) and their sizes.
+_AT, _SIZE, _ANSWER_AT, _ANSWER_SIZE = 8, 9, 10, 11
+_LRSN = 12  # a request over LRSN: its message and answer are XML, no datagrams
+Record = list[Any]
+"""One exchange as recorded (the seam's exchange until its answer leaves): its datagrams,
+the peer, clock readings; nothing decoded."""
 
-    __slots__ = (
-        "journal",
-        "id",
-        "wall",
-        "arrived",
-        "device",
-        "at",
-        "size",
-        "answer_at",
-        "answer_size",
-        "peer",
-        "duplicate",
-        "leaves",
-        "fault",
+
+def _entry(datagrams: _Datagrams, record: Record) -> Entry | None:
+    """The entry of a filed record, or None if its datagrams have been written over since."""
+    size, n = record[_SIZE], record[_ANSWER_SIZE]
+    data = datagrams.get(record[_AT], size) if size else b""
+    sent = datagrams.get(record[_ANSWER_AT], n) if n else b""
+    if data is None or sent is None:
+        return None
+    if record[_LRSN]:
+        return _lrsn_entry(record, data, sent)
+    request = aiocoap.Message.decode(data)
+    answer = aiocoap.Message.decode(sent) if sent else None
+    opt = request.opt
+    content_format = _format(opt.content_format)
+    body, body_base64 = decode_payload(request.payload, content_format, opt.block1)
+    path = opt.uri_path
+    if not path and opt.uri_path_abbrev in ABBREVIATED:
+        path = ABBREVIATED[opt.uri_path_abbrev]
+    block2 = opt.block2 or (answer.opt.block2 if answer is not None else None)
+    code = int(request.code)
+    answered: dict[str, Any] = {}
+    if answer is not None:
+        answer_format = _format(answer.opt.content_format)
+        decoded, undecoded = decode_payload(answer.payload, answer_format, answer.opt.block2)
+        answered = {
+            "code": answer.code.dotted,
+            "answer_content_format": answer_format,
+            "answer": decoded,
+            "answer_base64": undecoded,
+        }
+    return Entry(
+        id=record[ID],
+        time=_time(record),
+        device_time=_device_time(record),
+        peer=_peer(record[_PEER]),
+        type="CON" if request.mtype == CON else "NON",
+        mid=request.mid,
+        token=request.token.hex(),
+        method=METHODS.get(code, request.code.dotted),
+        path="/" + "/".join(path),
+        query=tuple(opt.uri_query),
+        content_format=content_format,
+        body=body,
+        body_base64=body_base64,
+        observe=opt.observe,
+        block1=None if opt.block1 is None else opt.block1.block_number,
+        block2=None if block2 is None else block2.block_number,
+        number=_number(opt.uri_query, body),
+        latency_ms=_latency(record),
+        duplicate=record[_DUPLICATE],
+        fault=record[_FAULT],
+        **answered,
     )
 
-    def __init__(
-        self, journal: Journal, datagram: bytes, peer: Any, duplicate: bool, mark: object
-    ) -> None:
-        self.journal = journal
-        self.id = next(journal._ids)
-        self.wall = time.time()
-        self.arrived = time.monotonic()
-        self.device = journal.clock.exact()
-        self.at = journal._datagrams.put(datagram)
-        self.size = len(datagram)
-        self.answer_at = -1
-        self.answer_size = 0
-        self.peer = journal._peers.setdefault(peer, peer)
-        self.duplicate = duplicate
-        self.leaves: float | None = None
-        self.fault: FaultMark | None
-        if mark is not None and isinstance(mark, FaultMark):  # what held it (undelivered)
-            self.fault = mark
-        else:
-            self.fault, journal._fault = journal._fault, None
 
-    def answered(self, datagram: bytes, leaving: bool) -> None:
-        journal = self.journal
-        if journal._fault is not None:
-            self.fault, journal._fault = journal._fault, None
-        if self.id >= journal._floor:  # still kept
-            datagrams = journal._datagrams
-            self.answer_at = datagrams.put(datagram)
-            self.answer_size = size = len(datagram)
-            journal._bytes += size
-            if journal._records[0].at < datagrams.end - datagrams.size:
-                journal._trim()
-        if leaving:
-            self.left()
-
-    def left(self) -> None:
-        if self.leaves is None:
-            self.leaves = time.monotonic()
-            if self.journal.watch is not None:
-                self.journal.watch(self, True)
-
-    def marked(self) -> None:
-        journal = self.journal
-        if journal._fault is not None:
-            self.fault, journal._fault = journal._fault, None
-
-    def entry(self) -> Entry | None:
-        """The entry, or None if its datagrams have been written over since."""
-        datagrams = self.journal._datagrams
-        data = datagrams.get(self.at, self.size)
-        sent = datagrams.get(self.answer_at, self.answer_size) if self.answer_size else b""
-        if data is None or sent is None:
-            return None
-        request = aiocoap.Message.decode(data)
-        answer = aiocoap.Message.decode(sent) if sent else None
-        opt = request.opt
-        content_format = _format(opt.content_format)
-        body, body_base64 = decode_payload(request.payload, content_format, opt.block1)
-        path = opt.uri_path
-        if not path and opt.uri_path_abbrev in ABBREVIATED:
-            path = ABBREVIATED[opt.uri_path_abbrev]
-        block2 = opt.block2 or (answer.opt.block2 if answer is not None else None)
-        code = int(request.code)
-        answered: dict[str, Any] = {}
-        if answer is not None:
-            answer_format = _format(answer.opt.content_format)
-            decoded, undecoded = decode_payload(answer.payload, answer_format, answer.opt.block2)
-            answered = {
-                "code": answer.code.dotted,
-                "answer_content_format": answer_format,
-                "answer": decoded,
-                "answer_base64": undecoded,
-            }
-        return Entry(
-            id=self.id,
-            time=datetime.fromtimestamp(self.wall, UTC).isoformat(timespec="microseconds"),
-            device_time=fmt(self.device),
-            peer=_peer(self.peer),
-            type="CON" if request.mtype == CON else "NON",
-            mid=request.mid,
-            token=request.token.hex(),
-            method=METHODS.get(code, request.code.dotted),
-            path="/" + "/".join(path),
-            query=tuple(opt.uri_query),
-            content_format=content_format,
-            body=body,
-            body_base64=body_base64,
-            observe=opt.observe,
-            block1=None if opt.block1 is None else opt.block1.block_number,
-            block2=None if block2 is None else block2.block_number,
-            number=_number(opt.uri_query, body),
-            latency_ms=(
-                None if self.leaves is None else round((self.leaves - self.arrived) * 1e3, 3)
-            ),
-            duplicate=self.duplicate,
-            fault=self.fault,
-            **answered,
-        )
+def _lrsn_entry(record: Record, data: bytes, sent: bytes) -> Entry:
+    request = lrsn.parse(data)
+    element = _LRSN_ELEMENT.match(data)
+    path = "/lrsn/" + (element.group(1).decode() if element else "")
+    ret = _LRSN_RET.search(sent)
+    try:
+        body, body_base64 = data.decode("utf-8"), None
+    except UnicodeDecodeError:
+        body, body_base64 = None, base64.b64encode(data).decode()
+    return Entry(
+        id=record[ID],
+        time=_time(record),
+        device_time=_device_time(record),
+        peer=_peer(record[_PEER]),
+        type=None,
+        mid=None,
+        token=None,
+        method="LRSN",
+        path=path,
+        body=body,
+        body_base64=body_base64,
+        number=request.number if isinstance(request, lrsn.Page) else None,
+        code=None if ret is None else ret.group(1).decode(),
+        answer=sent.decode() if sent else None,
+        latency_ms=_latency(record),
+        fault=record[_FAULT],
+        transport="lrsn",
+    )
 
 
-class _LrsnRecord:
-    """One LRSN request as recorded (`Journal.lrsn_request`): its message and answer in the
-    journal's buffer beside the datagrams, decoded only when read."""
+def _device_time(record: Record) -> str:
+    device = record[_DEVICE]  # what the clock read, or added to the wall time (`wall_offset`)
+    if isinstance(device, timedelta):
+        device = datetime.fromtimestamp(_wall(record)) + device
+    return fmt(device)
 
-    __slots__ = (
-        "journal", "id", "wall", "device", "at", "size", "answer_at", "answer_size", "peer",
-        "latency", "fault",
-    )  # fmt: skip
 
-    def __init__(
-        self,
-        journal: Journal,
-        peer: tuple[str, int],
-        message: bytes,
-        answer: bytes | None,
-        sent: bool,
-        fault: FaultMark | None,
-        arrived: float,
-    ) -> None:
-        self.journal = journal
-        self.id = next(journal._ids)
-        self.wall = time.time() - (time.monotonic() - arrived)
-        self.device = journal.clock.exact()
-        self.at = journal._datagrams.put(message)
-        self.size = len(message)
-        self.answer_at, self.answer_size = -1, 0
-        if answer:
-            self.answer_at = journal._datagrams.put(answer)
-            self.answer_size = len(answer)
-        self.peer = peer
-        self.latency = round((time.monotonic() - arrived) * 1e3, 3) if sent else None
-        self.fault = fault
+def _time(record: Record) -> str:
+    return datetime.fromtimestamp(_wall(record), UTC).isoformat(timespec="microseconds")
 
-    def entry(self) -> Entry | None:
-        datagrams = self.journal._datagrams
-        data = datagrams.get(self.at, self.size) if self.size else b""
-        sent = datagrams.get(self.answer_at, self.answer_size) if self.answer_size else b""
-        if data is None or sent is None:
-            return None
-        request = lrsn.parse(data)
-        element = _LRSN_ELEMENT.match(data)
-        path = "/lrsn/" + (element.group(1).decode() if element else "")
-        ret = _LRSN_RET.search(sent)
-        try:
-            body, body_base64 = data.decode("utf-8"), None
-        except UnicodeDecodeError:
-            body, body_base64 = None, base64.b64encode(data).decode()
-        return Entry(
-            id=self.id,
-            time=datetime.fromtimestamp(self.wall, UTC).isoformat(timespec="microseconds"),
-            device_time=fmt(self.device),
-            peer=_peer(self.peer),
-            type=None,
-            mid=None,
-            token=None,
-            method="LRSN",
-            path=path,
-            body=body,
-            body_base64=body_base64,
-            number=request.number if isinstance(request, lrsn.Page) else None,
-            code=None if ret is None else ret.group(1).decode(),
-            answer=sent.decode() if sent else None,
-            latency_ms=self.latency,
-            fault=self.fault,
-            transport="lrsn",
-        )
+
+def _wall(record: Record) -> float:
+    wall: float = record[_ARRIVED] + record[_SKEW]
+    return wall
+
+
+def _latency(record: Record) -> float | None:
+    leaves = record[_LEAVES]
+    return None if leaves is None else round((leaves - record[_ARRIVED]) * 1e3, 3)
 
 
 _LRSN_ELEMENT = re.compile(rb"\s*<([A-Za-z_][\w.-]{0,63})")
 _LRSN_RET = re.compile(rb' ret="([0-9]+)"')
-
-
-Recorded = _Record | _LrsnRecord
-"""A record of either interface, as the journal's `watch` is told of it."""
 
 
 @dataclass(frozen=True)
@@ -307,31 +234,69 @@ class Journal:
         self.max_bytes = max_bytes
         self._datagrams = _Datagrams(max_bytes)
         self._peers: dict[Any, Any] = {}  # each peer's address once, not once per record
-        self._records: deque[_Record | _LrsnRecord] = deque()
+        self._records: deque[Record] = deque(maxlen=limit)  # filed, oldest first
+        self._unfiled: list[Record] = []  # made since, in order (`_file`)
         self._ids = itertools.count(1)
-        self._floor = 1  # records with a lower id are gone
-        self._bytes = 0
         self._fault: FaultMark | None = None
         # Told of each record made (and whether it is complete: a request lost) and of each
         # answer leaving, while someone follows the journal live (the pager wall); else None.
-        self.watch: Callable[[Recorded, bool], None] | None = None
+        self.watch: Callable[[Record, bool], None] | None = None
 
     def __len__(self) -> int:
+        self._file()
         return len(self._records)
 
     @property
     def held_bytes(self) -> int:
         """The bytes of the datagrams kept, requests and answers."""
-        return self._bytes
+        self._file()
+        return sum(r[_SIZE] + r[_ANSWER_SIZE] for r in self._records)
 
     # -- told by the seam (pager.coap.exchanges.Exchanges) and by the faults ---------------
 
-    def arrived(self, datagram: bytes, peer: Any, duplicate: bool, mark: object) -> _Record:
-        record = _Record(self, datagram, peer, duplicate, mark)
-        self._keep(record)
+    def arrived(self, datagram: bytes, peer: Any, duplicate: bool, mark: object) -> Record:
+        fault = self._fault
+        if mark is not None and isinstance(mark, FaultMark):  # what held it (undelivered)
+            fault = mark
+        elif fault is not None:
+            self._fault = None
+        clock = self.clock
+        offset = clock.wall_offset  # the device's time, made from the wall time when read
+        record = [
+            None, None, time.monotonic(), clock.exact() if offset is None else offset,
+            peer, duplicate, fault, None, datagram, 0, None, 0, False,
+        ]  # fmt: skip
+        unfiled = self._unfiled
+        unfiled.append(record)
         if self.watch is not None:
-            self.watch(record, False)
+            self._tell(record, False)
+        elif len(unfiled) >= FILE_EVERY:
+            self._file()
         return record
+
+    def answered(self, record: Record, datagram: bytes, leaving: bool) -> None:
+        if self._fault is not None:
+            record[_FAULT], self._fault = self._fault, None
+        if record[ID] is None:
+            record[_ANSWER_AT] = datagram  # filed with its request
+        elif self._kept(record):
+            record[_ANSWER_AT] = self._datagrams.put(datagram)
+            record[_ANSWER_SIZE] = len(datagram)
+            self._trim()
+        if leaving:  # told once, before any `left`
+            record[_LEAVES] = time.monotonic()
+            if self.watch is not None:
+                self._tell(record, True)
+
+    def left(self, record: Record) -> None:
+        if record[_LEAVES] is None:
+            record[_LEAVES] = time.monotonic()
+            if self.watch is not None:
+                self._tell(record, True)
+
+    def marked(self, record: Record) -> None:
+        if self._fault is not None:
+            record[_FAULT], self._fault = self._fault, None
 
     def undelivered(self, datagram: bytes, peer: Any) -> FaultMark | None:
         """Lost, unless a fault other than a drop holds it (reorder): then its mark goes
@@ -339,10 +304,13 @@ class Journal:
         mark, self._fault = self._fault, None
         if mark is not None and mark.kind != "drop":
             return mark
-        record = _Record(self, datagram, peer, False, mark)
-        self._keep(record)
+        record = [
+            None, None, time.monotonic(), self.clock.exact(), peer, False, mark, None, datagram,
+            0, None, 0, False,
+        ]  # fmt: skip
+        self._unfiled.append(record)
         if self.watch is not None:
-            self.watch(record, True)
+            self._tell(record, True)
         return None
 
     def passed(self) -> None:
@@ -362,40 +330,79 @@ class Journal:
         fault: tuple[int, str] | None,
         arrived: float,
     ) -> None:
-        mark = None if fault is None else FaultMark(*fault)
-        record = _LrsnRecord(self, peer, message, answer, sent, mark, arrived)
-        self._keep(record)
+        record = [
+            None, None, arrived, self.clock.exact(), peer, False,
+            None if fault is None else FaultMark(*fault), time.monotonic() if sent else None,
+            message, 0, answer or None, 0, True,
+        ]  # fmt: skip
+        self._unfiled.append(record)
         if self.watch is not None:
-            self.watch(record, True)
+            self._tell(record, True)
 
-    def _keep(self, record: _Record | _LrsnRecord) -> None:
-        records = self._records
-        records.append(record)
-        self._bytes += record.size + record.answer_size  # an LRSN one has its answer
-        datagrams = self._datagrams
-        if len(records) > self.limit or records[0].at < datagrams.end - datagrams.size:
-            self._trim()
-            if len(self._peers) > PEERS_MAX:
-                self._peers.clear()
+    def _tell(self, record: Record, done: bool) -> None:
+        assert self.watch is not None
+        if record[ID] is None:
+            self._file()  # the watch reads the record by its id
+        self.watch(record, done)
+
+    def _file(self) -> None:
+        """Give the records made since the last time their ids, their datagrams their place
+        in the buffer, and keep them. Done in batches, off the request path of all but one
+        request in `FILE_EVERY`, and before anything reads the journal: on the request
+        path a record costs only its making (recording is held to 5 % of the throughput
+        of the cheapest request, docs/control-api.md)."""
+        unfiled = self._unfiled
+        if not unfiled:
+            return
+        put = self._datagrams.put
+        peers = self._peers
+        ids = self._ids
+        skew = time.time() - time.monotonic()  # the wall time, read once for them all
+        for record in unfiled:
+            record[ID] = next(ids)
+            record[_SKEW] = skew
+            data = record[_AT]
+            record[_SIZE] = n = len(data)
+            answer = record[_ANSWER_AT]
+            if answer is None:
+                record[_AT] = put(data)
+                record[_ANSWER_AT] = -1
+            else:  # the two in one piece, the answer after the request
+                record[_AT] = at = put(data + answer)
+                record[_ANSWER_AT] = at + n
+                record[_ANSWER_SIZE] = len(answer)
+            peer = record[_PEER]
+            record[_PEER] = peers.setdefault(peer, peer)
+        self._records.extend(unfiled)  # the oldest beyond `limit` go
+        unfiled.clear()
+        self._trim()
+        if len(peers) > PEERS_MAX:
+            peers.clear()
 
     def _trim(self) -> None:
-        """The oldest go while there are more than `limit`, or their datagrams have been
-        written over (records are written over oldest first: each one's answer comes after
-        its request in the buffer, and the requests come in the records' order)."""
+        """The oldest go while their datagrams have been written over (records are written
+        over oldest first: each one's answer comes after its request in the buffer, and the
+        requests come in the records' order)."""
         records = self._records
         oldest = self._datagrams.end - self._datagrams.size
-        while records and (len(records) > self.limit or records[0].at < oldest):
-            gone = records.popleft()
-            self._floor = gone.id + 1
-            self._bytes -= gone.size + gone.answer_size
+        while records and records[0][_AT] < oldest:
+            records.popleft()
+
+    def _kept(self, record: Record) -> bool:
+        """Whether a filed record is still kept: not gone as the oldest, nor with a clear."""
+        records = self._records
+        return bool(records) and record[ID] >= records[0][ID]
 
     # -- read and cleared by the rig --------------------------------------------------------
 
     def clear(self) -> None:
-        if self._records:
-            self._floor = self._records[-1].id + 1
+        self._file()
         self._records.clear()
-        self._bytes = 0
+
+    def entry(self, record: Record) -> Entry | None:
+        """The entry of a record the watch was told of, or None if its datagrams have been
+        written over since."""
+        return _entry(self._datagrams, record)
 
     def entries(self, filters: Filters | None = None) -> Iterator[Entry]:
         """The entries that match, oldest first, from a snapshot of the records: what is
@@ -404,10 +411,12 @@ class Journal:
         after = filters.after or 0
         since = None if filters.since is None else filters.since.timestamp()
         left = filters.limit
+        self._file()
+        datagrams = self._datagrams
         for record in list(self._records):
-            if record.id <= after or (since is not None and record.wall < since):
+            if record[ID] <= after or (since is not None and _wall(record) < since):
                 continue
-            entry = record.entry()
+            entry = _entry(datagrams, record)
             if entry is not None and filters.matches(entry):
                 yield entry
                 if left is not None:
@@ -417,8 +426,10 @@ class Journal:
 
     def tail(self, count: int) -> Iterator[Entry]:
         """The last `count` entries, oldest first (fewer if some were written over)."""
+        self._file()
+        datagrams = self._datagrams
         for record in list(self._records)[-count:]:
-            entry = record.entry()
+            entry = _entry(datagrams, record)
             if entry is not None:
                 yield entry
 

@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from pager.control import wall_events
+from pager.control.journal import ID
 
 if TYPE_CHECKING:
-    from pager.control.journal import Journal, Recorded
+    from pager.control.journal import Journal, Record
     from pager.control.rig import RigControls
     from pager.domain.model import Change
 
@@ -181,26 +182,27 @@ class WallStream:
 
     # -- the journal's watch: only set while a stream is open ------------------------------
 
-    def _watch(self, record: Recorded, done: bool) -> None:
+    def _watch(self, record: Record, done: bool) -> None:
         """A record is made (`done`: lost, with no answer to wait for) or its answer has
         left (`done`). Its event is built on a callback of its own."""
         loop = asyncio.get_running_loop()
-        timer = self._unanswered.pop(record.id, None)
+        timer = self._unanswered.pop(record[ID], None)
         if timer is not None:
             timer.cancel()
         if done:
             loop.call_soon(self._journaled, record)
         else:
-            self._unanswered[record.id] = loop.call_later(
+            self._unanswered[record[ID]] = loop.call_later(
                 UNANSWERED_SECONDS, self._unanswered_for_long, record
             )
 
-    def _unanswered_for_long(self, record: Recorded) -> None:
-        self._unanswered.pop(record.id, None)
+    def _unanswered_for_long(self, record: Record) -> None:
+        self._unanswered.pop(record[ID], None)
         self._journaled(record)
 
-    def _journaled(self, record: Recorded) -> None:
-        entry = record.entry() if self.subscribers else None
+    def _journaled(self, record: Record) -> None:
+        journal = self.journal
+        entry = journal.entry(record) if self.subscribers and journal is not None else None
         if entry is not None:  # None: written over already (a flood of larger ones since)
             self._broadcast(wall_events.encode("journal", wall_events.journal_entry(entry)))
 

@@ -585,9 +585,8 @@ def test_recording_keeps_no_datagram_as_an_object_of_its_own():
         before = tracemalloc.get_traced_memory()[0]
         for port in range(2000):
             peer = ("::ffff:127.0.0.1", 40000 + port % 4, 0, 0)
-            journal.arrived(bytes(bytearray(request)), peer, False, None).answered(
-                bytes(bytearray(answer)), True
-            )
+            record = journal.arrived(bytes(bytearray(request)), peer, False, None)
+            journal.answered(record, bytes(bytearray(answer)), True)
         grown = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
@@ -603,3 +602,93 @@ def test_a_peer_reads_alike_whichever_socket_it_came_through():
     assert _peer(("::ffff:10.0.0.7", 5683, 0, 0)) == "10.0.0.7:5683"
     assert _peer(("10.0.0.7", 40000)) == "10.0.0.7:40000"
     assert _peer(("::1", 5683, 0, 0)) == "[::1]:5683"
+
+
+def _journal_of(limit=10_000, max_bytes=16 * 2**20):
+    from pager.clock import Clock
+    from pager.control.journal import Journal
+
+    return Journal(Clock(), limit=limit, max_bytes=max_bytes)
+
+
+def _answer_to(request: bytes, payload: bytes = b"ok") -> bytes:
+    m = aiocoap.Message.decode(request)
+    answer = aiocoap.Message(code=aiocoap.CONTENT, payload=payload)
+    answer.mtype, answer.mid, answer.token = Type.ACK, m.mid, m.token
+    return answer.encode()
+
+
+def test_an_answer_after_its_request_was_filed_is_still_its_entrys():
+    """Records are filed in batches (`FILE_EVERY`), or when the journal is read: an answer
+    that comes after that (a slow request among many in flight) goes to its entry, and a
+    record gone since (a clear, the limit) takes none and breaks nothing."""
+    from pager.control.journal import FILE_EVERY
+
+    journal = _journal_of(limit=FILE_EVERY + 10)
+    raw = Raw(None, None)
+    peer = ("::ffff:127.0.0.1", 40000, 0, 0)
+    slow_request = raw.datagram(aiocoap.GET, "/slow")
+    slow = journal.arrived(slow_request, peer, False, None)
+    quick = []
+    for _ in range(FILE_EVERY):  # the slow one is filed among them, unanswered
+        request = raw.datagram(aiocoap.GET, "/quick")
+        quick.append(request)
+        record = journal.arrived(request, peer, False, None)
+        journal.answered(record, _answer_to(request), True)
+    slow_answer = _answer_to(slow_request, b'"late"')
+    journal.answered(slow, slow_answer, True)
+    entries = list(journal.entries())
+    assert [e.path for e in entries] == ["/slow"] + ["/quick"] * FILE_EVERY
+    assert [e.id for e in entries] == list(range(1, FILE_EVERY + 2))
+    assert (entries[0].code, entries[0].answer) == ("2.05", "late")
+    assert entries[0].latency_ms is not None and all(e.code == "2.05" for e in entries)
+    held = sum(len(r) + len(_answer_to(r)) for r in quick) + len(slow_request + slow_answer)
+    assert journal.held_bytes == held
+
+    cleared = journal.arrived(raw.datagram(aiocoap.GET, "/cleared"), peer, False, None)
+    journal.clear()
+    journal.answered(cleared, b"\x60\x45\x00\x00", True)
+    assert list(journal.entries()) == [] and journal.held_bytes == 0
+    gone = journal.arrived(raw.datagram(aiocoap.GET, "/gone"), peer, False, None)
+    for _ in range(FILE_EVERY + 10):  # past the limit: "gone" is the oldest, and goes
+        journal.arrived(raw.datagram(aiocoap.GET, "/after"), peer, False, None)
+    assert len(journal) == FILE_EVERY + 10
+    journal.answered(gone, b"\x60\x45\x00\x00", True)
+    entries = list(journal.entries())
+    assert {e.path for e in entries} == {"/after"} and len(entries) == FILE_EVERY + 10
+    # ids go on through the clear: slow, the quick ones, cleared and gone came before
+    assert entries[0].id == 1 + FILE_EVERY + 1 + 1 + 1
+
+
+def test_device_and_wall_time_are_the_moment_a_request_came_not_when_it_was_filed():
+    """A record's device time is made from its wall time when read: a clock set, shifted,
+    frozen or sped up after the request came (before the record was filed, and after)
+    changes neither."""
+    journal = _journal_of()
+    clock = journal.clock
+    raw = Raw(None, None)
+    peer = ("::ffff:127.0.0.1", 40000, 0, 0)
+    before = time.time()
+    journal.arrived(raw.datagram(aiocoap.GET, "/a"), peer, False, None)
+    clock.shift(86_400)  # a day on: the first request's device time stays today's
+    journal.arrived(raw.datagram(aiocoap.GET, "/b"), peer, False, None)
+    clock.freeze()
+    clock.shift(86_400)
+    journal.arrived(raw.datagram(aiocoap.GET, "/c"), peer, False, None)  # frozen, two days on
+    clock.unfreeze()
+    clock.set_speed(100)
+    after = time.time()
+    a, b, c = journal.entries()
+    now = datetime.now()
+    day = timedelta(days=1)
+    for entry, days in ((a, 0), (b, 1), (c, 2)):
+        device = datetime.fromisoformat(entry.device_time)
+        assert abs(device - (now + days * day)) < timedelta(seconds=5), (entry.path, device)
+        wall = datetime.fromisoformat(entry.time).timestamp()
+        assert before - 0.01 <= wall <= after + 0.01, entry.path
+    clock.reset()
+    assert [e.device_time for e in journal.entries()] == [
+        a.device_time,
+        b.device_time,
+        c.device_time,
+    ]

@@ -365,9 +365,9 @@ async def test_the_journal_counts_lrsn_answers_in_its_bytes_as_they_come_and_go(
     journal = lrsn_rig.emu._journal
     for _ in range(12):  # past the limit of 5: the oldest go, their answers with them
         assert ret(await logged_in.ask(SHORT)) == 0
-        kept = list(journal._records)
-        assert journal.held_bytes == sum(r.size + r.answer_size for r in kept)
-        assert all(r.answer_size for r in kept)
+        kept = list(journal.entries())
+        assert journal.held_bytes == sum(len(e.body) + len(e.answer or "") for e in kept)
+        assert all(e.answer for e in kept)
     assert len(journal) == 5
 
 

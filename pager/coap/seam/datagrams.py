@@ -51,7 +51,7 @@ from aiocoap.options import Options
 from aiocoap.optiontypes import OpaqueOption
 from aiocoap.transports.udp6 import UDP6EndpointAddress
 
-from pager.coap.exchanges import Exchange, Exchanges
+from pager.coap.exchanges import Exchanges
 from pager.coap.seam.dedup import RecentMessages, Replay
 
 log = logging.getLogger("pager.coap")
@@ -256,7 +256,7 @@ def install(
     udp.transport.max_size = MAX_DATAGRAM
     if exchanges is not None and recent is None:
         raise TypeError("telling exchanges needs the deduplication table")
-    replaying: list[Exchange | None] = [None]  # a duplicate's, while aiocoap answers it
+    replaying: list[Any] = [None]  # a duplicate's, while aiocoap answers it
 
     def read(data: bytes, address: Any, pktinfo: bytes | None, mark: object = None) -> None:
         remote = Peer(address, udp, pktinfo=pktinfo)
@@ -325,7 +325,8 @@ def install(
             elif replaying[0] is not None and isinstance(message, Replay):
                 exchange, replaying[0] = replaying[0], None
             if exchange is not None:
-                exchange.answered(recent.sent(message), unheld)  # type: ignore[union-attr]
+                # an answer aiocoap filed for duplicates encodes as kept (`dedup.Replay`)
+                exchanges.answered(exchange, message.encode(), unheld)
         if unheld:
             send(message)
             return
@@ -335,14 +336,15 @@ def install(
             if exchanges is not None:
                 exchanges.passed()
         else:
-            told = exchange
+            told, journal = exchange, exchanges
+            assert journal is not None  # an exchange is only ever its
 
             def leave(m: aiocoap.Message) -> None:
-                told.left()
+                journal.left(told)
                 send(m)
 
             datagram_filter.outgoing(message, leave)
-            told.marked()
+            journal.marked(told)
 
     udp.send = sending
 

@@ -151,7 +151,6 @@ class RecentMessages(dict[Any, Any]):
         # the first live key of a dict whose front was deleted walks over every deleted slot,
         # a cost that showed in profiles of write load.
         self._born: deque[tuple[float, Any]] = deque()
-        self.filed: Replay | None = None  # the latest answer filed (see `sent`)
 
     def __setitem__(self, key: Any, value: Any) -> None:
         if key not in self:
@@ -166,7 +165,7 @@ class RecentMessages(dict[Any, Any]):
                 # CON failing, a NON another request's answer. The answer to a request is
                 # the ACK (or RST) that echoes its id.
                 return
-            value = self.filed = Replay(value)
+            value = Replay(value)
         super().__setitem__(key, value)
 
     def _forget_old(self) -> None:
@@ -174,18 +173,6 @@ class RecentMessages(dict[Any, Any]):
         born = self._born
         while born and (born[0][0] < cutoff or len(self) >= self.max_entries):
             del self[born.popleft()[1]]
-
-    def sent(self, answer: aiocoap.Message | Replay) -> bytes:
-        """The datagram of `answer` as it is being sent: a piggybacked one was encoded when
-        aiocoap filed it here, just before sending it (a `Replay` is such a one sent again);
-        any other is encoded now."""
-        if isinstance(answer, Replay):
-            return answer.encode()
-        filed = self.filed
-        if answer.mtype == ACK and filed is not None and filed.mid == answer.mid:
-            if filed.remote is answer.remote:  # the one aiocoap filed just before sending it
-                return filed.encode()
-        return answer.encode()
 
     def pop(self, key: Any, default: Any = None) -> Any:
         """Called only by aiocoap's expiry timers, which fire too early now: ignored."""
