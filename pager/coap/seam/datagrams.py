@@ -274,7 +274,7 @@ def install(
             return
         if critical is not None:
             setattr(message, _UNRECOGNISED, critical)
-        if exchanges is not None and message.code.is_request():
+        if exchanges is not None and 0 < data[1] < 32:  # a request's code (the code byte)
             # aiocoap takes it for a duplicate: it sends the answer kept for it again, if
             # there is one yet, and goes no further
             duplicate = (remote, message.mid) in recent  # type: ignore[operator]
