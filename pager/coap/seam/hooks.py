@@ -170,10 +170,10 @@ HOOKS: list[Hook] = [
     Hook(
         "exchange-record",
         "Message.request (read on each outgoing message), MessageManager._recent_messages "
-        "(read by datagram-in and datagram-out)",
+        "(read by datagram-in)",
         "the request journal is told of each request as it arrives, whether aiocoap takes it "
         "for a duplicate (and the cached answer it re-sends), and of its first answer as it "
-        "leaves, the datagram aiocoap filed for a piggybacked one",
+        "leaves, read by its encode (for a piggybacked one, the datagram dedup-table kept)",
         "aiocoap answers duplicates, and faults drop or hold datagrams, below anything its "
         "public API shows; the journal must see those too, at no cost a benchmark notices",
         "none filed",
