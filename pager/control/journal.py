@@ -308,9 +308,7 @@ class Journal:
             None, None, time.monotonic(), self.clock.exact(), peer, False, mark, None, datagram,
             0, None, 0, False,
         ]  # fmt: skip
-        self._unfiled.append(record)
-        if self.watch is not None:
-            self._tell(record, True)
+        self._keep(record)
         return None
 
     def passed(self) -> None:
@@ -335,9 +333,17 @@ class Journal:
             None if fault is None else FaultMark(*fault), time.monotonic() if sent else None,
             message, 0, answer or None, 0, True,
         ]  # fmt: skip
-        self._unfiled.append(record)
+        self._keep(record)
+
+    def _keep(self, record: Record) -> None:
+        """A complete record (a request lost, or over LRSN) among those to file, filed with
+        them once there are `FILE_EVERY` (as `arrived` does), or at once for the watch."""
+        unfiled = self._unfiled
+        unfiled.append(record)
         if self.watch is not None:
             self._tell(record, True)
+        elif len(unfiled) >= FILE_EVERY:
+            self._file()
 
     def _tell(self, record: Record, done: bool) -> None:
         assert self.watch is not None
