@@ -2,14 +2,21 @@
 come late, records dropped by the limit or the byte ring, the watch, and what the seam
 records as an answer against what went on the wire."""
 
+import asyncio
+import socket
 import time
 
 import aiocoap
+import pytest
 from aiocoap.numbers.types import Type
 
+from pager.app import Emulator
 from pager.clock import Clock
+from pager.control import journal as J
 from pager.control.faults import Fault
 from pager.control.journal import FILE_EVERY, Journal
+from tests.conftest import datagrams_to, make_config
+from tests.control.wall import Events
 
 PEER = ("::ffff:127.0.0.1", 40000, 0, 0)
 
@@ -49,3 +56,255 @@ def test_lost_requests_and_lrsn_requests_are_filed_in_batches_too():
     assert [e.id for e in entries] == list(range(1996, 2001))
     assert [e.method for e in entries] == ["LRSN", "POST", "LRSN", "POST", "LRSN"]
     assert entries[1].fault.kind == "drop" and entries[1].path == "/p/998"
+
+
+# -- what the journal keeps as an answer is what went on the wire --------------------------
+
+
+def _kept(journal: Journal) -> list[tuple[bytes, bytes | None]]:
+    """Each kept record's request and answer datagrams, as the journal's buffer holds them."""
+    len(journal)  # filed
+    ring = journal._datagrams
+    kept = []
+    for r in journal._records:
+        answer = ring.get(r[J._ANSWER_AT], r[J._ANSWER_SIZE]) if r[J._ANSWER_SIZE] else None
+        kept.append((ring.get(r[J._AT], r[J._SIZE]), answer))
+    return kept
+
+
+class _Wire:
+    """One UDP port speaking CoAP datagram by datagram; every datagram it got, in order."""
+
+    def __init__(self, transport, proto):
+        self.transport, self.proto, self.mid = transport, proto, 200
+
+    def datagram(self, method, path: str, payload=b"", mtype=Type.CON, mid=None, **opt) -> bytes:
+        if mid is None:
+            self.mid += 1
+            mid = self.mid
+        m = aiocoap.Message(code=method, payload=payload, **opt)
+        m.opt.uri_path = tuple(path.strip("/").split("/"))
+        m.mtype, m.mid, m.token = mtype, mid, b"w" + mid.to_bytes(2, "big")
+        return m.encode()
+
+    async def send(self, data: bytes, count: int = 1) -> list[bytes]:
+        self.transport.sendto(data)
+        return [await asyncio.wait_for(self.proto.received.get(), 5) for _ in range(count)]
+
+
+@pytest.fixture
+async def wire(rig):
+    async with datagrams_to(rig.emu.port) as (transport, proto):
+        yield _Wire(transport, proto)
+
+
+async def test_every_answer_kept_is_the_datagram_that_went_on_the_wire(rig, wire):
+    """The seam keeps `message.encode()` as the answer (RecentMessages.sent is gone): for
+    piggybacked answers (one with a receipt among them), a duplicate answered from the
+    deduplication table after its original was filed, an error, every block of a block-wise
+    answer, a NON answer, a separate response and an observation's registration, the bytes
+    kept are the bytes the client got."""
+    emu = rig.emu
+    journal = emu._journal
+    got: list[bytes] = []
+    got += await wire.send(wire.datagram(aiocoap.GET, "/v1/settings"))
+    post = wire.datagram(aiocoap.POST, "/v1/sessions", b'{"number":5}', content_format=50)
+    got += await wire.send(post)  # committed with its receipt: encoded for it
+    assert len(journal) == 2  # filed before its retransmission comes
+    again = await wire.send(post)
+    assert again == got[-1:]  # the same datagram, from the deduplication table
+    got += again
+    got += await wire.send(wire.datagram(aiocoap.GET, "/v1/nowhere"))
+    assert [answer for _, answer in _kept(journal)] == got
+    got.clear()
+    for n in range(2, 30):
+        await rig.coap.post("/v1/sessions", {"number": n, "label": "a long label " * 4})
+    emu.clear_journal()
+    number = 0
+    while True:  # block by block
+        block = wire.datagram(
+            aiocoap.GET,
+            "/v1/sessions",
+            block2=aiocoap.optiontypes.BlockOption.BlockwiseTuple(number, False, 6),
+        )
+        (answer,) = await wire.send(block)
+        got.append(answer)
+        number += 1
+        if not aiocoap.Message.decode(answer).opt.block2.more:
+            break
+    assert number >= 3
+    got += await wire.send(wire.datagram(aiocoap.GET, "/v1/settings", mtype=Type.NON))
+    got += await wire.send(wire.datagram(aiocoap.GET, "/v1/notify", observe=0))
+    release = asyncio.Event()
+    held = asyncio.create_task(emu.engine.exclusive(release.wait))
+    await asyncio.sleep(0.05)
+    wire.transport.sendto(
+        wire.datagram(aiocoap.POST, "/v1/sessions", b'{"number":99}', content_format=50)
+    )
+    empty = await asyncio.wait_for(wire.proto.received.get(), 5)  # no answer yet: an ACK
+    assert aiocoap.Message.decode(empty).code == aiocoap.EMPTY
+    release.set()
+    await held
+    separate = await asyncio.wait_for(wire.proto.received.get(), 5)
+    decoded = aiocoap.Message.decode(separate)
+    assert decoded.mtype == Type.CON and decoded.code.dotted == "2.01"
+    got.append(separate)
+
+    assert [answer for _, answer in _kept(journal)] == got
+
+
+async def test_a_retransmission_answered_from_a_receipt_after_a_restart_keeps_that_answer(
+    tmp_path,
+):
+    """The answer a restarted emulator sends a retransmission from its restored receipts
+    is the journal's answer to that duplicate, to the byte."""
+    db = tmp_path / "pager.db"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    async with datagrams_to(port) as (transport, proto):  # one source port throughout
+        w = _Wire(transport, proto)
+        post = w.datagram(aiocoap.POST, "/v1/sessions", b'{"number":7}', content_format=50)
+        async with Emulator(make_config(db, port=port)):
+            (answer,) = await w.send(post)
+        async with Emulator(make_config(db, port=port)) as second:
+            assert await w.send(post) == [answer]
+            assert _kept(second._journal) == [(post, answer)]
+            (entry,) = second._journal.entries()
+            assert entry.duplicate and entry.code == "2.01" and entry.number == 7
+
+
+# -- batch boundaries, late answers and the bounds, on a real server ------------------------
+
+
+@pytest.mark.parametrize("count", [FILE_EVERY - 1, FILE_EVERY, FILE_EVERY + 1, 2 * FILE_EVERY + 1])
+async def test_entries_around_a_batch_are_each_exchange_once_with_its_answer(rig, wire, count):
+    journal = rig.emu._journal
+    sent = []
+    for _ in range(count):
+        data = wire.datagram(aiocoap.GET, "/v1/settings")
+        sent.append((data, (await wire.send(data))[0]))
+    assert len(journal._unfiled) == count % FILE_EVERY  # those of no full batch yet
+    entries = list(journal.entries())
+    assert [e.id for e in entries] == list(range(1, count + 1))
+    assert [e.mid for e in entries] == [aiocoap.Message.decode(d).mid for d, _ in sent]
+    assert all(e.code == "2.05" and e.answer for e in entries)
+    assert _kept(journal) == sent
+    assert journal.held_bytes == sum(len(d) + len(a) for d, a in sent)
+
+
+@pytest.mark.parametrize(
+    "config_overrides", [{}, {"journal_limit": 1}, {"journal_limit": 3}, {"journal_bytes": 2**17}]
+)
+async def test_an_answer_that_comes_after_its_record_was_filed(rig, wire, config_overrides):
+    """A write held past a whole batch of quick reads: its answer (a separate response)
+    comes after its record was filed, and goes to its entry if that is still kept."""
+    emu = rig.emu
+    journal = emu._journal
+    limit = config_overrides.get("journal_limit", 10_000)
+    release = asyncio.Event()
+    held = asyncio.create_task(emu.engine.exclusive(release.wait))
+    await asyncio.sleep(0.05)
+    post = wire.datagram(aiocoap.POST, "/v1/sessions", b'{"number":4}', content_format=50)
+    wire.transport.sendto(post)
+    empty = await asyncio.wait_for(wire.proto.received.get(), 5)
+    assert aiocoap.Message.decode(empty).code == aiocoap.EMPTY
+    sent = [(post, None)]
+    for _ in range(FILE_EVERY + 2):  # answered while writes wait
+        data = wire.datagram(aiocoap.GET, "/.well-known/core")
+        sent.append((data, (await wire.send(data))[0]))
+    assert journal._records and journal._unfiled  # the write's record filed, unanswered
+    release.set()
+    await held
+    separate = await asyncio.wait_for(wire.proto.received.get(), 5)
+    sent[0] = (post, separate)
+    kept = sent[-limit:]
+    assert _kept(journal) == kept
+    assert journal.held_bytes == sum(len(d) + len(a) for d, a in kept)
+    entries = list(journal.entries())
+    assert [e.id for e in entries] == list(range(len(sent) - len(kept) + 1, len(sent) + 1))
+    if limit > len(sent):
+        assert entries[0].code == "2.01" and entries[0].number == 4
+        assert entries[0].latency_ms >= 40
+
+
+@pytest.mark.parametrize("config_overrides", [{"journal_bytes": 2**17}])
+async def test_a_batch_larger_than_the_buffer_keeps_only_whole_exchanges(rig, wire):
+    """64 requests of ~2.2 kB and their answers filed at once: more than the 128 kB buffer.
+    The first are written over by the last of the same batch: every entry left decodes to
+    its own exchange, and held_bytes is what the entries hold."""
+    journal = rig.emu._journal
+    sent = []
+    for i in range(FILE_EVERY):
+        body = b'{"number":%d,"label":"%s"}' % (1000 + i, b"%03d" % i * 700)
+        data = wire.datagram(aiocoap.POST, "/v1/sessions", body, content_format=50)
+        sent.append((data, (await wire.send(data))[0]))
+    assert sum(len(d) + len(a) for d, a in sent) > 2**17 and len(journal._unfiled) == 0
+    kept = _kept(journal)
+    assert 10 < len(kept) < FILE_EVERY and kept == sent[-len(kept) :]
+    entries = list(journal.entries())
+    assert [e.id for e in entries] == list(range(FILE_EVERY - len(kept) + 1, FILE_EVERY + 1))
+    for e in entries:
+        assert e.body["number"] == 1000 + e.id - 1
+    assert journal.held_bytes == sum(len(d) + len(a) for d, a in kept)
+
+
+# -- the watch (the pager wall) and the deferred filing ------------------------------------
+
+
+def test_a_watch_set_while_records_are_unfiled_is_told_each_with_its_id_and_entry():
+    journal = Journal(Clock())
+    before = [journal.arrived(_request(m), PEER, False, None) for m in range(1, 4)]
+    journal.answered(before[0], _answer(1), True)  # answered, unfiled: kept with it
+    told: list[tuple[int, bool, object]] = []
+    journal.watch = lambda r, done: told.append((r[J.ID], done, journal.entry(r)))
+    journal.answered(before[1], _answer(2, b'"late"'), True)  # the watch files them all
+    journal.answered(before[2], _answer(3, b'"held"'), False)  # held back: not left yet
+    now = journal.arrived(_request(4), PEER, False, None)
+    journal.left(before[2])
+    journal.watch = None  # the stream closes mid-batch
+    journal.answered(now, _answer(4), True)
+    later = journal.arrived(_request(5), PEER, False, None)
+    assert [(i, done) for i, done, _ in told] == [(2, True), (4, False), (3, True)]
+    assert all(entry is not None for _, _, entry in told)
+    assert told[0][2].answer == "late" and told[2][2].answer == "held"
+    assert later[J.ID] is None  # unfiled again, no watch
+    entries = list(journal.entries())
+    assert [(e.id, e.path, e.code) for e in entries] == [
+        (m, f"/p/{m}", "2.05" if m < 5 else None) for m in range(1, 6)
+    ]
+    assert all(e.latency_ms is not None for e in entries[:4])
+
+
+async def test_a_wall_stream_opened_while_an_answer_is_held_unfiled_gets_it_as_it_leaves(rig, wire):
+    """A request answered, its answer held by a delay, its record not filed yet when a page
+    opens the wall: the snapshot files and shows it, and its event comes when it leaves."""
+    emu = rig.emu
+    journal = emu._journal
+    await wire.send(wire.datagram(aiocoap.GET, "/.well-known/core"))
+    emu.add_fault("delay", path="/v1/settings", count=1, seconds=0.5)
+    wire.transport.sendto(wire.datagram(aiocoap.GET, "/v1/settings"))
+    await asyncio.sleep(0.1)  # answered, and held
+    assert len(journal._unfiled) == 2 and journal._unfiled[1][J._ANSWER_AT] is not None
+    async with rig.http.session.get("/events") as response:
+        stream = Events(response)
+        hello = await stream.until("hello")
+        shown = [(e["id"], e["path"], e["latency_ms"]) for e in hello["journal"]["entries"]]
+        assert shown[:1] == [(1, "/.well-known/core", shown[0][2])] and shown[0][2] is not None
+        assert shown[1:] == [(2, "/v1/settings", None)]
+        entry = await stream.until("journal", lambda e: e["id"] == 2)
+        assert entry["code"] == "2.05" and entry["latency_ms"] >= 500
+        await wire.send(wire.datagram(aiocoap.GET, "/.well-known/core"))
+        entry = await stream.until("journal", lambda e: e["id"] == 3)
+        assert entry["code"] == "2.05"
+    await asyncio.wait_for(wire.proto.received.get(), 5)  # the held answer
+    for _ in range(3):
+        await wire.send(wire.datagram(aiocoap.GET, "/.well-known/core"))
+    for _ in range(50):  # the stream's end reaches the server
+        if journal.watch is None:
+            break
+        await asyncio.sleep(0.02)
+    assert journal.watch is None
+    entries = list(journal.entries())
+    assert [e.id for e in entries] == [1, 2, 3, 4, 5, 6]
+    assert all(e.code == "2.05" for e in entries)
