@@ -5,6 +5,7 @@ records as an answer against what went on the wire."""
 import asyncio
 import socket
 import time
+from datetime import UTC, datetime, timedelta
 
 import aiocoap
 import pytest
@@ -14,8 +15,9 @@ from pager.app import Emulator
 from pager.clock import Clock
 from pager.control import journal as J
 from pager.control.faults import Fault
-from pager.control.journal import FILE_EVERY, Journal
-from tests.conftest import datagrams_to, make_config
+from pager.control.journal import FILE_EVERY, Filters, Journal
+from pager.control.journal_entry import FaultMark
+from tests.conftest import ManualTime, datagrams_to, make_config
 from tests.control.wall import Events
 
 PEER = ("::ffff:127.0.0.1", 40000, 0, 0)
@@ -116,6 +118,11 @@ async def test_every_answer_kept_is_the_datagram_that_went_on_the_wire(rig, wire
     got += again
     got += await wire.send(wire.datagram(aiocoap.GET, "/v1/nowhere"))
     assert [answer for _, answer in _kept(journal)] == got
+    entries = list(journal.entries())
+    assert [(e.duplicate, e.code) for e in entries] == [
+        (False, "2.05"), (False, "2.01"), (True, "2.01"), (False, "4.04"),
+    ]  # fmt: skip
+    assert entries[2].answer == entries[1].answer and entries[2].mid == entries[1].mid
     got.clear()
     for n in range(2, 30):
         await rig.coap.post("/v1/sessions", {"number": n, "label": "a long label " * 4})
@@ -308,3 +315,64 @@ async def test_a_wall_stream_opened_while_an_answer_is_held_unfiled_gets_it_as_i
     entries = list(journal.entries())
     assert [e.id for e in entries] == [1, 2, 3, 4, 5, 6]
     assert all(e.code == "2.05" for e in entries)
+
+
+def test_ids_and_fault_marks_follow_the_order_things_happened_across_a_filing():
+    """CoAP, LRSN and lost requests take their ids in the order they were told, a filing
+    among them; each fault's mark goes to what it acted on, told before or after filing."""
+    journal = Journal(Clock())
+    order = []
+    for m in range(FILE_EVERY + 6):
+        if m % 3 == 0:
+            journal.acted(Fault(m, "drop", "/p"))
+            journal.undelivered(_request(m), PEER)
+            order.append(("POST", FaultMark(m, "drop")))
+        elif m % 3 == 1:
+            journal.lrsn_request(
+                ("127.0.0.1", 4000), b"<Login/>", b'<LoginAck ret="0"/>', True, (m, "delay"),
+                time.monotonic(),
+            )  # fmt: skip
+            order.append(("LRSN", FaultMark(m, "delay")))
+        else:
+            record = journal.arrived(_request(m), PEER, False, None)
+            journal.answered(record, _answer(m), False)  # held back
+            journal.acted(Fault(m, "reorder", "/p"))
+            journal.marked(record)
+            journal.left(record)
+            order.append(("POST", FaultMark(m, "reorder")))
+    held = journal.undelivered(_request(999), PEER)  # no fault: lost for no reason
+    journal.acted(Fault(1000, "delay", "/p"))
+    mark = journal.undelivered(_request(1000), PEER)  # held by a delay: no record yet
+    assert held is None and mark == FaultMark(1000, "delay")
+    late = journal.arrived(_request(1000), PEER, False, mark)
+    journal.acted(Fault(1001, "error", "/p"))  # acts on its answer
+    journal.answered(late, _answer(1000), True)
+    order += [("POST", None), ("POST", FaultMark(1001, "error"))]
+    entries = list(journal.entries())
+    assert [e.id for e in entries] == list(range(1, len(order) + 1))
+    assert [(e.method, e.fault) for e in entries] == order
+    assert all(e.latency_ms is not None for e in entries if e.method == "POST" and e.code)
+
+
+def test_device_time_of_an_injected_system_clock_is_its_reading_at_arrival():
+    """With a system clock of its own (the tests' manual time) the clock has no wall offset:
+    each record keeps the clock's reading as it came, filed or not, whatever moves after."""
+    manual = ManualTime(datetime(2030, 1, 2, 3, 4, 5))
+    journal = Journal(Clock(system=manual))
+    assert journal.clock.wall_offset is None
+    started = datetime.now(UTC)
+    journal.arrived(_request(1), PEER, False, None)
+    manual.advance(60)
+    list(journal.entries())  # filed
+    journal.arrived(_request(2), PEER, False, None)
+    manual.advance(60)
+    journal.clock.set_speed(10)
+    journal.arrived(_request(3), PEER, False, None)
+    manual.advance(1)
+    a, b, c = journal.entries()
+    assert [e.device_time for e in (a, b, c)] == [
+        "2030-01-02T03:04:05", "2030-01-02T03:05:05", "2030-01-02T03:06:05",
+    ]  # fmt: skip
+    since = Filters(since=started - timedelta(seconds=1))
+    assert [e.id for e in journal.entries(since)] == [1, 2, 3]
+    assert [e.id for e in journal.entries(Filters(since=datetime.now(UTC) + timedelta(1)))] == []
