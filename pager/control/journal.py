@@ -61,9 +61,8 @@ _INT_BITS_MAX = 14_000  # an integer of fewer than Python's 4,300 digits for tex
 
 
 # A record is a list, the cheapest object to make on the request path, read by these indices.
-# Its times are monotonic; _SKEW, set when it is filed, makes them wall times.
 ID = 0  # None until the record is filed (`Journal._file`)
-_SKEW, _ARRIVED, _DEVICE, _PEER, _DUPLICATE, _FAULT, _LEAVES = 1, 2, 3, 4, 5, 6, 7
+_WALL, _ARRIVED, _DEVICE, _PEER, _DUPLICATE, _FAULT, _LEAVES = 1, 2, 3, 4, 5, 6, 7
 # Until filed: the request's datagram, and its answer's (None: none yet). Then: where they
 # lie in the journal's buffer (an answer at -1: none) and their sizes.
 _AT, _SIZE, _ANSWER_AT, _ANSWER_SIZE = 8, 9, 10, 11
@@ -160,17 +159,12 @@ def _lrsn_entry(record: Record, data: bytes, sent: bytes) -> Entry:
 def _device_time(record: Record) -> str:
     device = record[_DEVICE]  # what the clock read, or added to the wall time (`wall_offset`)
     if isinstance(device, timedelta):
-        device = datetime.fromtimestamp(_wall(record)) + device
+        device = datetime.fromtimestamp(record[_WALL]) + device
     return fmt(device)
 
 
 def _time(record: Record) -> str:
-    return datetime.fromtimestamp(_wall(record), UTC).isoformat(timespec="microseconds")
-
-
-def _wall(record: Record) -> float:
-    wall: float = record[_ARRIVED] + record[_SKEW]
-    return wall
+    return datetime.fromtimestamp(record[_WALL], UTC).isoformat(timespec="microseconds")
 
 
 def _latency(record: Record) -> float | None:
@@ -263,7 +257,7 @@ class Journal:
         clock = self.clock
         offset = clock.wall_offset  # the device's time, made from the wall time when read
         record = [
-            None, None, time.monotonic(), clock.exact() if offset is None else offset,
+            None, time.time(), time.monotonic(), clock.exact() if offset is None else offset,
             peer, duplicate, fault, None, datagram, 0, None, 0, False,
         ]  # fmt: skip
         unfiled = self._unfiled
@@ -305,8 +299,8 @@ class Journal:
         if mark is not None and mark.kind != "drop":
             return mark
         record = [
-            None, None, time.monotonic(), self.clock.exact(), peer, False, mark, None, datagram,
-            0, None, 0, False,
+            None, time.time(), time.monotonic(), self.clock.exact(), peer, False, mark, None,
+            datagram, 0, None, 0, False,
         ]  # fmt: skip
         self._keep(record)
         return None
@@ -328,10 +322,11 @@ class Journal:
         fault: tuple[int, str] | None,
         arrived: float,
     ) -> None:
+        now = time.monotonic()
         record = [
-            None, None, arrived, self.clock.exact(), peer, False,
-            None if fault is None else FaultMark(*fault), time.monotonic() if sent else None,
-            message, 0, answer or None, 0, True,
+            None, time.time() - (now - arrived), arrived, self.clock.exact(), peer, False,
+            None if fault is None else FaultMark(*fault), now if sent else None, message, 0,
+            answer or None, 0, True,
         ]  # fmt: skip
         self._keep(record)
 
@@ -363,10 +358,8 @@ class Journal:
         put = self._datagrams.put
         peers = self._peers
         ids = self._ids
-        skew = time.time() - time.monotonic()  # the wall time, read once for them all
         for record in unfiled:
             record[ID] = next(ids)
-            record[_SKEW] = skew
             data = record[_AT]
             record[_SIZE] = n = len(data)
             answer = record[_ANSWER_AT]
@@ -420,7 +413,7 @@ class Journal:
         self._file()
         datagrams = self._datagrams
         for record in list(self._records):
-            if record[ID] <= after or (since is not None and _wall(record) < since):
+            if record[ID] <= after or (since is not None and record[_WALL] < since):
                 continue
             entry = _entry(datagrams, record)
             if entry is not None and filters.matches(entry):

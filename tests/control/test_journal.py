@@ -692,3 +692,20 @@ def test_device_and_wall_time_are_the_moment_a_request_came_not_when_it_was_file
         b.device_time,
         c.device_time,
     ]
+
+
+def test_wall_time_is_read_as_the_request_comes_not_when_it_is_filed(monkeypatch):
+    """A laptop suspended (the monotonic clock stands still, the wall clock does not) or a
+    system clock stepped between a request and its filing must not move its entry."""
+    journal = _journal_of()
+    raw = Raw(None, None)
+    peer = ("::ffff:127.0.0.1", 40000, 0, 0)
+    came = time.time()
+    journal.arrived(raw.datagram(aiocoap.GET, "/a"), peer, False, None)
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 3600)  # an hour's suspend, then a read
+    (entry,) = journal.entries()
+    wall = datetime.fromisoformat(entry.time).timestamp()
+    assert came - 0.01 <= wall <= came + 5, wall - came
+    device = datetime.fromisoformat(entry.device_time)
+    assert abs(device - datetime.fromtimestamp(came)) < timedelta(seconds=5)
