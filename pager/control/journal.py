@@ -351,7 +351,7 @@ class Journal:
         in the buffer, and keep them. Done in batches, off the request path of all but one
         request in `FILE_EVERY`, and before anything reads the journal: on the request
         path a record costs only its making (recording is held to 5 % of the throughput
-        of the cheapest request, docs/control-api.md)."""
+        of the cheapest request: docs/control-api.md, the README's benchmarks)."""
         unfiled = self._unfiled
         if not unfiled:
             return
