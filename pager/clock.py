@@ -29,10 +29,10 @@ class Clock:
         return self._anchor + (self.system() - self._anchor_system) * self.speed
 
     def _settle(self) -> None:
-        """Set `wall_offset` after every change: while the clock runs at normal speed on the
-        system's own clock, what it adds to the system's local time, so that its reading
-        for a moment can be made later from that moment's timestamp (the request journal
-        makes one for every request); else None."""
+        """Set `wall_offset` after every change (each ends in `_reanchor`): while the clock
+        runs at normal speed on the system's own clock, what it adds to the system's local
+        time, so that its reading for a moment can be made later from that moment's
+        timestamp (the request journal makes one for every request); else None."""
         running = self.system == datetime.now and self.speed == 1.0 and not self.frozen
         self.wall_offset: timedelta | None = self._offset if running else None
 
@@ -58,18 +58,18 @@ class Clock:
         self._reanchor(self.system())
 
     def freeze(self) -> None:
-        self._reanchor(self.exact())
+        when = self.exact()
         self.frozen = True
-        self._settle()
+        self._reanchor(when)
 
     def unfreeze(self) -> None:
-        self._reanchor(self.exact())
+        when = self.exact()
         self.frozen = False
-        self._settle()
+        self._reanchor(when)
 
     def set_speed(self, speed: float) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive; freeze the clock to stop it")
-        self._reanchor(self.exact())
+        when = self.exact()
         self.speed = speed
-        self._settle()
+        self._reanchor(when)

@@ -119,7 +119,7 @@ not listed here has none that this server knows of."""
 
 _RESERVED_CLASSES = frozenset((1, 6, 7))
 _UNRECOGNISED = "_pager_unrecognised_option"
-_EXCHANGE = "_pager_exchange"  # on a request: its `Exchange`, until its first answer
+_EXCHANGE = "_pager_exchange"  # on a request: what `Exchanges.arrived` gave, until answered
 
 
 class Malformed(Exception):
@@ -337,7 +337,7 @@ def install(
                 exchanges.passed()
         else:
             told, journal = exchange, exchanges
-            assert journal is not None  # an exchange is only ever its
+            assert journal is not None  # there is an exchange only with exchanges to tell
 
             def leave(m: aiocoap.Message) -> None:
                 journal.left(told)
