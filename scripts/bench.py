@@ -4,6 +4,7 @@ Run by hand from the repository root:
 
     .venv/bin/python scripts/bench.py [--quick] [--duration S] [--soak SECONDS]
                                       [--skip-scaling] [--journal {on,off,both}]
+                                      [--pairs N]
 
 It takes about 4 minutes plus the soak (default 300 s; ``--soak 0`` skips it); ``--quick``
 takes about 20-30 seconds and is only a smoke test: its figures are too short to trust.
@@ -65,8 +66,13 @@ milliseconds that stall every request in flight and then dominate p99 at 16 in f
 The **request journal** (``journal``, on by default) records every exchange on the request
 path. ``--journal off`` runs every emulator without it; ``--journal both`` runs each
 workload of the comparison twice in a row, on a fresh process each, with the journal on and
-then off, and the summary shows their ratio (on / off) beside each other: its cost. The
-history-size runs and the soak run with it on, as ``--journal on`` does.
+then off, and the summary shows their ratio (on / off) beside each other: its cost.
+``--pairs N`` makes that N such pairs, in alternating order (on off, off on, ...), and the
+summary shows the median of their ratios with the lowest and the highest: one pair of 10 s
+runs differs by 2-3 % from the next with nothing changed, as much as the cost it is to
+show. Beside req/s it shows the server's CPU time per exchange, on / off. The history-size
+runs and the soak run with the journal on, as ``--journal on`` does; the summary's main
+table shows the first pair.
 
 Then **scaling**: a fresh store is pre-filled with 0, 100,000 and 1,000,000 archived
 sessions (``--quick``: 0 and 20,000) through ``Engine.archive_in_bulk`` in this process, the
@@ -1146,6 +1152,9 @@ async def run(args) -> int:
     journal = args.journal != "off"  # every run but the journal's own comparison
     servers: list[ServerProcess] = []
     results: dict[tuple[str, int], Result] = {}
+    # --journal both: every (on, off) pair of each workload; the first is in `results` too
+    pairs: dict[tuple[str, int], list[tuple[Result, Result]]] = {}
+    extra: list[Result] = []  # the runs of the later pairs
     scales: list[Scale] = []
     soak: list[tuple[float, int, int, int, float]] = []
     soak_result: Result | None = None
@@ -1261,21 +1270,34 @@ async def run(args) -> int:
             ):
                 if key not in args.workloads:
                     continue
-                results[key, conc] = await measured(
-                    lambda: emulator(workdir, main_db, "main", journal),
-                    w.statistics[0],
-                    label,
-                    script,
-                    conc,
-                )
-                if args.journal == "both":  # the same workload at once, without the journal
-                    results[f"{key} off", conc] = await measured(
-                        lambda: emulator(workdir, main_db, "main", journal=False),
+                if args.journal != "both":
+                    results[key, conc] = await measured(
+                        lambda: emulator(workdir, main_db, "main", journal),
                         w.statistics[0],
-                        f"{label}, journal off",
+                        label,
                         script,
                         conc,
                     )
+                    continue
+                # the same workload with the journal on and off, in pairs whose order
+                # alternates (on off, off on, ...): a drift of the machine over the pairs
+                # then weighs on both sides alike
+                runs: dict[bool, list[Result]] = {True: [], False: []}
+                for i in range(args.pairs):
+                    for on in (True, False) if i % 2 == 0 else (False, True):
+                        runs[on].append(
+                            await measured(
+                                lambda on=on: emulator(workdir, main_db, "main", journal=on),
+                                w.statistics[0],
+                                f"{label}, journal {'on' if on else 'off'}"
+                                + (f" (pair {i + 1})" if args.pairs > 1 else ""),
+                                script,
+                                conc,
+                            )
+                        )
+                pairs[key, conc] = list(zip(runs[True], runs[False], strict=True))
+                results[key, conc], results[f"{key} off", conc] = pairs[key, conc][0]
+                extra.extend(r for pair in pairs[key, conc][1:] for r in pair)
             for key in ("c", "c off"):
                 if (key, conc) in results:
                     results[key, conc].blocks = blocks
@@ -1365,11 +1387,14 @@ async def run(args) -> int:
                 print(f"bench.py: stopping {server.name}: {e}", file=sys.stderr)
         shutil.rmtree(workdir, ignore_errors=True)
 
-    print_summary(args, results, scales, soak, soak_result, blocks, time.perf_counter() - began)
+    print_summary(
+        args, results, pairs, scales, soak, soak_result, blocks, time.perf_counter() - began
+    )
     failed = [
         r
         for r in [
             *results.values(),
+            *extra,
             *(s.b for s in scales),
             *(s.d for s in scales),
             *([soak_result] if soak_result else []),
@@ -1390,7 +1415,7 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}"
 
 
-def print_summary(args, results, scales, soak, soak_result, blocks, took) -> None:
+def print_summary(args, results, pairs, scales, soak, soak_result, blocks, took) -> None:
     print()
     print(SUMMARY_HEADER)
     print(
@@ -1445,7 +1470,7 @@ def print_summary(args, results, scales, soak, soak_result, blocks, took) -> Non
                     f"{quantile(ex, 0.99) * 1e3:8.3f} {cmp(quantile(ex, 0.99), ref and ref.q(0.99)):>6}"
                 )
     if args.journal == "both":
-        print_journal_cost(results, labels)
+        print_journal_cost(pairs, labels)
     ceiling = [r for (k, _), r in results.items() if k == "ceiling"]
     emulator_rates = [
         (r.ex_rate, r.label, r.conc)
@@ -1508,27 +1533,49 @@ def print_summary(args, results, scales, soak, soak_result, blocks, took) -> Non
         )
 
 
-def print_journal_cost(results, labels) -> None:
+def print_journal_cost(pairs, labels) -> None:
     """Each workload with the request journal on beside the same workload with it off, run
     one after the other in this run: the journal's cost (on / off: req/s below 1 is
-    slower, latency above 1 is slower)."""
+    slower, latency above 1 is slower). With several pairs, the median of their ratios and,
+    in brackets, the lowest and the highest. Beside req/s, the server's CPU time per
+    exchange, on / off (above 1 is dearer): the generator's share of the machine blurs it
+    less."""
     print()
-    print("request journal: on beside off, each workload in this run (on / off)")
+    n = max((len(p) for p in pairs.values()), default=0)
+    print(
+        "request journal: on beside off, each workload in this run (on / off"
+        + (f"; the median of {n} pairs, their range in brackets)" if n > 1 else ")")
+    )
     head = (
-        f"{'workload':<46} {'conc':>4} {'on req/s':>9} {'off req/s':>9} {'on/off':>6} "
-        f"{'p50 on/off':>10} {'p99 on/off':>10}"
+        f"{'workload':<46} {'conc':>4} {'on req/s':>9} {'off req/s':>9} {'req/s':>17} "
+        f"{'CPU/exchange':>17} {'p50':>17} {'p99':>17}"
     )
     print(head)
     print("-" * len(head))
-    for conc in sorted({c for _, c in results}):
+
+    def spread(values: list[float]) -> str:
+        values = [v for v in values if v == v]
+        if not values:
+            return "-"
+        median = f"{statistics.median(values):.3f}"
+        return median if len(values) == 1 else f"{median} [{min(values):.2f}-{max(values):.2f}]"
+
+    def cpu(r: Result) -> float:
+        return r.srv_cpu / r.ex_rate if r.ex_rate else math.nan
+
+    for conc in sorted({c for _, c in pairs}):
         for key in ("a", "b", "c", "d"):
-            on, off = results.get((key, conc)), results.get((f"{key} off", conc))
-            if on is None or off is None:
+            runs = pairs.get((key, conc))
+            if not runs:
                 continue
             print(
-                f"{labels[key]:<46} {conc:>4} {on.rate:9.0f} {off.rate:9.0f} "
-                f"{ratio(on.rate, off.rate):>6} {ratio(on.q(0.5), off.q(0.5)):>10} "
-                f"{ratio(on.q(0.99), off.q(0.99)):>10}"
+                f"{labels[key]:<46} {conc:>4} "
+                f"{statistics.median(on.rate for on, _ in runs):9.0f} "
+                f"{statistics.median(off.rate for _, off in runs):9.0f} "
+                f"{spread([on.rate / off.rate for on, off in runs]):>17} "
+                f"{spread([cpu(on) / cpu(off) for on, off in runs]):>17} "
+                f"{spread([on.q(0.5) / off.q(0.5) for on, off in runs]):>17} "
+                f"{spread([on.q(0.99) / off.q(0.99) for on, off in runs]):>17}"
             )
 
 
@@ -1573,6 +1620,13 @@ def main(argv: list[str] | None = None) -> int:
         "ratio (history-size runs and soak with it on)",
     )
     p.add_argument(
+        "--pairs",
+        type=int,
+        default=1,
+        help="with --journal both: how many on/off pairs of each workload, in alternating "
+        "order (default 1); the summary shows the median ratio and its range",
+    )
+    p.add_argument(
         "--rto",
         type=float,
         default=1.0,
@@ -1612,8 +1666,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.duration <= 0 or args.soak < 0 or args.rto <= 0 or args.retransmit < 0:
         p.error("--duration and --rto must be positive, --soak and --retransmit not negative")
     runs = 12 + (0 if args.skip_scaling else 2 * len(args.sizes))
+    if args.pairs < 1:
+        p.error("--pairs takes a number of 1 or more")
     if args.journal == "both":
-        runs += len(args.concurrency) * len(args.workloads)
+        runs += len(args.concurrency) * len(args.workloads) * (2 * args.pairs - 1)
     drain = args.rto * 8 + 1
     args.deadline = args.deadline or (
         120
