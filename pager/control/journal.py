@@ -29,7 +29,7 @@ import mmap
 import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -70,9 +70,12 @@ _LRSN = 12  # a request over LRSN: its message and answer are XML, no datagrams
 Record = list[Any]
 """One exchange as recorded (the seam's exchange until its answer leaves): its datagrams,
 the peer, clock readings; nothing decoded."""
+Filed = Sequence[Any]
+"""A record as the journal keeps it: the list, or a tuple of it once it is complete
+(`Journal._file`)."""
 
 
-def _entry(datagrams: _Datagrams, record: Record) -> Entry | None:
+def _entry(datagrams: _Datagrams, record: Filed) -> Entry | None:
     """The entry of a filed record, or None if its datagrams have been written over since."""
     size, n = record[_SIZE], record[_ANSWER_SIZE]
     data = datagrams.get(record[_AT], size) if size else b""
@@ -126,7 +129,7 @@ def _entry(datagrams: _Datagrams, record: Record) -> Entry | None:
     )
 
 
-def _lrsn_entry(record: Record, data: bytes, sent: bytes) -> Entry:
+def _lrsn_entry(record: Filed, data: bytes, sent: bytes) -> Entry:
     request = lrsn.parse(data)
     element = _LRSN_ELEMENT.match(data)
     path = "/lrsn/" + (element.group(1).decode() if element else "")
@@ -156,18 +159,18 @@ def _lrsn_entry(record: Record, data: bytes, sent: bytes) -> Entry:
     )
 
 
-def _device_time(record: Record) -> str:
+def _device_time(record: Filed) -> str:
     device = record[_DEVICE]  # what the clock read, or added to the wall time (`wall_offset`)
     if isinstance(device, timedelta):
         device = datetime.fromtimestamp(record[_WALL]) + device
     return fmt(device)
 
 
-def _time(record: Record) -> str:
+def _time(record: Filed) -> str:
     return datetime.fromtimestamp(record[_WALL], UTC).isoformat(timespec="microseconds")
 
 
-def _latency(record: Record) -> float | None:
+def _latency(record: Filed) -> float | None:
     leaves = record[_LEAVES]
     return None if leaves is None else round((leaves - record[_ARRIVED]) * 1e3, 3)
 
@@ -228,7 +231,7 @@ class Journal:
         self.max_bytes = max_bytes
         self._datagrams = _Datagrams(max_bytes)
         self._peers: dict[Any, Any] = {}  # each peer's address once, not once per record
-        self._records: deque[Record] = deque(maxlen=limit)  # filed, oldest first
+        self._records: deque[Filed] = deque(maxlen=limit)  # filed, oldest first
         self._unfiled: list[Record] = []  # made since, in order (`_file`)
         self._ids = itertools.count(1)
         self._fault: FaultMark | None = None
@@ -343,36 +346,71 @@ class Journal:
     def _tell(self, record: Record, done: bool) -> None:
         assert self.watch is not None
         if record[ID] is None:
-            self._file()  # the watch reads the record by its id
+            self._file(freeze=False)  # the watch reads the record by its id
         self.watch(record, done)
 
-    def _file(self) -> None:
+    def _file(self, freeze: bool = True) -> None:
         """Give the records made since the last time their ids, their datagrams their place
         in the buffer, and keep them. Done in batches, off the request path of all but one
         request in `FILE_EVERY`, and before anything reads the journal: on the request
         path a record costs only its making (recording is held to 5 % of the throughput
-        of the cheapest request: docs/control-api.md, the README's benchmarks)."""
+        of the cheapest request: docs/control-api.md, the README's benchmarks).
+
+        The batch's datagrams go into the buffer in one write, each answer after its
+        request. A record that is complete (its answer has left, or none will come) is
+        kept as a tuple (`freeze`): nothing changes it any more, and a tuple of numbers and
+        addresses is one the garbage collector stops walking, where ten thousand lists
+        would be walked by each of its full passes. Not when filed for the watch: that can
+        be as the answer leaves, inside the seam's sending of it, and the fault that acted
+        on it marks it after (`marked`)."""
         unfiled = self._unfiled
         if not unfiled:
             return
-        put = self._datagrams.put
+        datagrams = self._datagrams
         peers = self._peers
         ids = self._ids
+        pieces: list[bytes] = []
+        add = pieces.append
+        at = start = datagrams.end
         for record in unfiled:
             record[ID] = next(ids)
             data = record[_AT]
+            add(data)
+            record[_AT] = at
             record[_SIZE] = n = len(data)
+            at += n
             answer = record[_ANSWER_AT]
             if answer is None:
-                record[_AT] = put(data)
                 record[_ANSWER_AT] = -1
-            else:  # the two in one piece, the answer after the request
-                record[_AT] = at = put(data + answer)
-                record[_ANSWER_AT] = at + n
-                record[_ANSWER_SIZE] = len(answer)
+            else:
+                add(answer)
+                record[_ANSWER_AT] = at
+                record[_ANSWER_SIZE] = n = len(answer)
+                at += n
             peer = record[_PEER]
             record[_PEER] = peers.setdefault(peer, peer)
-        self._records.extend(unfiled)  # the oldest beyond `limit` go
+        if at - start <= datagrams.size:
+            moved = datagrams.put_run(start, at - start, pieces)
+            if moved:  # to the buffer's start
+                for record in unfiled:
+                    record[_AT] += moved
+                    if record[_ANSWER_AT] >= 0:
+                        record[_ANSWER_AT] += moved
+        else:  # more than the buffer holds: each record's put on its own, the last ones kept
+            whole = iter(pieces)
+            for record in unfiled:
+                data = next(whole)
+                if record[_ANSWER_AT] < 0:
+                    record[_AT] = datagrams.put(data)
+                else:
+                    record[_AT] = at = datagrams.put(data + next(whole))
+                    record[_ANSWER_AT] = at + record[_SIZE]
+        if freeze:
+            self._records.extend(
+                tuple(r) if r[_LEAVES] is not None or r[_LRSN] else r for r in unfiled
+            )  # the oldest beyond `limit` go
+        else:
+            self._records.extend(unfiled)
         unfiled.clear()
         self._trim()
         if len(peers) > PEERS_MAX:
@@ -479,6 +517,19 @@ class _Datagrams:
         self._buffer[offset : offset + n] = data
         self.end = at + n
         return at
+
+    def put_run(self, at: int, n: int, pieces: list[bytes]) -> int:
+        """Write `pieces`, `n` bytes together and at most `size`, as one run from `at` (the
+        `end`): how far they were moved, to the buffer's start if they would not fit
+        before its end (0: not moved)."""
+        offset = at % self.size
+        moved = 0
+        if offset + n > self.size:
+            moved = self.size - offset
+            offset = 0
+        self._buffer[offset : offset + n] = b"".join(pieces)
+        self.end = at + moved + n
+        return moved
 
     def get(self, at: int, n: int) -> bytes | None:
         if at < self.end - self.size:

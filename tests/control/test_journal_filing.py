@@ -235,6 +235,30 @@ async def test_an_answer_that_comes_after_its_record_was_filed(rig, wire, config
         assert entries[0].latency_ms >= 40
 
 
+def test_batches_written_in_one_piece_over_many_laps_of_the_buffer_read_back_whole():
+    """Each batch's datagrams go into the ring in one write, moved to its start when they
+    would not fit before its end: over many laps, with sizes that end batches anywhere,
+    some answers late, every entry still kept reads as its own exchange."""
+    journal = Journal(Clock(), limit=10_000, max_bytes=2**17)
+    late = []
+    for m in range(1, 5000):
+        record = journal.arrived(_request(m, size=(m * 37) % 900), PEER, False, None)
+        if m % 7 == 0:
+            late.append((m, record))  # answered after its batch is filed
+        else:
+            journal.answered(record, _answer(m, b"%d" % m), True)
+        if len(late) > 20:
+            n, held = late.pop(0)
+            journal.answered(held, _answer(n, b"%d" % n), True)
+    entries = list(journal.entries())
+    assert 50 < len(entries) < 1000 and journal.held_bytes <= 2**17
+    assert [e.id for e in entries] == list(range(entries[0].id, 5000))
+    unanswered = {n for n, _ in late}
+    for e in entries:
+        assert e.path == f"/p/{e.id}"
+        assert e.answer == (None if e.id in unanswered else e.id), e.id
+
+
 @pytest.mark.parametrize("config_overrides", [{"journal_bytes": 2**17}])
 async def test_a_batch_larger_than_the_buffer_keeps_only_whole_exchanges(rig, wire):
     """64 requests of ~2.2 kB and their answers filed at once: more than the 128 kB buffer.
@@ -281,6 +305,32 @@ def test_a_watch_set_while_records_are_unfiled_is_told_each_with_its_id_and_entr
         (m, f"/p/{m}", "2.05" if m < 5 else None) for m in range(1, 6)
     ]
     assert all(e.latency_ms is not None for e in entries[:4])
+
+
+def test_a_fault_marks_a_held_answer_that_the_watch_filed_as_it_left():
+    """The seam tells `marked` after handing the answer to the filter, which may let it
+    leave at once: `left`, and the watch set since the request came files it there. The
+    mark told after must still reach the entry (a record complete when filed is kept as a
+    tuple, and the seam marks the list it holds)."""
+    journal = Journal(Clock())
+    record = journal.arrived(_request(1), PEER, False, None)
+    journal.answered(record, _answer(1), False)  # handed to the filter
+    told: list[int] = []
+    journal.watch = lambda r, done: told.append(r[J.ID])
+    journal.acted(Fault(7, "duplicate", "/p"))  # the filter sends it twice
+    journal.left(record)
+    journal.left(record)
+    journal.marked(record)
+    journal.watch = None
+    for m in range(2, FILE_EVERY + 2):  # a batch filed after, frozen
+        r = journal.arrived(_request(m), PEER, False, None)
+        journal.answered(r, _answer(m), True)
+    assert told == [1]
+    entries = list(journal.entries())
+    assert entries[0].fault == FaultMark(7, "duplicate") and entries[0].code == "2.05"
+    assert [e.id for e in entries] == list(range(1, FILE_EVERY + 2))
+    assert all(e.fault is None and e.code == "2.05" for e in entries[1:])
+    assert sum(type(r) is tuple for r in journal._records) >= FILE_EVERY - 1
 
 
 async def test_a_wall_stream_opened_while_an_answer_is_held_unfiled_gets_it_as_it_leaves(rig, wire):
