@@ -407,7 +407,7 @@ class Journal:
                     record[_ANSWER_AT] = at + record[_SIZE]
         if freeze:
             self._records.extend(
-                tuple(r) if r[_LEAVES] is not None or r[_LRSN] else r for r in unfiled
+                [tuple(r) if r[_LEAVES] is not None or r[_LRSN] else r for r in unfiled]
             )  # the oldest beyond `limit` go
         else:
             self._records.extend(unfiled)
