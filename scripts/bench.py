@@ -1547,8 +1547,8 @@ def print_journal_cost(pairs, labels) -> None:
         + (f"; the median of {n} pairs, their range in brackets)" if n > 1 else ")")
     )
     head = (
-        f"{'workload':<46} {'conc':>4} {'on req/s':>9} {'off req/s':>9} {'req/s':>17} "
-        f"{'CPU/exchange':>17} {'p50':>17} {'p99':>17}"
+        f"{'workload':<46} {'conc':>4} {'on req/s':>9} {'off req/s':>9} {'req/s':>19} "
+        f"{'CPU/exchange':>19} {'p50':>19} {'p99':>19}"
     )
     print(head)
     print("-" * len(head))
@@ -1558,7 +1558,7 @@ def print_journal_cost(pairs, labels) -> None:
         if not values:
             return "-"
         median = f"{statistics.median(values):.3f}"
-        return median if len(values) == 1 else f"{median} [{min(values):.2f}-{max(values):.2f}]"
+        return median if len(values) == 1 else f"{median} [{min(values):.3f}-{max(values):.3f}]"
 
     def cpu(r: Result) -> float:
         return r.srv_cpu / r.ex_rate if r.ex_rate else math.nan
@@ -1572,10 +1572,10 @@ def print_journal_cost(pairs, labels) -> None:
                 f"{labels[key]:<46} {conc:>4} "
                 f"{statistics.median(on.rate for on, _ in runs):9.0f} "
                 f"{statistics.median(off.rate for _, off in runs):9.0f} "
-                f"{spread([on.rate / off.rate for on, off in runs]):>17} "
-                f"{spread([cpu(on) / cpu(off) for on, off in runs]):>17} "
-                f"{spread([on.q(0.5) / off.q(0.5) for on, off in runs]):>17} "
-                f"{spread([on.q(0.99) / off.q(0.99) for on, off in runs]):>17}"
+                f"{spread([on.rate / off.rate for on, off in runs]):>19} "
+                f"{spread([cpu(on) / cpu(off) for on, off in runs]):>19} "
+                f"{spread([on.q(0.5) / off.q(0.5) for on, off in runs]):>19} "
+                f"{spread([on.q(0.99) / off.q(0.99) for on, off in runs]):>19}"
             )
 
 

@@ -22,16 +22,29 @@ def test_bench_smoke_quick_run_completes_and_prints_summary():
 
 
 def test_bench_smoke_journal_both_prints_on_beside_off():
-    """`--journal both` runs each workload with the request journal on and off, side by side."""
+    """`--journal both --pairs 2` runs each workload with the request journal on and off, in
+    two pairs of alternating order, and prints the median ratios with their ranges."""
     code, out, err = run_script(
         "bench.py", "--quick", "--skip-scaling", "--workloads", "a", "--concurrency", "1",
-        "--journal", "both",
+        "--journal", "both", "--pairs", "2",
     )  # fmt: skip
     assert code == 0, f"exit {code}\n{out[-3000:]}\n{err[-3000:]}"
-    table = out.split("request journal: on beside off", 1)[1]
+    runs, summary = out.split("==== bench.py summary ====")
+    order = re.findall(r"journal (on|off) \(pair (\d)\)", runs)
+    assert order == [("on", "1"), ("off", "1"), ("off", "2"), ("on", "2")], order
+    table = summary.split("request journal: on beside off", 1)[1]
+    assert "the median of 2 pairs" in table.splitlines()[0]
     [row] = [line for line in table.splitlines() if line.startswith("(a) GET")]
-    assert len(row.split()) == 9, row  # label (3 words), conc, on, off and the three ratios
-    assert "journal off" in out.split("==== bench.py summary ====")[0]
+    # label (3 words), conc, on and off req/s, then req/s, CPU, p50 and p99 on / off, each a
+    # median and its [low-high] range
+    ratios = re.findall(r"(\d+\.\d{3}) \[(\d+\.\d{3})-(\d+\.\d{3})\]", row)
+    assert len(row.split()) == 14 and len(ratios) == 4, row
+    assert all(float(lo) <= float(mid) <= float(hi) for mid, lo, hi in ratios), row
+
+
+def test_bench_refuses_a_pairs_count_below_one():
+    code, out, err = run_script("bench.py", "--journal", "both", "--pairs", "0")
+    assert code == 2 and "--pairs takes a number of 1 or more" in err, (code, out, err)
 
 
 def test_bench_smoke_wall_measures_commit_to_screen():
