@@ -259,6 +259,43 @@ def test_batches_written_in_one_piece_over_many_laps_of_the_buffer_read_back_who
         assert e.answer == (None if e.id in unanswered else e.id), e.id
 
 
+def test_batches_that_end_at_the_buffers_end_exactly_or_a_byte_past_it() -> None:
+    """Exchanges of 125 bytes in a buffer of 1,000: a batch that ends right at the buffer's
+    end lies where it is (nothing before it is written over), one of the buffer's size
+    fills it, one a byte longer than what is left goes to its start, and one larger than
+    the buffer keeps its last whole exchanges."""
+    journal = Journal(Clock(), max_bytes=1000)
+    mids = iter(range(10, 100))  # two digits: every exchange 114 + 11 bytes
+
+    def batch(count: int, longer: bool = False) -> list[int]:
+        made = []
+        for i in range(count):
+            m = next(mids)
+            record = journal.arrived(_request(m, 100), PEER, False, None)
+            pad = b" " if longer and i == count - 1 else b""
+            journal.answered(record, _answer(m, b"%d" % m + pad), True)
+            made.append(m)
+        len(journal)  # filed
+        return made
+
+    def kept() -> list[int]:
+        entries = list(journal.entries())
+        for e in entries:
+            assert e.path == f"/p/{e.answer}", e.id
+        return [e.answer for e in entries]
+
+    first = batch(3) + batch(5)  # 375 bytes, then 625 to the end
+    assert kept() == first and journal.held_bytes == 1000
+    whole = batch(8)  # all of it
+    assert kept() == whole and journal.held_bytes == 1000
+    two = batch(2)
+    moved = batch(6, longer=True)  # 751 bytes after 250
+    assert kept() == moved and journal.held_bytes == 751
+    larger = batch(9)  # 1,125 bytes
+    assert kept() == larger[-len(kept()) :] and len(kept()) >= 7
+    assert two and journal.held_bytes <= 1000
+
+
 @pytest.mark.parametrize("config_overrides", [{"journal_bytes": 2**17}])
 async def test_a_batch_larger_than_the_buffer_keeps_only_whole_exchanges(rig, wire):
     """64 requests of ~2.2 kB and their answers filed at once: more than the 128 kB buffer.
