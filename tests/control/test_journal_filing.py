@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 import aiocoap
 import pytest
 from aiocoap.numbers.types import Type
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pager.app import Emulator
 from pager.clock import Clock
@@ -463,3 +465,260 @@ def test_device_time_of_an_injected_system_clock_is_its_reading_at_arrival():
     since = Filters(since=started - timedelta(seconds=1))
     assert [e.id for e in journal.entries(since)] == [1, 2, 3]
     assert [e.id for e in journal.entries(Filters(since=datetime.now(UTC) + timedelta(1)))] == []
+
+
+# -- the filing against a model: any order the seam, the faults and the rig tell things in --
+
+
+_KINDS = ("drop", "delay", "duplicate", "reorder", "error")
+
+
+class _Model:
+    """What the journal must give back, worked out without its buffer or its filing: each
+    record's expected entry by id (ids go by the order records are made), the fault mark
+    pending (`acted`), the bytes told since each record came (what may have written it
+    over), and the records the seam and the faults still hold."""
+
+    def __init__(self, journal: Journal, limit: int, max_bytes: int) -> None:
+        self.journal, self.limit, self.max_bytes = journal, limit, max_bytes
+        self.expected: dict[int, dict[str, object]] = {}
+        self.bytes: dict[int, int] = {}  # id -> its datagrams' bytes told
+        self.told_at: dict[int, int] = {}  # id -> bytes told before it was made
+        self.told = 0
+        self.made = 0
+        self.cleared = 0  # ids up to this one went with a clear
+        self.pending: FaultMark | None = None
+        self.open: list[tuple[int, J.Record]] = []  # arrived, not answered yet
+        self.held: list[tuple[int, J.Record]] = []  # answered, held back, not left yet
+        self.requests: list[tuple[int, bytes, FaultMark]] = []  # held before delivery
+        self.records: dict[int, J.Record] = {}  # the lists the seam holds
+        self.watched: list[J.Record] = []
+
+    def _take(self) -> FaultMark | None:
+        mark, self.pending = self.pending, None
+        return mark
+
+    def _made(self, n: int, size: int, **expected: object) -> None:
+        self.made += 1
+        assert n == self.made
+        self.expected[n] = {"answer": None, "fault": None, "latency": False} | expected
+        self.told_at[n] = self.told
+        self.bytes[n] = size
+        self.told += size
+
+    def arrive(self, size: int, duplicate: bool, mark: FaultMark | None = None) -> None:
+        n = self.made + 1
+        data = _request(n, size)
+        fault = mark if mark is not None else self._take()
+        record = self.journal.arrived(data, PEER, duplicate, mark)
+        self._made(n, len(data), path=f"/p/{n}", fault=fault, duplicate=duplicate)
+        self.open.append((n, record))
+        self.records[n] = record
+
+    def answer(self, pick: int, mode: int, size: int, kind: int) -> None:
+        if not self.open:
+            return
+        n, record = self.open.pop(pick % len(self.open))
+        datagram = _answer(n, b"%d" % n + b" " * size)
+        expected = self.expected[n]
+        expected["answer"] = n
+        self.bytes[n] += len(datagram)
+        self.told += len(datagram)
+        journal = self.journal
+        if mode == 0:  # no filter: it leaves as it is sent
+            if self.pending is not None:
+                expected["fault"] = self._take()
+            journal.answered(record, datagram, True)
+            expected["latency"] = True
+            return
+        if self.pending is not None:
+            expected["fault"] = self._take()
+        journal.answered(record, datagram, False)
+        fault = Fault(100 + kind, _KINDS[kind % len(_KINDS)], "/p")
+        if mode == 1:  # duplicated: it leaves at once, and again later
+            journal.acted(fault)
+            journal.left(record)
+            journal.left(record)
+            expected["latency"] = True
+        elif mode == 2:  # delayed
+            journal.acted(fault)
+            self.held.append((n, record))
+        elif mode == 3:  # dropped: it never leaves
+            journal.acted(fault)
+        elif mode == 4:  # a reorder window full with it: the ones it held leave first
+            journal.acted(fault)
+            for m, other in self.held:
+                journal.left(other)
+                self.expected[m]["latency"] = True
+            self.held.clear()
+            journal.left(record)
+            expected["latency"] = True
+        else:  # no answer fault: it leaves as the filter sees it
+            journal.left(record)
+            expected["latency"] = True
+        journal.marked(record)
+        if mode != 5:
+            expected["fault"] = FaultMark(fault.id, fault.kind)
+
+    def leave(self, pick: int) -> None:
+        if self.held:
+            n, record = self.held.pop(pick % len(self.held))
+            self.journal.left(record)
+            self.journal.left(record)
+            self.expected[n]["latency"] = True
+
+    def acted(self, kind: int) -> None:
+        fault = Fault(kind, _KINDS[kind % len(_KINDS)], "/p")
+        self.journal.acted(fault)
+        self.pending = FaultMark(fault.id, fault.kind)
+
+    def passed(self) -> None:
+        self.journal.passed()
+        self.pending = None
+
+    def lose(self, size: int, dropped: bool) -> None:
+        if dropped:
+            self.acted(0)  # a drop
+        else:  # lost with the power
+            self.passed()
+        n = self.made + 1
+        data = _request(n, size)
+        assert self.journal.undelivered(data, PEER) is None
+        self._made(n, len(data), path=f"/p/{n}", fault=self._take(), duplicate=False)
+
+    def hold_request(self, kind: int, size: int) -> None:
+        self.acted(1 + kind % 4)  # not a drop
+        data = _request(0, size)  # its number is the one it has when it arrives
+        mark = self.journal.undelivered(data, PEER)
+        assert mark == self._take() and mark is not None
+        self.requests.append((size, data, mark))
+
+    def deliver(self, pick: int) -> None:
+        if self.requests:
+            size, _, mark = self.requests.pop(pick % len(self.requests))
+            self.arrive(size, False, mark)
+
+    def lrsn(self, size: int, sent: bool, fault: int) -> None:
+        n = self.made + 1
+        message = b'<Login n="%d"/>' % n + b" " * size
+        answer = b'<LoginAck ret="0"/>'
+        mark = (fault, "delay") if fault else None
+        self.journal.lrsn_request(
+            ("127.0.0.1", 4000), message, answer, sent, mark, time.monotonic()
+        )
+        self._made(
+            n, len(message) + len(answer), path="/lrsn/Login", lrsn=True,
+            fault=None if mark is None else FaultMark(*mark), latency=sent,
+        )  # fmt: skip
+
+    def clear(self) -> None:
+        self.journal.clear()
+        self.cleared = self.made
+
+    def watch(self, on: bool) -> None:
+        self.journal.watch = (lambda r, done: self.watched.append(r)) if on else None
+
+    def check(self, how: int) -> None:
+        journal = self.journal
+        if how == 1:
+            assert len(journal) == len(list(journal.entries()))
+        elif how == 2:
+            assert 0 <= journal.held_bytes <= self.max_bytes
+        elif how == 3:
+            entries = list(journal.entries())
+            assert list(journal.tail(7)) == entries[-7:]
+        elif how == 4:
+            entries = list(journal.entries())
+            after = entries[len(entries) // 2].id if entries else 0
+            assert list(journal.entries(Filters(after=after))) == [
+                e for e in entries if e.id > after
+            ]
+        else:
+            self.check_all()
+
+    def check_all(self) -> None:
+        journal = self.journal
+        entries = list(journal.entries())
+        ids = [e.id for e in entries]
+        if ids:  # the newest ones since the last clear, none missing between
+            assert ids == list(range(ids[0], self.made + 1))
+            assert ids[0] > self.cleared
+        for n in range(max(self.cleared, self.made - self.limit) + 1, self.made + 1):
+            written = self.told - self.told_at[n]  # at most what may lie after it
+            if written + FILE_EVERY * 900 <= self.max_bytes:
+                assert n in ids, (n, ids[:3])  # nothing can have written it over
+        assert journal.held_bytes == sum(self.bytes[n] for n in ids)
+        for e in entries:
+            expected = self.expected[e.id]
+            assert e.path == expected["path"], e.id
+            assert e.fault == expected["fault"], e.id
+            assert (e.latency_ms is not None) == expected["latency"], e.id
+            if expected.get("lrsn"):
+                assert e.code == "0" and e.body.startswith(f'<Login n="{e.id}"')
+            else:
+                assert e.answer == expected["answer"], e.id
+                assert e.duplicate == expected["duplicate"], e.id
+        # the seam's lists, and the ones the watch was told of, read as the journal keeps them
+        by_id = {e.id: e for e in entries}
+        for record in [*self.records.values(), *self.watched]:
+            if record[J.ID] in by_id:
+                assert journal.entry(record) == by_id[record[J.ID]], record[J.ID]
+
+
+def _drive(journal: Journal, ops: list[tuple[int, int]], limit: int, max_bytes: int) -> None:
+    model = _Model(journal, limit, max_bytes)
+    for op, p in ops:
+        size = (p >> 4) % 400
+        if op == 0:
+            model.arrive(size, bool(p & 1))
+        elif op == 1:
+            model.answer(p >> 8, p % 6, size, p >> 3)
+        elif op == 2:
+            model.leave(p)
+        elif op == 3:
+            model.acted(p % 50)
+        elif op == 4:
+            model.passed()
+        elif op == 5:
+            model.lose(size, bool(p & 1))
+        elif op == 6:
+            model.hold_request(p, size)
+        elif op == 7:
+            model.deliver(p)
+        elif op == 8:
+            model.lrsn(size, bool(p & 1), p % 3)
+        elif op == 9:
+            model.check(p % 6)
+        elif op == 10:
+            model.clear()
+        else:
+            model.watch(bool(p & 1))
+            if p & 3 == 3:  # the page opens as an answer leaves: its record unfiled still
+                model.answer(p >> 8, (1, 4, 5)[(p >> 2) % 3], size, p >> 3)
+    model.check_all()
+
+
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from([0] * 6 + [1] * 6 + [2, 2, 3, 4, 5, 6, 7, 8, 9, 9, 10, 11]),
+        st.integers(0, 2**16),
+    ),
+    min_size=300,
+    max_size=1000,
+)
+
+
+@settings(max_examples=50, derandomize=True, deadline=None)
+@given(
+    ops=_OPS, limit=st.sampled_from([3, 50, 10_000]),
+    max_bytes=st.sampled_from([2**22, 2**17, 8192, 1500]),
+)  # fmt: skip
+def test_any_order_of_what_is_told_reads_back_as_a_model_of_it(
+    ops: list[tuple[int, int]], limit: int, max_bytes: int
+) -> None:
+    """Records made, answered, held, left, marked, lost, over LRSN, read, cleared, with the
+    watch set and unset anywhere, the buffer lapped (in batches that fit it, and in ones
+    larger than it): what is read back is each exchange as told, the newest kept with no
+    gap, and the lists the seam and the watch hold read as the journal keeps them (a
+    record complete when filed is kept as a tuple: a copy, which nothing may change after)."""
+    _drive(Journal(Clock(), limit=limit, max_bytes=max_bytes), ops, limit, max_bytes)
