@@ -357,7 +357,7 @@ class Journal:
         of the cheapest request: docs/control-api.md, the README's benchmarks).
 
         The batch's datagrams go into the buffer in one write, each answer after its
-        request. A record that is complete (its answer has left, or none will come) is
+        request. A record that is complete (its answer has left, or it came over LRSN) is
         kept as a tuple (`freeze`): nothing changes it any more, and a tuple of numbers and
         addresses is one the garbage collector stops walking, where ten thousand lists
         would be walked by each of its full passes. Not when filed for the watch: that can
