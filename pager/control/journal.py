@@ -390,7 +390,7 @@ class Journal:
             peer = record[_PEER]
             record[_PEER] = peers.setdefault(peer, peer)
         if at - start <= datagrams.size:
-            moved = datagrams.put_run(start, at - start, pieces)
+            moved = datagrams.put_run(pieces, at - start) - start
             if moved:  # to the buffer's start
                 for record in unfiled:
                     record[_AT] += moved
@@ -505,31 +505,24 @@ class _Datagrams:
         self._buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
 
     def put(self, data: bytes) -> int:
-        """Where `data` now lies: after the last datagram, or at the buffer's start if it
-        would not fit before its end (each datagram lies in one piece)."""
-        at, n = self.end, len(data)
-        if n > self.size:  # kept by no buffer: reads as written over at once
-            return self.end - self.size - 1
+        """Where `data` now lies (`put_run`)."""
+        return self.put_run((data,), len(data))
+
+    def put_run(self, pieces: Sequence[bytes], n: int) -> int:
+        """Where `pieces`, `n` bytes together, now lie one after another: after the last
+        datagram, or at the buffer's start if they would not fit before its end (a run lies
+        in one piece). A run longer than the buffer is kept by none: it reads as written
+        over at once."""
+        at = self.end
+        if n > self.size:
+            return at - self.size - 1
         offset = at % self.size
         if offset + n > self.size:
             at += self.size - offset
             offset = 0
-        self._buffer[offset : offset + n] = data
+        self._buffer[offset : offset + n] = b"".join(pieces)
         self.end = at + n
         return at
-
-    def put_run(self, at: int, n: int, pieces: list[bytes]) -> int:
-        """Write `pieces`, `n` bytes together and at most `size`, as one run from `at` (the
-        `end`): how far they were moved, to the buffer's start if they would not fit
-        before its end (0: not moved)."""
-        offset = at % self.size
-        moved = 0
-        if offset + n > self.size:
-            moved = self.size - offset
-            offset = 0
-        self._buffer[offset : offset + n] = b"".join(pieces)
-        self.end = at + moved + n
-        return moved
 
     def get(self, at: int, n: int) -> bytes | None:
         if at < self.end - self.size:
