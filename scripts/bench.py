@@ -1152,9 +1152,8 @@ async def run(args) -> int:
     journal = args.journal != "off"  # every run but the journal's own comparison
     servers: list[ServerProcess] = []
     results: dict[tuple[str, int], Result] = {}
-    # --journal both: every (on, off) pair of each workload; the first is in `results` too
+    # --journal both: every (on, off) pair of each workload; the first on run is in `results`
     pairs: dict[tuple[str, int], list[tuple[Result, Result]]] = {}
-    extra: list[Result] = []  # the runs of the later pairs
     scales: list[Scale] = []
     soak: list[tuple[float, int, int, int, float]] = []
     soak_result: Result | None = None
@@ -1296,11 +1295,9 @@ async def run(args) -> int:
                             )
                         )
                 pairs[key, conc] = list(zip(runs[True], runs[False], strict=True))
-                results[key, conc], results[f"{key} off", conc] = pairs[key, conc][0]
-                extra.extend(r for pair in pairs[key, conc][1:] for r in pair)
-            for key in ("c", "c off"):
-                if (key, conc) in results:
-                    results[key, conc].blocks = blocks
+                results[key, conc] = pairs[key, conc][0][0]
+            if ("c", conc) in results:
+                results["c", conc].blocks = blocks
         if cserver is not None:
             await stop(cserver)
 
@@ -1394,7 +1391,8 @@ async def run(args) -> int:
         r
         for r in [
             *results.values(),
-            *extra,
+            # every on/off run but the first pair's on run, which is in `results`
+            *(r for runs in pairs.values() for i, pair in enumerate(runs) for r in pair[i == 0 :]),
             *(s.b for s in scales),
             *(s.d for s in scales),
             *([soak_result] if soak_result else []),
